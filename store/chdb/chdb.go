@@ -1,0 +1,273 @@
+// Package chdb binds the embedded ClickHouse engine (libchdb.so) with purego,
+// so the binary needs no cgo toolchain and does not fail before main when the
+// library is absent (chdb-go loads it in init() and panics).
+//
+// Facts of the engine this package is built around (measured, DESIGN.md):
+//   - one data directory per process: a second path in the same process fails,
+//     several connections to the same path work and run in parallel, one
+//     connection serializes its queries;
+//   - chdb_connect replaces the Go runtime's handlers of synchronous signals
+//     (SIGSEGV, ...), after which a Go nil dereference hangs for minutes
+//     instead of panicking; we save every handler before loading and
+//     connecting, and put them back afterwards;
+//   - query text is passed with its length (chdb_query_n), so NUL bytes
+//     survive.
+package chdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"syscall"
+	"unsafe"
+
+	"github.com/ebitengine/purego"
+)
+
+// LibEnv names the environment variable that points at libchdb.so.
+const LibEnv = "FLOWLOG_CHDB_LIB"
+
+// LibVersion is the pinned engine version fetched by scripts/fetch-chdb.sh.
+const LibVersion = "26.5.3"
+
+// DefaultLibPath is where scripts/fetch-chdb.sh caches the library:
+// $XDG_CACHE_HOME/flowlog/chdb/<version>/libchdb.so (or ~/.cache/...).
+func DefaultLibPath() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		dir = filepath.Join(os.TempDir(), "cache")
+	}
+	return filepath.Join(dir, "flowlog", "chdb", LibVersion, "libchdb.so")
+}
+
+// FindLib returns the library path: explicit, else $FLOWLOG_CHDB_LIB, else
+// the default cache location. It fails with a message that says how to get it.
+func FindLib(explicit string) (string, error) {
+	for _, p := range []string{explicit, os.Getenv(LibEnv), DefaultLibPath()} {
+		if p == "" {
+			continue
+		}
+		if _, err := os.Stat(p); err != nil {
+			if p == explicit || p == os.Getenv(LibEnv) {
+				return "", fmt.Errorf("chDB library %s: %w (run `make setup` to fetch it)", p, err)
+			}
+			continue
+		}
+		return p, nil
+	}
+	return "", fmt.Errorf("chDB library not found: set %s or run `make setup`, which caches it at %s",
+		LibEnv, DefaultLibPath())
+}
+
+// api holds the library's functions we call.
+type api struct {
+	setSignalHandlersEnabled func(enabled int32)
+	connect                  func(argc int32, argv unsafe.Pointer) unsafe.Pointer
+	closeConn                func(conn unsafe.Pointer)
+	queryN                   func(conn unsafe.Pointer, q unsafe.Pointer, qlen uintptr, f unsafe.Pointer, flen uintptr) unsafe.Pointer
+	resultBuffer             func(res unsafe.Pointer) unsafe.Pointer
+	resultLength             func(res unsafe.Pointer) uintptr
+	resultError              func(res unsafe.Pointer) unsafe.Pointer
+	destroyResult            func(res unsafe.Pointer)
+}
+
+// process is the one engine this process may have (one data directory).
+var process struct {
+	sync.Mutex
+	lib     *api
+	libPath string
+	dir     string
+}
+
+// DB is a pool of connections to the process's engine on one directory.
+type DB struct {
+	lib   *api
+	dir   string
+	conns chan unsafe.Pointer // chdb_connection* values; each serializes its queries
+	all   []unsafe.Pointer
+}
+
+// Open loads the library (once per process) and opens n connections to the
+// data directory dir. A process can hold one directory only.
+func Open(libPath, dir string, n int) (*DB, error) {
+	if n < 1 {
+		n = 1
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(abs, 0o750); err != nil {
+		return nil, fmt.Errorf("chDB data directory: %w", err)
+	}
+	process.Lock()
+	defer process.Unlock()
+	if process.dir != "" && process.dir != abs {
+		return nil, fmt.Errorf("chDB: this process already has %s open; the engine allows one data directory per process", process.dir)
+	}
+	if process.lib == nil {
+		if err := checkNotLocked(abs); err != nil {
+			return nil, err
+		}
+		lib, err := load(libPath)
+		if err != nil {
+			return nil, err
+		}
+		process.lib, process.libPath = lib, libPath
+	}
+	db := &DB{lib: process.lib, dir: abs, conns: make(chan unsafe.Pointer, n)}
+	for i := 0; i < n; i++ {
+		c, err := db.connect()
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
+		db.all = append(db.all, c)
+		db.conns <- c
+	}
+	process.dir = abs
+	return db, nil
+}
+
+// checkNotLocked turns the engine's silent NULL on a held directory into a
+// clear error: ClickHouse holds an flock on <dir>/status while it runs.
+func checkNotLocked(dir string) error {
+	f, err := os.OpenFile(filepath.Join(dir, "status"), os.O_RDONLY, 0)
+	if err != nil {
+		return nil // fresh directory
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return fmt.Errorf("chDB data directory %s is in use by another process (%v); a directory can be open in one process only", dir, err)
+	}
+	return syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+}
+
+func load(path string) (*api, error) {
+	saved := saveSignalHandlers()
+	defer saved.restore()
+	h, err := purego.Dlopen(path, purego.RTLD_NOW|purego.RTLD_GLOBAL)
+	if err != nil {
+		return nil, fmt.Errorf("loading chDB library %s: %w", path, err)
+	}
+	var a api
+	for name, fn := range map[string]any{
+		"chdb_set_signal_handlers_enabled": &a.setSignalHandlersEnabled,
+		"chdb_connect":                     &a.connect,
+		"chdb_close_conn":                  &a.closeConn,
+		"chdb_query_n":                     &a.queryN,
+		"chdb_result_buffer":               &a.resultBuffer,
+		"chdb_result_length":               &a.resultLength,
+		"chdb_result_error":                &a.resultError,
+		"chdb_destroy_query_result":        &a.destroyResult,
+	} {
+		sym, err := purego.Dlsym(h, name)
+		if err != nil {
+			return nil, fmt.Errorf("chDB library %s lacks %s: %w", path, name, err)
+		}
+		purego.RegisterFunc(fn, sym)
+	}
+	a.setSignalHandlersEnabled(0)
+	return &a, nil
+}
+
+func (db *DB) connect() (unsafe.Pointer, error) {
+	args := []string{"flowlog", "--path=" + db.dir}
+	cargs := make([][]byte, len(args))
+	argv := make([]unsafe.Pointer, len(args))
+	for i, s := range args {
+		cargs[i] = append([]byte(s), 0)
+		argv[i] = unsafe.Pointer(&cargs[i][0])
+	}
+	saved := saveSignalHandlers()
+	c := db.lib.connect(int32(len(argv)), unsafe.Pointer(&argv[0]))
+	saved.restore()
+	runtime.KeepAlive(cargs)
+	runtime.KeepAlive(argv)
+	if c == nil {
+		return nil, fmt.Errorf("chDB could not open data directory %s (see the engine's messages above)", db.dir)
+	}
+	return c, nil
+}
+
+// Dir is the absolute data directory.
+func (db *DB) Dir() string { return db.dir }
+
+// Close closes every connection. The engine itself stays loaded: the library
+// cannot be unloaded, and reopening the same directory later works.
+func (db *DB) Close() error {
+	for _, c := range db.all {
+		db.lib.closeConn(c)
+	}
+	db.all = nil
+	return nil
+}
+
+// ErrQuery marks an error the engine reported for a statement (as opposed to
+// a context cancellation).
+var ErrQuery = errors.New("chDB query failed")
+
+// Query runs one statement and returns its output in the given format. The
+// call itself cannot be interrupted; when ctx ends first Query returns and
+// the connection goes back to the pool once the statement finishes.
+func (db *DB) Query(ctx context.Context, query, format string) ([]byte, error) {
+	var conn unsafe.Pointer
+	select {
+	case conn = <-db.conns:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	type result struct {
+		out []byte
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, err := db.run(conn, query, format)
+		db.conns <- conn
+		done <- result{out, err}
+	}()
+	select {
+	case r := <-done:
+		return r.out, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (db *DB) run(connPtr unsafe.Pointer, query, format string) ([]byte, error) {
+	q := []byte(query)
+	f := []byte(format)
+	if len(q) == 0 || len(f) == 0 {
+		return nil, errors.New("chDB: empty query or format")
+	}
+	conn := *(*unsafe.Pointer)(connPtr)
+	res := db.lib.queryN(conn, unsafe.Pointer(&q[0]), uintptr(len(q)), unsafe.Pointer(&f[0]), uintptr(len(f)))
+	runtime.KeepAlive(q)
+	runtime.KeepAlive(f)
+	if res == nil {
+		return nil, fmt.Errorf("%w: no result from engine", ErrQuery)
+	}
+	defer db.lib.destroyResult(res)
+	if e := db.lib.resultError(res); e != nil {
+		return nil, fmt.Errorf("%w: %s", ErrQuery, cString(e))
+	}
+	n := db.lib.resultLength(res)
+	buf := db.lib.resultBuffer(res)
+	if n == 0 || buf == nil {
+		return nil, nil
+	}
+	return append([]byte(nil), unsafe.Slice((*byte)(buf), n)...), nil
+}
+
+func cString(p unsafe.Pointer) string {
+	var n int
+	for *(*byte)(unsafe.Add(p, n)) != 0 {
+		n++
+	}
+	return string(unsafe.Slice((*byte)(p), n))
+}
