@@ -1,0 +1,164 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// migration is one versioned step of the schema. Steps are applied in order,
+// once, and recorded in schema_migrations; every statement is also written to
+// be harmless when repeated (IF NOT EXISTS), so a crash between a step and its
+// record is safe.
+type migration struct {
+	version int
+	name    string
+	stmts   []string // {db} is replaced by the quoted database name
+}
+
+// Column lists shared by the schema, the encoder and the queries.
+const flowColumns = "event_type, flow_id, host_id, host_name, network_id, protocol, src_port, dst_port, " +
+	"icmp_type, icmp_code, direction, src_ip, src_type, src_entity_id, src_entity_name, " +
+	"dst_ip, dst_type, dst_entity_id, dst_entity_name, start_ts, end_ts, " +
+	"bytes_sent, bytes_recv, packets_sent, packets_recv, status, version"
+
+const rejectedColumns = "received_at, peer, host_id, idx, reason, event"
+
+const participantEnum = "Enum8('unspecified' = 0, 'node' = 1, 'user' = 2, 'extclient' = 3, 'egress_route' = 4, 'external' = 5)"
+
+// migrations: append only. Never edit a step that has shipped.
+var migrations = []migration{
+	{1, "flows and rejected_events", []string{
+		// Why this shape (DESIGN.md, pitfalls 1 and 4):
+		//  - ReplacingMergeTree(version) with version NOT in the sorting key, so a
+		//    flow's START and DESTROY rows collapse to the higher version, and a
+		//    retried row collapses with its twin;
+		//  - partitioned by the day of start_ts, which START and DESTROY share, so
+		//    both rows land in the same partition and time ranges prune partitions;
+		//  - the sorting key identifies a flow (not its start time) so the rows
+		//    collapse even if an agent's DESTROY carries a slightly different
+		//    start_ts than its START within the same day;
+		//  - IPv6 holds both families (IPv4 as ::ffff:a.b.c.d): 16 fixed bytes,
+		//    comparable, CIDR-searchable; the API prints IPv4 back as a.b.c.d;
+		//  - retention is a TTL (set from --retention at start), not a drop loop;
+		//  - fsync on insert: an ack promises the rows survive a crash.
+		`CREATE TABLE IF NOT EXISTS {db}.flows (
+			event_type Enum8('start' = 1, 'destroy' = 2),
+			flow_id String,
+			host_id LowCardinality(String),
+			host_name LowCardinality(String),
+			network_id LowCardinality(String),
+			protocol UInt8,
+			src_port UInt16,
+			dst_port UInt16,
+			icmp_type UInt8,
+			icmp_code UInt8,
+			direction Enum8('unspecified' = 0, 'ingress' = 1, 'egress' = 2),
+			src_ip IPv6,
+			src_type ` + participantEnum + `,
+			src_entity_id LowCardinality(String),
+			src_entity_name LowCardinality(String),
+			dst_ip IPv6,
+			dst_type ` + participantEnum + `,
+			dst_entity_id LowCardinality(String),
+			dst_entity_name LowCardinality(String),
+			start_ts DateTime64(3, 'UTC'),
+			end_ts DateTime64(3, 'UTC') COMMENT 'epoch (0) while the flow is active',
+			bytes_sent UInt64,
+			bytes_recv UInt64,
+			packets_sent UInt64,
+			packets_recv UInt64,
+			status UInt32,
+			version Int64,
+			inserted_at DateTime64(3, 'UTC') DEFAULT now64(3)
+		) ENGINE = ReplacingMergeTree(version)
+		PARTITION BY toDate(start_ts)
+		ORDER BY (network_id, host_id, flow_id)
+		TTL toDateTime(start_ts) + toIntervalSecond(2592000)
+		SETTINGS fsync_after_insert = 1, fsync_part_directory = 1`,
+		// Rejected events are kept, with why, so nothing an agent sent is lost.
+		// A retried envelope re-sends its rejects: the key (host, reason, event)
+		// collapses those twins.
+		`CREATE TABLE IF NOT EXISTS {db}.rejected_events (
+			received_at DateTime64(3, 'UTC'),
+			peer String,
+			host_id LowCardinality(String),
+			idx UInt32,
+			reason String,
+			event String
+		) ENGINE = ReplacingMergeTree
+		PARTITION BY toDate(received_at)
+		ORDER BY (host_id, reason, cityHash64(event))
+		TTL toDateTime(received_at) + toIntervalSecond(2592000)
+		SETTINGS fsync_after_insert = 1, fsync_part_directory = 1`,
+	}},
+}
+
+// migrate creates the database and applies the steps not yet recorded.
+func (s *Store) migrate(ctx context.Context) error {
+	if err := s.eng.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+s.db); err != nil {
+		return fmt.Errorf("creating database %s: %w", s.db, err)
+	}
+	if err := s.eng.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+s.db+`.schema_migrations (
+		version UInt32, name String, applied_at DateTime DEFAULT now()
+	) ENGINE = ReplacingMergeTree ORDER BY version`); err != nil {
+		return fmt.Errorf("creating schema_migrations: %w", err)
+	}
+	var rows []struct {
+		V uint32 `json:"v"`
+	}
+	if err := s.queryRows(ctx, "SELECT max(version) AS v FROM "+s.db+".schema_migrations", &rows); err != nil {
+		return err
+	}
+	current := 0
+	if len(rows) == 1 {
+		current = int(rows[0].V)
+	}
+	for _, m := range migrations {
+		if m.version <= current {
+			continue
+		}
+		for _, stmt := range m.stmts {
+			if err := s.eng.Exec(ctx, strings.ReplaceAll(stmt, "{db}", s.db)); err != nil {
+				return fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
+			}
+		}
+		if err := s.eng.Exec(ctx, fmt.Sprintf("INSERT INTO %s.schema_migrations (version, name) VALUES (%d, %s)",
+			s.db, m.version, quote(m.name))); err != nil {
+			return fmt.Errorf("recording migration %d: %w", m.version, err)
+		}
+	}
+	return nil
+}
+
+// SchemaVersion is the latest migration this build knows.
+func SchemaVersion() int { return migrations[len(migrations)-1].version }
+
+// applyRetention points both tables' TTL at the configured retention. The
+// change is metadata only (materialize_ttl_after_modify = 0): old parts are
+// cleaned by the next merges, instead of rewriting every part at start-up.
+func (s *Store) applyRetention(ctx context.Context, retention time.Duration) error {
+	secs := int64(retention / time.Second)
+	if secs <= 0 {
+		return fmt.Errorf("retention must be positive, got %s", retention)
+	}
+	for table, col := range map[string]string{"flows": "start_ts", "rejected_events": "received_at"} {
+		var rows []struct {
+			E string `json:"engine_full"`
+		}
+		if err := s.queryRows(ctx, fmt.Sprintf("SELECT engine_full FROM system.tables WHERE database = %s AND name = %s",
+			quote(strings.Trim(s.db, "`")), quote(table)), &rows); err != nil {
+			return err
+		}
+		want := fmt.Sprintf("toIntervalSecond(%d)", secs)
+		if len(rows) == 1 && strings.Contains(rows[0].E, want) {
+			continue
+		}
+		if err := s.eng.Exec(ctx, fmt.Sprintf("ALTER TABLE %s.%s MODIFY TTL toDateTime(%s) + %s SETTINGS materialize_ttl_after_modify = 0",
+			s.db, table, col, want)); err != nil {
+			return fmt.Errorf("setting retention on %s: %w", table, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,155 @@
+// Package store is flowlog's ClickHouse SQL, shared by both engines: schema
+// and migrations, RowBinary insert encoding, and the merged-read queries.
+// An Engine (embedded chDB in store/chdb, or a ClickHouse server) only runs
+// statements and moves bytes.
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/flowlog/flowlog"
+)
+
+// Engine runs ClickHouse SQL. Both engines speak the same dialect.
+type Engine interface {
+	Exec(ctx context.Context, sql string) error
+	// QueryJSON returns the rows of a SELECT as JSONEachRow lines.
+	QueryJSON(ctx context.Context, sql string) ([]byte, error)
+	// InsertRowBinary inserts rows encoded as RowBinary in the column order given.
+	InsertRowBinary(ctx context.Context, table, columns string, rows []byte) error
+	Close() error
+}
+
+// Options configure a Store.
+type Options struct {
+	Database  string        // default "flowlog"; tests isolate by database
+	Retention time.Duration // TTL of flows and rejected events; default 30 days
+}
+
+// DefaultRetention is how long flows are kept unless configured.
+const DefaultRetention = 30 * 24 * time.Hour
+
+// Store implements flowlog.Store on an Engine.
+type Store struct {
+	eng Engine
+	db  string // quoted database name, ready for SQL
+	buf sync.Pool
+}
+
+var _ flowlog.Store = (*Store)(nil)
+
+// Open migrates the schema (idempotent) and applies the retention.
+func Open(ctx context.Context, eng Engine, o Options) (*Store, error) {
+	if o.Database == "" {
+		o.Database = "flowlog"
+	}
+	if o.Retention == 0 {
+		o.Retention = DefaultRetention
+	}
+	s := &Store{eng: eng, db: ident(o.Database)}
+	s.buf.New = func() any { return &rowBinary{} }
+	if err := s.migrate(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.applyRetention(ctx, o.Retention); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Insert writes the batch's valid events and its rejected events. Each insert
+// is durable when it returns (fsync_after_insert) and idempotent under retry
+// (ReplacingMergeTree keys), so a failure in either is safe to retry whole.
+func (s *Store) Insert(ctx context.Context, b *flowlog.Batch) error {
+	w := s.buf.Get().(*rowBinary)
+	defer func() { w.b = w.b[:0]; s.buf.Put(w) }()
+	if len(b.Events) > 0 {
+		for i := range b.Events {
+			w.event(&b.Events[i])
+		}
+		if err := s.eng.InsertRowBinary(ctx, s.db+".flows", flowColumns, w.b); err != nil {
+			return fmt.Errorf("inserting %d flow events: %w", len(b.Events), err)
+		}
+	}
+	if len(b.Rejected) > 0 {
+		w.b = w.b[:0]
+		for i := range b.Rejected {
+			w.rejected(&b.Rejected[i])
+		}
+		if err := s.eng.InsertRowBinary(ctx, s.db+".rejected_events", rejectedColumns, w.b); err != nil {
+			return fmt.Errorf("inserting %d rejected events: %w", len(b.Rejected), err)
+		}
+	}
+	return nil
+}
+
+// Ping runs a trivial query.
+func (s *Store) Ping(ctx context.Context) error {
+	_, err := s.eng.QueryJSON(ctx, "SELECT 1")
+	return err
+}
+
+// Close closes the engine.
+func (s *Store) Close() error { return s.eng.Close() }
+
+// Exec runs a statement as is, for tools and tests (e.g. OPTIMIZE).
+func (s *Store) Exec(ctx context.Context, sql string) error { return s.eng.Exec(ctx, sql) }
+
+// Database is the quoted database name, for tools and tests writing SQL.
+func (s *Store) Database() string { return s.db }
+
+// queryRows runs a SELECT and decodes each JSONEachRow line into *dst (a
+// pointer to a slice of structs).
+func (s *Store) queryRows(ctx context.Context, sql string, dst any) error {
+	out, err := s.eng.QueryJSON(ctx, sql+" SETTINGS output_format_json_quote_64bit_integers = 0")
+	if err != nil {
+		return err
+	}
+	// JSONEachRow is one object per line; wrapping it as an array lets one
+	// Unmarshal fill the slice.
+	var arr bytes.Buffer
+	arr.Grow(len(out) + 2)
+	arr.WriteByte('[')
+	arr.Write(bytes.ReplaceAll(bytes.TrimSpace(out), []byte("}\n{"), []byte("},{")))
+	arr.WriteByte(']')
+	if err := json.Unmarshal(arr.Bytes(), dst); err != nil {
+		return fmt.Errorf("decoding query result: %w", err)
+	}
+	return nil
+}
+
+// QueryRows is queryRows for tools and tests that need their own SELECT.
+func (s *Store) QueryRows(ctx context.Context, sql string, dst any) error {
+	return s.queryRows(ctx, sql, dst)
+}
+
+// quote makes a ClickHouse string literal. Backslash escapes are the
+// dialect's; every byte else (NUL included, queries are length-delimited)
+// passes as is.
+func quote(s string) string {
+	var b strings.Builder
+	b.Grow(len(s) + 2)
+	b.WriteByte('\'')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '\\', '\'':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('\'')
+	return b.String()
+}
+
+// ident quotes an identifier with backquotes.
+func ident(s string) string {
+	return "`" + strings.NewReplacer("\\", "\\\\", "`", "\\`").Replace(s) + "`"
+}
