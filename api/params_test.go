@@ -1,0 +1,155 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/flowlog/flowlog"
+)
+
+func TestFlowsParamsMapToFilter(t *testing.T) {
+	t0 := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	t1 := time.Date(2026, 11, 24, 11, 30, 0, 0, time.UTC)
+	defPage := flowlog.Page{Number: 1, PerPage: 100}
+	P := flowlog.ParticipantNode
+	U := flowlog.ParticipantUser
+	X := flowlog.ParticipantExtClient
+	E := flowlog.ParticipantEgressRoute
+	Ext := flowlog.ParticipantExternal
+
+	tests := []struct {
+		name   string
+		query  string
+		filter flowlog.Filter
+		page   flowlog.Page
+	}{
+		{"defaults", "", flowlog.Filter{State: flowlog.StateAll}, defPage},
+		{"blank values mean absent", "network_id=&from=&page=&per_page=&src_type=&state=",
+			flowlog.Filter{}, defPage},
+		{"network_id", "network_id=net-1", flowlog.Filter{NetworkID: "net-1"}, defPage},
+		{"from", "from=2026-11-24T10:00:00Z", flowlog.Filter{From: t0}, defPage},
+		{"to", "to=2026-11-24T11:30:00Z", flowlog.Filter{To: t1}, defPage},
+		{"from and to", "from=2026-11-24T10:00:00Z&to=2026-11-24T11:30:00Z",
+			flowlog.Filter{From: t0, To: t1}, defPage},
+		{"from with offset is made UTC", "from=2026-11-24T12:00:00%2B02:00",
+			flowlog.Filter{From: t0}, defPage},
+		{"from RFC3339Nano", "from=2026-11-24T10:00:00.123456789Z",
+			flowlog.Filter{From: t0.Add(123456789)}, defPage},
+		{"src_type", "src_type=node", flowlog.Filter{SrcTypes: []flowlog.ParticipantType{P}}, defPage},
+		{"src_type repeated", "src_type=node&src_type=user",
+			flowlog.Filter{SrcTypes: []flowlog.ParticipantType{P, U}}, defPage},
+		{"src_type comma", "src_type=extclient,egress_route,external",
+			flowlog.Filter{SrcTypes: []flowlog.ParticipantType{X, E, Ext}}, defPage},
+		{"src_type mixed, spaces, duplicates, trailing comma", "src_type=node,%20user,&src_type=node",
+			flowlog.Filter{SrcTypes: []flowlog.ParticipantType{P, U}}, defPage},
+		{"dst_type", "dst_type=user,external", flowlog.Filter{DstTypes: []flowlog.ParticipantType{U, Ext}}, defPage},
+		{"dst_type repeated", "dst_type=egress_route&dst_type=node",
+			flowlog.Filter{DstTypes: []flowlog.ParticipantType{E, P}}, defPage},
+		{"src_entity_id", "src_entity_id=node-a", flowlog.Filter{SrcEntityID: "node-a"}, defPage},
+		{"dst_entity_id", "dst_entity_id=alice", flowlog.Filter{DstEntityID: "alice"}, defPage},
+		{"protocol number", "protocol=6", flowlog.Filter{Protocols: []uint8{6}}, defPage},
+		{"protocol names", "protocol=tcp,udp,icmp,icmpv6", flowlog.Filter{Protocols: []uint8{6, 17, 1, 58}}, defPage},
+		{"protocol repeated, case, bounds", "protocol=TCP&protocol=0&protocol=255",
+			flowlog.Filter{Protocols: []uint8{6, 0, 255}}, defPage},
+		{"node_id is the reporting host", "node_id=host-7", flowlog.Filter{HostID: "host-7"}, defPage},
+		{"username", "username=alice", flowlog.Filter{Username: "alice"}, defPage},
+		{"username with other filters", "username=alice&network_id=n&protocol=udp&node_id=h",
+			flowlog.Filter{Username: "alice", NetworkID: "n", Protocols: []uint8{17}, HostID: "h"}, defPage},
+		{"page", "page=3", flowlog.Filter{}, flowlog.Page{Number: 3, PerPage: 100}},
+		{"per_page", "per_page=25", flowlog.Filter{}, flowlog.Page{Number: 1, PerPage: 25}},
+		{"per_page bounds", "page=2&per_page=1000", flowlog.Filter{}, flowlog.Page{Number: 2, PerPage: 1000}},
+		{"per_page 1", "per_page=1", flowlog.Filter{}, flowlog.Page{Number: 1, PerPage: 1}},
+		{"state all", "state=all", flowlog.Filter{State: flowlog.StateAll}, defPage},
+		{"state active", "state=active", flowlog.Filter{State: flowlog.StateActive}, defPage},
+		{"state finished", "state=finished", flowlog.Filter{State: flowlog.StateFinished}, defPage},
+		{"everything", "network_id=n1&from=2026-11-24T10:00:00Z&to=2026-11-24T11:30:00Z" +
+			"&src_type=node&dst_type=user,extclient&src_entity_id=s&dst_entity_id=d&protocol=udp" +
+			"&node_id=h1&page=4&per_page=50&state=active",
+			flowlog.Filter{NetworkID: "n1", From: t0, To: t1,
+				SrcTypes: []flowlog.ParticipantType{P}, DstTypes: []flowlog.ParticipantType{U, X},
+				SrcEntityID: "s", DstEntityID: "d", Protocols: []uint8{17}, HostID: "h1",
+				State: flowlog.StateActive},
+			flowlog.Page{Number: 4, PerPage: 50}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := &fakeStore{}
+			rec := serve(t, New(st, discardLog()), "/api/v1/flows?"+tt.query)
+			if rec.Code != http.StatusOK {
+				t.Fatalf("status %d, body %s", rec.Code, rec.Body)
+			}
+			if st.flowsCalls != 1 {
+				t.Fatalf("store.Flows called %d times, want 1", st.flowsCalls)
+			}
+			if !reflect.DeepEqual(st.filter, tt.filter) {
+				t.Errorf("filter\n got %+v\nwant %+v", st.filter, tt.filter)
+			}
+			if st.page != tt.page {
+				t.Errorf("page got %+v, want %+v", st.page, tt.page)
+			}
+		})
+	}
+}
+
+func TestFlowsParamsBadValues(t *testing.T) {
+	const types = "node, user, extclient, egress_route, external"
+	tests := []struct {
+		query, message string
+	}{
+		{"netwrok_id=n1", `unknown parameter "netwrok_id": known are network_id, from, to, ` +
+			`src_entity_id, dst_entity_id, node_id, username, page, per_page, state, src_type, dst_type, protocol`},
+		{"network_id=a&network_id=b", "invalid network_id: given 2 times, at most once allowed"},
+		{"from=yesterday", `invalid from "yesterday": must be an RFC 3339 time such as 2026-11-24T10:00:00Z`},
+		{"from=2026-11-24", `invalid from "2026-11-24": must be an RFC 3339 time such as 2026-11-24T10:00:00Z`},
+		{"to=1764000000", `invalid to "1764000000": must be an RFC 3339 time such as 2026-11-24T10:00:00Z`},
+		{"from=2026-11-24T11:00:00Z&to=2026-11-24T10:00:00Z",
+			`invalid from "2026-11-24T11:00:00Z": must be before to "2026-11-24T10:00:00Z"`},
+		{"from=2026-11-24T10:00:00Z&to=2026-11-24T10:00:00Z",
+			`invalid from "2026-11-24T10:00:00Z": must be before to "2026-11-24T10:00:00Z"`},
+		{"src_type=host", `invalid src_type "host": must be one of ` + types},
+		{"src_type=node,Node", `invalid src_type "Node": must be one of ` + types},
+		{"dst_type=user&dst_type=nobody", `invalid dst_type "nobody": must be one of ` + types},
+		{"protocol=256", `invalid protocol "256": must be a number 0..255 or one of tcp, udp, icmp, icmpv6`},
+		{"protocol=-1", `invalid protocol "-1": must be a number 0..255 or one of tcp, udp, icmp, icmpv6`},
+		{"protocol=tcp,sctp", `invalid protocol "sctp": must be a number 0..255 or one of tcp, udp, icmp, icmpv6`},
+		{"per_page=0", `invalid per_page "0": must be between 1 and 1000`},
+		{"per_page=1001", `invalid per_page "1001": must be between 1 and 1000`},
+		{"per_page=5000", `invalid per_page "5000": must be between 1 and 1000`},
+		{"per_page=abc", `invalid per_page "abc": must be between 1 and 1000`},
+		{"page=0", `invalid page "0": must be between 1 and 2147483647`},
+		{"page=-2", `invalid page "-2": must be between 1 and 2147483647`},
+		{"page=2147483648", `invalid page "2147483648": must be between 1 and 2147483647`},
+		{"username=alice&src_type=node", `invalid username "alice": cannot be combined with src_type`},
+		{"username=alice&dst_type=user", `invalid username "alice": cannot be combined with dst_type`},
+		{"username=alice&src_entity_id=x", `invalid username "alice": cannot be combined with src_entity_id`},
+		{"username=alice&dst_entity_id=x", `invalid username "alice": cannot be combined with dst_entity_id`},
+		{"state=open", `invalid state "open": must be one of all, active, finished`},
+		{"network_id=%zz", `invalid query string: invalid URL escape "%zz"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.query, func(t *testing.T) {
+			st := &fakeStore{}
+			rec := serve(t, New(st, discardLog()), "/api/v1/flows?"+tt.query)
+			if rec.Code != http.StatusBadRequest {
+				t.Fatalf("status %d, want 400; body %s", rec.Code, rec.Body)
+			}
+			if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+				t.Errorf("Content-Type %q", ct)
+			}
+			var got map[string]any
+			if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+				t.Fatalf("body %q: %v", rec.Body, err)
+			}
+			want := map[string]any{"Code": float64(400), "Message": tt.message}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("body\n got %v\nwant %v", got, want)
+			}
+			if st.flowsCalls != 0 {
+				t.Errorf("store.Flows called %d times on a bad request", st.flowsCalls)
+			}
+		})
+	}
+}

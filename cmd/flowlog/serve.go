@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/flowlog/flowlog/api"
+	"github.com/flowlog/flowlog/ingest"
+	"github.com/flowlog/flowlog/store"
+	"github.com/flowlog/flowlog/store/chdb"
+)
+
+type serveCmd struct {
+	Data      string   `help:"Data directory of the embedded ClickHouse engine." default:"./data" env:"FLOWLOG_DATA"`
+	GRPCAddr  string   `name:"grpc-addr" help:"gRPC listen address for agents." default:"127.0.0.1:50051" env:"FLOWLOG_GRPC_ADDR"`
+	HTTPAddr  string   `name:"http-addr" help:"HTTP listen address for the API." default:"127.0.0.1:8080" env:"FLOWLOG_HTTP_ADDR"`
+	Retention duration `help:"How long flows are kept (TTL), e.g. 30d or 720h." default:"30d" env:"FLOWLOG_RETENTION"`
+	Database  string   `help:"ClickHouse database name." default:"flowlog" env:"FLOWLOG_DATABASE"`
+	ChdbLib   string   `name:"chdb-lib" help:"Path of libchdb.so (default: the cache of 'make setup')." env:"FLOWLOG_CHDB_LIB"`
+
+	FlushRows       int           `help:"Group commit: insert when this many rows wait." default:"50000" env:"FLOWLOG_FLUSH_ROWS"`
+	FlushInterval   time.Duration `help:"Group commit: insert when the oldest row waited this long." default:"500ms" env:"FLOWLOG_FLUSH_INTERVAL"`
+	MaxPendingRows  int           `help:"Rows waiting for commit beyond which agents are told to retry (overload)." default:"1000000" env:"FLOWLOG_MAX_PENDING_ROWS"`
+	MaxEvents       int           `name:"max-events-per-envelope" help:"Largest envelope accepted, in events." default:"10000" env:"FLOWLOG_MAX_EVENTS_PER_ENVELOPE"`
+	MaxMessageBytes int           `help:"Largest gRPC message accepted, in bytes." default:"16777216" env:"FLOWLOG_MAX_MESSAGE_BYTES"`
+	MaxStreams      int           `help:"Most concurrent agent streams." default:"1000" env:"FLOWLOG_MAX_STREAMS"`
+	ShutdownTimeout time.Duration `help:"How long shutdown may take to answer and commit what was received." default:"30s" env:"FLOWLOG_SHUTDOWN_TIMEOUT"`
+}
+
+func (c *serveCmd) Run(log *slog.Logger) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	st, err := openEmbedded(ctx, c.ChdbLib, c.Data, store.Options{Database: c.Database, Retention: time.Duration(c.Retention)})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	ing := ingest.New(st, ingest.Options{
+		FlushRows: c.FlushRows, FlushInterval: c.FlushInterval, MaxPendingRows: c.MaxPendingRows,
+		MaxEventsPerEnv: c.MaxEvents, MaxMessageBytes: c.MaxMessageBytes, MaxStreams: c.MaxStreams,
+	}, log)
+	grpcLn, err := net.Listen("tcp", c.GRPCAddr)
+	if err != nil {
+		return fmt.Errorf("gRPC listener: %w", err)
+	}
+	httpLn, err := net.Listen("tcp", c.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("HTTP listener: %w", err)
+	}
+	g := ing.GRPCServer()
+	hs := &http.Server{Handler: api.New(st, log), ReadHeaderTimeout: 10 * time.Second}
+
+	errc := make(chan error, 2)
+	go func() { errc <- g.Serve(grpcLn) }()
+	go func() { errc <- hs.Serve(httpLn) }()
+	// Tests and scripts read the bound addresses from this line (ports may be :0).
+	log.Info("serving", "grpc", grpcLn.Addr().String(), "http", httpLn.Addr().String(), "data", c.Data)
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down: answering and committing what was received")
+	case err := <-errc:
+		log.Error("listener failed; shutting down", "err", err)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
+	defer cancel()
+	ing.Shutdown(sctx, g)
+	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("HTTP shutdown", "err", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// openEmbedded opens the chDB engine on dir and the flowlog schema in it.
+func openEmbedded(ctx context.Context, lib, dir string, o store.Options) (*store.Store, error) {
+	path, err := chdb.FindLib(lib)
+	if err != nil {
+		return nil, err
+	}
+	// Inserts take one connection at a time; the others serve queries.
+	db, err := chdb.Open(path, dir, 4)
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(ctx, db, o)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("opening store in %s: %w", dir, err)
+	}
+	return st, nil
+}

@@ -1,0 +1,265 @@
+// Package ingest is the collector's gRPC side: netmaker.flow.FlowService.
+// Every envelope is validated, group-committed with other streams' envelopes,
+// and answered with one FlowResponse, in arrival order, once its events are
+// durably stored (see DESIGN.md "Semantics that matter").
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/flowlog/flowlog"
+	pb "github.com/flowlog/flowlog/proto/flow"
+)
+
+// Options are the ingest knobs; zero values take the defaults below.
+type Options struct {
+	FlushRows         int           // commit when this many rows wait (default 50,000)
+	FlushInterval     time.Duration // or when the oldest waited this long (default 500ms)
+	MaxPendingRows    int           // beyond this, envelopes get success=false (default 1,000,000)
+	InsertTimeout     time.Duration // one insert may take this long (default 30s)
+	MaxEventsPerEnv   int           // larger envelopes end the stream with InvalidArgument (default 10,000)
+	MaxMessageBytes   int           // larger messages end the stream with ResourceExhausted (default 16 MiB)
+	MaxStreams        int           // concurrent streams; more get ResourceExhausted (default 1,000)
+	InFlightPerStream int           // envelopes received but not yet answered, per stream (default 64)
+}
+
+func (o *Options) defaults() {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&o.FlushRows, 50_000)
+	def(&o.MaxPendingRows, 1_000_000)
+	def(&o.MaxEventsPerEnv, 10_000)
+	def(&o.MaxMessageBytes, 16<<20)
+	def(&o.MaxStreams, 1000)
+	def(&o.InFlightPerStream, 64)
+	if o.FlushInterval <= 0 {
+		o.FlushInterval = 500 * time.Millisecond
+	}
+	if o.InsertTimeout <= 0 {
+		o.InsertTimeout = 30 * time.Second
+	}
+}
+
+// Server implements FlowService.
+type Server struct {
+	pb.UnimplementedFlowServiceServer
+	opts    Options
+	commit  *committer
+	log     *slog.Logger
+	streams atomic.Int64
+	drain   chan struct{} // closed when shutdown begins
+	once    sync.Once
+	now     func() time.Time
+}
+
+// New returns a FlowService writing to store.
+func New(store flowlog.Store, o Options, log *slog.Logger) *Server {
+	o.defaults()
+	return &Server{opts: o, commit: newCommitter(store, o, log), log: log, drain: make(chan struct{}), now: time.Now}
+}
+
+// GRPCServer returns a grpc.Server with the message-size limit set and this
+// service registered.
+func (s *Server) GRPCServer(extra ...grpc.ServerOption) *grpc.Server {
+	opts := append([]grpc.ServerOption{grpc.MaxRecvMsgSize(s.opts.MaxMessageBytes)}, extra...)
+	g := grpc.NewServer(opts...)
+	pb.RegisterFlowServiceServer(g, s)
+	return g
+}
+
+// Shutdown answers what every stream has received, ends the streams with
+// Unavailable (agents reconnect and resend anything unanswered), stops g and
+// commits what remains. ctx bounds the wait.
+func (s *Server) Shutdown(ctx context.Context, g *grpc.Server) {
+	s.once.Do(func() { close(s.drain) })
+	s.commit.hurry()
+	stopped := make(chan struct{})
+	go func() { g.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		s.log.Warn("graceful stop timed out; closing streams")
+		g.Stop()
+		<-stopped
+	}
+	s.commit.close()
+}
+
+// StreamFlows serves one agent. One goroutine receives, one sends (grpc-go
+// allows one of each per stream); responses are queued in arrival order and
+// each is sent when its envelope's group commit is done.
+func (s *Server) StreamFlows(stream pb.FlowService_StreamFlowsServer) error {
+	if n := s.streams.Add(1); n > int64(s.opts.MaxStreams) {
+		s.streams.Add(-1)
+		return status.Errorf(codes.ResourceExhausted, "too many concurrent streams: limit is %d", s.opts.MaxStreams)
+	}
+	defer s.streams.Add(-1)
+	ctx := stream.Context()
+	peerAddr := ""
+	if p, ok := peer.FromContext(ctx); ok {
+		peerAddr = p.Addr.String()
+	}
+
+	acks := make(chan *ticket, s.opts.InFlightPerStream)
+	sendErr := make(chan error, 1)
+	go func() { sendErr <- s.sendAcks(stream, acks) }()
+
+	recvd := make(chan *pb.FlowEnvelope)
+	recvErr := make(chan error, 1)
+	go func() {
+		for {
+			env, err := stream.Recv()
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			select {
+			case recvd <- env:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+
+	final := s.receive(ctx, peerAddr, recvd, recvErr, acks)
+	close(acks)
+	if err := <-sendErr; err != nil {
+		return err
+	}
+	return final
+}
+
+// receive turns envelopes into tickets until the agent closes its side, the
+// stream breaks, a limit is exceeded, or shutdown begins. It returns the
+// stream's final status.
+func (s *Server) receive(ctx context.Context, peerAddr string, recvd <-chan *pb.FlowEnvelope, recvErr <-chan error, acks chan<- *ticket) error {
+	for {
+		select {
+		case env := <-recvd:
+			if n := len(env.GetEvents()); n > s.opts.MaxEventsPerEnv {
+				s.log.Warn("envelope over the event limit; ending stream", "peer", peerAddr, "events", n, "limit", s.opts.MaxEventsPerEnv)
+				return status.Errorf(codes.InvalidArgument, "envelope has %d events: limit is %d per envelope; split it", n, s.opts.MaxEventsPerEnv)
+			}
+			t := s.prepare(env, peerAddr)
+			select {
+			case acks <- t: // blocks while InFlightPerStream envelopes await commit
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		case err := <-recvErr:
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		case <-s.drain:
+			return status.Error(codes.Unavailable, "collector shutting down; reconnect and resend unacknowledged envelopes")
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// prepare validates an envelope and submits it for commit. A ticket that
+// cannot be submitted is already done, with the reason.
+func (s *Server) prepare(env *pb.FlowEnvelope, peerAddr string) *ticket {
+	t := &ticket{done: make(chan struct{})}
+	now := s.now()
+	events := env.GetEvents()
+	t.events = make([]flowlog.Event, 0, len(events))
+	for i, ev := range events {
+		e, err := convert(ev, now)
+		if err != nil {
+			t.rejected = append(t.rejected, flowlog.Rejected{
+				Received: now, Peer: peerAddr, HostID: ev.GetHostId(), Index: i,
+				Reason: err.Error(), Event: originalJSON(ev),
+			})
+			continue
+		}
+		t.events = append(t.events, e)
+	}
+	t.note = rejectNote(t.rejected, len(events))
+	if t.rows() == 0 {
+		close(t.done)
+		return t
+	}
+	if err := s.commit.submit(t); err != nil {
+		t.err = err
+		close(t.done)
+	}
+	return t
+}
+
+// originalJSON keeps a rejected event as the agent sent it, with the
+// .proto's field names so operators can match it to the spec.
+func originalJSON(ev *pb.FlowEvent) string {
+	b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(ev)
+	if err != nil {
+		return fmt.Sprintf("unencodable event: %v", err)
+	}
+	return string(b)
+}
+
+// sendAcks answers tickets in order as their commits finish.
+func (s *Server) sendAcks(stream pb.FlowService_StreamFlowsServer, acks <-chan *ticket) error {
+	var failed error
+	for t := range acks {
+		<-t.done
+		if failed != nil {
+			continue // keep draining so the receiver never blocks
+		}
+		if err := stream.Send(response(t)); err != nil {
+			failed = err
+		}
+	}
+	return failed
+}
+
+// maxErrorItems bounds how many rejected events one response names.
+const maxErrorItems = 20
+
+// rejectNote names each rejected event by index and reason, for the agent.
+func rejectNote(rejected []flowlog.Rejected, total int) string {
+	if len(rejected) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "rejected %d of %d events:", len(rejected), total)
+	for i, r := range rejected {
+		if i == maxErrorItems {
+			fmt.Fprintf(&b, " ... and %d more", len(rejected)-i)
+			break
+		}
+		fmt.Fprintf(&b, " [%d] %s;", r.Index, r.Reason)
+	}
+	return strings.TrimSuffix(b.String(), ";")
+}
+
+// response is success=true once stored (rejects included: retrying would not
+// help), success=false only for transient trouble.
+func response(t *ticket) *pb.FlowResponse {
+	if t.err != nil {
+		msg := t.err.Error()
+		if !errors.Is(t.err, ErrOverloaded) && !errors.Is(t.err, errClosed) {
+			msg = "store unavailable, retry: " + msg
+		}
+		return &pb.FlowResponse{Success: false, Error: msg}
+	}
+	return &pb.FlowResponse{Success: true, Error: t.note}
+}
