@@ -54,7 +54,7 @@ type committer struct {
 	flushes   chan []*ticket
 	wg        sync.WaitGroup
 	closeOnce sync.Once
-	stats   commitStats
+	stats     commitStats
 }
 
 type commitStats struct {

@@ -184,7 +184,7 @@ func (s *Server) prepare(env *pb.FlowEnvelope, peerAddr string) *ticket {
 	events := env.GetEvents()
 	t.events = make([]flowlog.Event, 0, len(events))
 	for i, ev := range events {
-		e, err := convert(ev, now)
+		e, err := Convert(ev, now)
 		if err != nil {
 			t.rejected = append(t.rejected, flowlog.Rejected{
 				Received: now, Peer: peerAddr, HostID: ev.GetHostId(), Index: i,

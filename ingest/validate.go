@@ -20,10 +20,10 @@ const (
 	maxFutureSkew = 24 * time.Hour
 )
 
-// convert validates a wire event and turns it into a domain event. The error
+// Convert validates a wire event and turns it into a domain event. The error
 // says what is wrong in words an operator can act on; it is stored with the
 // rejected event and returned to the agent.
-func convert(ev *pb.FlowEvent, now time.Time) (flowlog.Event, error) {
+func Convert(ev *pb.FlowEvent, now time.Time) (flowlog.Event, error) {
 	var e flowlog.Event
 	switch ev.GetType() {
 	case pb.EventType_EVENT_START, pb.EventType_EVENT_DESTROY:

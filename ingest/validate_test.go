@@ -21,7 +21,7 @@ func goodEvent() *pb.FlowEvent {
 }
 
 func TestConvertAcceptsAValidEvent(t *testing.T) {
-	e, err := convert(goodEvent(), now)
+	e, err := Convert(goodEvent(), now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func TestConvertRejectsWithAReason(t *testing.T) {
 	for _, tc := range cases {
 		ev := goodEvent()
 		tc.mutate(ev)
-		_, err := convert(ev, now)
+		_, err := Convert(ev, now)
 		if err == nil || !strings.Contains(err.Error(), tc.reason) {
 			t.Errorf("%s: want reason %q, got %v", tc.name, tc.reason, err)
 		}
@@ -75,7 +75,7 @@ func TestConvertRejectsWithAReason(t *testing.T) {
 func TestStartMayHaveNoEnd(t *testing.T) {
 	ev := goodEvent()
 	ev.Type, ev.EndTsMs = pb.EventType_EVENT_START, 0
-	e, err := convert(ev, now)
+	e, err := Convert(ev, now)
 	if err != nil || !e.End.IsZero() {
 		t.Fatalf("START without end: %+v, %v", e, err)
 	}
