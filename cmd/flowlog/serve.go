@@ -34,6 +34,29 @@ type serveCmd struct {
 	ShutdownTimeout time.Duration `help:"How long shutdown may take to answer and commit what was received." default:"30s" env:"FLOWLOG_SHUTDOWN_TIMEOUT"`
 }
 
+// Validate refuses settings that cannot work, naming the flag.
+func (c *serveCmd) Validate() error {
+	for _, f := range []struct {
+		name string
+		v    int
+	}{
+		{"--flush-rows", c.FlushRows}, {"--max-pending-rows", c.MaxPendingRows},
+		{"--max-events-per-envelope", c.MaxEvents}, {"--max-message-bytes", c.MaxMessageBytes},
+		{"--max-streams", c.MaxStreams},
+	} {
+		if f.v < 1 {
+			return fmt.Errorf("%s must be at least 1, got %d", f.name, f.v)
+		}
+	}
+	if c.FlushInterval <= 0 || c.ShutdownTimeout <= 0 {
+		return fmt.Errorf("--flush-interval and --shutdown-timeout must be positive")
+	}
+	if c.MaxPendingRows < c.FlushRows {
+		return fmt.Errorf("--max-pending-rows (%d) must be at least --flush-rows (%d)", c.MaxPendingRows, c.FlushRows)
+	}
+	return nil
+}
+
 func (c *serveCmd) Run(log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

@@ -1,0 +1,31 @@
+# The two commands of the README are `make run` and `make test`; the rest are
+# their parts. Everything is idempotent and fetches what it needs.
+GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+export PATH := $(dir $(GO)):$(PATH)
+
+.PHONY: setup build run test proto bench
+
+## setup: fetch and cache the embedded ClickHouse engine (libchdb.so, pinned)
+setup:
+	@./scripts/fetch-chdb.sh >/dev/null
+
+## build: the one binary, bin/flowlog
+build:
+	$(GO) build -o bin/flowlog ./cmd/flowlog
+
+## run: the collector on the embedded engine, data in ./data, loopback only
+run: setup build
+	./bin/flowlog serve --data ./data
+
+## test: every test, against the real engine, real gRPC and the real binary
+test: setup
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 30m ./...
+
+## proto: regenerate proto/flow/*.pb.go with pinned generators
+proto:
+	./scripts/gen-proto.sh
+
+## bench: the load benchmark recorded in BENCHMARKS.md
+bench: setup build
+	./bin/flowlog bench --duration 60s
