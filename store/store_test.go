@@ -207,3 +207,38 @@ func TestOpenIsIdempotentAndAppliesRetention(t *testing.T) {
 		t.Errorf("retention not applied: %+v", tables)
 	}
 }
+
+// A time range reads only the partitions (days) it covers.
+func TestTimeRangesPrunePartitions(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, store.Options{})
+	var evs []flowlog.Event
+	for d := 0; d < 3; d++ {
+		evs = append(evs, ev(fmt.Sprint("d", d), flowlog.EventStart, t0.Add(time.Duration(d)*24*time.Hour), 1))
+	}
+	if err := s.Insert(ctx, &flowlog.Batch{Events: evs}); err != nil {
+		t.Fatal(err)
+	}
+	var plan []struct {
+		Explain string `json:"explain"`
+	}
+	midnight := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC) // t0 is 2026-11-24 10:00
+	day2 := flowlog.Filter{From: midnight, To: midnight.Add(24 * time.Hour)}
+	q := "EXPLAIN indexes = 1 " + store.FlowsSQL(s, day2, flowlog.Page{PerPage: 10, Number: 1})
+	if err := s.QueryRows(ctx, q, &plan); err != nil {
+		t.Fatal(err)
+	}
+	var text []string
+	for _, l := range plan {
+		text = append(text, strings.TrimSpace(l.Explain))
+	}
+	got := strings.Join(text, "\n")
+	// The reading step must start from 1 of the 3 parts (one per day).
+	if strings.Contains(got, "Parts: 3/3") || !strings.Contains(got, "Parts: 1/1") {
+		t.Fatalf("partitions not pruned:\n%s", got)
+	}
+	flows, err := s.Flows(ctx, day2, flowlog.Page{})
+	if err != nil || len(flows) != 1 || flows[0].FlowID != "d1" {
+		t.Fatalf("range query: %+v %v", flows, err)
+	}
+}
