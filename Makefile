@@ -19,6 +19,7 @@ run: setup build
 
 ## test: every test, against the real engine, real gRPC and the real binary
 test: setup
+	@./scripts/test-deps.sh
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 30m ./...
 

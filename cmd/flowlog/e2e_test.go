@@ -114,13 +114,13 @@ func (c *collector) kill9(t *testing.T) {
 	<-c.exited
 }
 
-// agent is one stream; it sends envelopes and reads their acks in order.
-type agent struct {
+// streamer is one agent stream; it sends envelopes and reads their acks in order.
+type streamer struct {
 	stream pb.FlowService_StreamFlowsClient
 	conn   *grpc.ClientConn
 }
 
-func connect(t *testing.T, addr string) *agent {
+func connect(t *testing.T, addr string) *streamer {
 	t.Helper()
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -131,11 +131,11 @@ func connect(t *testing.T, addr string) *agent {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &agent{stream: s, conn: conn}
+	return &streamer{stream: s, conn: conn}
 }
 
 // exchange sends every envelope (without waiting) and returns the acks.
-func (a *agent) exchange(t *testing.T, envs []*pb.FlowEnvelope) []*pb.FlowResponse {
+func (a *streamer) exchange(t *testing.T, envs []*pb.FlowEnvelope) []*pb.FlowResponse {
 	t.Helper()
 	errc := make(chan error, 1)
 	go func() {

@@ -19,6 +19,7 @@ type cli struct {
 	LogFormat string     `help:"Log format: text or json." enum:"text,json" default:"text" env:"FLOWLOG_LOG_FORMAT"`
 
 	Serve serveCmd `cmd:"" help:"Run the collector: gRPC ingest, ClickHouse store, HTTP API."`
+	Agent agentCmd `cmd:"" help:"Run the agent on a mesh host: conntrack flows to the collector."`
 	Bench benchCmd `cmd:"" help:"Load-test a collector with synthetic agents and verify what it stored."`
 }
 

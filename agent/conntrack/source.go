@@ -1,0 +1,211 @@
+// Package conntrack is the agent's kernel source of flows: it listens to
+// conntrack NEW and DESTROY events in one network namespace and turns them
+// into Flows, keeping a Destroy's Start equal to its New's.
+//
+// Events come from a plain netlink socket decoded with ti-mo/conntrack,
+// not from ti-mo's Conn.Listen: Listen cannot force a receive buffer past
+// net.core.rmem_max, its workers die on the first ENOBUFS (and a Conn can
+// only Listen once), and Close blocks while a worker waits on an unread
+// channel. On our own socket an overrun is just an error to count; the
+// socket stays subscribed and we resynchronise from a table dump.
+//
+// What Linux 6.18 does (checked by the tests): NEW events carry no
+// CTA_TIMESTAMP, dumps and DESTROY events carry start (and DESTROY stop,
+// the expiry time, not the removal time); accounting and timestamps exist
+// only on entries created after the sysctls were on. An expired entry is
+// removed, and its DESTROY sent, by the kernel's garbage collector, which
+// on a quiet table took about 26 s after a 1 s UDP timeout, or at once by
+// any lookup that meets it, a table dump included.
+package conntrack
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mdlayher/netlink"
+	ct "github.com/ti-mo/conntrack"
+	"github.com/ti-mo/netfilter"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// Options configure a Source.
+type Options struct {
+	// NetNS is the network namespace to watch: a name under /var/run/netns,
+	// a path such as /proc/PID/ns/net, or "" for the agent's own.
+	NetNS string
+	// ReadBuffer is the event socket's receive buffer in bytes (default
+	// 8 MiB, about 30k events of backlog). Forced past net.core.rmem_max
+	// when the process has CAP_NET_ADMIN.
+	ReadBuffer int
+	// InitialSync dumps the table when Run starts and emits New for every
+	// entry already there. Entries created before anyone listened have no
+	// event cache in the kernel (nf_conntrack_events=2): they never send a
+	// DESTROY, and are only found gone by a later resync.
+	InitialSync bool
+	// LookupStart asks the kernel for the start timestamp of every NEW
+	// that lacks one (one netlink round trip each), so that Start is the
+	// kernel's and survives an agent restart: a Destroy read by the next
+	// agent carries the same Start as the New read by this one. Without it
+	// Start is the time the NEW was read, and flows open across a restart
+	// get a Destroy whose Start differs from their New's.
+	LookupStart bool
+	// ResyncInterval, if set, also resynchronises on this period. It is
+	// how flows whose DESTROY the kernel never sends (see InitialSync) or
+	// lost in any other way are eventually closed. A dump of 100k entries
+	// costs on the order of 100 ms of CPU.
+	ResyncInterval time.Duration
+	Log            *slog.Logger
+}
+
+// Stats are counters since Open.
+type Stats struct {
+	Events         uint64 // NEW and DESTROY events read from the kernel
+	Overruns       uint64 // ENOBUFS: the kernel dropped events for us
+	Resyncs        uint64 // table dumps compared with the open set
+	ResyncStarts   uint64 // New emitted for entries found only in a dump
+	ResyncDestroys uint64 // Destroy made up for flows gone without one (counters lost)
+	StartFallbacks uint64 // New whose Start is our clock, not the kernel's
+	Undecodable    uint64 // messages skipped because they did not decode
+	Open           uint64 // flows currently believed open
+}
+
+// Source reads one namespace's conntrack events. Run it from one goroutine
+// at a time; Stats may be called from any.
+type Source struct {
+	o      Options
+	log    *slog.Logger
+	ns     netns.NsHandle
+	saved  []saved
+	events *netlink.Conn // NEW and DESTROY groups
+	query  *ct.Conn      // dumps and lookups; a multicast socket cannot query
+
+	mu       sync.Mutex // deadline changes vs. the ctx watcher
+	stopped  bool
+	deadline time.Time // the events socket's read deadline, while not stopped
+
+	tr    *tracker
+	stats struct {
+		events, overruns, resyncs, resyncStarts, resyncDestroys,
+		fallbacks, undecodable, open atomic.Uint64
+	}
+}
+
+const defaultReadBuffer = 8 << 20
+
+// Open dials conntrack netlink in the namespace, subscribes to NEW and
+// DESTROY events and switches accounting and timestamps on there (undone
+// by Close). Events queue in the socket from now on, so open before the
+// traffic of interest and Run soon.
+func Open(o Options) (*Source, error) {
+	if o.ReadBuffer <= 0 {
+		o.ReadBuffer = defaultReadBuffer
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	label := o.NetNS
+	if label == "" {
+		label = "(own)"
+	}
+	s := &Source{o: o, log: o.Log.With("netns", label), tr: newTracker()}
+	s.tr.lost = s.lost
+
+	var err error
+	if s.ns, err = openNetNS(o.NetNS); err != nil {
+		return nil, err
+	}
+	if err = inNetNS(s.ns, func() (err error) { s.saved, err = enableSysctls(label); return err }); err != nil {
+		s.ns.Close()
+		return nil, err
+	}
+	if err = s.dial(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Source) dial() error {
+	cfg := &netlink.Config{NetNS: int(s.ns)}
+	if !s.ns.IsOpen() {
+		cfg.NetNS = 0
+	}
+	var err error
+	if s.events, err = netlink.Dial(unix.NETLINK_NETFILTER, cfg); err != nil {
+		return fmt.Errorf("conntrack: dial netlink: %w", err)
+	}
+	if err = s.setReadBuffer(s.o.ReadBuffer); err != nil {
+		return err
+	}
+	for _, g := range []netfilter.NetlinkGroup{netfilter.GroupCTNew, netfilter.GroupCTDestroy} {
+		if err = s.events.JoinGroup(uint32(g)); err != nil {
+			return fmt.Errorf("conntrack: join group %d: %w", g, err)
+		}
+	}
+	if s.query, err = ct.Dial(cfg); err != nil {
+		return fmt.Errorf("conntrack: dial netlink: %w", err)
+	}
+	return nil
+}
+
+// setReadBuffer tries SO_RCVBUFFORCE, which ignores net.core.rmem_max, then
+// falls back to SO_RCVBUF (capped by it).
+func (s *Source) setReadBuffer(n int) error {
+	rc, err := s.events.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("conntrack: %w", err)
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, n)
+	}); err != nil {
+		return fmt.Errorf("conntrack: %w", err)
+	}
+	if serr == nil {
+		return nil
+	}
+	s.log.Warn("conntrack: cannot force the receive buffer; capped by net.core.rmem_max", "want", n, "err", serr)
+	if err := s.events.SetReadBuffer(n); err != nil {
+		return fmt.Errorf("conntrack: set receive buffer: %w", err)
+	}
+	return nil
+}
+
+// Stats returns the counters.
+func (s *Source) Stats() Stats {
+	return Stats{
+		Events: s.stats.events.Load(), Overruns: s.stats.overruns.Load(),
+		Resyncs: s.stats.resyncs.Load(), ResyncStarts: s.stats.resyncStarts.Load(),
+		ResyncDestroys: s.stats.resyncDestroys.Load(), StartFallbacks: s.stats.fallbacks.Load(),
+		Undecodable: s.stats.undecodable.Load(), Open: s.stats.open.Load(),
+	}
+}
+
+// Close closes the sockets and restores the sysctls Open changed. Call it
+// after Run has returned; the Source cannot be used afterwards.
+func (s *Source) Close() error {
+	var errs []error
+	s.mu.Lock() // Run's ctx watcher may still be setting a deadline
+	if s.events != nil {
+		errs = append(errs, s.events.Close())
+		s.events = nil
+	}
+	s.mu.Unlock()
+	if s.query != nil {
+		errs = append(errs, s.query.Close())
+		s.query = nil
+	}
+	if s.saved != nil {
+		errs = append(errs, inNetNS(s.ns, func() error { return restoreSysctls(s.saved) }))
+		s.saved = nil
+	}
+	if s.ns.IsOpen() {
+		errs = append(errs, s.ns.Close())
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,210 @@
+package export
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/flowlog/flowlog/agent/spool"
+	pb "github.com/flowlog/flowlog/proto/flow"
+)
+
+// Options configure the exporter.
+type Options struct {
+	Addr        string
+	Creds       credentials.TransportCredentials // nil = plaintext
+	Window      int                              // envelopes in flight (default 8)
+	BackoffMin  time.Duration                    // first retry delay (default 200ms)
+	BackoffMax  time.Duration                    // cap of the exponential backoff (default 30s)
+	MaxMsgBytes int                              // largest envelope sent (default 16 MiB)
+	Log         *slog.Logger
+}
+
+// Stats of the exporter, for logs and metrics.
+type Stats struct {
+	Sent, Acked, Failed, Rejected, Reconnects atomic.Uint64
+}
+
+// Exporter owns the stream to the collector.
+type Exporter struct {
+	o     Options
+	spool *spool.Spool
+	Stats Stats
+}
+
+// New returns an exporter sending the spool's entries.
+func New(sp *spool.Spool, o Options) *Exporter {
+	if o.Window <= 0 {
+		o.Window = 8
+	}
+	if o.BackoffMin <= 0 {
+		o.BackoffMin = 200 * time.Millisecond
+	}
+	if o.BackoffMax <= 0 {
+		o.BackoffMax = 30 * time.Second
+	}
+	if o.MaxMsgBytes <= 0 {
+		o.MaxMsgBytes = 16 << 20
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	return &Exporter{o: o, spool: sp}
+}
+
+// Run sends until ctx ends. Each attempt opens a stream, rewinds the spool to
+// the oldest unacknowledged envelope and sends from there, so a reconnect
+// resends everything unacked, in order. Acks (in order) release spool
+// entries; success=false or a broken stream ends the attempt and, after an
+// exponential backoff with jitter, the next attempt resends.
+func (e *Exporter) Run(ctx context.Context) error {
+	creds := e.o.Creds
+	if creds == nil {
+		creds = insecure.NewCredentials()
+	}
+	conn, err := grpc.NewClient(e.o.Addr,
+		grpc.WithTransportCredentials(creds),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(e.o.MaxMsgBytes)))
+	if err != nil {
+		return fmt.Errorf("collector address %q: %w", e.o.Addr, err)
+	}
+	defer conn.Close()
+	client := pb.NewFlowServiceClient(conn)
+	delay := e.o.BackoffMin
+	for {
+		progressed, err := e.attempt(ctx, client)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if progressed {
+			delay = e.o.BackoffMin
+		}
+		wait := time.Duration(rand.Int64N(int64(delay))) + delay/2 // jitter: [0.5, 1.5) x delay
+		e.o.Log.Warn("collector stream ended; retrying", "err", err, "in", wait.Round(time.Millisecond),
+			"unacked_envelopes", e.spool.Stats().Entries)
+		e.Stats.Reconnects.Add(1)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		delay = min(delay*2, e.o.BackoffMax)
+	}
+}
+
+// outgoing is a spool entry ready to send.
+type outgoing struct {
+	seq uint64
+	env *pb.FlowEnvelope
+}
+
+// inflight is an envelope sent and not yet answered.
+type inflight struct {
+	seq    uint64
+	events int
+}
+
+// attempt runs one stream until it fails; progressed reports whether any
+// envelope was acknowledged (which resets the backoff).
+func (e *Exporter) attempt(ctx context.Context, client pb.FlowServiceClient) (progressed bool, err error) {
+	actx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := client.StreamFlows(actx)
+	if err != nil {
+		return false, err
+	}
+	e.spool.Rewind()
+
+	// The reader goroutine feeds spool entries; the receiver goroutine feeds
+	// answers. Only this goroutine calls Send (grpc-go allows one sender and
+	// one receiver per stream).
+	entries := make(chan outgoing)
+	answers := make(chan *pb.FlowResponse, e.o.Window)
+	recvErr := make(chan error, 1)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for {
+			ent, err := e.spool.Read(actx)
+			if err != nil {
+				return
+			}
+			env := new(pb.FlowEnvelope)
+			if err := proto.Unmarshal(ent.Data, env); err != nil {
+				// The spool checksums records, so this is a bug, not disk rot;
+				// sending garbage would not help either.
+				e.o.Log.Error("spool entry does not decode; skipping it", "seq", ent.Seq, "err", err)
+			}
+			select {
+			case entries <- outgoing{seq: ent.Seq, env: env}:
+			case <-actx.Done():
+				return
+			}
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for {
+			r, err := stream.Recv()
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			answers <- r
+		}
+	}()
+	defer func() { cancel(); wg.Wait() }()
+
+	var pending []inflight
+	for {
+		feed := entries
+		if len(pending) >= e.o.Window {
+			feed = nil // window full: wait for answers
+		}
+		select {
+		case out := <-feed:
+			if err := stream.Send(out.env); err != nil {
+				return progressed, fmt.Errorf("send: %w", err)
+			}
+			e.Stats.Sent.Add(1)
+			pending = append(pending, inflight{seq: out.seq, events: len(out.env.GetEvents())})
+		case r := <-answers:
+			if len(pending) == 0 {
+				return progressed, errors.New("collector answered an envelope that was not sent")
+			}
+			head := pending[0]
+			pending = pending[1:]
+			if !r.GetSuccess() {
+				e.Stats.Failed.Add(1)
+				return progressed, fmt.Errorf("collector could not store envelope %d (will resend): %s", head.seq, r.GetError())
+			}
+			if r.GetError() != "" {
+				e.Stats.Rejected.Add(1)
+				e.o.Log.Warn("collector rejected events (not retried)", "envelope", head.seq, "events", head.events, "error", r.GetError())
+			}
+			if err := e.spool.Ack(head.seq); err != nil {
+				return progressed, fmt.Errorf("spool ack: %w", err)
+			}
+			e.Stats.Acked.Add(1)
+			progressed = true
+		case err := <-recvErr:
+			return progressed, err
+		case <-ctx.Done():
+			stream.CloseSend()
+			return progressed, ctx.Err()
+		}
+	}
+}
