@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -196,8 +197,11 @@ type agentProc struct {
 func startAgent(t *testing.T, m *mesh, collector, state string, extra ...string) *agentProc {
 	t.Helper()
 	args := append([]string{"--log-format", "json", "agent", "--config", m.configPath, "--collector", collector,
-		"--plaintext", "--state-dir", state, "--netns", m.a, "--batch-interval", "100ms",
+		"--state-dir", state, "--netns", m.a, "--batch-interval", "100ms",
 		"--drain-timeout", "2s", "--backoff-max", "500ms"}, extra...)
+	if !slices.ContainsFunc(extra, func(a string) bool { return strings.HasPrefix(a, "--tls") || a == "--stdout" }) {
+		args = append(args, "--plaintext")
+	}
 	cmd := exec.Command(binary, args...)
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
@@ -513,4 +517,64 @@ func rssKB(t *testing.T, pid int) int {
 		}
 	}
 	return 0
+}
+
+// With TLS configured on both sides, flows arrive over an encrypted stream.
+func TestAgentStreamsOverTLS(t *testing.T) {
+	m := newMesh(t)
+	ca, cert, key := testPKI(t, t.TempDir())
+	c := serve(t, t.TempDir(), "--tls-cert", cert, "--tls-key", key)
+	a := startAgent(t, m, c.grpc, t.TempDir(), "--tls-ca", ca)
+	tcpExchange(t, m.a, m.b, m.bIP, 9300, 1000, 1000)
+	if flows := finishedFlows(t, m, c.http, 1, 60*time.Second); len(flows) != 1 || flows[0].DstPort != 9300 {
+		t.Fatalf("over TLS: %+v\nagent log:\n%s", flows, a.log())
+	}
+	a.stop(t)
+}
+
+// --stdout prints each event as a JSON line instead of streaming.
+func TestAgentStdoutPrintsEvents(t *testing.T) {
+	m := newMesh(t)
+	cmd := exec.Command(binary, "agent", "--config", m.configPath, "--stdout", "--netns", m.a, "--state-dir", t.TempDir())
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	time.Sleep(500 * time.Millisecond) // let it subscribe
+	tcpExchange(t, m.a, m.b, m.bIP, 9400, 10, 10)
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	seen := map[string]bool{}
+	deadline := time.After(30 * time.Second)
+	for !(seen["EVENT_START"] && seen["EVENT_DESTROY"]) {
+		exec.Command("ip", "netns", "exec", m.a, "conntrack", "-L").Run()
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatal("agent --stdout ended early")
+			}
+			var ev struct {
+				Type      string `json:"type"`
+				DstPort   int    `json:"dst_port"`
+				Direction string `json:"direction"`
+				FlowID    string `json:"flow_id"`
+			}
+			if err := json.Unmarshal([]byte(l), &ev); err != nil {
+				t.Fatalf("not a JSON line: %q", l)
+			}
+			if ev.DstPort == 9400 && ev.Direction == "DIR_EGRESS" && ev.FlowID != "" {
+				seen[ev.Type] = true
+			}
+		case <-time.After(250 * time.Millisecond):
+		case <-deadline:
+			t.Fatalf("no START and DESTROY for the flow on stdout; seen %v", seen)
+		}
+	}
 }

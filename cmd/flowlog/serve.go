@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +11,9 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/flowlog/flowlog/api"
 	"github.com/flowlog/flowlog/ingest"
@@ -24,6 +28,8 @@ type serveCmd struct {
 	Retention duration `help:"How long flows are kept (TTL), e.g. 30d or 720h." default:"30d" env:"FLOWLOG_RETENTION"`
 	Database  string   `help:"ClickHouse database name." default:"flowlog" env:"FLOWLOG_DATABASE"`
 	ChdbLib   string   `name:"chdb-lib" help:"Path of libchdb.so (default: the cache of 'make setup')." env:"FLOWLOG_CHDB_LIB"`
+	TLSCert   string   `name:"tls-cert" help:"Certificate file for the gRPC listener (TLS); without it agents connect in plaintext." env:"FLOWLOG_TLS_CERT"`
+	TLSKey    string   `name:"tls-key" help:"Key file of --tls-cert." env:"FLOWLOG_TLS_KEY"`
 
 	FlushRows       int           `help:"Group commit: insert when this many rows wait." default:"50000" env:"FLOWLOG_FLUSH_ROWS"`
 	FlushInterval   time.Duration `help:"Group commit: insert when the oldest row waited this long." default:"500ms" env:"FLOWLOG_FLUSH_INTERVAL"`
@@ -50,6 +56,9 @@ func (c *serveCmd) Validate() error {
 	}
 	if c.FlushInterval <= 0 || c.ShutdownTimeout <= 0 {
 		return fmt.Errorf("--flush-interval and --shutdown-timeout must be positive")
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return fmt.Errorf("--tls-cert and --tls-key go together")
 	}
 	if c.MaxPendingRows < c.FlushRows {
 		return fmt.Errorf("--max-pending-rows (%d) must be at least --flush-rows (%d)", c.MaxPendingRows, c.FlushRows)
@@ -79,14 +88,22 @@ func (c *serveCmd) Run(log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("HTTP listener: %w", err)
 	}
-	g := ing.GRPCServer()
+	var opts []grpc.ServerOption
+	if c.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+		if err != nil {
+			return fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		opts = append(opts, grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})))
+	}
+	g := ing.GRPCServer(opts...)
 	hs := &http.Server{Handler: api.New(st, log), ReadHeaderTimeout: 10 * time.Second}
 
 	errc := make(chan error, 2)
 	go func() { errc <- g.Serve(grpcLn) }()
 	go func() { errc <- hs.Serve(httpLn) }()
 	// Tests and scripts read the bound addresses from this line (ports may be :0).
-	log.Info("serving", "grpc", grpcLn.Addr().String(), "http", httpLn.Addr().String(), "data", c.Data)
+	log.Info("serving", "grpc", grpcLn.Addr().String(), "http", httpLn.Addr().String(), "data", c.Data, "tls", c.TLSCert != "")
 
 	select {
 	case <-ctx.Done():
