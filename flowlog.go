@@ -148,12 +148,88 @@ type Filter struct {
 	HostID      string // the reporting host (Netmaker's node_id)
 	Username    string // src or dst is this user
 	State       State
+
+	// Beyond Netmaker's parameters:
+	IP          netip.Prefix // either endpoint inside (an address is a /32 or /128); zero = any
+	Port        uint16       // either port; 0 = any
+	Direction   Direction    // DirUnspecified = any
+	Participant string       // either endpoint's entity name or id equals this
 }
 
-// Page is an offset page of results, 1-based.
+// Page is a page of results: by number (1-based, offset paging, Netmaker's)
+// or, when After is set, the flows strictly after a cursor in the listing's
+// order (keyset paging: as fast on page 10,000 as on page 1).
 type Page struct {
 	Number  int
 	PerPage int
+	After   *Cursor
+}
+
+// Cursor is a position in the flows listing, which is ordered by start time,
+// newest first, then flow id: the key of the last flow of a page.
+type Cursor struct {
+	Start  time.Time
+	FlowID string
+}
+
+// Metric is what an aggregate sums.
+type Metric uint8
+
+const (
+	MetricBytes   Metric = iota // bytes_sent + bytes_recv
+	MetricPackets               // packets_sent + packets_recv
+	MetricFlows                 // number of flows (active ones included)
+)
+
+// Side selects which endpoint of a flow an aggregate groups by.
+type Side uint8
+
+const (
+	SideAny Side = iota // both: a flow counts for its source and its destination
+	SideSrc
+	SideDst
+)
+
+// TopQuery asks for the biggest talkers among the flows matching Filter.
+type TopQuery struct {
+	Filter Filter
+	ByIP   bool // group by IP address instead of by participant (type, id, name)
+	Metric Metric
+	Side   Side
+	Limit  int
+}
+
+// Totals are what aggregates report for a group.
+type Totals struct {
+	Bytes, Packets, Flows uint64
+}
+
+// Talker is one row of a top list.
+type Talker struct {
+	Participant // IP is set when grouping by IP; Type/ID/Name otherwise
+	Totals
+}
+
+// Edge is one cell of the traffic matrix: who talked to whom, how much.
+type Edge struct {
+	Src, Dst Participant // Type, ID and Name (IP unset)
+	Totals
+}
+
+// Point is one bucket of a time series (flows bucketed by start time).
+type Point struct {
+	T time.Time
+	Totals
+}
+
+// Aggregator answers the aggregate questions over merged flows (each flow
+// once, retries and START/DESTROY pairs collapsed).
+type Aggregator interface {
+	Top(ctx context.Context, q TopQuery) ([]Talker, error)
+	Matrix(ctx context.Context, f Filter, limit int) ([]Edge, error)
+	Series(ctx context.Context, f Filter, step time.Duration) ([]Point, error)
+	// Active counts flows open now (START seen, no DESTROY).
+	Active(ctx context.Context, f Filter) (uint64, error)
 }
 
 // Batch is what one group commit writes: valid events and rejected ones.

@@ -40,6 +40,7 @@ type committer struct {
 	interval   time.Duration
 	maxPending int64
 	timeout    time.Duration
+	onCommit   func([]flowlog.Event)
 	log        *slog.Logger
 
 	pending atomic.Int64 // rows submitted, not yet committed or failed
@@ -64,7 +65,7 @@ type commitStats struct {
 func newCommitter(store flowlog.Store, o Options, log *slog.Logger) *committer {
 	c := &committer{
 		store: store, maxRows: o.FlushRows, interval: o.FlushInterval,
-		maxPending: int64(o.MaxPendingRows), timeout: o.InsertTimeout, log: log,
+		maxPending: int64(o.MaxPendingRows), timeout: o.InsertTimeout, onCommit: o.OnCommit, log: log,
 		flushes: make(chan []*ticket, 1),
 	}
 	c.wg.Add(1)
@@ -144,6 +145,9 @@ func (c *committer) writer() {
 			c.log.Error("group commit failed; envelopes answered success=false", "rows", rows, "envelopes", len(batch), "err", err)
 		} else {
 			c.stats.rows.Add(int64(rows))
+			if c.onCommit != nil && len(b.Events) > 0 {
+				c.onCommit(b.Events)
+			}
 			c.log.Debug("group commit", "rows", rows, "envelopes", len(batch), "took", time.Since(start))
 		}
 		for _, t := range batch {

@@ -35,6 +35,10 @@ type Options struct {
 	MaxMessageBytes   int           // larger messages end the stream with ResourceExhausted (default 16 MiB)
 	MaxStreams        int           // concurrent streams; more get ResourceExhausted (default 1,000)
 	InFlightPerStream int           // envelopes received but not yet answered, per stream (default 64)
+	// OnCommit, if set, sees the events of every committed insert (the live
+	// tail). It runs on the commit goroutine: it must be quick and must not
+	// keep the slice, which is reused.
+	OnCommit func([]flowlog.Event)
 }
 
 func (o *Options) defaults() {
