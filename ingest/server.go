@@ -31,6 +31,7 @@ type Options struct {
 	FlushInterval     time.Duration // or when the oldest waited this long (default 500ms)
 	MaxPendingRows    int           // beyond this, envelopes get success=false (default 1,000,000)
 	InsertTimeout     time.Duration // one insert may take this long (default 30s)
+	Writers           int           // inserts running in parallel (default 2)
 	MaxEventsPerEnv   int           // larger envelopes end the stream with InvalidArgument (default 10,000)
 	MaxMessageBytes   int           // larger messages end the stream with ResourceExhausted (default 16 MiB)
 	MaxStreams        int           // concurrent streams; more get ResourceExhausted (default 1,000)
@@ -53,6 +54,7 @@ func (o *Options) defaults() {
 	def(&o.MaxMessageBytes, 16<<20)
 	def(&o.MaxStreams, 1000)
 	def(&o.InFlightPerStream, 64)
+	def(&o.Writers, 2)
 	if o.FlushInterval <= 0 {
 		o.FlushInterval = 500 * time.Millisecond
 	}

@@ -34,6 +34,7 @@ type serveCmd struct {
 	FlushRows       int           `help:"Group commit: insert when this many rows wait." default:"50000" env:"FLOWLOG_FLUSH_ROWS"`
 	FlushInterval   time.Duration `help:"Group commit: insert when the oldest row waited this long." default:"500ms" env:"FLOWLOG_FLUSH_INTERVAL"`
 	MaxPendingRows  int           `help:"Rows waiting for commit beyond which agents are told to retry (overload)." default:"1000000" env:"FLOWLOG_MAX_PENDING_ROWS"`
+	InsertWriters   int           `help:"Group commit: inserts running in parallel." default:"2" env:"FLOWLOG_INSERT_WRITERS"`
 	MaxEvents       int           `name:"max-events-per-envelope" help:"Largest envelope accepted, in events." default:"10000" env:"FLOWLOG_MAX_EVENTS_PER_ENVELOPE"`
 	MaxMessageBytes int           `help:"Largest gRPC message accepted, in bytes." default:"16777216" env:"FLOWLOG_MAX_MESSAGE_BYTES"`
 	MaxStreams      int           `help:"Most concurrent agent streams." default:"1000" env:"FLOWLOG_MAX_STREAMS"`
@@ -48,7 +49,7 @@ func (c *serveCmd) Validate() error {
 	}{
 		{"--flush-rows", c.FlushRows}, {"--max-pending-rows", c.MaxPendingRows},
 		{"--max-events-per-envelope", c.MaxEvents}, {"--max-message-bytes", c.MaxMessageBytes},
-		{"--max-streams", c.MaxStreams},
+		{"--max-streams", c.MaxStreams}, {"--insert-writers", c.InsertWriters},
 	} {
 		if f.v < 1 {
 			return fmt.Errorf("%s must be at least 1, got %d", f.name, f.v)
@@ -70,14 +71,14 @@ func (c *serveCmd) Run(log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	st, err := openEmbedded(ctx, c.ChdbLib, c.Data, store.Options{Database: c.Database, Retention: time.Duration(c.Retention)})
+	st, err := openEmbedded(ctx, c.ChdbLib, c.Data, c.InsertWriters+2, store.Options{Database: c.Database, Retention: time.Duration(c.Retention)})
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 
 	ing := ingest.New(st, ingest.Options{
-		FlushRows: c.FlushRows, FlushInterval: c.FlushInterval, MaxPendingRows: c.MaxPendingRows,
+		FlushRows: c.FlushRows, FlushInterval: c.FlushInterval, MaxPendingRows: c.MaxPendingRows, Writers: c.InsertWriters,
 		MaxEventsPerEnv: c.MaxEvents, MaxMessageBytes: c.MaxMessageBytes, MaxStreams: c.MaxStreams,
 	}, log)
 	grpcLn, err := net.Listen("tcp", c.GRPCAddr)
@@ -122,13 +123,14 @@ func (c *serveCmd) Run(log *slog.Logger) error {
 }
 
 // openEmbedded opens the chDB engine on dir and the flowlog schema in it.
-func openEmbedded(ctx context.Context, lib, dir string, o store.Options) (*store.Store, error) {
+// conns connections are opened: each runs one statement at a time, so the
+// insert writers and the API's queries each need their own.
+func openEmbedded(ctx context.Context, lib, dir string, conns int, o store.Options) (*store.Store, error) {
 	path, err := chdb.FindLib(lib)
 	if err != nil {
 		return nil, err
 	}
-	// Inserts take one connection at a time; the others serve queries.
-	db, err := chdb.Open(path, dir, 4)
+	db, err := chdb.Open(path, dir, conns)
 	if err != nil {
 		return nil, err
 	}
