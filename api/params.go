@@ -1,8 +1,10 @@
 package api
 
 import (
+	"encoding/base64"
 	"fmt"
 	"math"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -15,15 +17,58 @@ import (
 const (
 	defaultPerPage = 100
 	maxPerPage     = 1000
+
+	defaultTopLimit    = 10
+	defaultMatrixLimit = 50
+	maxAggLimit        = 1000
 )
 
-// Parameters of /api/v1/flows: Netmaker's names, plus state. List parameters
-// may repeat and may hold comma-separated values; the others must appear at
-// most once, because silently picking one of two values hides a mistake.
+// Parameters. List parameters may repeat and may hold comma-separated
+// values; the others must appear at most once, because silently picking one
+// of two values hides a mistake.
 var (
-	singleParams = []string{"network_id", "from", "to", "src_entity_id", "dst_entity_id",
-		"node_id", "username", "page", "per_page", "state"}
+	// filterParams select flows, the same way on every endpoint that takes
+	// them: Netmaker's names, then ours.
+	filterParams = []string{"network_id", "from", "to", "src_entity_id", "dst_entity_id",
+		"node_id", "username", "state", "ip", "port", "direction", "participant"}
 	listParams = []string{"src_type", "dst_type", "protocol"}
+	// pageParams belong to /api/v1/flows alone.
+	pageParams = []string{"page", "per_page", "cursor"}
+)
+
+// paramSpec is the set of parameters one endpoint accepts.
+type paramSpec struct {
+	single []string // at most once each
+	list   []string // repeatable, comma-separated
+	noPage string   // when set, a paging parameter is refused with this reason
+}
+
+func (p *paramSpec) names() []string { return slices.Concat(p.single, p.list) }
+
+func without(names []string, drop ...string) []string {
+	return slices.DeleteFunc(slices.Clone(names), func(n string) bool { return slices.Contains(drop, n) })
+}
+
+// The parameters of each endpoint, by path. The OpenAPI test holds the
+// document to these sets.
+var (
+	flowsParams = paramSpec{
+		// Netmaker's order first, so its known list reads as before.
+		single: []string{"network_id", "from", "to", "src_entity_id", "dst_entity_id", "node_id", "username",
+			"page", "per_page", "state", "ip", "port", "direction", "participant", "cursor"},
+		list: listParams,
+	}
+	streamParams = paramSpec{single: filterParams, list: listParams,
+		noPage: "the stream has no pages"}
+	topParams = paramSpec{single: slices.Concat(filterParams, []string{"by", "metric", "side", "limit"}), list: listParams,
+		noPage: "aggregates have no pages"}
+	matrixParams = paramSpec{single: slices.Concat(filterParams, []string{"limit"}), list: listParams,
+		noPage: "aggregates have no pages"}
+	seriesParams = paramSpec{single: slices.Concat(filterParams, []string{"step"}), list: listParams,
+		noPage: "aggregates have no pages"}
+	// /aggregates/active counts open flows: a state would contradict it.
+	activeParams = paramSpec{single: without(filterParams, "state"), list: listParams,
+		noPage: "aggregates have no pages"}
 )
 
 var protocolNames = map[string]uint8{"icmp": 1, "tcp": 6, "udp": 17, "icmpv6": 58}
@@ -39,40 +84,78 @@ var stateNames = map[string]flowlog.State{
 // forms may send blank fields. Unlike Netmaker, a bad value is an error
 // rather than ignored or clamped: a typo must not silently widen a query.
 func ParseFlowsQuery(q url.Values) (flowlog.Filter, flowlog.Page, error) {
-	var (
-		f   flowlog.Filter
-		p   = flowlog.Page{Number: 1, PerPage: defaultPerPage}
-		err error
-	)
-	if err := checkNames(q); err != nil {
+	p := flowlog.Page{Number: 1, PerPage: defaultPerPage}
+	if err := flowsParams.check(q); err != nil {
+		return flowlog.Filter{}, p, err
+	}
+	f, err := parseFilter(q)
+	if err != nil {
 		return f, p, err
 	}
-	get := func(name string) string { return strings.TrimSpace(q.Get(name)) }
+	get := getter(q)
+	// page is bounded so that (page-1)*per_page cannot overflow an offset.
+	if p.Number, err = parseInt("page", get("page"), 1, 1, math.MaxInt32); err != nil {
+		return f, p, err
+	}
+	if p.PerPage, err = parseInt("per_page", get("per_page"), defaultPerPage, 1, maxPerPage); err != nil {
+		return f, p, err
+	}
+	if c := get("cursor"); c != "" {
+		if get("page") != "" {
+			return f, p, fmt.Errorf("invalid cursor: cannot be combined with page (a cursor already says where the page starts)")
+		}
+		cur, err := DecodeCursor(c)
+		if err != nil {
+			return f, p, err
+		}
+		p.After = &cur
+	}
+	return f, p, nil
+}
+
+// parseStreamQuery parses the query of /api/v1/flows/stream: the filters of
+// /api/v1/flows, no paging.
+func parseStreamQuery(q url.Values) (flowlog.Filter, error) {
+	if err := streamParams.check(q); err != nil {
+		return flowlog.Filter{}, err
+	}
+	return parseFilter(q)
+}
+
+// parseFilter reads the filter parameters present in q; the caller has
+// checked q's names against its endpoint's spec.
+func parseFilter(q url.Values) (flowlog.Filter, error) {
+	var (
+		f   flowlog.Filter
+		err error
+	)
+	get := getter(q)
 
 	f.NetworkID = get("network_id")
 	f.SrcEntityID = get("src_entity_id")
 	f.DstEntityID = get("dst_entity_id")
 	f.HostID = get("node_id")
 	f.Username = get("username")
+	f.Participant = get("participant")
 
 	if f.From, err = parseTime("from", get("from")); err != nil {
-		return f, p, err
+		return f, err
 	}
 	if f.To, err = parseTime("to", get("to")); err != nil {
-		return f, p, err
+		return f, err
 	}
 	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
-		return f, p, fmt.Errorf("invalid from %q: must be before to %q", get("from"), get("to"))
+		return f, fmt.Errorf("invalid from %q: must be before to %q", get("from"), get("to"))
 	}
 
 	if f.SrcTypes, err = parseTypes("src_type", listValues(q, "src_type")); err != nil {
-		return f, p, err
+		return f, err
 	}
 	if f.DstTypes, err = parseTypes("dst_type", listValues(q, "dst_type")); err != nil {
-		return f, p, err
+		return f, err
 	}
 	if f.Protocols, err = parseProtocols(listValues(q, "protocol")); err != nil {
-		return f, p, err
+		return f, err
 	}
 
 	// Netmaker rejects this combination: username already means "src or dst
@@ -81,7 +164,7 @@ func ParseFlowsQuery(q url.Values) (flowlog.Filter, flowlog.Page, error) {
 	if f.Username != "" {
 		for _, other := range []string{"src_type", "dst_type", "src_entity_id", "dst_entity_id"} {
 			if len(listValues(q, other)) > 0 {
-				return f, p, fmt.Errorf("invalid username %q: cannot be combined with %s", f.Username, other)
+				return f, fmt.Errorf("invalid username %q: cannot be combined with %s", f.Username, other)
 			}
 		}
 	}
@@ -89,22 +172,39 @@ func ParseFlowsQuery(q url.Values) (flowlog.Filter, flowlog.Page, error) {
 	if s := get("state"); s != "" {
 		st, ok := stateNames[s]
 		if !ok {
-			return f, p, fmt.Errorf("invalid state %q: must be one of all, active, finished", s)
+			return f, fmt.Errorf("invalid state %q: must be one of all, active, finished", s)
 		}
 		f.State = st
 	}
-
-	// page is bounded so that (page-1)*per_page cannot overflow an offset.
-	if p.Number, err = parseInt("page", get("page"), 1, 1, math.MaxInt32); err != nil {
-		return f, p, err
+	if s := get("ip"); s != "" {
+		if f.IP, err = parseIP(s); err != nil {
+			return f, err
+		}
 	}
-	if p.PerPage, err = parseInt("per_page", get("per_page"), defaultPerPage, 1, maxPerPage); err != nil {
-		return f, p, err
+	port, err := parseInt("port", get("port"), 0, 1, math.MaxUint16)
+	if err != nil {
+		return f, err
 	}
-	return f, p, nil
+	f.Port = uint16(port)
+	switch d := get("direction"); d {
+	case "":
+	case "ingress":
+		f.Direction = flowlog.DirIngress
+	case "egress":
+		f.Direction = flowlog.DirEgress
+	default:
+		return f, fmt.Errorf("invalid direction %q: must be one of ingress, egress", d)
+	}
+	return f, nil
 }
 
-func checkNames(q url.Values) error {
+func getter(q url.Values) func(string) string {
+	return func(name string) string { return strings.TrimSpace(q.Get(name)) }
+}
+
+// check refuses parameters the endpoint does not know and single parameters
+// given twice, naming the first offender in alphabetical order.
+func (p *paramSpec) check(q url.Values) error {
 	names := make([]string, 0, len(q))
 	for name := range q {
 		names = append(names, name)
@@ -112,14 +212,15 @@ func checkNames(q url.Values) error {
 	slices.Sort(names) // the same query always reports the same parameter
 	for _, name := range names {
 		switch {
-		case slices.Contains(listParams, name):
-		case slices.Contains(singleParams, name):
+		case slices.Contains(p.list, name):
+		case slices.Contains(p.single, name):
 			if n := len(q[name]); n > 1 {
 				return fmt.Errorf("invalid %s: given %d times, at most once allowed", name, n)
 			}
+		case p.noPage != "" && slices.Contains(pageParams, name):
+			return fmt.Errorf("invalid %s: %s", name, p.noPage)
 		default:
-			return fmt.Errorf("unknown parameter %q: known are %s, %s", name,
-				strings.Join(singleParams, ", "), strings.Join(listParams, ", "))
+			return fmt.Errorf("unknown parameter %q: known are %s", name, strings.Join(p.names(), ", "))
 		}
 	}
 	return nil
@@ -184,6 +285,30 @@ func parseProtocols(values []string) ([]uint8, error) {
 	return out, nil
 }
 
+// parseIP accepts an address (a /32 or /128) or a CIDR prefix, whose host
+// bits are cleared (10.1.2.3/8 is 10.0.0.0/8). IPv4-mapped IPv6 forms are
+// turned into IPv4: the store and the live tail compare IPv4 unmapped.
+func parseIP(s string) (netip.Prefix, error) {
+	bad := fmt.Errorf("invalid ip %q: must be an IP address or a CIDR prefix such as 10.0.0.0/8 or fd00::/64", s)
+	var p netip.Prefix
+	if strings.Contains(s, "/") {
+		var err error
+		if p, err = netip.ParsePrefix(s); err != nil {
+			return p, bad
+		}
+	} else {
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" {
+			return p, bad
+		}
+		p = netip.PrefixFrom(a, a.BitLen())
+	}
+	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+	}
+	return p.Masked(), nil
+}
+
 func parseInt(name, s string, def, lo, hi int) (int, error) {
 	if s == "" {
 		return def, nil
@@ -193,4 +318,40 @@ func parseInt(name, s string, def, lo, hi int) (int, error) {
 		return 0, fmt.Errorf("invalid %s %q: must be between %d and %d", name, s, lo, hi)
 	}
 	return n, nil
+}
+
+// parseChoice maps a value to one of choices (in the order the message
+// lists them); "" gives def.
+func parseChoice[T any](name, s string, def T, names []string, values []T) (T, error) {
+	if s == "" {
+		return def, nil
+	}
+	if i := slices.Index(names, s); i >= 0 {
+		return values[i], nil
+	}
+	return def, fmt.Errorf("invalid %s %q: must be one of %s", name, s, strings.Join(names, ", "))
+}
+
+// EncodeCursor renders the position after a flow as the opaque cursor of
+// /api/v1/flows: base64url (unpadded) of "<start unix ms>:<flow id>".
+func EncodeCursor(c flowlog.Cursor) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(c.Start.UnixMilli(), 10) + ":" + c.FlowID))
+}
+
+// DecodeCursor reads a cursor made by EncodeCursor.
+func DecodeCursor(s string) (flowlog.Cursor, error) {
+	bad := fmt.Errorf("invalid cursor %q: not a cursor from an answer's Next", s)
+	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
+	if err != nil {
+		return flowlog.Cursor{}, bad
+	}
+	msText, id, ok := strings.Cut(string(b), ":")
+	if !ok || id == "" {
+		return flowlog.Cursor{}, bad
+	}
+	ms, err := strconv.ParseInt(msText, 10, 64)
+	if err != nil || msText != strconv.FormatInt(ms, 10) {
+		return flowlog.Cursor{}, bad
+	}
+	return flowlog.Cursor{Start: time.UnixMilli(ms).UTC(), FlowID: id}, nil
 }

@@ -1,9 +1,12 @@
 package api
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"net/netip"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,6 +22,7 @@ func TestFlowsParamsMapToFilter(t *testing.T) {
 	X := flowlog.ParticipantExtClient
 	E := flowlog.ParticipantEgressRoute
 	Ext := flowlog.ParticipantExternal
+	pfx := netip.MustParsePrefix
 
 	tests := []struct {
 		name   string
@@ -65,19 +69,43 @@ func TestFlowsParamsMapToFilter(t *testing.T) {
 		{"state all", "state=all", flowlog.Filter{State: flowlog.StateAll}, defPage},
 		{"state active", "state=active", flowlog.Filter{State: flowlog.StateActive}, defPage},
 		{"state finished", "state=finished", flowlog.Filter{State: flowlog.StateFinished}, defPage},
+		{"ip address v4", "ip=10.10.0.7", flowlog.Filter{IP: pfx("10.10.0.7/32")}, defPage},
+		{"ip address v6", "ip=fd00::1", flowlog.Filter{IP: pfx("fd00::1/128")}, defPage},
+		{"ip mapped address is v4", "ip=::ffff:10.10.0.7", flowlog.Filter{IP: pfx("10.10.0.7/32")}, defPage},
+		{"ip prefix", "ip=10.10.0.0/16", flowlog.Filter{IP: pfx("10.10.0.0/16")}, defPage},
+		{"ip prefix host bits cleared", "ip=10.10.3.4/16", flowlog.Filter{IP: pfx("10.10.0.0/16")}, defPage},
+		{"ip mapped prefix is v4", "ip=::ffff:10.0.0.0/104", flowlog.Filter{IP: pfx("10.0.0.0/8")}, defPage},
+		{"ip v6 prefix", "ip=fd00::/64", flowlog.Filter{IP: pfx("fd00::/64")}, defPage},
+		{"ip everything", "ip=0.0.0.0/0", flowlog.Filter{IP: pfx("0.0.0.0/0")}, defPage},
+		{"port", "port=443", flowlog.Filter{Port: 443}, defPage},
+		{"port bounds", "port=65535", flowlog.Filter{Port: 65535}, defPage},
+		{"port 1", "port=1", flowlog.Filter{Port: 1}, defPage},
+		{"direction ingress", "direction=ingress", flowlog.Filter{Direction: flowlog.DirIngress}, defPage},
+		{"direction egress", "direction=egress", flowlog.Filter{Direction: flowlog.DirEgress}, defPage},
+		{"participant", "participant=db-1", flowlog.Filter{Participant: "db-1"}, defPage},
+		{"participant trimmed, with username", "participant=%20db%201%20&username=alice",
+			flowlog.Filter{Participant: "db 1", Username: "alice"}, defPage},
+		{"cursor", "cursor=MTc5NTUxNDQwMDAwMDpmLTE", flowlog.Filter{},
+			flowlog.Page{Number: 1, PerPage: 100, After: &flowlog.Cursor{Start: t0, FlowID: "f-1"}}},
+		{"cursor padded, per_page", "cursor=MTc5NTUxNDQwMDAwMDpmLTE%3D&per_page=10", flowlog.Filter{},
+			flowlog.Page{Number: 1, PerPage: 10, After: &flowlog.Cursor{Start: t0, FlowID: "f-1"}}},
+		{"cursor with blank page", "cursor=MTc5NTUxNDQwMDAwMDpmLTE&page=", flowlog.Filter{},
+			flowlog.Page{Number: 1, PerPage: 100, After: &flowlog.Cursor{Start: t0, FlowID: "f-1"}}},
+		{"cursor: flow id with a colon", "cursor=" + EncodeCursor(flowlog.Cursor{Start: t1, FlowID: "a:b"}), flowlog.Filter{},
+			flowlog.Page{Number: 1, PerPage: 100, After: &flowlog.Cursor{Start: t1, FlowID: "a:b"}}},
 		{"everything", "network_id=n1&from=2026-11-24T10:00:00Z&to=2026-11-24T11:30:00Z" +
 			"&src_type=node&dst_type=user,extclient&src_entity_id=s&dst_entity_id=d&protocol=udp" +
-			"&node_id=h1&page=4&per_page=50&state=active",
+			"&node_id=h1&page=4&per_page=50&state=active&ip=fd00::/8&port=53&direction=ingress&participant=p",
 			flowlog.Filter{NetworkID: "n1", From: t0, To: t1,
 				SrcTypes: []flowlog.ParticipantType{P}, DstTypes: []flowlog.ParticipantType{U, X},
 				SrcEntityID: "s", DstEntityID: "d", Protocols: []uint8{17}, HostID: "h1",
-				State: flowlog.StateActive},
+				State: flowlog.StateActive, IP: pfx("fd00::/8"), Port: 53, Direction: flowlog.DirIngress, Participant: "p"},
 			flowlog.Page{Number: 4, PerPage: 50}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			st := &fakeStore{}
-			rec := serve(t, New(st, discardLog()), "/api/v1/flows?"+tt.query)
+			rec := serve(t, New(Deps{Store: st, Log: discardLog()}), "/api/v1/flows?"+tt.query)
 			if rec.Code != http.StatusOK {
 				t.Fatalf("status %d, body %s", rec.Code, rec.Body)
 			}
@@ -87,7 +115,7 @@ func TestFlowsParamsMapToFilter(t *testing.T) {
 			if !reflect.DeepEqual(st.filter, tt.filter) {
 				t.Errorf("filter\n got %+v\nwant %+v", st.filter, tt.filter)
 			}
-			if st.page != tt.page {
+			if !reflect.DeepEqual(st.page, tt.page) {
 				t.Errorf("page got %+v, want %+v", st.page, tt.page)
 			}
 		})
@@ -100,7 +128,8 @@ func TestFlowsParamsBadValues(t *testing.T) {
 		query, message string
 	}{
 		{"netwrok_id=n1", `unknown parameter "netwrok_id": known are network_id, from, to, ` +
-			`src_entity_id, dst_entity_id, node_id, username, page, per_page, state, src_type, dst_type, protocol`},
+			`src_entity_id, dst_entity_id, node_id, username, page, per_page, state, ip, port, direction, participant, ` +
+			`cursor, src_type, dst_type, protocol`},
 		{"network_id=a&network_id=b", "invalid network_id: given 2 times, at most once allowed"},
 		{"from=yesterday", `invalid from "yesterday": must be an RFC 3339 time such as 2026-11-24T10:00:00Z`},
 		{"from=2026-11-24", `invalid from "2026-11-24": must be an RFC 3339 time such as 2026-11-24T10:00:00Z`},
@@ -128,11 +157,29 @@ func TestFlowsParamsBadValues(t *testing.T) {
 		{"username=alice&dst_entity_id=x", `invalid username "alice": cannot be combined with dst_entity_id`},
 		{"state=open", `invalid state "open": must be one of all, active, finished`},
 		{"network_id=%zz", `invalid query string: invalid URL escape "%zz"`},
+		{"ip=10.0.0", `invalid ip "10.0.0": must be an IP address or a CIDR prefix such as 10.0.0.0/8 or fd00::/64`},
+		{"ip=10.0.0.0/33", `invalid ip "10.0.0.0/33": must be an IP address or a CIDR prefix such as 10.0.0.0/8 or fd00::/64`},
+		{"ip=fe80::1%25eth0", `invalid ip "fe80::1%eth0": must be an IP address or a CIDR prefix such as 10.0.0.0/8 or fd00::/64`},
+		{"ip=db-1", `invalid ip "db-1": must be an IP address or a CIDR prefix such as 10.0.0.0/8 or fd00::/64`},
+		{"ip=10.0.0.1&ip=10.0.0.2", "invalid ip: given 2 times, at most once allowed"},
+		{"port=0", `invalid port "0": must be between 1 and 65535`},
+		{"port=65536", `invalid port "65536": must be between 1 and 65535`},
+		{"port=https", `invalid port "https": must be between 1 and 65535`},
+		{"direction=in", `invalid direction "in": must be one of ingress, egress`},
+		{"direction=Egress", `invalid direction "Egress": must be one of ingress, egress`},
+		{"participant=a&participant=b", "invalid participant: given 2 times, at most once allowed"},
+		{"cursor=MTc5NTUxNDQwMDAwMDpmLTE&page=2",
+			"invalid cursor: cannot be combined with page (a cursor already says where the page starts)"},
+		{"cursor=!!", `invalid cursor "!!": not a cursor from an answer's Next`},
+		{"cursor=" + b64("1795514400000"), `invalid cursor "MTc5NTUxNDQwMDAwMA": not a cursor from an answer's Next`},
+		{"cursor=" + b64("1795514400000:"), `invalid cursor "MTc5NTUxNDQwMDAwMDo": not a cursor from an answer's Next`},
+		{"cursor=" + b64("x:f-1"), `invalid cursor "eDpmLTE": not a cursor from an answer's Next`},
+		{"cursor=" + b64("+1:f-1"), `invalid cursor "KzE6Zi0x": not a cursor from an answer's Next`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.query, func(t *testing.T) {
 			st := &fakeStore{}
-			rec := serve(t, New(st, discardLog()), "/api/v1/flows?"+tt.query)
+			rec := serve(t, New(Deps{Store: st, Log: discardLog()}), "/api/v1/flows?"+tt.query)
 			if rec.Code != http.StatusBadRequest {
 				t.Fatalf("status %d, want 400; body %s", rec.Code, rec.Body)
 			}
@@ -151,5 +198,29 @@ func TestFlowsParamsBadValues(t *testing.T) {
 				t.Errorf("store.Flows called %d times on a bad request", st.flowsCalls)
 			}
 		})
+	}
+}
+
+func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+
+func TestCursorRoundTrip(t *testing.T) {
+	for _, c := range []flowlog.Cursor{
+		{Start: time.Date(2026, 11, 24, 10, 0, 0, 123_000_000, time.UTC), FlowID: "7f1c0e2a-00000042-1795514400"},
+		{Start: time.Unix(0, 0).UTC(), FlowID: "x"},
+		{Start: time.UnixMilli(-5).UTC(), FlowID: "neg:ative/id?&="},
+	} {
+		s := EncodeCursor(c)
+		if strings.ContainsAny(s, "+/=") {
+			t.Errorf("cursor %q is not URL-safe", s)
+		}
+		got, err := DecodeCursor(s)
+		if err != nil || !got.Start.Equal(c.Start) || got.FlowID != c.FlowID || got.Start.Location() != time.UTC {
+			t.Errorf("round trip of %+v: got %+v, %v", c, got, err)
+		}
+	}
+	// Sub-millisecond precision is not kept: the store has milliseconds.
+	c := flowlog.Cursor{Start: time.Date(2026, 11, 24, 10, 0, 0, 123_456_789, time.UTC), FlowID: "f"}
+	if got, _ := DecodeCursor(EncodeCursor(c)); !got.Start.Equal(c.Start.Truncate(time.Millisecond)) {
+		t.Errorf("got %v", got.Start)
 	}
 }

@@ -1,9 +1,12 @@
 // Package api serves flows over HTTP in the shape Netmaker's own API uses, so
-// that tools written for Netmaker's /api/v1/flows work against flowlog.
+// that tools written for Netmaker's /api/v1/flows work against flowlog; and,
+// beyond Netmaker, aggregates, a live tail (Server-Sent Events) and the
+// OpenAPI document of it all (openapi.json).
 package api
 
 import (
 	"context"
+	_ "embed"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -11,6 +14,7 @@ import (
 	"time"
 
 	"github.com/flowlog/flowlog"
+	"github.com/flowlog/flowlog/tail"
 )
 
 // flowsMessage is the Message Netmaker sends with a successful flow list.
@@ -20,22 +24,80 @@ const flowsMessage = "flows retrieved successfully"
 // that gets no answer is as bad as a failed one.
 const healthTimeout = 5 * time.Second
 
-// Server is the HTTP API. It holds no state of its own; every request goes to
-// the store.
-type Server struct {
-	store flowlog.Store
-	log   *slog.Logger
-	mux   *http.ServeMux
+// Defaults of the live tail.
+const (
+	DefaultStreamBuffer = tail.DefaultBuffer // events waiting for one stream client
+	DefaultKeepalive    = 15 * time.Second
+)
+
+//go:embed openapi.json
+var openAPIDoc []byte
+
+// Deps is what the API serves from.
+type Deps struct {
+	Store flowlog.Store      // required
+	Agg   flowlog.Aggregator // nil: the aggregate endpoints answer 501
+	Hub   *tail.Hub          // nil: the live tail answers 501
+	Log   *slog.Logger       // nil: slog.Default()
+	UI    http.Handler       // nil: none; otherwise served for every GET outside /api/ and /healthz
+
+	StreamBuffer int           // events buffered per live-tail client (default DefaultStreamBuffer)
+	Keepalive    time.Duration // between keepalive comments on the live tail (default DefaultKeepalive)
 }
 
-// New returns the API over store. A nil log means slog.Default().
-func New(store flowlog.Store, log *slog.Logger) *Server {
-	if log == nil {
-		log = slog.Default()
+// Server is the HTTP API. It holds no state of its own: queries go to the
+// store, live flows come from the hub.
+type Server struct {
+	store     flowlog.Store
+	agg       flowlog.Aggregator
+	hub       *tail.Hub
+	log       *slog.Logger
+	mux       *http.ServeMux
+	buffer    int
+	keepalive time.Duration
+	now       func() time.Time
+	routes    []route
+}
+
+// route is one endpoint; the OpenAPI test holds the document to this list.
+type route struct {
+	method, path string
+	params       *paramSpec // nil: takes no parameters
+	handler      http.HandlerFunc
+}
+
+// New returns the API over d.
+func New(d Deps) *Server {
+	s := &Server{store: d.Store, agg: d.Agg, hub: d.Hub, log: d.Log, mux: http.NewServeMux(),
+		buffer: d.StreamBuffer, keepalive: d.Keepalive, now: time.Now}
+	if s.log == nil {
+		s.log = slog.Default()
 	}
-	s := &Server{store: store, log: log, mux: http.NewServeMux()}
-	s.mux.HandleFunc("GET /api/v1/flows", s.listFlows)
-	s.mux.HandleFunc("GET /healthz", s.health)
+	if s.buffer < 1 {
+		s.buffer = DefaultStreamBuffer
+	}
+	if s.keepalive <= 0 {
+		s.keepalive = DefaultKeepalive
+	}
+	s.routes = []route{
+		{"GET", "/api/v1/flows", &flowsParams, s.listFlows},
+		{"GET", "/api/v1/flows/stream", &streamParams, s.stream},
+		{"GET", "/api/v1/aggregates/top", &topParams, s.aggTop},
+		{"GET", "/api/v1/aggregates/matrix", &matrixParams, s.aggMatrix},
+		{"GET", "/api/v1/aggregates/timeseries", &seriesParams, s.aggSeries},
+		{"GET", "/api/v1/aggregates/active", &activeParams, s.aggActive},
+		{"GET", "/api/v1/openapi.json", nil, s.openAPI},
+		{"GET", "/healthz", nil, s.health},
+	}
+	for _, rt := range s.routes {
+		s.mux.HandleFunc(rt.method+" "+rt.path, rt.handler)
+	}
+	// Unknown API paths get a JSON 404 rather than the UI's page; as a GET
+	// pattern it leaves other methods on known paths to the mux's 405.
+	s.mux.HandleFunc("GET /api/", s.notFound)
+	if d.UI != nil {
+		s.mux.Handle("GET /", d.UI)
+	}
 	return s
 }
 
@@ -56,12 +118,30 @@ type errorResponse struct {
 	Message string
 }
 
-func (s *Server) listFlows(w http.ResponseWriter, r *http.Request) {
-	// r.URL.Query() drops pairs it cannot decode; a dropped filter would
-	// widen the query behind the caller's back.
+// flowsResponse is Netmaker's envelope plus Next, the cursor of the next
+// page ("" on the last page), which Netmaker's clients ignore.
+type flowsResponse struct {
+	Code     int
+	Message  string
+	Response []FlowRow
+	Next     string
+}
+
+// query decodes the query string strictly: r.URL.Query() drops pairs it
+// cannot decode, and a dropped filter would widen the query behind the
+// caller's back.
+func (s *Server) query(w http.ResponseWriter, r *http.Request) (url.Values, bool) {
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		s.writeError(w, r, http.StatusBadRequest, "invalid query string: "+err.Error())
+		return nil, false
+	}
+	return q, true
+}
+
+func (s *Server) listFlows(w http.ResponseWriter, r *http.Request) {
+	q, ok := s.query(w, r)
+	if !ok {
 		return
 	}
 	filter, page, err := ParseFlowsQuery(q)
@@ -70,21 +150,21 @@ func (s *Server) listFlows(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	flows, err := s.store.Flows(r.Context(), filter, page)
-	if err != nil {
-		if r.Context().Err() != nil {
-			// The client left; nobody is there to read an answer.
-			s.log.DebugContext(r.Context(), "flows request abandoned", "err", err)
-			return
-		}
-		s.log.ErrorContext(r.Context(), "fetching flows", "err", err, "query", r.URL.RawQuery)
-		s.writeError(w, r, http.StatusInternalServerError, "error fetching flows: "+err.Error())
+	if s.failed(w, r, err, "flows") {
 		return
 	}
 	rows := make([]FlowRow, len(flows)) // never nil: clients expect [] not null
 	for i, f := range flows {
 		rows[i] = NewFlowRow(f)
 	}
-	s.writeJSON(w, r, http.StatusOK, successResponse{Code: http.StatusOK, Message: flowsMessage, Response: rows})
+	resp := flowsResponse{Code: http.StatusOK, Message: flowsMessage, Response: rows}
+	// A full page may have a successor; a short one is the last. (A full
+	// last page costs the client one more request that comes back empty.)
+	if n := len(flows); n > 0 && n == page.PerPage {
+		last := flows[n-1]
+		resp.Next = EncodeCursor(flowlog.Cursor{Start: last.Start, FlowID: last.FlowID})
+	}
+	s.writeJSON(w, r, http.StatusOK, resp)
 }
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
@@ -96,6 +176,15 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) openAPI(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(openAPIDoc)
+}
+
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	s.writeError(w, r, http.StatusNotFound, "no such endpoint: "+r.URL.Path+" (see /api/v1/openapi.json)")
 }
 
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, code int, msg string) {

@@ -88,7 +88,7 @@ func TestFlowsSuccessShape(t *testing.T) {
 		Version: 1795510805501, // 2026-11-24T09:00:05.501Z
 	}}
 	st := &fakeStore{flows: []flowlog.Flow{active, finished}}
-	rec := serve(t, New(st, discardLog()), "/api/v1/flows")
+	rec := serve(t, New(Deps{Store: st, Log: discardLog()}), "/api/v1/flows")
 
 	if rec.Code != http.StatusOK {
 		t.Fatalf("status %d, body %s", rec.Code, rec.Body)
@@ -97,9 +97,9 @@ func TestFlowsSuccessShape(t *testing.T) {
 		t.Errorf("Content-Type %q", ct)
 	}
 	got := decode(t, rec.Body.Bytes())
-	if len(got) != 3 || got["Code"] != json.Number("200") || got["Message"] != "flows retrieved successfully" {
-		t.Errorf("envelope: Code=%v Message=%v keys=%d, want exactly Code 200, Message, Response",
-			got["Code"], got["Message"], len(got))
+	if len(got) != 4 || got["Code"] != json.Number("200") || got["Message"] != "flows retrieved successfully" || got["Next"] != "" {
+		t.Errorf("envelope: Code=%v Message=%v Next=%v keys=%d, want exactly Code 200, Message, Response, Next \"\"",
+			got["Code"], got["Message"], got["Next"], len(got))
 	}
 	rows, ok := got["Response"].([]any)
 	if !ok || len(rows) != 2 {
@@ -143,8 +143,8 @@ func TestFlowsSuccessShape(t *testing.T) {
 }
 
 func TestFlowsEmptyIsArray(t *testing.T) {
-	rec := serve(t, New(&fakeStore{}, discardLog()), "/api/v1/flows")
-	want := `{"Code":200,"Message":"flows retrieved successfully","Response":[]}` + "\n"
+	rec := serve(t, New(Deps{Store: &fakeStore{}, Log: discardLog()}), "/api/v1/flows")
+	want := `{"Code":200,"Message":"flows retrieved successfully","Response":[],"Next":""}` + "\n"
 	if rec.Code != http.StatusOK || rec.Body.String() != want {
 		t.Errorf("got %d %q, want 200 %q", rec.Code, rec.Body, want)
 	}
@@ -153,7 +153,7 @@ func TestFlowsEmptyIsArray(t *testing.T) {
 func TestFlowsStoreError(t *testing.T) {
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
-	rec := serve(t, New(&fakeStore{err: errors.New("disk on fire")}, log), "/api/v1/flows?network_id=n1")
+	rec := serve(t, New(Deps{Store: &fakeStore{err: errors.New("disk on fire")}, Log: log}), "/api/v1/flows?network_id=n1")
 	want := `{"Code":500,"Message":"error fetching flows: disk on fire"}` + "\n"
 	if rec.Code != http.StatusInternalServerError || rec.Body.String() != want {
 		t.Errorf("got %d %q, want 500 %q", rec.Code, rec.Body, want)
@@ -169,7 +169,7 @@ func TestFlowsCancelledRequestGetsNoBody(t *testing.T) {
 	cancel()
 	rec := httptest.NewRecorder()
 	req := httptest.NewRequestWithContext(ctx, http.MethodGet, "/api/v1/flows", nil)
-	New(&fakeStore{}, discardLog()).ServeHTTP(rec, req)
+	New(Deps{Store: &fakeStore{}, Log: discardLog()}).ServeHTTP(rec, req)
 	if rec.Body.Len() != 0 {
 		t.Errorf("body %q, want none", rec.Body)
 	}
@@ -177,22 +177,91 @@ func TestFlowsCancelledRequestGetsNoBody(t *testing.T) {
 
 func TestFlowsWrongMethod(t *testing.T) {
 	rec := httptest.NewRecorder()
-	New(&fakeStore{}, discardLog()).ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/api/v1/flows", nil))
+	New(Deps{Store: &fakeStore{}, Log: discardLog()}).ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/api/v1/flows", nil))
 	if rec.Code != http.StatusMethodNotAllowed {
 		t.Errorf("POST status %d, want 405", rec.Code)
 	}
 }
 
 func TestHealthz(t *testing.T) {
-	rec := serve(t, New(&fakeStore{}, discardLog()), "/healthz")
+	rec := serve(t, New(Deps{Store: &fakeStore{}, Log: discardLog()}), "/healthz")
 	if rec.Code != http.StatusOK || rec.Body.String() != `{"status":"ok"}`+"\n" {
 		t.Errorf("healthy: got %d %q", rec.Code, rec.Body)
 	}
 
-	rec = serve(t, New(&fakeStore{pingErr: errors.New("connection refused")}, discardLog()), "/healthz")
+	rec = serve(t, New(Deps{Store: &fakeStore{pingErr: errors.New("connection refused")}, Log: discardLog()}), "/healthz")
 	got := decode(t, rec.Body.Bytes())
 	want := map[string]any{"status": "unavailable", "error": "connection refused"}
 	if rec.Code != http.StatusServiceUnavailable || !reflect.DeepEqual(got, want) {
 		t.Errorf("unhealthy: got %d %v, want 503 %v", rec.Code, got, want)
+	}
+}
+
+func TestFlowsNextCursor(t *testing.T) {
+	t1 := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	flows := []flowlog.Flow{
+		{Event: flowlog.Event{FlowID: "b", Start: t1.Add(time.Second)}},
+		{Event: flowlog.Event{FlowID: "a", Start: t1.Add(123 * time.Millisecond)}},
+	}
+	next := func(t *testing.T, query string, flows []flowlog.Flow) any {
+		t.Helper()
+		rec := serve(t, New(Deps{Store: &fakeStore{flows: flows}, Log: discardLog()}), "/api/v1/flows?"+query)
+		if rec.Code != http.StatusOK {
+			t.Fatalf("%d %s", rec.Code, rec.Body)
+		}
+		return decode(t, rec.Body.Bytes())["Next"]
+	}
+	// A full page: the cursor of its last flow.
+	want := EncodeCursor(flowlog.Cursor{Start: t1.Add(123 * time.Millisecond), FlowID: "a"})
+	if want != "MTc5NTUxNDQwMDEyMzph" { // base64url("1795514400123:a")
+		t.Errorf("cursor %q", want)
+	}
+	if got := next(t, "per_page=2", flows); got != want {
+		t.Errorf("full page: Next %v, want %q", got, want)
+	}
+	// A short page is the last.
+	if got := next(t, "per_page=3", flows); got != "" {
+		t.Errorf("short page: Next %v, want empty", got)
+	}
+	if got := next(t, "per_page=1", nil); got != "" {
+		t.Errorf("empty page: Next %v, want empty", got)
+	}
+	// Following the cursor asks the store for the flows after it.
+	st := &fakeStore{}
+	serve(t, New(Deps{Store: st, Log: discardLog()}), "/api/v1/flows?per_page=2&cursor="+want)
+	if st.page.After == nil || *st.page.After != (flowlog.Cursor{Start: t1.Add(123 * time.Millisecond), FlowID: "a"}) ||
+		st.page.PerPage != 2 || st.page.Number != 1 {
+		t.Errorf("page %+v after %+v", st.page, st.page.After)
+	}
+}
+
+func TestUIAndUnknownPaths(t *testing.T) {
+	ui := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ui:" + r.URL.Path))
+	})
+	s := New(Deps{Store: &fakeStore{}, Log: discardLog(), UI: ui})
+	for path, want := range map[string]string{"/": "ui:/", "/index.html": "ui:/index.html", "/assets/app.js": "ui:/assets/app.js"} {
+		if rec := serve(t, s, path); rec.Code != 200 || rec.Body.String() != want {
+			t.Errorf("GET %s: %d %q, want %q", path, rec.Code, rec.Body, want)
+		}
+	}
+	// The API keeps its paths; unknown API paths are a JSON 404, not the UI.
+	if rec := serve(t, s, "/api/v1/flows"); rec.Code != 200 || !strings.HasPrefix(rec.Body.String(), `{"Code":200`) {
+		t.Errorf("flows with a UI: %d %q", rec.Code, rec.Body)
+	}
+	for _, h := range []http.Handler{s, New(Deps{Store: &fakeStore{}, Log: discardLog()})} {
+		rec := serve(t, h, "/api/v1/nope?x=1")
+		if want := `{"Code":404,"Message":"no such endpoint: /api/v1/nope (see /api/v1/openapi.json)"}` + "\n"; rec.Code != 404 || rec.Body.String() != want {
+			t.Errorf("unknown API path: %d %q", rec.Code, rec.Body)
+		}
+		rec = httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/api/v1/flows", nil))
+		if rec.Code != http.StatusMethodNotAllowed {
+			t.Errorf("POST /api/v1/flows: %d, want 405", rec.Code)
+		}
+	}
+	// Without a UI, / is not found.
+	if rec := serve(t, New(Deps{Store: &fakeStore{}, Log: discardLog()}), "/"); rec.Code != 404 {
+		t.Errorf("GET / without UI: %d", rec.Code)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/flowlog/flowlog"
+	"github.com/flowlog/flowlog/auth"
 	pb "github.com/flowlog/flowlog/proto/flow"
 )
 
@@ -40,6 +41,11 @@ type Options struct {
 	// tail). It runs on the commit goroutine: it must be quick and must not
 	// keep the slice, which is reused.
 	OnCommit func([]flowlog.Event)
+	// Auth, if set, authenticates every stream (GRPCServer installs its
+	// interceptor) and binds it to its identity's host and networks: an event
+	// naming another host or a network not allowed is rejected (identity.go).
+	// Nil: no authentication, any host_id is accepted.
+	Auth *auth.Authenticator
 }
 
 func (o *Options) defaults() {
@@ -84,7 +90,11 @@ func New(store flowlog.Store, o Options, log *slog.Logger) *Server {
 // GRPCServer returns a grpc.Server with the message-size limit set and this
 // service registered.
 func (s *Server) GRPCServer(extra ...grpc.ServerOption) *grpc.Server {
-	opts := append([]grpc.ServerOption{grpc.MaxRecvMsgSize(s.opts.MaxMessageBytes)}, extra...)
+	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(s.opts.MaxMessageBytes)}
+	if s.opts.Auth != nil {
+		opts = append(opts, grpc.ChainStreamInterceptor(s.opts.Auth.StreamInterceptor()), grpc.ChainUnaryInterceptor(s.opts.Auth.UnaryInterceptor()))
+	}
+	opts = append(opts, extra...)
 	g := grpc.NewServer(opts...)
 	pb.RegisterFlowServiceServer(g, s)
 	return g
@@ -144,7 +154,8 @@ func (s *Server) StreamFlows(stream pb.FlowService_StreamFlowsServer) error {
 		}
 	}()
 
-	final := s.receive(ctx, peerAddr, recvd, recvErr, acks)
+	id, _, _ := auth.FromContext(ctx) // nil: not authenticated (allowed)
+	final := s.receive(ctx, peerAddr, id, recvd, recvErr, acks)
 	close(acks)
 	if err := <-sendErr; err != nil {
 		return err
@@ -155,7 +166,7 @@ func (s *Server) StreamFlows(stream pb.FlowService_StreamFlowsServer) error {
 // receive turns envelopes into tickets until the agent closes its side, the
 // stream breaks, a limit is exceeded, or shutdown begins. It returns the
 // stream's final status.
-func (s *Server) receive(ctx context.Context, peerAddr string, recvd <-chan *pb.FlowEnvelope, recvErr <-chan error, acks chan<- *ticket) error {
+func (s *Server) receive(ctx context.Context, peerAddr string, id *auth.Identity, recvd <-chan *pb.FlowEnvelope, recvErr <-chan error, acks chan<- *ticket) error {
 	for {
 		select {
 		case env := <-recvd:
@@ -163,7 +174,7 @@ func (s *Server) receive(ctx context.Context, peerAddr string, recvd <-chan *pb.
 				s.log.Warn("envelope over the event limit; ending stream", "peer", peerAddr, "events", n, "limit", s.opts.MaxEventsPerEnv)
 				return status.Errorf(codes.InvalidArgument, "envelope has %d events: limit is %d per envelope; split it", n, s.opts.MaxEventsPerEnv)
 			}
-			t := s.prepare(env, peerAddr)
+			t := s.prepare(env, peerAddr, id)
 			select {
 			case acks <- t: // blocks while InFlightPerStream envelopes await commit
 			case <-ctx.Done():
@@ -182,15 +193,19 @@ func (s *Server) receive(ctx context.Context, peerAddr string, recvd <-chan *pb.
 	}
 }
 
-// prepare validates an envelope and submits it for commit. A ticket that
-// cannot be submitted is already done, with the reason.
-func (s *Server) prepare(env *pb.FlowEnvelope, peerAddr string) *ticket {
+// prepare validates an envelope (and, for an authenticated stream, that each
+// event is the identity's to report) and submits it for commit. A ticket
+// that cannot be submitted is already done, with the reason.
+func (s *Server) prepare(env *pb.FlowEnvelope, peerAddr string, id *auth.Identity) *ticket {
 	t := &ticket{done: make(chan struct{})}
 	now := s.now()
 	events := env.GetEvents()
 	t.events = make([]flowlog.Event, 0, len(events))
 	for i, ev := range events {
 		e, err := Convert(ev, now)
+		if err == nil {
+			err = checkIdentity(e, id)
+		}
 		if err != nil {
 			t.rejected = append(t.rejected, flowlog.Rejected{
 				Received: now, Peer: peerAddr, HostID: ev.GetHostId(), Index: i,

@@ -51,7 +51,7 @@ type collector struct {
 	addr string
 }
 
-func start(t *testing.T, o ingest.Options) *collector {
+func start(t *testing.T, o ingest.Options, extra ...grpc.ServerOption) *collector {
 	t.Helper()
 	st, err := store.Open(context.Background(), engine, store.Options{Database: t.Name()})
 	if err != nil {
@@ -59,7 +59,7 @@ func start(t *testing.T, o ingest.Options) *collector {
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv := ingest.New(st, o, log)
-	g := srv.GRPCServer()
+	g := srv.GRPCServer(extra...)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

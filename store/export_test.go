@@ -1,4 +1,51 @@
 package store
 
+import (
+	"context"
+	"time"
+
+	"github.com/flowlog/flowlog"
+)
+
 // FlowsSQL exposes the flows query to tests that EXPLAIN it.
 var FlowsSQL = (*Store).flowsSQL
+
+// ForceRaw makes the aggregates read raw flows only (true) or choose (false).
+func ForceRaw(s *Store, raw bool) {
+	s.path = pathAuto
+	if raw {
+		s.path = pathRaw
+	}
+}
+
+// UseArgMax makes raw reads merge with argMax instead of FINAL.
+func UseArgMax(s *Store, on bool) {
+	s.merge = mergeFinal
+	if on {
+		s.merge = mergeArgMax
+	}
+}
+
+// NoClockSlack lets a rollup pass mark days clean at once (one collector).
+func NoClockSlack(s *Store) { s.slack = 0 }
+
+// Plan says which rollup an aggregate would read ("" for none) and for how
+// many days.
+func Plan(s *Store, f flowlog.Filter, step time.Duration) (table string, days int, err error) {
+	p, err := s.plan(context.Background(), f, step, true)
+	if p.r == nil {
+		return "", 0, err
+	}
+	return p.r.name, len(p.gens), err
+}
+
+// AggregateSQL exposes a Series query for tests that EXPLAIN it.
+func SeriesSQL(s *Store, f flowlog.Filter, step time.Duration) (string, error) {
+	return s.aggregateSQL(context.Background(), f, step, true, false, "count() AS n", "")
+}
+
+// StopJobs stops the background job without closing the shared engine.
+func StopJobs(s *Store) {
+	s.closing.Do(func() { close(s.stop) })
+	s.jobs.Wait()
+}

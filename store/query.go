@@ -52,10 +52,18 @@ const selectFlow = `event_type, flow_id, host_id, host_name, network_id, protoco
 	toUnixTimestamp64Milli(start_ts) AS start_ms, toUnixTimestamp64Milli(end_ts) AS end_ms,
 	bytes_sent, bytes_recv, packets_sent, packets_recv, status, version`
 
-// Flows returns merged flows, newest start first. FINAL merges each flow's
-// rows at read time, so a flow whose START and DESTROY (or a retried twin)
-// are not merged yet still appears once, with its highest version; WHERE is
-// applied after that merge, so "active" means "no DESTROY anywhere".
+// Flows returns merged flows, newest start first (then flow id, descending).
+// FINAL merges each flow's rows at read time, so a flow whose START and
+// DESTROY (or a retried twin) are not merged yet still appears once, with its
+// highest version; WHERE is applied after that merge, so "active" means "no
+// DESTROY anywhere".
+//
+// With p.After set it is keyset paging: the flows strictly after the cursor
+// in that order, p.PerPage of them, p.Number ignored. A cursor page reads
+// only the day partitions at and before the cursor's day, and needs no
+// OFFSET, so page 10,000 costs what page 1 costs. Flows inserted meanwhile
+// with newer starts do not shift later pages, and a flow is never repeated:
+// its position (start, flow_id) does not change when its DESTROY arrives.
 func (s *Store) Flows(ctx context.Context, f flowlog.Filter, p flowlog.Page) ([]flowlog.Flow, error) {
 	if p.PerPage <= 0 {
 		p.PerPage = 100
@@ -74,13 +82,61 @@ func (s *Store) Flows(ctx context.Context, f flowlog.Filter, p flowlog.Page) ([]
 	return flows, nil
 }
 
+// CursorOf is the cursor of a flow: pass the last flow of a page as
+// Page.After to get the next page.
+func CursorOf(f *flowlog.Flow) *flowlog.Cursor {
+	return &flowlog.Cursor{Start: f.Start, FlowID: f.FlowID}
+}
+
 func (s *Store) flowsSQL(f flowlog.Filter, p flowlog.Page) string {
-	return fmt.Sprintf("SELECT %s FROM %s.flows FINAL %s ORDER BY start_ts DESC, flow_id DESC LIMIT %d OFFSET %d",
-		selectFlow, s.db, where(f), p.PerPage, (p.Number-1)*p.PerPage)
+	c := conds(f)
+	offset := (p.Number - 1) * p.PerPage
+	if a := p.After; a != nil {
+		offset = 0
+		c = append(c, "_partition_id <= "+quote(a.Start.UTC().Format("20060102")),
+			fmt.Sprintf("(start_ts, flow_id) < (%s, %s)", ms(a.Start), quote(a.FlowID)))
+	}
+	return fmt.Sprintf("SELECT %s FROM %s ORDER BY start_ts DESC, flow_id DESC LIMIT %d OFFSET %d",
+		selectFlow, s.rawFrom(c), p.PerPage, offset)
 }
 
 // where renders a filter as a WHERE clause ("" when it selects everything).
 func where(f flowlog.Filter) string {
+	return whereOf(conds(f))
+}
+
+func whereOf(c []string) string {
+	if len(c) == 0 {
+		return ""
+	}
+	return "WHERE " + strings.Join(c, " AND ")
+}
+
+// conds renders every condition of a filter on the flows table.
+func conds(f flowlog.Filter) []string {
+	c := timeConds(f.From, f.To)
+	c = append(c, dimConds(f)...)
+	return append(c, rawConds(f)...)
+}
+
+// timeConds bounds start_ts to [from, to) (zero = unbounded). With FINAL,
+// ClickHouse uses only sorting-key conditions to select parts, so a start_ts
+// range alone reads every partition. The partition id of toDate(start_ts) is
+// 'YYYYMMDD': bounding it prunes by day.
+func timeConds(from, to time.Time) []string {
+	var c []string
+	if !from.IsZero() {
+		c = append(c, "_partition_id >= "+quote(from.UTC().Format("20060102")), "start_ts >= "+ms(from))
+	}
+	if !to.IsZero() {
+		c = append(c, "_partition_id <= "+quote(to.Add(-time.Millisecond).UTC().Format("20060102")), "start_ts < "+ms(to))
+	}
+	return c
+}
+
+// dimConds renders the filter's conditions on the rollup dimensions (column
+// names shared by the flows and the rollup tables).
+func dimConds(f flowlog.Filter) []string {
 	var c []string
 	eq := func(col, v string) {
 		if v != "" {
@@ -91,15 +147,6 @@ func where(f flowlog.Filter) string {
 	eq("host_id", f.HostID)
 	eq("src_entity_id", f.SrcEntityID)
 	eq("dst_entity_id", f.DstEntityID)
-	// With FINAL, ClickHouse uses only sorting-key conditions to select
-	// parts, so a start_ts range alone reads every partition. The partition
-	// id of toDate(start_ts) is 'YYYYMMDD': bounding it prunes by day.
-	if !f.From.IsZero() {
-		c = append(c, "_partition_id >= "+quote(f.From.UTC().Format("20060102")), "start_ts >= "+ms(f.From))
-	}
-	if !f.To.IsZero() {
-		c = append(c, "_partition_id <= "+quote(f.To.Add(-time.Millisecond).UTC().Format("20060102")), "start_ts < "+ms(f.To))
-	}
 	if len(f.SrcTypes) > 0 {
 		c = append(c, "toInt8(src_type) IN ("+ints(f.SrcTypes)+")")
 	}
@@ -114,16 +161,56 @@ func where(f flowlog.Filter) string {
 		c = append(c, fmt.Sprintf("((src_type = 'user' AND (src_entity_id = %[1]s OR src_entity_name = %[1]s)) OR "+
 			"(dst_type = 'user' AND (dst_entity_id = %[1]s OR dst_entity_name = %[1]s)))", u))
 	}
+	if f.Direction != flowlog.DirUnspecified {
+		c = append(c, "toInt8(direction) = "+strconv.Itoa(int(f.Direction)))
+	}
+	if f.Participant != "" {
+		c = append(c, fmt.Sprintf("(src_entity_id = %[1]s OR src_entity_name = %[1]s OR dst_entity_id = %[1]s OR dst_entity_name = %[1]s)",
+			quote(f.Participant)))
+	}
+	return c
+}
+
+// rawConds renders the filter's conditions that only the flows table can
+// answer (rollups keep neither addresses, ports nor state).
+func rawConds(f flowlog.Filter) []string {
+	var c []string
+	if f.IP.IsValid() {
+		lo, hi := ipRange(f.IP)
+		c = append(c, fmt.Sprintf("(src_ip BETWEEN %[1]s AND %[2]s OR dst_ip BETWEEN %[1]s AND %[2]s)", lo, hi))
+	}
+	if f.Port != 0 {
+		c = append(c, fmt.Sprintf("(src_port = %[1]d OR dst_port = %[1]d)", f.Port))
+	}
 	switch f.State {
 	case flowlog.StateActive:
 		c = append(c, "event_type = 'start'")
 	case flowlog.StateFinished:
 		c = append(c, "event_type = 'destroy'")
 	}
-	if len(c) == 0 {
-		return ""
+	return c
+}
+
+// rollupable says whether a filter uses only rollup dimensions.
+func rollupable(f flowlog.Filter) bool {
+	return len(rawConds(f)) == 0
+}
+
+// ipRange is the first and last address of a prefix as IPv6 literals, the
+// way the columns store them: an IPv4 prefix a.b.c.d/n is
+// ::ffff:a.b.c.d/(96+n).
+func ipRange(p netip.Prefix) (lo, hi string) {
+	p = p.Masked()
+	bits := p.Bits()
+	if p.Addr().Is4() {
+		bits += 96
 	}
-	return "WHERE " + strings.Join(c, " AND ")
+	a := p.Addr().As16()
+	b := a
+	for i := bits; i < 128; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	return "toIPv6('" + netip.AddrFrom16(a).String() + "')", "toIPv6('" + netip.AddrFrom16(b).String() + "')"
 }
 
 func ms(t time.Time) string {
@@ -160,4 +247,48 @@ func (r *flowRow) flow() flowlog.Flow {
 func participant(ip string, typ uint8, id, name string) flowlog.Participant {
 	a, _ := netip.ParseAddr(ip)
 	return flowlog.Participant{IP: a.Unmap(), Type: flowlog.ParticipantType(typ), ID: id, Name: name}
+}
+
+// mergeMode is how raw reads merge a flow's rows into its latest version.
+type mergeMode uint8
+
+const (
+	mergeFinal  mergeMode = iota // FROM flows FINAL: the default, faster (BENCHMARKS.md)
+	mergeArgMax                  // GROUP BY the sorting key, argMax(column, version)
+)
+
+// argMaxColumns: every column but the sorting key, at the highest version.
+var argMaxColumns = func() string {
+	var b []string
+	for _, c := range strings.Split(flowColumns, ", ") {
+		switch c {
+		case "network_id", "host_id", "flow_id":
+		case "version":
+			b = append(b, "max(flows.version) AS version")
+		default:
+			// flows.version: the column, not the alias of the merged one.
+			b = append(b, "argMax(flows."+c+", flows.version) AS "+c)
+		}
+	}
+	return strings.Join(b, ", ")
+}()
+
+// rawFrom is the FROM (and WHERE) of a read of merged flows meeting every
+// condition in c, each evaluated on the merged row.
+func (s *Store) rawFrom(c []string) string {
+	if s.merge == mergeArgMax {
+		// Partition pruning goes inside (it is a property of both rows of a
+		// flow); everything else applies to the merged row.
+		var in, out []string
+		for _, x := range c {
+			if strings.HasPrefix(x, "_partition_id") {
+				in = append(in, x)
+			} else {
+				out = append(out, x)
+			}
+		}
+		return fmt.Sprintf("(SELECT network_id, host_id, flow_id, %s FROM %s.flows %s GROUP BY network_id, host_id, flow_id) %s",
+			argMaxColumns, s.db, whereOf(in), whereOf(out))
+	}
+	return s.db + ".flows FINAL " + whereOf(c)
 }

@@ -93,6 +93,57 @@ var migrations = []migration{
 		TTL toDateTime(received_at) + toIntervalSecond(2592000)
 		SETTINGS fsync_after_insert = 1, fsync_part_directory = 1`,
 	}},
+	{2, "rollups at 1 minute and 1 hour", []string{
+		// Rollups: flows summed per time bucket (by start) and per dimension,
+		// kept longer than... or shorter than the raw flows (rollup1mTTL,
+		// rollup1hTTL). They are recomputed by Store.Rollup, one day
+		// partition of flows at a time, from the merged view (FINAL), never
+		// fed by insert-triggered materialized views: those see every inserted
+		// block, so a retried envelope or a START followed by its DESTROY
+		// would be counted twice (see rollup.go for the whole argument).
+		//
+		// Each recomputation of a day writes that day's complete set of rows
+		// under a new generation `gen`; rollup_days names, per day, the
+		// generation readers use. ReplacingMergeTree(gen) lets merges drop
+		// the rows of older generations.
+		`CREATE TABLE IF NOT EXISTS {db}.flows_1m (` + rollupColumnsDDL + `)
+		ENGINE = ReplacingMergeTree(gen)
+		PARTITION BY toDate(bucket)
+		ORDER BY (` + rollupKey + `)
+		TTL bucket + toIntervalSecond(` + rollup1mTTLSeconds + `)
+		SETTINGS fsync_after_insert = 1, fsync_part_directory = 1`,
+		`CREATE TABLE IF NOT EXISTS {db}.flows_1h (` + rollupColumnsDDL + `)
+		ENGINE = ReplacingMergeTree(gen)
+		PARTITION BY toYYYYMM(bucket)
+		ORDER BY (` + rollupKey + `)
+		TTL bucket + toIntervalSecond(` + rollup1hTTLSeconds + `)
+		SETTINGS fsync_after_insert = 1, fsync_part_directory = 1`,
+		// Which days changed: Store.Insert writes (day, stamp) for every day
+		// partition a batch touched, after the flows are committed and before
+		// it returns (so before the ack). One row per day survives merges.
+		`CREATE TABLE IF NOT EXISTS {db}.rollup_dirty (
+			day Date,
+			marked Int64
+		) ENGINE = ReplacingMergeTree(marked)
+		ORDER BY day
+		TTL day + toIntervalDay(400)
+		SETTINGS fsync_after_insert = 1, fsync_part_directory = 1`,
+		// Which generation of each day's rollup rows is complete, and up to
+		// which dirty stamp it covers: a day is clean when its latest mark is
+		// <= covers. Written after the rollup rows; the latest stamp wins.
+		`CREATE TABLE IF NOT EXISTS {db}.rollup_days (
+			day Date,
+			gen Int64,
+			covers Int64,
+			stamp Int64
+		) ENGINE = ReplacingMergeTree(stamp)
+		ORDER BY day
+		TTL day + toIntervalDay(400)
+		SETTINGS fsync_after_insert = 1, fsync_part_directory = 1`,
+		// Flows stored before this migration: every day is dirty once.
+		`INSERT INTO {db}.rollup_dirty (day, marked)
+		SELECT DISTINCT toDate(start_ts), toUnixTimestamp64Nano(now64(9)) FROM {db}.flows`,
+	}},
 }
 
 // migrate creates the database and applies the steps not yet recorded.

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -30,6 +31,12 @@ type Engine interface {
 type Options struct {
 	Database  string        // default "flowlog"; tests isolate by database
 	Retention time.Duration // TTL of flows and rejected events; default 30 days
+	// RollupEvery is how often a background job recomputes the rollups of
+	// the days that changed (DefaultRollupEvery is a good value); zero or
+	// negative: no job (aggregates stay exact, reading raw flows for every
+	// day not rolled up; Rollup can be called by hand).
+	RollupEvery time.Duration
+	Logger      *slog.Logger // for the background job; default slog.Default()
 }
 
 // DefaultRetention is how long flows are kept unless configured.
@@ -37,12 +44,31 @@ const DefaultRetention = 30 * 24 * time.Hour
 
 // Store implements flowlog.Store on an Engine.
 type Store struct {
-	eng Engine
-	db  string // quoted database name, ready for SQL
-	buf sync.Pool
+	eng       Engine
+	db        string // quoted database name, ready for SQL
+	buf       sync.Pool
+	retention time.Duration
+
+	clock struct { // see stamp
+		sync.Mutex
+		last int64
+	}
+	rollupMu sync.Mutex    // one Rollup pass at a time
+	slack    time.Duration // rollupClockSlack; tests set 0
+	stop     chan struct{} // closed by Close: ends the rollup job
+	jobs     sync.WaitGroup
+	closing  sync.Once
+
+	// Test and benchmark switches (export_test.go): force the raw or the
+	// rollup path of the aggregates, and the merged read (FINAL or argMax).
+	path  readPath
+	merge mergeMode
 }
 
-var _ flowlog.Store = (*Store)(nil)
+var (
+	_ flowlog.Store      = (*Store)(nil)
+	_ flowlog.Aggregator = (*Store)(nil)
+)
 
 // Open migrates the schema (idempotent) and applies the retention.
 func Open(ctx context.Context, eng Engine, o Options) (*Store, error) {
@@ -52,13 +78,24 @@ func Open(ctx context.Context, eng Engine, o Options) (*Store, error) {
 	if o.Retention == 0 {
 		o.Retention = DefaultRetention
 	}
-	s := &Store{eng: eng, db: ident(o.Database)}
+	s := &Store{eng: eng, db: ident(o.Database), retention: o.Retention, slack: rollupClockSlack, stop: make(chan struct{})}
 	s.buf.New = func() any { return &rowBinary{} }
 	if err := s.migrate(ctx); err != nil {
 		return nil, err
 	}
 	if err := s.applyRetention(ctx, o.Retention); err != nil {
 		return nil, err
+	}
+	if err := s.seedClock(ctx); err != nil {
+		return nil, err
+	}
+	if o.RollupEvery > 0 {
+		log := o.Logger
+		if log == nil {
+			log = slog.Default()
+		}
+		s.jobs.Add(1)
+		go s.rollupLoop(o.RollupEvery, log, s.stop, &s.jobs)
 	}
 	return s, nil
 }
@@ -75,6 +112,11 @@ func (s *Store) Insert(ctx context.Context, b *flowlog.Batch) error {
 		}
 		if err := s.eng.InsertRowBinary(ctx, s.db+".flows", flowColumns, w.b); err != nil {
 			return fmt.Errorf("inserting %d flow events: %w", len(b.Events), err)
+		}
+		// After the rows, before returning (and so before any ack): the
+		// rollups of these days are stale until recomputed (rollup.go).
+		if err := s.markDirty(ctx, b.Events); err != nil {
+			return err
 		}
 	}
 	if len(b.Rejected) > 0 {
@@ -95,8 +137,13 @@ func (s *Store) Ping(ctx context.Context) error {
 	return err
 }
 
-// Close closes the engine.
-func (s *Store) Close() error { return s.eng.Close() }
+// Close stops the rollup job (letting a running pass finish: engine
+// statements cannot be interrupted) and closes the engine.
+func (s *Store) Close() error {
+	s.closing.Do(func() { close(s.stop) })
+	s.jobs.Wait()
+	return s.eng.Close()
+}
 
 // Exec runs a statement as is, for tools and tests (e.g. OPTIMIZE).
 func (s *Store) Exec(ctx context.Context, sql string) error { return s.eng.Exec(ctx, sql) }

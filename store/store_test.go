@@ -24,14 +24,22 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	dir, _ := os.MkdirTemp("", "store-test-")
+	// FLOWLOG_STORE_TEST_DIR keeps the data between runs (TestQueryCosts
+	// then loads its flows once).
+	dir, keep := os.Getenv("FLOWLOG_STORE_TEST_DIR"), true
+	if dir == "" {
+		dir, _ = os.MkdirTemp("", "store-test-")
+		keep = false
+	}
 	if engine, err = chdb.Open(lib, dir, 2); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()
 	engine.Close()
-	os.RemoveAll(dir)
+	if !keep {
+		os.RemoveAll(dir)
+	}
 	os.Exit(code)
 }
 

@@ -10,10 +10,12 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/flowlog/flowlog/agent"
 	"github.com/flowlog/flowlog/agent/config"
@@ -42,6 +44,8 @@ type agentCmd struct {
 	TLSKey        string `name:"tls-key" help:"Client key file (mutual TLS)." env:"FLOWLOG_TLS_KEY"`
 	TLSServerName string `name:"tls-server-name" help:"Expected name in the collector's certificate (default: the address's host)." env:"FLOWLOG_TLS_SERVER_NAME"`
 	Plaintext     bool   `help:"Connect without TLS. Required when no --tls-ca is given." env:"FLOWLOG_PLAINTEXT"`
+	Token         string `help:"Bearer token sent with each stream (authorization metadata); the collector's identities file maps its SHA-256 to this host." env:"FLOWLOG_TOKEN"`
+	TokenFile     string `name:"token-file" help:"File holding the bearer token (instead of --token)." env:"FLOWLOG_TOKEN_FILE"`
 }
 
 func (c *agentCmd) Validate() error {
@@ -57,7 +61,26 @@ func (c *agentCmd) Validate() error {
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")
 	}
+	if c.Token != "" && c.TokenFile != "" {
+		return errors.New("--token and --token-file: give one")
+	}
 	return nil
+}
+
+// token is the bearer token of --token or --token-file ("" = none).
+func (c *agentCmd) token() (string, error) {
+	if c.TokenFile == "" {
+		return c.Token, nil
+	}
+	b, err := os.ReadFile(c.TokenFile)
+	if err != nil {
+		return "", fmt.Errorf("--token-file: %w", err)
+	}
+	t := strings.TrimSpace(string(b))
+	if t == "" {
+		return "", fmt.Errorf("--token-file %s is empty", c.TokenFile)
+	}
+	return t, nil
 }
 
 func (c *agentCmd) Run(log *slog.Logger) error {
@@ -82,6 +105,13 @@ func (c *agentCmd) Run(log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	token, err := c.token()
+	if err != nil {
+		return err
+	}
+	if token != "" && creds == nil {
+		log.Warn("sending the bearer token without TLS (--plaintext): anyone on the path can read it")
+	}
 	if err := os.MkdirAll(c.StateDir, 0o750); err != nil {
 		return fmt.Errorf("state directory: %w", err)
 	}
@@ -103,6 +133,12 @@ func (c *agentCmd) Run(log *slog.Logger) error {
 	}
 	exp := export.New(sp, export.Options{Addr: c.Collector, Creds: creds, Window: c.Window, BackoffMax: c.BackoffMax, Log: log})
 	expCtx, stopExp := context.WithCancel(context.Background())
+	if token != "" {
+		// Every stream the exporter opens derives from expCtx, so each carries
+		// the token (as per-RPC credentials would; export.Options has no dial
+		// options to pass them).
+		expCtx = metadata.AppendToOutgoingContext(expCtx, "authorization", "Bearer "+token)
+	}
 	expDone := make(chan error, 1)
 	go func() { expDone <- exp.Run(expCtx) }()
 

@@ -21,6 +21,9 @@ type cli struct {
 	Serve serveCmd `cmd:"" help:"Run the collector: gRPC ingest, ClickHouse store, HTTP API."`
 	Agent agentCmd `cmd:"" help:"Run the agent on a mesh host: conntrack flows to the collector."`
 	Bench benchCmd `cmd:"" help:"Load-test a collector with synthetic agents and verify what it stored."`
+	Flows flowsCmd `cmd:"" help:"List a collector's flows (HTTP API client); exit 0 ok, 1 bad flag, 2 refused (4xx), 3 unreachable/5xx, 4 empty with --fail-empty."`
+	Top   topCmd   `cmd:"" help:"Rank a collector's top talkers by bytes, packets or flows; exit 0 ok, 1 bad flag, 2 refused (4xx), 3 unreachable/5xx, 4 empty with --fail-empty."`
+	Tail  tailCmd  `cmd:"" help:"Follow flows as a collector commits them; exit 0 interrupted or --count reached, 1 bad flag, 2 refused (4xx), 3 unreachable/5xx with --no-reconnect."`
 }
 
 func main() {
@@ -29,6 +32,14 @@ func main() {
 		kong.Name("flowlog"),
 		kong.Description("Flow logs for WireGuard meshes (Netmaker-compatible)."),
 		kong.UsageOnError(),
+		// A usage error (unknown flag, missing value) exits 1 like every other
+		// bad input, not kong's own 80: scripts rely on the documented codes.
+		kong.Exit(func(code int) {
+			if code == 80 {
+				code = 1
+			}
+			os.Exit(code)
+		}),
 	)
 	log := newLogger(c.LogLevel, c.LogFormat)
 	if err := ctx.Run(log); err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,9 +15,12 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/flowlog/flowlog/api"
+	"github.com/flowlog/flowlog/auth"
 	"github.com/flowlog/flowlog/ingest"
 	"github.com/flowlog/flowlog/store"
 	"github.com/flowlog/flowlog/store/chdb"
+	"github.com/flowlog/flowlog/tail"
+	"github.com/flowlog/flowlog/web"
 )
 
 type serveCmd struct {
@@ -28,8 +30,13 @@ type serveCmd struct {
 	Retention duration `help:"How long flows are kept (TTL), e.g. 30d or 720h." default:"30d" env:"FLOWLOG_RETENTION"`
 	Database  string   `help:"ClickHouse database name." default:"flowlog" env:"FLOWLOG_DATABASE"`
 	ChdbLib   string   `name:"chdb-lib" help:"Path of libchdb.so (default: the cache of 'make setup')." env:"FLOWLOG_CHDB_LIB"`
-	TLSCert   string   `name:"tls-cert" help:"Certificate file for the gRPC listener (TLS); without it agents connect in plaintext." env:"FLOWLOG_TLS_CERT"`
+	TLSCert   string   `name:"tls-cert" help:"Certificate file for the gRPC listener (TLS); without it agents connect in plaintext (loopback only, unless --grpc-plaintext)." env:"FLOWLOG_TLS_CERT"`
 	TLSKey    string   `name:"tls-key" help:"Key file of --tls-cert." env:"FLOWLOG_TLS_KEY"`
+
+	TLSClientCA          string `name:"tls-client-ca" help:"Require agents to present a client certificate signed by this CA (mutual TLS); needs --tls-cert." env:"FLOWLOG_TLS_CLIENT_CA"`
+	Identities           string `help:"Identities file (YAML): which client certificate or bearer token may report as which host_id and networks; reloaded when it changes." env:"FLOWLOG_IDENTITIES"`
+	AllowUnauthenticated bool   `name:"allow-unauthenticated" help:"Accept agents without an identity (their events may name any host)." env:"FLOWLOG_ALLOW_UNAUTHENTICATED"`
+	GRPCPlaintext        bool   `name:"grpc-plaintext" help:"Serve agents without TLS on a non-loopback --grpc-addr (loopback is always allowed)." env:"FLOWLOG_GRPC_PLAINTEXT"`
 
 	FlushRows       int           `help:"Group commit: insert when this many rows wait." default:"50000" env:"FLOWLOG_FLUSH_ROWS"`
 	FlushInterval   time.Duration `help:"Group commit: insert when the oldest row waited this long." default:"500ms" env:"FLOWLOG_FLUSH_INTERVAL"`
@@ -38,6 +45,7 @@ type serveCmd struct {
 	MaxEvents       int           `name:"max-events-per-envelope" help:"Largest envelope accepted, in events." default:"10000" env:"FLOWLOG_MAX_EVENTS_PER_ENVELOPE"`
 	MaxMessageBytes int           `help:"Largest gRPC message accepted, in bytes." default:"16777216" env:"FLOWLOG_MAX_MESSAGE_BYTES"`
 	MaxStreams      int           `help:"Most concurrent agent streams." default:"1000" env:"FLOWLOG_MAX_STREAMS"`
+	StreamBuffer    int           `help:"Live tail: events buffered per client; a client reading slower loses events and is told how many." default:"1024" env:"FLOWLOG_STREAM_BUFFER"`
 	ShutdownTimeout time.Duration `help:"How long shutdown may take to answer and commit what was received." default:"30s" env:"FLOWLOG_SHUTDOWN_TIMEOUT"`
 }
 
@@ -50,6 +58,7 @@ func (c *serveCmd) Validate() error {
 		{"--flush-rows", c.FlushRows}, {"--max-pending-rows", c.MaxPendingRows},
 		{"--max-events-per-envelope", c.MaxEvents}, {"--max-message-bytes", c.MaxMessageBytes},
 		{"--max-streams", c.MaxStreams}, {"--insert-writers", c.InsertWriters},
+		{"--stream-buffer", c.StreamBuffer},
 	} {
 		if f.v < 1 {
 			return fmt.Errorf("%s must be at least 1, got %d", f.name, f.v)
@@ -61,6 +70,12 @@ func (c *serveCmd) Validate() error {
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return fmt.Errorf("--tls-cert and --tls-key go together")
 	}
+	if c.TLSClientCA != "" && c.TLSCert == "" {
+		return fmt.Errorf("--tls-client-ca needs --tls-cert and --tls-key (mutual TLS is TLS)")
+	}
+	if err := c.listenerPolicy().Check(c.GRPCAddr, !auth.KnownNotLoopback(c.GRPCAddr)); err != nil {
+		return err // names are checked again once listening
+	}
 	if c.MaxPendingRows < c.FlushRows {
 		return fmt.Errorf("--max-pending-rows (%d) must be at least --flush-rows (%d)", c.MaxPendingRows, c.FlushRows)
 	}
@@ -71,19 +86,39 @@ func (c *serveCmd) Run(log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
+	var authn *auth.Authenticator // nil: no identities, agents are not authenticated
+	if c.Identities != "" {
+		set, err := auth.Load(c.Identities)
+		if err != nil {
+			return err
+		}
+		authn = auth.New(set, c.AllowUnauthenticated, log)
+		go func() {
+			if err := auth.Watch(ctx, c.Identities, log, authn.SetIdentities, nil); err != nil {
+				log.Error("identities watch stopped; keeping the current identities", "err", err)
+			}
+		}()
+	}
+
 	st, err := openEmbedded(ctx, c.ChdbLib, c.Data, c.InsertWriters+2, store.Options{Database: c.Database, Retention: time.Duration(c.Retention)})
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 
+	hub := tail.NewHub() // live tail: committed events fan out to /api/v1/flows/stream clients
 	ing := ingest.New(st, ingest.Options{
 		FlushRows: c.FlushRows, FlushInterval: c.FlushInterval, MaxPendingRows: c.MaxPendingRows, Writers: c.InsertWriters,
-		MaxEventsPerEnv: c.MaxEvents, MaxMessageBytes: c.MaxMessageBytes, MaxStreams: c.MaxStreams,
+		MaxEventsPerEnv: c.MaxEvents, MaxMessageBytes: c.MaxMessageBytes, MaxStreams: c.MaxStreams, Auth: authn,
+		OnCommit: hub.Publish,
 	}, log)
 	grpcLn, err := net.Listen("tcp", c.GRPCAddr)
 	if err != nil {
 		return fmt.Errorf("gRPC listener: %w", err)
+	}
+	if err := c.listenerPolicy().Check(grpcLn.Addr().String(), auth.IsLoopback(grpcLn.Addr())); err != nil {
+		grpcLn.Close()
+		return err
 	}
 	httpLn, err := net.Listen("tcp", c.HTTPAddr)
 	if err != nil {
@@ -91,14 +126,19 @@ func (c *serveCmd) Run(log *slog.Logger) error {
 	}
 	var opts []grpc.ServerOption
 	if c.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+		cfg, err := auth.ServerTLS(c.TLSCert, c.TLSKey, c.TLSClientCA)
 		if err != nil {
-			return fmt.Errorf("--tls-cert/--tls-key: %w", err)
+			return err
 		}
-		opts = append(opts, grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})))
+		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg)))
 	}
+	log.Info("agent authentication", "tls", c.TLSCert != "", "client_certificates", c.TLSClientCA != "",
+		"identities", c.Identities, "allow_unauthenticated", c.AllowUnauthenticated || c.Identities == "")
 	g := ing.GRPCServer(opts...)
-	hs := &http.Server{Handler: api.New(st, log), ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{Handler: api.New(api.Deps{Store: st, Agg: st, Hub: hub, Log: log, UI: web.Handler(),
+		StreamBuffer: c.StreamBuffer}), ReadHeaderTimeout: 10 * time.Second}
+	// Live-tail streams never go idle; ending them lets Shutdown finish.
+	hs.RegisterOnShutdown(hub.Close)
 
 	errc := make(chan error, 2)
 	go func() { errc <- g.Serve(grpcLn) }()
@@ -120,6 +160,13 @@ func (c *serveCmd) Run(log *slog.Logger) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// listenerPolicy is what the gRPC listener may do (auth.ListenerPolicy):
+// plaintext and unauthenticated agents are allowed on loopback only, unless
+// --grpc-plaintext and --allow-unauthenticated say otherwise.
+func (c *serveCmd) listenerPolicy() auth.ListenerPolicy {
+	return auth.ListenerPolicy{TLS: c.TLSCert != "", Plaintext: c.GRPCPlaintext, Identities: c.Identities != "", AllowUnauthenticated: c.AllowUnauthenticated}
 }
 
 // openEmbedded opens the chDB engine on dir and the flowlog schema in it.

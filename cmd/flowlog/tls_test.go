@@ -1,52 +1,90 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/flowlog/flowlog/auth/authtest"
 )
+
+// testCerts is a throwaway PKI in a directory: a CA, the collector's
+// certificate for 127.0.0.1/::1/localhost, client certificates on demand,
+// and a second CA that the collector does not trust.
+type testCerts struct {
+	t                 *testing.T
+	dir               string
+	ca, untrusted     *authtest.CA
+	caFile            string // the agents' --tls-ca and the collector's --tls-client-ca
+	certFile, keyFile string // the collector's --tls-cert, --tls-key
+}
+
+func newTestCerts(t *testing.T, dir string) *testCerts {
+	t.Helper()
+	ca, err := authtest.NewCA("flowlog test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	untrusted, err := authtest.NewCA("untrusted test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &testCerts{t: t, dir: dir, ca: ca, untrusted: untrusted, caFile: filepath.Join(dir, "ca.pem")}
+	if err := os.WriteFile(p.caFile, ca.PEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := ca.Localhost()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.certFile, p.keyFile, err = srv.Write(dir, "server"); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// client issues a client certificate with subject CN cn (and DNS SANs) from
+// the trusted CA.
+func (p *testCerts) client(cn string, sans ...string) authtest.Cert {
+	return p.issue(p.ca, authtest.Leaf{CN: cn, DNSNames: sans})
+}
+
+// untrustedClient is a client certificate from the CA the collector does
+// not trust.
+func (p *testCerts) untrustedClient(cn string) authtest.Cert {
+	return p.issue(p.untrusted, authtest.Leaf{CN: cn})
+}
+
+// expiredClient is a trusted CA's client certificate that expired a minute ago.
+func (p *testCerts) expiredClient(cn string) authtest.Cert {
+	return p.issue(p.ca, authtest.Leaf{CN: cn, NotBefore: time.Now().Add(-2 * time.Hour), NotAfter: time.Now().Add(-time.Minute)})
+}
+
+func (p *testCerts) issue(ca *authtest.CA, l authtest.Leaf) authtest.Cert {
+	p.t.Helper()
+	c, err := ca.Issue(l)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return c
+}
+
+// files writes c as dir/name.pem and dir/name.key (an agent's --tls-cert,
+// --tls-key).
+func (p *testCerts) files(c authtest.Cert, name string) (certFile, keyFile string) {
+	p.t.Helper()
+	certFile, keyFile, err := c.Write(p.dir, name)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return certFile, keyFile
+}
 
 // testPKI writes a CA and a server certificate for 127.0.0.1 into dir and
 // returns their paths.
 func testPKI(t *testing.T, dir string) (caFile, certFile, keyFile string) {
 	t.Helper()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "flowlog test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "collector"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, _ := x509.MarshalECPrivateKey(key)
-	write := func(name, typ string, b []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: b}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	return write("ca.pem", "CERTIFICATE", caDER), write("server.pem", "CERTIFICATE", der), write("server.key", "EC PRIVATE KEY", keyDER)
+	p := newTestCerts(t, dir)
+	return p.caFile, p.certFile, p.keyFile
 }

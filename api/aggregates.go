@@ -1,0 +1,359 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/flowlog/flowlog"
+)
+
+// Time series limits: a fitted step gives at most fitPoints points; no
+// series, fitted or asked for, may have more than maxPoints.
+const (
+	fitPoints      = 300
+	maxPoints      = 10_000
+	defaultSeries  = 24 * time.Hour
+	maxStep        = 365 * 24 * time.Hour
+	aggUnavailable = "aggregates are not available: the store does not implement them"
+)
+
+// fitSteps are the steps a series is fitted to, smallest first.
+var fitSteps = []time.Duration{10 * time.Second, time.Minute, 5 * time.Minute, 15 * time.Minute,
+	time.Hour, 6 * time.Hour, 24 * time.Hour}
+
+// JSON shapes of the aggregates.
+
+type talkerJSON struct {
+	Type    string `json:"type"`
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	IP      string `json:"ip"`
+	Bytes   uint64 `json:"bytes"`
+	Packets uint64 `json:"packets"`
+	Flows   uint64 `json:"flows"`
+}
+
+type participantJSON struct {
+	Type string `json:"type"`
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+type edgeJSON struct {
+	Src     participantJSON `json:"src"`
+	Dst     participantJSON `json:"dst"`
+	Bytes   uint64          `json:"bytes"`
+	Packets uint64          `json:"packets"`
+	Flows   uint64          `json:"flows"`
+}
+
+type pointJSON struct {
+	T       string `json:"t"`
+	Bytes   uint64 `json:"bytes"`
+	Packets uint64 `json:"packets"`
+	Flows   uint64 `json:"flows"`
+}
+
+type seriesJSON struct {
+	StepSeconds int64       `json:"step_seconds"`
+	Points      []pointJSON `json:"points"`
+}
+
+type activeJSON struct {
+	Flows uint64 `json:"flows"`
+}
+
+// Parsing.
+
+func parseTopQuery(q url.Values) (flowlog.TopQuery, error) {
+	var t flowlog.TopQuery
+	if err := topParams.check(q); err != nil {
+		return t, err
+	}
+	var err error
+	if t.Filter, err = parseFilter(q); err != nil {
+		return t, err
+	}
+	get := getter(q)
+	if t.ByIP, err = parseChoice("by", get("by"), false, []string{"participant", "ip"}, []bool{false, true}); err != nil {
+		return t, err
+	}
+	if t.Metric, err = parseChoice("metric", get("metric"), flowlog.MetricBytes, []string{"bytes", "packets", "flows"},
+		[]flowlog.Metric{flowlog.MetricBytes, flowlog.MetricPackets, flowlog.MetricFlows}); err != nil {
+		return t, err
+	}
+	if t.Side, err = parseChoice("side", get("side"), flowlog.SideAny, []string{"any", "src", "dst"},
+		[]flowlog.Side{flowlog.SideAny, flowlog.SideSrc, flowlog.SideDst}); err != nil {
+		return t, err
+	}
+	t.Limit, err = parseInt("limit", get("limit"), defaultTopLimit, 1, maxAggLimit)
+	return t, err
+}
+
+func parseMatrixQuery(q url.Values) (flowlog.Filter, int, error) {
+	if err := matrixParams.check(q); err != nil {
+		return flowlog.Filter{}, 0, err
+	}
+	f, err := parseFilter(q)
+	if err != nil {
+		return f, 0, err
+	}
+	limit, err := parseInt("limit", getter(q)("limit"), defaultMatrixLimit, 1, maxAggLimit)
+	return f, limit, err
+}
+
+func parseActiveQuery(q url.Values) (flowlog.Filter, error) {
+	if err := activeParams.check(q); err != nil {
+		return flowlog.Filter{}, err
+	}
+	return parseFilter(q)
+}
+
+// seriesQuery is a parsed /aggregates/timeseries request: the filter (From
+// and To always set), the step, and the dense range of buckets
+// [first, first+n*step) that covers [From, To).
+type seriesQuery struct {
+	filter flowlog.Filter
+	step   time.Duration
+	first  time.Time
+	n      int
+}
+
+// parseSeriesQuery reads from, to and step. to defaults to now, from to 24
+// hours before to; without step, the smallest of fitSteps that gives at
+// most fitPoints points is taken.
+func parseSeriesQuery(q url.Values, now time.Time) (seriesQuery, error) {
+	var s seriesQuery
+	if err := seriesParams.check(q); err != nil {
+		return s, err
+	}
+	f, err := parseFilter(q)
+	if err != nil {
+		return s, err
+	}
+	if f.To.IsZero() {
+		f.To = now.UTC()
+		if !f.From.IsZero() && !f.From.Before(f.To) {
+			return s, fmt.Errorf("invalid from %q: must be before to (default: now, %s)",
+				getter(q)("from"), f.To.Format(time.RFC3339Nano))
+		}
+	}
+	if f.From.IsZero() {
+		f.From = f.To.Add(-defaultSeries)
+	}
+	s.filter = f
+
+	if text := getter(q)("step"); text != "" {
+		if s.step, err = parseStep(text); err != nil {
+			return s, err
+		}
+		s.first, s.n = buckets(f.From, f.To, s.step)
+		if s.n > maxPoints {
+			return s, fmt.Errorf("invalid step %q: gives %d points from %s to %s, at most %d allowed",
+				text, s.n, f.From.Format(time.RFC3339Nano), f.To.Format(time.RFC3339Nano), maxPoints)
+		}
+		return s, nil
+	}
+	for _, step := range fitSteps {
+		s.step = step
+		if s.first, s.n = buckets(f.From, f.To, step); s.n <= fitPoints {
+			break
+		}
+	}
+	if s.n > maxPoints {
+		return s, fmt.Errorf("invalid from %q: the range to %s needs %d points even with step 1d, at most %d allowed",
+			f.From.Format(time.RFC3339Nano), f.To.Format(time.RFC3339Nano), s.n, maxPoints)
+	}
+	return s, nil
+}
+
+// parseStep accepts a Go duration ("10s", "5m", "1h30m") or a number of
+// days ("1d"), of whole seconds, from 1s to 365d.
+func parseStep(text string) (time.Duration, error) {
+	bad := fmt.Errorf("invalid step %q: must be a whole number of seconds from 1s to 365d, such as 10s, 1m, 5m, 1h or 1d", text)
+	var d time.Duration
+	if days, ok := strings.CutSuffix(text, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 1 || n > 365 {
+			return 0, bad
+		}
+		d = time.Duration(n) * 24 * time.Hour
+	} else {
+		var err error
+		if d, err = time.ParseDuration(text); err != nil {
+			return 0, bad
+		}
+	}
+	if d < time.Second || d > maxStep || d%time.Second != 0 {
+		return 0, bad
+	}
+	return d, nil
+}
+
+// buckets returns the first bucket (from aligned down to a multiple of step
+// since the Unix epoch, which for steps dividing a day is the UTC clock) and
+// how many buckets reach to.
+func buckets(from, to time.Time, step time.Duration) (time.Time, int) {
+	first := alignDown(from, step)
+	span := to.Sub(first)
+	return first, int((span + step - 1) / step)
+}
+
+func alignDown(t time.Time, step time.Duration) time.Time {
+	s := int64(step / time.Second)
+	u := t.Unix()
+	q := u / s
+	if u%s < 0 {
+		q--
+	}
+	return time.Unix(q*s, 0).UTC()
+}
+
+// fill lays the aggregator's points on the dense grid of q: absent buckets
+// are zeros, points are added to the bucket their time falls in, points
+// outside the range are left out.
+func (q *seriesQuery) fill(points []flowlog.Point) []pointJSON {
+	out := make([]pointJSON, q.n)
+	for i := range out {
+		out[i].T = q.first.Add(time.Duration(i) * q.step).Format(time.RFC3339)
+	}
+	for _, p := range points {
+		d := p.T.Sub(q.first)
+		if d < 0 {
+			continue
+		}
+		i := int(d / q.step)
+		if i >= q.n {
+			continue
+		}
+		out[i].Bytes += p.Bytes
+		out[i].Packets += p.Packets
+		out[i].Flows += p.Flows
+	}
+	return out
+}
+
+// Handlers.
+
+func (s *Server) aggTop(w http.ResponseWriter, r *http.Request) {
+	q, ok := s.query(w, r)
+	if !ok {
+		return
+	}
+	tq, err := parseTopQuery(q)
+	if err != nil {
+		s.writeError(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	if s.agg == nil {
+		s.writeError(w, r, http.StatusNotImplemented, aggUnavailable)
+		return
+	}
+	talkers, err := s.agg.Top(r.Context(), tq)
+	if s.failed(w, r, err, "top talkers") {
+		return
+	}
+	out := make([]talkerJSON, len(talkers))
+	for i, t := range talkers {
+		out[i] = talkerJSON{Bytes: t.Bytes, Packets: t.Packets, Flows: t.Flows}
+		if tq.ByIP {
+			out[i].IP = ipString(t.IP)
+		} else {
+			out[i].Type, out[i].ID, out[i].Name = t.Type.String(), t.ID, t.Name
+		}
+	}
+	s.writeJSON(w, r, http.StatusOK, successResponse{Code: http.StatusOK, Message: "top talkers retrieved successfully", Response: out})
+}
+
+func (s *Server) aggMatrix(w http.ResponseWriter, r *http.Request) {
+	q, ok := s.query(w, r)
+	if !ok {
+		return
+	}
+	f, limit, err := parseMatrixQuery(q)
+	if err != nil {
+		s.writeError(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	if s.agg == nil {
+		s.writeError(w, r, http.StatusNotImplemented, aggUnavailable)
+		return
+	}
+	edges, err := s.agg.Matrix(r.Context(), f, limit)
+	if s.failed(w, r, err, "traffic matrix") {
+		return
+	}
+	out := make([]edgeJSON, len(edges))
+	for i, e := range edges {
+		out[i] = edgeJSON{
+			Src:   participantJSON{Type: e.Src.Type.String(), ID: e.Src.ID, Name: e.Src.Name},
+			Dst:   participantJSON{Type: e.Dst.Type.String(), ID: e.Dst.ID, Name: e.Dst.Name},
+			Bytes: e.Bytes, Packets: e.Packets, Flows: e.Flows,
+		}
+	}
+	s.writeJSON(w, r, http.StatusOK, successResponse{Code: http.StatusOK, Message: "traffic matrix retrieved successfully", Response: out})
+}
+
+func (s *Server) aggSeries(w http.ResponseWriter, r *http.Request) {
+	q, ok := s.query(w, r)
+	if !ok {
+		return
+	}
+	sq, err := parseSeriesQuery(q, s.now())
+	if err != nil {
+		s.writeError(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	if s.agg == nil {
+		s.writeError(w, r, http.StatusNotImplemented, aggUnavailable)
+		return
+	}
+	points, err := s.agg.Series(r.Context(), sq.filter, sq.step)
+	if s.failed(w, r, err, "time series") {
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, successResponse{Code: http.StatusOK, Message: "time series retrieved successfully",
+		Response: seriesJSON{StepSeconds: int64(sq.step / time.Second), Points: sq.fill(points)}})
+}
+
+func (s *Server) aggActive(w http.ResponseWriter, r *http.Request) {
+	q, ok := s.query(w, r)
+	if !ok {
+		return
+	}
+	f, err := parseActiveQuery(q)
+	if err != nil {
+		s.writeError(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	if s.agg == nil {
+		s.writeError(w, r, http.StatusNotImplemented, aggUnavailable)
+		return
+	}
+	n, err := s.agg.Active(r.Context(), f)
+	if s.failed(w, r, err, "active flows") {
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, successResponse{Code: http.StatusOK, Message: "active flows counted successfully",
+		Response: activeJSON{Flows: n}})
+}
+
+// failed answers a store error (500, or nothing when the client left) and
+// reports whether there was one.
+func (s *Server) failed(w http.ResponseWriter, r *http.Request, err error, what string) bool {
+	if err == nil {
+		return false
+	}
+	if r.Context().Err() != nil {
+		// The client left; nobody is there to read an answer.
+		s.log.DebugContext(r.Context(), what+" request abandoned", "err", err)
+		return true
+	}
+	s.log.ErrorContext(r.Context(), "fetching "+what, "err", err, "path", r.URL.Path, "query", r.URL.RawQuery)
+	s.writeError(w, r, http.StatusInternalServerError, "error fetching "+what+": "+err.Error())
+	return true
+}

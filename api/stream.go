@@ -1,0 +1,156 @@
+package api
+
+import (
+	"bufio"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/flowlog/flowlog"
+	"github.com/flowlog/flowlog/tail"
+)
+
+const (
+	// streamWriteTimeout ends a stream whose client has stopped reading
+	// altogether (the socket accepted nothing for this long): its events are
+	// being dropped anyway, and its goroutine should not wait forever.
+	streamWriteTimeout = time.Minute
+	// streamFlushEvery bounds how many events wait in the response buffer
+	// while more keep coming; an idle stream is always flushed.
+	streamFlushEvery = 64
+)
+
+// stream is GET /api/v1/flows/stream: the committed events matching the
+// filters of /api/v1/flows, as Server-Sent Events:
+//
+//	event: flow
+//	data: <FlowRow JSON>
+//
+//	event: lost
+//	data: {"lost":N}
+//
+//	: keepalive
+//
+// A client that does not keep up loses events rather than slowing the
+// ingest: its buffer holds Deps.StreamBuffer events, and "lost" says how
+// many matching events were dropped at exactly that place in the stream
+// (since the previous report).
+func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
+	q, ok := s.query(w, r)
+	if !ok {
+		return
+	}
+	f, err := parseStreamQuery(q)
+	if err != nil {
+		s.writeError(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	if s.hub == nil {
+		s.writeError(w, r, http.StatusNotImplemented, "live tail is not available")
+		return
+	}
+
+	ctx := r.Context()
+	sub := s.hub.Subscribe(f, s.buffer)
+	defer sub.Unsubscribe()
+	rc := http.NewResponseController(w)
+	defer rc.SetWriteDeadline(time.Time{}) // the connection may serve other requests
+
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no") // proxies such as nginx must not hold events back
+	w.WriteHeader(http.StatusOK)
+	// The client sees the answer once it is subscribed: whatever is
+	// committed after it got the headers reaches it.
+	if err := rc.Flush(); err != nil {
+		s.log.WarnContext(ctx, "live tail: cannot flush", "err", err)
+		return
+	}
+	s.log.DebugContext(ctx, "live tail started", "query", r.URL.RawQuery, "remote", r.RemoteAddr)
+
+	bw := bufio.NewWriterSize(w, 32<<10)
+	var (
+		lost      uint64
+		sent      uint64
+		buf       []byte
+		keepalive = time.NewTicker(s.keepalive)
+	)
+	defer keepalive.Stop()
+	defer func() {
+		s.log.DebugContext(ctx, "live tail ended", "remote", r.RemoteAddr, "sent", sent, "lost", lost)
+	}()
+
+	writeLost := func(n uint64) {
+		lost += n
+		buf = append(buf[:0], "event: lost\ndata: {\"lost\":"...)
+		buf = strconv.AppendUint(buf, n, 10)
+		buf = append(buf, "}\n\n"...)
+		bw.Write(buf)
+	}
+	writeItem := func(it tail.Item) {
+		if it.Lost > 0 {
+			writeLost(it.Lost)
+		}
+		row := NewFlowRow(flowlog.Flow{Event: it.Event, Active: it.Event.Type == flowlog.EventStart})
+		data, err := json.Marshal(row) // one line: JSON escapes every newline
+		if err != nil {
+			s.log.ErrorContext(ctx, "live tail: encoding a flow", "err", err)
+			return
+		}
+		sent++
+		buf = append(buf[:0], "event: flow\ndata: "...)
+		buf = append(buf, data...)
+		buf = append(buf, "\n\n"...)
+		bw.Write(buf)
+	}
+	flush := func() bool {
+		rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+		if err := bw.Flush(); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
+
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case it, ok := <-sub.C:
+			if !ok { // the hub closed: the server is shutting down
+				flush()
+				return
+			}
+			writeItem(it)
+		case <-sub.Overflow():
+		case <-keepalive.C:
+			bw.WriteString(": keepalive\n\n")
+		}
+		// Take what is ready, flushing now and then, then report a gap at
+		// the end of what was buffered (TakeLost answers only when the
+		// buffer is empty, which is where such a gap sits).
+		for n := 1; ; n++ {
+			select {
+			case it, ok := <-sub.C:
+				if !ok {
+					flush()
+					return
+				}
+				writeItem(it)
+				if n%streamFlushEvery == 0 && !flush() {
+					return
+				}
+				continue
+			default:
+			}
+			break
+		}
+		if n := sub.TakeLost(); n > 0 {
+			writeLost(n)
+		}
+		if !flush() {
+			return
+		}
+	}
+}

@@ -1,0 +1,371 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/flowlog/flowlog"
+)
+
+// Aggregates (flowlog.Aggregator) over merged flows: each flow counts once,
+// with its latest version (a retried insert or a START+DESTROY pair counts
+// once, with the DESTROY's counters; an active flow counts as a flow with
+// the counters of its START, normally zero). Bytes are bytes_sent +
+// bytes_recv, packets likewise, as the reporting host counted them.
+//
+// Every aggregate is one SQL query over a union of two sources:
+//   - the rollup (flows_1h or flows_1m) for the whole buckets of [From, To)
+//     on days whose rollup is clean (rollup.go), when the filter uses only
+//     rollup dimensions (not IP, Port, State; Top by IP never);
+//   - the raw flows (FINAL) for the rest of the range: days not rolled up
+//     (today, normally), days outside the rollup's TTL, and the partial
+//     buckets at the ends of a range not aligned to the rollup's grain.
+// So answers are exact whichever source serves which part, and the
+// cost is that of the raw part plus a small rollup read.
+
+const (
+	defaultTopLimit    = 10
+	defaultMatrixLimit = 100
+)
+
+// readPath forces a source (tests and benchmarks).
+type readPath uint8
+
+const (
+	pathAuto readPath = iota // rollups where exact and useful, raw elsewhere
+	pathRaw                  // raw flows only
+)
+
+// plan is how one aggregate reads [From, To).
+type plan struct {
+	r    *rollupTable     // nil: raw only
+	a, b time.Time        // the rollup serves buckets in [a, b) (zero: unbounded) ...
+	gens map[string]int64 // ... of these days (2006-01-02), each at its generation
+	full []string         // days the rollup serves whole (the raw read skips them)
+}
+
+// plan picks the rollup for a filter and, for a series, its step (0: none).
+func (s *Store) plan(ctx context.Context, f flowlog.Filter, step time.Duration, rollupOK bool) (plan, error) {
+	if s.path == pathRaw || !rollupOK || !rollupable(f) {
+		return plan{}, nil
+	}
+	fits := func(r rollupTable) bool { return step == 0 || step%r.grain == 0 }
+	aligned := func(r rollupTable) bool {
+		return (f.From.IsZero() || f.From.Equal(f.From.Truncate(r.grain))) && (f.To.IsZero() || f.To.Equal(f.To.Truncate(r.grain)))
+	}
+	now := time.Now()
+	var r *rollupTable
+	switch {
+	case fits(rollup1h) && aligned(rollup1h):
+		r = &rollup1h
+	case fits(rollup1m) && aligned(rollup1m) && !f.From.IsZero() && !f.From.Before(rollup1m.firstDay(now)):
+		// The 1-minute rollup spares the raw reads at the ends of the range.
+		r = &rollup1m
+	case fits(rollup1h):
+		r = &rollup1h
+	case fits(rollup1m):
+		r = &rollup1m
+	default:
+		return plan{}, nil
+	}
+	p := plan{r: r}
+	if !f.From.IsZero() {
+		p.a = ceilTo(f.From, r.grain)
+	}
+	if !f.To.IsZero() {
+		p.b = f.To.Truncate(r.grain)
+	}
+	if !p.a.IsZero() && !p.b.IsZero() && !p.a.Before(p.b) {
+		return plan{}, nil // not one whole bucket
+	}
+	clean, err := s.cleanDays(ctx, f.From, f.To)
+	if err != nil {
+		return plan{}, err
+	}
+	first := r.firstDay(now)
+	p.gens = map[string]int64{}
+	for d, gen := range clean {
+		day, err := time.Parse(dayLayout, d)
+		if err != nil {
+			return plan{}, fmt.Errorf("rollup day %q: %w", d, err)
+		}
+		end := day.Add(24 * time.Hour)
+		if day.Before(first) || (!p.a.IsZero() && !end.After(p.a)) || (!p.b.IsZero() && !day.Before(p.b)) {
+			continue
+		}
+		p.gens[d] = gen
+		if (p.a.IsZero() || !day.Before(p.a)) && (p.b.IsZero() || !end.After(p.b)) {
+			p.full = append(p.full, day.Format("20060102"))
+		}
+	}
+	if len(p.gens) == 0 {
+		return plan{}, nil
+	}
+	sort.Strings(p.full)
+	return p, nil
+}
+
+func ceilTo(t time.Time, d time.Duration) time.Time {
+	c := t.Truncate(d)
+	if c.Before(t) {
+		c = c.Add(d)
+	}
+	return c
+}
+
+func unixTime(t time.Time) string {
+	return "toDateTime(" + strconv.FormatInt(t.Unix(), 10) + ", 'UTC')"
+}
+
+// source is one side of the union. Columns it yields: t (start or bucket,
+// DateTime64(3)), the rollup dimensions, src_ip and dst_ip (raw only), and
+// nb, np, nf, na: bytes, packets, flows, active flows.
+func (s *Store) sources(f flowlog.Filter, p plan, withIPs bool) string {
+	raw := conds(f)
+	var parts []string
+	if p.r != nil {
+		rc := dimConds(f)
+		if !p.a.IsZero() {
+			rc = append(rc, "bucket >= "+unixTime(p.a))
+		}
+		if !p.b.IsZero() {
+			rc = append(rc, "bucket < "+unixTime(p.b))
+		}
+		days := make([]string, 0, len(p.gens))
+		for d := range p.gens {
+			days = append(days, d)
+		}
+		sort.Strings(days)
+		set := make([]string, len(days))
+		quoted := make([]string, len(days))
+		for i, d := range days {
+			set[i] = fmt.Sprintf("('%s', %d)", d, p.gens[d])
+			quoted[i] = "'" + d + "'"
+		}
+		rc = append(rc, "(toDate(bucket), gen) IN ("+strings.Join(set, ", ")+")")
+		parts = append(parts, fmt.Sprintf("SELECT toDateTime64(bucket, 3, 'UTC') AS t, %s, bytes AS nb, packets AS np, flows AS nf, active AS na FROM %s.%s %s",
+			rollupDims, s.db, p.r.name, whereOf(rc)))
+		// The raw read covers what the rollup does not.
+		if len(p.full) > 0 {
+			raw = append(raw, "_partition_id NOT IN ('"+strings.Join(p.full, "', '")+"')")
+		}
+		covered := []string{"toDate(start_ts) IN (" + strings.Join(quoted, ", ") + ")"}
+		if !p.a.IsZero() {
+			covered = append(covered, "start_ts >= "+ms(p.a))
+		}
+		if !p.b.IsZero() {
+			covered = append(covered, "start_ts < "+ms(p.b))
+		}
+		raw = append(raw, "NOT ("+strings.Join(covered, " AND ")+")")
+	}
+	ips := ""
+	if withIPs {
+		ips = "src_ip, dst_ip, "
+	}
+	parts = append(parts, fmt.Sprintf("SELECT start_ts AS t, %s, %sbytes_sent + bytes_recv AS nb, packets_sent + packets_recv AS np, "+
+		"toUInt64(1) AS nf, toUInt64(event_type = 'start') AS na FROM %s", rollupDims, ips, s.rawFrom(raw)))
+	return "(" + strings.Join(parts, " UNION ALL ") + ")"
+}
+
+// aggregate plans and renders one aggregate: SELECT sel FROM <sources> tail.
+func (s *Store) aggregateSQL(ctx context.Context, f flowlog.Filter, step time.Duration, rollupOK, withIPs bool, sel, tail string) (string, error) {
+	p, err := s.plan(ctx, f, step, rollupOK)
+	if err != nil {
+		return "", err
+	}
+	return "SELECT " + sel + " FROM " + s.sources(f, p, withIPs) + " " + tail, nil
+}
+
+const totalsSel = "sum(nb) AS bytes, sum(np) AS packets, sum(nf) AS flows"
+
+type totalsRow struct {
+	Bytes   uint64 `json:"bytes"`
+	Packets uint64 `json:"packets"`
+	Flows   uint64 `json:"flows"`
+}
+
+func (r totalsRow) totals() flowlog.Totals {
+	return flowlog.Totals{Bytes: r.Bytes, Packets: r.Packets, Flows: r.Flows}
+}
+
+func metricCol(m flowlog.Metric) (string, error) {
+	switch m {
+	case flowlog.MetricBytes:
+		return "bytes", nil
+	case flowlog.MetricPackets:
+		return "packets", nil
+	case flowlog.MetricFlows:
+		return "flows", nil
+	}
+	return "", fmt.Errorf("unknown metric %d", m)
+}
+
+// Top returns the biggest talkers among the flows matching q.Filter, by
+// q.Metric descending (ties: by type, id, name or by address), at most
+// q.Limit (default 10). Grouping is by participant (type, id, name) or, with
+// ByIP, by address (IPv4 as a.b.c.d; raw flows only). With SideAny a flow
+// counts once for its source and once for its destination (twice for one
+// participant talking to itself).
+func (s *Store) Top(ctx context.Context, q flowlog.TopQuery) ([]flowlog.Talker, error) {
+	if q.Limit <= 0 {
+		q.Limit = defaultTopLimit
+	}
+	order, err := metricCol(q.Metric)
+	if err != nil {
+		return nil, err
+	}
+	var key, arrayJoin string
+	var sides []string
+	switch q.Side {
+	case flowlog.SideAny:
+		sides = []string{"src", "dst"}
+	case flowlog.SideSrc:
+		sides = []string{"src"}
+	case flowlog.SideDst:
+		sides = []string{"dst"}
+	default:
+		return nil, fmt.Errorf("unknown side %d", q.Side)
+	}
+	one := func(side string) string {
+		if q.ByIP {
+			return side + "_ip"
+		}
+		return fmt.Sprintf("(%[1]s_type, %[1]s_entity_id, %[1]s_entity_name)", side)
+	}
+	if len(sides) == 2 {
+		arrayJoin = "ARRAY JOIN [" + one("src") + ", " + one("dst") + "] AS g"
+	} else {
+		arrayJoin = "ARRAY JOIN [" + one(sides[0]) + "] AS g"
+	}
+	if q.ByIP {
+		key = "IPv6NumToString(g) AS ip_s, 0 AS ptype, '' AS pid, '' AS pname"
+	} else {
+		key = "'' AS ip_s, toInt8(g.1) AS ptype, toString(g.2) AS pid, toString(g.3) AS pname"
+	}
+	sql, err := s.aggregateSQL(ctx, q.Filter, 0, !q.ByIP, q.ByIP, key+", "+totalsSel,
+		fmt.Sprintf("%s GROUP BY ip_s, ptype, pid, pname ORDER BY %s DESC, ptype, pid, pname, ip_s LIMIT %d", arrayJoin, order, q.Limit))
+	if err != nil {
+		return nil, err
+	}
+	var rows []struct {
+		IP    string `json:"ip_s"`
+		Type  uint8  `json:"ptype"`
+		ID    string `json:"pid"`
+		Name  string `json:"pname"`
+		totalsRow
+	}
+	if err := s.queryRows(ctx, sql, &rows); err != nil {
+		return nil, fmt.Errorf("querying top talkers: %w", err)
+	}
+	out := make([]flowlog.Talker, len(rows))
+	for i, r := range rows {
+		out[i].Totals = r.totalsRow.totals()
+		if q.ByIP {
+			a, err := netip.ParseAddr(r.IP)
+			if err != nil {
+				return nil, fmt.Errorf("top talkers: address %q: %w", r.IP, err)
+			}
+			out[i].IP = a.Unmap()
+		} else {
+			out[i].Type, out[i].ID, out[i].Name = flowlog.ParticipantType(r.Type), r.ID, r.Name
+		}
+	}
+	return out, nil
+}
+
+// Matrix returns who talked to whom: totals per (source participant,
+// destination participant), the limit (default 100) largest by bytes
+// (ties: by flows, then by the participants).
+func (s *Store) Matrix(ctx context.Context, f flowlog.Filter, limit int) ([]flowlog.Edge, error) {
+	if limit <= 0 {
+		limit = defaultMatrixLimit
+	}
+	sql, err := s.aggregateSQL(ctx, f, 0, true, false,
+		"toInt8(src_type) AS st, toString(src_entity_id) AS sid, toString(src_entity_name) AS sname, "+
+			"toInt8(dst_type) AS dt, toString(dst_entity_id) AS did, toString(dst_entity_name) AS dname, "+totalsSel,
+		fmt.Sprintf("GROUP BY st, sid, sname, dt, did, dname ORDER BY bytes DESC, flows DESC, st, sid, sname, dt, did, dname LIMIT %d", limit))
+	if err != nil {
+		return nil, err
+	}
+	var rows []struct {
+		ST    uint8  `json:"st"`
+		SID   string `json:"sid"`
+		SName string `json:"sname"`
+		DT    uint8  `json:"dt"`
+		DID   string `json:"did"`
+		DName string `json:"dname"`
+		totalsRow
+	}
+	if err := s.queryRows(ctx, sql, &rows); err != nil {
+		return nil, fmt.Errorf("querying traffic matrix: %w", err)
+	}
+	out := make([]flowlog.Edge, len(rows))
+	for i, r := range rows {
+		out[i] = flowlog.Edge{
+			Src:    flowlog.Participant{Type: flowlog.ParticipantType(r.ST), ID: r.SID, Name: r.SName},
+			Dst:    flowlog.Participant{Type: flowlog.ParticipantType(r.DT), ID: r.DID, Name: r.DName},
+			Totals: r.totals(),
+		}
+	}
+	return out, nil
+}
+
+// Series returns totals per bucket of step over the start times of the
+// flows matching f, in [f.From, f.To). Buckets are aligned to multiples of
+// step since the Unix epoch (for steps dividing a day: the UTC clock), so
+// the first and last may extend beyond the range (they hold only flows in
+// it). Only buckets holding flows are returned, in time order: the caller
+// fills gaps. A step of a whole number of minutes (hours) lets the 1-minute
+// (1-hour) rollup answer.
+func (s *Store) Series(ctx context.Context, f flowlog.Filter, step time.Duration) ([]flowlog.Point, error) {
+	if step <= 0 || step%time.Millisecond != 0 {
+		return nil, errors.New("series step must be a positive whole number of milliseconds")
+	}
+	interval := fmt.Sprintf("INTERVAL %d MILLISECOND", step/time.Millisecond)
+	if step%time.Second == 0 {
+		interval = fmt.Sprintf("INTERVAL %d SECOND", step/time.Second)
+	}
+	sql, err := s.aggregateSQL(ctx, f, step, true, false,
+		"toUnixTimestamp64Milli(toDateTime64(toStartOfInterval(t, "+interval+"), 3, 'UTC')) AS ts, "+totalsSel,
+		"GROUP BY ts ORDER BY ts")
+	if err != nil {
+		return nil, err
+	}
+	var rows []struct {
+		TS int64 `json:"ts"`
+		totalsRow
+	}
+	if err := s.queryRows(ctx, sql, &rows); err != nil {
+		return nil, fmt.Errorf("querying time series: %w", err)
+	}
+	out := make([]flowlog.Point, len(rows))
+	for i, r := range rows {
+		out[i] = flowlog.Point{T: time.UnixMilli(r.TS).UTC(), Totals: r.totals()}
+	}
+	return out, nil
+}
+
+// Active counts the flows matching f that are open now (START seen, no
+// DESTROY yet), among flows starting in [f.From, f.To) when those are set.
+func (s *Store) Active(ctx context.Context, f flowlog.Filter) (uint64, error) {
+	sql, err := s.aggregateSQL(ctx, f, 0, true, false, "sum(na) AS n", "")
+	if err != nil {
+		return 0, err
+	}
+	var rows []struct {
+		N uint64 `json:"n"`
+	}
+	if err := s.queryRows(ctx, sql, &rows); err != nil {
+		return 0, fmt.Errorf("counting active flows: %w", err)
+	}
+	if len(rows) == 0 {
+		return 0, nil
+	}
+	return rows[0].N, nil
+}

@@ -1,0 +1,336 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/flowlog/flowlog"
+)
+
+// Rollups: flows summed per time bucket and dimension, at 1 minute
+// (flows_1m) and 1 hour (flows_1h), read by the aggregates (aggregate.go)
+// instead of the raw table where they are known to be exact.
+//
+// Why not a materialized view. Aggregates must be exact under retries: a
+// retried envelope re-inserts the same rows, and a flow is inserted twice
+// anyway (START, then DESTROY). The raw table collapses them
+// (ReplacingMergeTree, read with FINAL); a rollup cannot collapse sums.
+//   - An insert-triggered materialized view sees every inserted block, twins
+//     included, so it double counts; no aggregate state is idempotent under
+//     duplicate rows except set-like ones (uniqExact(flow_id) for the flow
+//     count), and nothing of the kind exists for byte sums short of keeping
+//     one entry per flow, which is no rollup.
+//   - A REFRESHABLE materialized view does run in chDB 26.5 (the embedded
+//     engine runs the refresh scheduler; REFRESH EVERY 1 SECOND was watched in
+//     system.view_refreshes) and reads FINAL, so it is exact for what it
+//     recomputes. But what must it recompute? A DESTROY reports a flow's
+//     bytes when the flow ends, hours or days after it started, and bytes are
+//     bucketed by start time; a "recompute the last N minutes" refresh
+//     misses them, and "recompute everything" re-reads 30 days of flows every
+//     time (and the 1-hour rollup outlives the raw data, so it cannot be
+//     recomputed from it). Knowing which buckets changed needs state the
+//     insert path writes, and bookkeeping a view cannot do.
+//
+// So the collector does it (option "periodic recompute job"), exactly:
+//   - Store.Insert, after the flows are committed and before it returns
+//     (before the envelope is acked), records a dirty mark (day, stamp) for
+//     each day partition the batch touched, in rollup_dirty. Stamps come
+//     from a strictly increasing clock (Store.stamp).
+//   - Store.Rollup recomputes each dirty day whole from the merged view
+//     (flows FINAL, that day's partition only: a flow's rows share a
+//     partition, so a day is self-contained, and FINAL reads the whole
+//     partition anyway since start_ts is not in the sorting key). It writes
+//     the day's complete rows under a new generation, then records in
+//     rollup_days (day, gen, covers): readers use generation gen, and the
+//     rows include every insert whose mark is <= covers.
+//   - A day is clean when its latest mark is <= covers. Aggregates read the
+//     rollup for clean days and the raw table for every other day of the
+//     range, in one query, so an answer is exact whatever the job's lag.
+//
+// Exactness argument: covers is at most the largest mark the job read
+// before it started recomputing; a mark is written after its rows committed
+// and stamps increase, so every mark <= covers belongs to rows committed
+// before the recomputation read the day. covers is also kept rollupClockSlack
+// below the job's own stamp, so that several collectors sharing a ClickHouse
+// server stay exact as long as their clocks agree within that slack. A crash
+// between the flows insert and its mark loses the mark, but then Insert did
+// not return, the envelope was not acked, and the agent's retry marks it. A
+// partially written generation is never named in rollup_days, so never read.
+
+// Rollup retention, fixed (the raw flows' retention is --retention, 30 days
+// by default): 1-minute rows for a week, 1-hour rows for a year, so long
+// ranges stay answerable after the raw flows expired.
+const (
+	Rollup1mTTL = 7 * 24 * time.Hour
+	Rollup1hTTL = 365 * 24 * time.Hour
+
+	// DefaultRollupEvery is the recomputation interval to pass as
+	// Options.RollupEvery (rollups are off unless it is set): the dirty days
+	// are recomputed this often; meanwhile aggregates read them raw.
+	DefaultRollupEvery = time.Minute
+)
+
+var (
+	rollup1mTTLSeconds = strconv.FormatInt(int64(Rollup1mTTL/time.Second), 10)
+	rollup1hTTLSeconds = strconv.FormatInt(int64(Rollup1hTTL/time.Second), 10)
+)
+
+const (
+	// rollupClockSlack: see "Exactness argument" above.
+	rollupClockSlack = 2 * time.Second
+	// rollupTTLMargin keeps readers and the job away from rows a TTL may be
+	// deleting right now: a rollup serves a day only while the day's start
+	// is more than this margin inside the rollup's TTL, and a day is
+	// recomputed only while it is whole in the raw table.
+	rollupTTLMargin = time.Hour
+)
+
+// rollupDims are the dimensions rollup rows are grouped by; their names are
+// those of the raw columns, so filters render the same on both tables.
+const rollupDims = "network_id, host_id, src_type, src_entity_id, src_entity_name, " +
+	"dst_type, dst_entity_id, dst_entity_name, protocol, direction"
+
+const rollupKey = "bucket, " + rollupDims
+
+const rollupColumnsDDL = `
+			bucket DateTime('UTC'),
+			gen Int64,
+			network_id LowCardinality(String),
+			host_id LowCardinality(String),
+			src_type ` + participantEnum + `,
+			src_entity_id LowCardinality(String),
+			src_entity_name LowCardinality(String),
+			dst_type ` + participantEnum + `,
+			dst_entity_id LowCardinality(String),
+			dst_entity_name LowCardinality(String),
+			protocol UInt8,
+			direction Enum8('unspecified' = 0, 'ingress' = 1, 'egress' = 2),
+			bytes UInt64,
+			packets UInt64,
+			flows UInt64 COMMENT 'flows started in the bucket, active ones included',
+			active UInt64 COMMENT 'of which still active (START only) when computed'`
+
+// rollupTable is one rollup granularity.
+type rollupTable struct {
+	name  string        // table
+	grain time.Duration // bucket width
+	ttl   time.Duration
+	fn    string // ClickHouse function bucketing start_ts
+}
+
+var (
+	rollup1m = rollupTable{"flows_1m", time.Minute, Rollup1mTTL, "toStartOfMinute"}
+	rollup1h = rollupTable{"flows_1h", time.Hour, Rollup1hTTL, "toStartOfHour"}
+)
+
+// firstDay is the first whole day (UTC midnight) this rollup still holds
+// entirely at now.
+func (r rollupTable) firstDay(now time.Time) time.Time {
+	return nextMidnight(now.Add(-r.ttl + rollupTTLMargin))
+}
+
+func nextMidnight(t time.Time) time.Time {
+	d := t.UTC().Truncate(24 * time.Hour)
+	if d.Before(t) {
+		d = d.Add(24 * time.Hour)
+	}
+	return d
+}
+
+const dayLayout = "2006-01-02"
+
+// stamp returns a strictly increasing Unix-nanosecond stamp (wall clock,
+// bumped past the last one handed out, here or in the tables at Open).
+func (s *Store) stamp() int64 {
+	s.clock.Lock()
+	defer s.clock.Unlock()
+	n := time.Now().UnixNano()
+	if n <= s.clock.last {
+		n = s.clock.last + 1
+	}
+	s.clock.last = n
+	return n
+}
+
+// seedClock makes stamps start after every stamp already stored.
+func (s *Store) seedClock(ctx context.Context) error {
+	var rows []struct {
+		M int64 `json:"m"`
+	}
+	q := fmt.Sprintf("SELECT greatest((SELECT max(marked) FROM %[1]s.rollup_dirty), "+
+		"(SELECT max(stamp) FROM %[1]s.rollup_days), (SELECT max(gen) FROM %[1]s.rollup_days)) AS m", s.db)
+	if err := s.queryRows(ctx, q, &rows); err != nil {
+		return fmt.Errorf("reading rollup stamps: %w", err)
+	}
+	if len(rows) == 1 {
+		s.clock.Lock()
+		s.clock.last = max(s.clock.last, rows[0].M)
+		s.clock.Unlock()
+	}
+	return nil
+}
+
+// markDirty records that the given events' days changed. Called after their
+// rows are committed, before Insert returns.
+func (s *Store) markDirty(ctx context.Context, evs []flowlog.Event) error {
+	days := map[string]struct{}{}
+	for i := range evs {
+		days[evs[i].Start.UTC().Format(dayLayout)] = struct{}{}
+	}
+	st := strconv.FormatInt(s.stamp(), 10)
+	vals := make([]string, 0, len(days))
+	for d := range days {
+		vals = append(vals, "('"+d+"', "+st+")")
+	}
+	sort.Strings(vals)
+	if err := s.eng.Exec(ctx, "INSERT INTO "+s.db+".rollup_dirty (day, marked) VALUES "+strings.Join(vals, ", ")); err != nil {
+		return fmt.Errorf("marking %d days for the rollups: %w", len(vals), err)
+	}
+	return nil
+}
+
+// RollupStats says what one Rollup pass did.
+type RollupStats struct {
+	Days     int // days recomputed
+	Closed   int // dirty days too old to recompute (raw rows expiring): rollup kept as is
+	Duration time.Duration
+}
+
+// Rollup recomputes the rollups of every dirty day and returns when they are
+// written. It is what the background job (Options.RollupEvery) runs; tools
+// and tests may call it directly. Passes are serialized.
+func (s *Store) Rollup(ctx context.Context) (RollupStats, error) {
+	s.rollupMu.Lock()
+	defer s.rollupMu.Unlock()
+	began := time.Now()
+	var st RollupStats
+	var dirty []struct {
+		Day    string `json:"day"`
+		Marked int64  `json:"marked"`
+		Gen    int64  `json:"gen"`
+	}
+	q := fmt.Sprintf(`SELECT toString(d.day) AS day, d.marked AS marked, m.gen AS gen
+		FROM (SELECT day, max(marked) AS marked FROM %[1]s.rollup_dirty GROUP BY day) AS d
+		LEFT JOIN (SELECT day, argMax(gen, stamp) AS gen, argMax(covers, stamp) AS covers
+			FROM %[1]s.rollup_days GROUP BY day) AS m USING (day)
+		WHERE d.marked > m.covers ORDER BY day DESC`, s.db)
+	if err := s.queryRows(ctx, q, &dirty); err != nil {
+		return st, fmt.Errorf("reading dirty days: %w", err)
+	}
+	now := time.Now()
+	for _, d := range dirty {
+		day, err := time.Parse(dayLayout, d.Day)
+		if err != nil {
+			return st, fmt.Errorf("dirty day %q: %w", d.Day, err)
+		}
+		gen := s.stamp()
+		covers := min(d.Marked, gen-int64(s.slack))
+		if !day.After(now.Add(-s.retention + rollupTTLMargin)) {
+			// The raw day is (being) deleted by its TTL: recomputing it would
+			// replace good rollup rows by a partial day. Keep the rows.
+			if err := s.writeRollupDay(ctx, d.Day, d.Gen, d.Marked); err != nil {
+				return st, err
+			}
+			st.Closed++
+			continue
+		}
+		for _, r := range []rollupTable{rollup1m, rollup1h} {
+			if day.Before(r.firstDay(now)) {
+				continue // its rows would expire at once; readers do not look there
+			}
+			if err := s.eng.Exec(ctx, s.rollupInsertSQL(r, d.Day, gen)); err != nil {
+				return st, fmt.Errorf("recomputing %s for %s: %w", r.name, d.Day, err)
+			}
+		}
+		if err := s.writeRollupDay(ctx, d.Day, gen, covers); err != nil {
+			return st, err
+		}
+		st.Days++
+	}
+	st.Duration = time.Since(began)
+	return st, nil
+}
+
+func (s *Store) writeRollupDay(ctx context.Context, day string, gen, covers int64) error {
+	err := s.eng.Exec(ctx, fmt.Sprintf("INSERT INTO %s.rollup_days (day, gen, covers, stamp) VALUES ('%s', %d, %d, %d)",
+		s.db, day, gen, covers, s.stamp()))
+	if err != nil {
+		return fmt.Errorf("recording the rollup of %s: %w", day, err)
+	}
+	return nil
+}
+
+// rollupInsertSQL recomputes one day of one rollup from the merged flows.
+func (s *Store) rollupInsertSQL(r rollupTable, day string, gen int64) string {
+	return fmt.Sprintf(`INSERT INTO %[1]s.%[2]s (%[3]s, bytes, packets, flows, active)
+		SELECT %[4]s(start_ts) AS bucket_r, toInt64(%[5]d) AS gen_r, %[6]s,
+			sum(bytes_sent + bytes_recv), sum(packets_sent + packets_recv), count(), countIf(event_type = 'start')
+		FROM %[1]s.flows FINAL
+		WHERE _partition_id = '%[7]s'
+		GROUP BY bucket_r, %[6]s`,
+		s.db, r.name, "bucket, gen, "+rollupDims, r.fn, gen, rollupDims, strings.ReplaceAll(day, "-", ""))
+}
+
+// cleanDays returns the days (UTC midnight, formatted 2006-01-02) whose
+// rollup rows are up to date, with the generation to read, among the days
+// of [from, to) (zero = unbounded).
+func (s *Store) cleanDays(ctx context.Context, from, to time.Time) (map[string]int64, error) {
+	var cond []string
+	if !from.IsZero() {
+		cond = append(cond, "day >= '"+from.UTC().Format(dayLayout)+"'")
+	}
+	if !to.IsZero() {
+		cond = append(cond, "day <= '"+to.Add(-time.Millisecond).UTC().Format(dayLayout)+"'")
+	}
+	w := ""
+	if len(cond) > 0 {
+		w = " WHERE " + strings.Join(cond, " AND ")
+	}
+	var rows []struct {
+		Day string `json:"day"`
+		Gen int64  `json:"gen"`
+	}
+	q := fmt.Sprintf(`SELECT toString(m.day) AS day, m.gen AS gen
+		FROM (SELECT day, argMax(gen, stamp) AS gen, argMax(covers, stamp) AS covers
+			FROM %[1]s.rollup_days%[2]s GROUP BY day) AS m
+		LEFT JOIN (SELECT day, max(marked) AS marked FROM %[1]s.rollup_dirty%[2]s GROUP BY day) AS d USING (day)
+		WHERE d.marked <= m.covers`, s.db, w)
+	if err := s.queryRows(ctx, q, &rows); err != nil {
+		return nil, fmt.Errorf("reading rollup state: %w", err)
+	}
+	out := make(map[string]int64, len(rows))
+	for _, r := range rows {
+		out[r.Day] = r.Gen
+	}
+	return out, nil
+}
+
+// rollupLoop runs Rollup every interval until stop is closed.
+func (s *Store) rollupLoop(every time.Duration, log *slog.Logger, stop <-chan struct{}, done *sync.WaitGroup) {
+	defer done.Done()
+	// A pass is not cancelled midway: an engine statement cannot be
+	// interrupted, and Close must not close the engine under one.
+	ctx := context.Background()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		st, err := s.Rollup(ctx)
+		switch {
+		case err != nil:
+			log.Warn("rollup pass failed; aggregates read those days raw until a later pass succeeds", "err", err)
+		case st.Days+st.Closed > 0:
+			log.Debug("rollups recomputed", "days", st.Days, "closed", st.Closed, "took", st.Duration)
+		}
+	}
+}
