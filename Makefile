@@ -3,23 +3,28 @@
 GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 export PATH := $(dir $(GO)):$(PATH)
 
-.PHONY: setup build run test proto bench
+.PHONY: setup web build run test proto bench
 
 ## setup: fetch and cache the embedded ClickHouse engine (libchdb.so, pinned)
 setup:
 	@./scripts/fetch-chdb.sh >/dev/null
 
+## web: the web page (web/ → web/dist, embedded in the binary); npm ci and a Vite build, only when stale
+web:
+	@./scripts/web-build.sh
+
 ## build: the one binary, bin/flowlog
-build:
+build: web
 	$(GO) build -o bin/flowlog ./cmd/flowlog
 
 ## run: the collector on the embedded engine, data in ./data, loopback only
-run: setup build
+run: setup web build
 	./bin/flowlog serve --data ./data
 
 ## test: every test, against the real engine, real gRPC and the real binary
-test: setup
+test: setup web
 	@./scripts/test-deps.sh
+	@./scripts/web-test-deps.sh
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 30m ./...
 

@@ -1,0 +1,130 @@
+// The time series: bytes per bucket (bars) and flows per bucket (line), with
+// uPlot. Buckets the collector leaves out are drawn as zeros.
+
+import uPlot from "uplot";
+import "uplot/dist/uPlot.min.css";
+import type { Series } from "./api";
+import * as fmt from "./format";
+
+// At most this many buckets are filled in; beyond, the points are plotted as
+// they came.
+const maxBuckets = 5000;
+
+export class TimeChart {
+  private plot: uPlot | null = null;
+  private step = 60;
+  private plotEl: HTMLElement;
+  private stepEl: HTMLElement;
+
+  constructor(private root: HTMLElement) {
+    this.plotEl = root.querySelector<HTMLElement>(".plot")!;
+    this.stepEl = root.querySelector<HTMLElement>("[data-testid=timeseries-step]")!;
+    new ResizeObserver(() => this.resize()).observe(this.plotEl);
+  }
+
+  set(s: Series, from: Date, to: Date) {
+    const step = s.step_seconds > 0 ? s.step_seconds : 60;
+    this.step = step;
+    const byT = new Map<number, { bytes: number; flows: number }>();
+    for (const p of s.points) {
+      const t = Math.floor(new Date(p.t).getTime() / 1000);
+      const cur = byT.get(t) ?? { bytes: 0, flows: 0 };
+      cur.bytes += p.bytes;
+      cur.flows += p.flows;
+      byT.set(t, cur);
+    }
+    let xs: number[];
+    const first = Math.floor(from.getTime() / 1000 / step) * step;
+    const last = Math.floor(to.getTime() / 1000 / step) * step;
+    const aligned = [...byT.keys()].every((t) => t % step === 0 && t >= first && t <= last);
+    if (aligned && (last - first) / step < maxBuckets) {
+      xs = [];
+      for (let t = first; t <= last; t += step) xs.push(t);
+    } else {
+      xs = [...byT.keys()].sort((a, b) => a - b);
+    }
+    const bytesY = xs.map((t) => byT.get(t)?.bytes ?? 0);
+    const flowsY = xs.map((t) => byT.get(t)?.flows ?? 0);
+    const data: uPlot.AlignedData = [xs, bytesY, flowsY];
+    if (!this.plot) this.create(data);
+    else this.plot.setData(data);
+    this.stepEl.textContent = `per ${fmt.duration(step * 1000).replace(/ /g, "")} bucket`;
+    this.summarize();
+  }
+
+  // summarize publishes what is plotted (read back from uPlot's own data) for
+  // the browser test and for people (the legend above the chart).
+  private summarize() {
+    const d = this.plot!.data;
+    const ys = d[1] as number[];
+    const fs = d[2] as number[];
+    let points = 0;
+    let bytes = 0;
+    let flows = 0;
+    for (let i = 0; i < ys.length; i++) {
+      if (ys[i] || fs[i]) points++;
+      bytes += ys[i] ?? 0;
+      flows += fs[i] ?? 0;
+    }
+    this.root.dataset.points = String(points);
+    this.root.dataset.summary = JSON.stringify({ points, buckets: ys.length, bytes, flows });
+    this.root.querySelector<HTMLElement>("[data-testid=timeseries-total]")!.textContent =
+      `${fmt.bytes(bytes)} in ${fmt.count(flows)} flow${flows === 1 ? "" : "s"}`;
+  }
+
+  private size() {
+    const r = this.plotEl.getBoundingClientRect();
+    return { width: Math.max(200, Math.floor(r.width)), height: 220 };
+  }
+
+  private resize() {
+    if (this.plot) this.plot.setSize(this.size());
+  }
+
+  private create(data: uPlot.AlignedData) {
+    const css = getComputedStyle(document.documentElement);
+    const accent = css.getPropertyValue("--accent").trim() || "#2563eb";
+    const accent2 = css.getPropertyValue("--accent-2").trim() || "#f59e0b";
+    const grid = { stroke: "rgba(127,127,127,0.15)", width: 1 };
+    const opts: uPlot.Options = {
+      ...this.size(),
+      padding: [8, 8, 0, 0],
+      cursor: { drag: { x: false, y: false } },
+      legend: { show: true, live: true },
+      scales: {
+        // x ends one step after the last bucket: a bar starts at its bucket.
+        x: { time: true, range: (_u, min, max) => [min, max + this.step] },
+        bytes: { auto: true, range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1024] },
+        flows: { range: (_u, _min, max) => [0, max > 0 ? max * 1.2 : 1] },
+      },
+      series: [
+        {},
+        {
+          label: "bytes",
+          scale: "bytes",
+          stroke: accent,
+          fill: accent + "66",
+          width: 1,
+          paths: uPlot.paths.bars!({ size: [0.8, 40], align: 1 }),
+          points: { show: false },
+          value: (_u, v) => (v == null ? "–" : fmt.bytes(v)),
+        },
+        {
+          label: "flows",
+          scale: "flows",
+          stroke: accent2,
+          width: 1.5,
+          paths: uPlot.paths.stepped!({ align: 1 }),
+          points: { show: false },
+          value: (_u, v) => (v == null ? "–" : String(v)),
+        },
+      ],
+      axes: [
+        { grid, stroke: "#888" },
+        { scale: "bytes", grid, stroke: "#888", size: 70, values: (_u, vals) => vals.map((v) => fmt.bytes(v)) },
+        { scale: "flows", side: 1, grid: { show: false }, stroke: accent2, size: 40, values: (_u, vals) => vals.map((v) => (Number.isInteger(v) ? String(v) : "")) },
+      ],
+    };
+    this.plot = new uPlot(opts, data, this.plotEl);
+  }
+}

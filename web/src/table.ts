@@ -1,0 +1,173 @@
+// The flows table: newest first, cursor paging ("Load more"), live upserts.
+
+import type { FlowRow } from "./api";
+import { h } from "./dom";
+import * as fmt from "./format";
+
+// The table holds at most this many rows; live flows push the oldest out.
+const maxRows = 5000;
+
+export type Pick = (field: "participant" | "ip" | "port" | "protocol", value: string) => void;
+
+interface Shown {
+  row: FlowRow;
+  tr: HTMLTableRowElement;
+}
+
+export class FlowsTable {
+  private body: HTMLTableSectionElement;
+  private shown = new Map<string, Shown>();
+  private more: HTMLButtonElement;
+  private countEl: HTMLElement;
+  private emptyEl: HTMLElement;
+  next = "";
+  private trimmed = false;
+
+  constructor(
+    private root: HTMLElement,
+    private onMore: () => void,
+    private onPick: Pick,
+  ) {
+    this.body = root.querySelector("tbody")!;
+    this.more = root.querySelector<HTMLButtonElement>("[data-testid=load-more]")!;
+    this.countEl = root.querySelector<HTMLElement>("[data-testid=flows-count]")!;
+    this.emptyEl = root.querySelector<HTMLElement>(".empty")!;
+    this.more.addEventListener("click", () => this.onMore());
+  }
+
+  reset(rows: FlowRow[], next: string) {
+    this.shown.clear();
+    this.trimmed = false;
+    this.body.replaceChildren();
+    this.append(rows, next);
+  }
+
+  append(rows: FlowRow[], next: string) {
+    const frag = document.createDocumentFragment();
+    for (const r of rows) {
+      if (this.shown.has(r.flow_id)) continue; // a flow that moved pages while we read
+      const tr = this.render(r);
+      this.shown.set(r.flow_id, { row: r, tr });
+      frag.append(tr);
+    }
+    this.body.append(frag);
+    this.next = next;
+    this.update();
+  }
+
+  // upsert shows a row from the live tail: a known flow is updated in place
+  // (its DESTROY after its START); a new one is inserted where the listing's
+  // order (newest start first) puts it, usually on top, or left to "Load
+  // more" when it belongs to a page not loaded yet. Shown rows flash.
+  upsert(r: FlowRow): "new" | "updated" | "" {
+    const old = this.shown.get(r.flow_id);
+    if (old && versionOf(old.row) > versionOf(r)) return "";
+    const tr = this.render(r);
+    tr.classList.add("live");
+    if (old) {
+      old.tr.replaceWith(tr);
+    } else {
+      const t = startOf(r);
+      let before: Element | null = null;
+      for (const el of this.body.children) {
+        const s = this.shown.get((el as HTMLElement).dataset.flowId ?? "");
+        if (s && startOf(s.row) <= t) {
+          before = el;
+          break;
+        }
+      }
+      if (!before && this.next) return ""; // older than everything loaded
+      this.body.insertBefore(tr, before);
+    }
+    this.shown.set(r.flow_id, { row: r, tr });
+    while (this.shown.size > maxRows) this.trim();
+    this.update();
+    if (!this.shown.has(r.flow_id)) return "";
+    return old ? "updated" : "new";
+  }
+
+  // trim drops the bottom row to keep a long-open page small; the listing
+  // can then no longer be continued where it stopped.
+  private trim() {
+    const last = this.body.lastElementChild as HTMLElement | null;
+    if (!last) return;
+    this.shown.delete(last.dataset.flowId ?? "");
+    last.remove();
+    this.next = "";
+    this.trimmed = true;
+  }
+
+  private update() {
+    const n = this.shown.size;
+    this.root.dataset.rows = String(n);
+    this.countEl.textContent =
+      `${n} flow${n === 1 ? "" : "s"} shown` +
+      (this.next ? ", more available" : this.trimmed ? `, older ones trimmed (at most ${maxRows}): Apply to reload` : "");
+    this.more.hidden = !this.next;
+    this.emptyEl.hidden = n > 0;
+  }
+
+  setLoadingMore(on: boolean) {
+    this.more.disabled = on;
+    this.more.textContent = on ? "Loading…" : "Load more";
+  }
+
+  private render(r: FlowRow): HTMLTableRowElement {
+    const now = new Date();
+    const total = r.bytes_sent + r.bytes_recv;
+    const end = fmt.ended(r.end_ts);
+    const dur = end ? fmt.duration(new Date(r.end_ts).getTime() - new Date(r.start_ts).getTime()) : "";
+    const proto = fmt.protocol(r.protocol);
+    return h(
+      "tr",
+      {
+        "data-flow-id": r.flow_id,
+        "data-protocol": r.protocol,
+        "data-bytes": total,
+        "data-active": r.active ? "true" : "false",
+        class: r.active ? "active" : "",
+      },
+      h("td", { class: "time", title: `${r.start_ts} (${fmt.ago(r.start_ts, now)})` }, fmt.time(r.start_ts, now)),
+      h("td", { class: "num" }, r.active ? h("span", { class: "badge live-badge" }, "active") : dur),
+      h("td", {}, h("a", { href: "#", class: "chip proto", title: `only ${proto}`, onclick: this.pick("protocol", proto.toLowerCase()) }, proto)),
+      this.endpoint(r.src_type, r.src_entity_id, r.src_entity_name, r.src_ip, r.src_port, r.protocol),
+      h("td", { class: "arrow", title: r.direction }, r.direction === "ingress" ? "⇠" : "⇢"),
+      this.endpoint(r.dst_type, r.dst_entity_id, r.dst_entity_name, r.dst_ip, r.dst_port, r.protocol),
+      h("td", { class: "host", title: `${r.host_id} in ${r.network_id}` }, r.host_name || r.host_id, h("small", {}, r.network_id)),
+      h("td", { class: "num", title: `${r.bytes_sent} B sent` }, fmt.bytes(r.bytes_sent)),
+      h("td", { class: "num", title: `${r.bytes_recv} B received` }, fmt.bytes(r.bytes_recv)),
+      h("td", { class: "num", title: `${r.packets_sent} sent / ${r.packets_recv} received` }, fmt.count(r.packets_sent + r.packets_recv)),
+    );
+  }
+
+  private endpoint(type: string, id: string, name: string, ip: string, port: number, proto: number) {
+    const label = fmt.entity(type, id, name);
+    const showPort = proto === 6 || proto === 17 || proto === 132;
+    return h(
+      "td",
+      { class: "endpoint" },
+      h(
+        "a",
+        { href: "#", class: `who t-${type}`, title: `${type} ${id}: only flows of ${label}`, onclick: this.pick("participant", id || name) },
+        label,
+      ),
+      h("small", {}, h("a", { href: "#", class: "ip", title: `only flows of ${ip}`, onclick: this.pick("ip", ip) }, ip), showPort && port ? `:${port}` : ""),
+    );
+  }
+
+  private pick(field: Parameters<Pick>[0], value: string): EventListener {
+    return (e) => {
+      e.preventDefault();
+      if (value) this.onPick(field, value);
+    };
+  }
+}
+
+function startOf(r: FlowRow): number {
+  return new Date(r.start_ts).getTime() || 0;
+}
+
+function versionOf(r: FlowRow): number {
+  const t = new Date(r.version).getTime();
+  return Number.isFinite(t) ? t : 0;
+}
