@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/flowlog/flowlog"
+	"github.com/flowlog/flowlog/metrics"
 )
 
 // ErrOverloaded is returned by submit when more rows wait for commit than the
@@ -44,6 +45,7 @@ type committer struct {
 	timeout    time.Duration
 	onCommit   func([]flowlog.Event)
 	log        *slog.Logger
+	m          *metrics.Collector
 
 	pending atomic.Int64 // rows submitted, not yet committed or failed
 
@@ -67,9 +69,10 @@ type commitStats struct {
 func newCommitter(store flowlog.Store, o Options, log *slog.Logger) *committer {
 	c := &committer{
 		store: store, maxRows: o.FlushRows, interval: o.FlushInterval,
-		maxPending: int64(o.MaxPendingRows), timeout: o.InsertTimeout, onCommit: o.OnCommit, log: log,
+		maxPending: int64(o.MaxPendingRows), timeout: o.InsertTimeout, onCommit: o.OnCommit, log: log, m: o.Metrics,
 		flushes: make(chan []*ticket), // unbuffered: a batch is handed over only to an idle writer
 	}
+	c.m.PendingRows.Set(func() float64 { return float64(c.pending.Load()) })
 	for range o.Writers {
 		c.wg.Add(1)
 		go c.writer()
@@ -143,16 +146,23 @@ func (c *committer) writer() {
 		start := time.Now()
 		err := c.store.Insert(ctx, &b)
 		cancel()
+		took := time.Since(start)
 		c.stats.inserts.Add(1)
+		c.m.InsertRows.Observe(float64(rows))
+		c.m.InsertDuration.Observe(took.Seconds())
 		if err != nil {
 			c.stats.failures.Add(1)
+			c.m.Inserts.WithLabelValues(metrics.ResultError).Inc()
+			c.m.StoreErrors.WithLabelValues(metrics.StoreInsert).Inc()
 			c.log.Error("group commit failed; envelopes answered success=false", "rows", rows, "envelopes", len(batch), "err", err)
 		} else {
 			c.stats.rows.Add(int64(rows))
+			c.m.Inserts.WithLabelValues(metrics.ResultSuccess).Inc()
+			c.m.EventsStored.Add(float64(len(b.Events)))
 			if c.onCommit != nil && len(b.Events) > 0 {
 				c.onCommit(b.Events)
 			}
-			c.log.Debug("group commit", "rows", rows, "envelopes", len(batch), "took", time.Since(start))
+			c.log.Debug("group commit", "rows", rows, "envelopes", len(batch), "took", took)
 		}
 		for _, t := range batch {
 			t.err = err

@@ -1,8 +1,6 @@
 package ingest
 
 import (
-	"fmt"
-
 	"github.com/flowlog/flowlog"
 	"github.com/flowlog/flowlog/auth"
 )
@@ -17,10 +15,10 @@ func checkIdentity(e flowlog.Event, id *auth.Identity) error {
 		return nil
 	}
 	if e.HostID != id.HostID {
-		return fmt.Errorf("host_id %q is not this agent's identity (authenticated as %q)", e.HostID, id.HostID)
+		return invalid(ReasonForbiddenHost, "host_id %q is not this agent's identity (authenticated as %q)", e.HostID, id.HostID)
 	}
 	if !id.AllowsNetwork(e.NetworkID) {
-		return fmt.Errorf("network_id %q not allowed for host %q", e.NetworkID, id.HostID)
+		return invalid(ReasonForbiddenNetwork, "network_id %q not allowed for host %q", e.NetworkID, id.HostID)
 	}
 	return nil
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/flowlog/flowlog"
 	"github.com/flowlog/flowlog/auth"
+	"github.com/flowlog/flowlog/metrics"
 	pb "github.com/flowlog/flowlog/proto/flow"
 )
 
@@ -46,6 +47,12 @@ type Options struct {
 	// naming another host or a network not allowed is rejected (identity.go).
 	// Nil: no authentication, any host_id is accepted.
 	Auth *auth.Authenticator
+	// Metrics, if set, counts what the service does (metrics.Collector);
+	// nil: nothing is exported.
+	Metrics *metrics.Collector
+	// Protect is the abuse protection: per-host rate limit, stalled
+	// streams, keepalive and handshake limits (protect.go).
+	Protect Protection
 }
 
 func (o *Options) defaults() {
@@ -67,6 +74,9 @@ func (o *Options) defaults() {
 	if o.InsertTimeout <= 0 {
 		o.InsertTimeout = 30 * time.Second
 	}
+	if o.Metrics == nil {
+		o.Metrics = metrics.NewCollector(nil) // counted, exported nowhere
+	}
 }
 
 // Server implements FlowService.
@@ -79,12 +89,16 @@ type Server struct {
 	drain   chan struct{} // closed when shutdown begins
 	once    sync.Once
 	now     func() time.Time
+	guard   *guard // rate limit, stall watch, keepalive (protect.go)
 }
 
 // New returns a FlowService writing to store.
 func New(store flowlog.Store, o Options, log *slog.Logger) *Server {
 	o.defaults()
-	return &Server{opts: o, commit: newCommitter(store, o, log), log: log, drain: make(chan struct{}), now: time.Now}
+	s := &Server{opts: o, commit: newCommitter(store, o, log), log: log, drain: make(chan struct{}), now: time.Now}
+	s.guard = newGuard(o.Protect, o.MaxEventsPerEnv, log)
+	o.Metrics.StreamsOpen.Set(func() float64 { return float64(s.streams.Load()) })
+	return s
 }
 
 // GRPCServer returns a grpc.Server with the message-size limit set and this
@@ -92,8 +106,9 @@ func New(store flowlog.Store, o Options, log *slog.Logger) *Server {
 func (s *Server) GRPCServer(extra ...grpc.ServerOption) *grpc.Server {
 	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(s.opts.MaxMessageBytes)}
 	if s.opts.Auth != nil {
-		opts = append(opts, grpc.ChainStreamInterceptor(s.opts.Auth.StreamInterceptor()), grpc.ChainUnaryInterceptor(s.opts.Auth.UnaryInterceptor()))
+		opts = append(opts, grpc.ChainStreamInterceptor(s.countUnauthenticated, s.opts.Auth.StreamInterceptor()), grpc.ChainUnaryInterceptor(s.opts.Auth.UnaryInterceptor()))
 	}
+	opts = append(opts, s.guard.serverOptions()...) // after authentication: the watch sees the identity
 	opts = append(opts, extra...)
 	g := grpc.NewServer(opts...)
 	pb.RegisterFlowServiceServer(g, s)
@@ -124,6 +139,7 @@ func (s *Server) Shutdown(ctx context.Context, g *grpc.Server) {
 func (s *Server) StreamFlows(stream pb.FlowService_StreamFlowsServer) error {
 	if n := s.streams.Add(1); n > int64(s.opts.MaxStreams) {
 		s.streams.Add(-1)
+		s.opts.Metrics.StreamsRefused.WithLabelValues(metrics.RefusedMaxStreams).Inc()
 		return status.Errorf(codes.ResourceExhausted, "too many concurrent streams: limit is %d", s.opts.MaxStreams)
 	}
 	defer s.streams.Add(-1)
@@ -174,7 +190,10 @@ func (s *Server) receive(ctx context.Context, peerAddr string, id *auth.Identity
 				s.log.Warn("envelope over the event limit; ending stream", "peer", peerAddr, "events", n, "limit", s.opts.MaxEventsPerEnv)
 				return status.Errorf(codes.InvalidArgument, "envelope has %d events: limit is %d per envelope; split it", n, s.opts.MaxEventsPerEnv)
 			}
-			t := s.prepare(env, peerAddr, id)
+			t := s.guard.admit(env, id, peerAddr) // per-host rate limit: nil if within it
+			if t == nil {
+				t = s.prepare(env, peerAddr, id)
+			}
 			select {
 			case acks <- t: // blocks while InFlightPerStream envelopes await commit
 			case <-ctx.Done():
@@ -200,6 +219,9 @@ func (s *Server) prepare(env *pb.FlowEnvelope, peerAddr string, id *auth.Identit
 	t := &ticket{done: make(chan struct{})}
 	now := s.now()
 	events := env.GetEvents()
+	m := s.opts.Metrics
+	m.EnvelopesReceived.Inc()
+	m.EventsReceived.Add(float64(len(events)))
 	t.events = make([]flowlog.Event, 0, len(events))
 	for i, ev := range events {
 		e, err := Convert(ev, now)
@@ -207,6 +229,7 @@ func (s *Server) prepare(env *pb.FlowEnvelope, peerAddr string, id *auth.Identit
 			err = checkIdentity(e, id)
 		}
 		if err != nil {
+			m.Rejected(ReasonClass(err))
 			t.rejected = append(t.rejected, flowlog.Rejected{
 				Received: now, Peer: peerAddr, HostID: ev.GetHostId(), Index: i,
 				Reason: err.Error(), Event: originalJSON(ev),
@@ -247,7 +270,9 @@ func (s *Server) sendAcks(stream pb.FlowService_StreamFlowsServer, acks <-chan *
 		}
 		if err := stream.Send(response(t)); err != nil {
 			failed = err
+			continue
 		}
+		s.opts.Metrics.EnvelopesAcked.WithLabelValues(ackResult(t)).Inc()
 	}
 	return failed
 }
@@ -270,6 +295,28 @@ func rejectNote(rejected []flowlog.Rejected, total int) string {
 		fmt.Fprintf(&b, " [%d] %s;", r.Index, r.Reason)
 	}
 	return strings.TrimSuffix(b.String(), ";")
+}
+
+// countUnauthenticated counts the streams the auth interceptor (inside it)
+// refuses; StreamFlows itself never ends a stream with Unauthenticated.
+func (s *Server) countUnauthenticated(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	err := h(srv, ss)
+	if status.Code(err) == codes.Unauthenticated {
+		s.opts.Metrics.StreamsRefused.WithLabelValues(metrics.RefusedUnauthenticated).Inc()
+	}
+	return err
+}
+
+// ackResult is the result label of the answer to t.
+func ackResult(t *ticket) string {
+	switch {
+	case t.err == nil:
+		return metrics.AckSuccess
+	case errors.Is(t.err, ErrOverloaded):
+		return metrics.AckOverloaded
+	default:
+		return metrics.AckFailedTransient
+	}
 }
 
 // response is success=true once stored (rejects included: retrying would not

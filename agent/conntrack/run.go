@@ -127,6 +127,7 @@ func (s *Source) handle(msgs []netlink.Message, emit func(Flow) error) error {
 		switch ev.Type {
 		case ct.EventNew:
 			s.stats.events.Add(1)
+			s.stats.news.Add(1)
 			f := fromKernel(New, ev.Flow)
 			if f.Start.IsZero() {
 				f.Start = s.lookupStart(ev.Flow)
@@ -139,6 +140,7 @@ func (s *Source) handle(msgs []netlink.Message, emit func(Flow) error) error {
 			}
 		case ct.EventDestroy:
 			s.stats.events.Add(1)
+			s.stats.destroys.Add(1)
 			if err := s.tr.onDestroy(fromKernel(Destroy, ev.Flow), emit); err != nil {
 				return err
 			}

@@ -65,6 +65,7 @@ type Options struct {
 // Stats are counters since Open.
 type Stats struct {
 	Events         uint64 // NEW and DESTROY events read from the kernel
+	News, Destroys uint64 // Events by kind
 	Overruns       uint64 // ENOBUFS: the kernel dropped events for us
 	Resyncs        uint64 // table dumps compared with the open set
 	ResyncStarts   uint64 // New emitted for entries found only in a dump
@@ -90,7 +91,7 @@ type Source struct {
 
 	tr    *tracker
 	stats struct {
-		events, overruns, resyncs, resyncStarts, resyncDestroys,
+		events, news, destroys, overruns, resyncs, resyncStarts, resyncDestroys,
 		fallbacks, undecodable, open atomic.Uint64
 	}
 }
@@ -179,7 +180,7 @@ func (s *Source) setReadBuffer(n int) error {
 // Stats returns the counters.
 func (s *Source) Stats() Stats {
 	return Stats{
-		Events: s.stats.events.Load(), Overruns: s.stats.overruns.Load(),
+		Events: s.stats.events.Load(), News: s.stats.news.Load(), Destroys: s.stats.destroys.Load(), Overruns: s.stats.overruns.Load(),
 		Resyncs: s.stats.resyncs.Load(), ResyncStarts: s.stats.resyncStarts.Load(),
 		ResyncDestroys: s.stats.resyncDestroys.Load(), StartFallbacks: s.stats.fallbacks.Load(),
 		Undecodable: s.stats.undecodable.Load(), Open: s.stats.open.Load(),

@@ -27,8 +27,9 @@ type Batcher struct {
 	slots []*pb.FlowEvent // reusable events; env.Events is a prefix of them
 	buf   []byte
 
-	Dropped atomic.Uint64 // events lost because the spool was full
-	Sealed  atomic.Uint64 // envelopes written to the spool
+	Dropped  atomic.Uint64 // events lost because the spool was full
+	Sealed   atomic.Uint64 // envelopes written to the spool
+	Enqueued atomic.Uint64 // events written to the spool
 
 	lastDropLog time.Time // drops are logged at most every dropLogEvery
 }
@@ -87,4 +88,5 @@ func (b *Batcher) Flush() {
 		return
 	}
 	b.Sealed.Add(1)
+	b.Enqueued.Add(uint64(n))
 }

@@ -104,4 +104,21 @@ func TestExporterResendsAfterFailureAndDoesNotRetryRejects(t *testing.T) {
 	if e.Stats.Failed.Load() != 1 || e.Stats.Rejected.Load() != 1 || e.Stats.Reconnects.Load() < 1 {
 		t.Fatalf("stats: failed %d rejected %d reconnects %d", e.Stats.Failed.Load(), e.Stats.Rejected.Load(), e.Stats.Reconnects.Load())
 	}
+	if b.Enqueued.Load() != 10 || e.Stats.RejectedEvents.Load() != 1 || e.Stats.Acked.Load() != 5 ||
+		e.Stats.LastAck.Load() == 0 || e.Stats.Connected.Load() {
+		t.Fatalf("stats: enqueued %d rejected events %d acked %d last ack %d connected after Run %v", b.Enqueued.Load(),
+			e.Stats.RejectedEvents.Load(), e.Stats.Acked.Load(), e.Stats.LastAck.Load(), e.Stats.Connected.Load())
+	}
+}
+
+func TestRejectedCountReadsTheCollectorsNote(t *testing.T) {
+	for note, want := range map[string]uint64{
+		"rejected 2 of 500 events: [3] protocol 300 > 255; [7] missing flow_id": 2,
+		"rejected 20 of 20 events: [0] missing flow_id; ... and 1 more":         20,
+		"something else went wrong":                                             1,
+	} {
+		if got := rejectedCount(note); got != want {
+			t.Errorf("%q: %d, want %d", note, got, want)
+		}
+	}
 }

@@ -34,6 +34,10 @@ type Options struct {
 // Stats of the exporter, for logs and metrics.
 type Stats struct {
 	Sent, Acked, Failed, Rejected, Reconnects atomic.Uint64
+
+	RejectedEvents atomic.Uint64 // events named in acks as rejected ("rejected N of M events: ...")
+	Connected      atomic.Bool   // a stream to the collector is open
+	LastAck        atomic.Int64  // unix nanoseconds of the last success=true ack; 0: none yet
 }
 
 // Exporter owns the stream to the collector.
@@ -125,6 +129,8 @@ func (e *Exporter) attempt(ctx context.Context, client pb.FlowServiceClient) (pr
 	if err != nil {
 		return false, err
 	}
+	e.Stats.Connected.Store(true)
+	defer e.Stats.Connected.Store(false)
 	e.spool.Rewind()
 
 	// The reader goroutine feeds spool entries; the receiver goroutine feeds
@@ -193,12 +199,14 @@ func (e *Exporter) attempt(ctx context.Context, client pb.FlowServiceClient) (pr
 			}
 			if r.GetError() != "" {
 				e.Stats.Rejected.Add(1)
+				e.Stats.RejectedEvents.Add(rejectedCount(r.GetError()))
 				e.o.Log.Warn("collector rejected events (not retried)", "envelope", head.seq, "events", head.events, "error", r.GetError())
 			}
 			if err := e.spool.Ack(head.seq); err != nil {
 				return progressed, fmt.Errorf("spool ack: %w", err)
 			}
 			e.Stats.Acked.Add(1)
+			e.Stats.LastAck.Store(time.Now().UnixNano())
 			progressed = true
 		case err := <-recvErr:
 			return progressed, err
@@ -207,4 +215,15 @@ func (e *Exporter) attempt(ctx context.Context, client pb.FlowServiceClient) (pr
 			return progressed, ctx.Err()
 		}
 	}
+}
+
+// rejectedCount reads N from a flowlog collector's "rejected N of M events:
+// ..." note; another collector's free-form error counts as 1 (at least one
+// event was refused).
+func rejectedCount(note string) uint64 {
+	var n, total uint64
+	if _, err := fmt.Sscanf(note, "rejected %d of %d events", &n, &total); err == nil {
+		return n
+	}
+	return 1
 }

@@ -31,6 +31,8 @@ type agentCmd struct {
 	Stdout    bool   `help:"Print events as JSON lines instead of streaming them (debugging)." env:"FLOWLOG_STDOUT"`
 	NetNS     string `name:"netns" help:"Watch this network namespace's conntrack (a name under /var/run/netns or a path); default: the agent's own." env:"FLOWLOG_NETNS"`
 
+	MetricsAddr string `name:"metrics-addr" help:"Serve /metrics, /healthz and /readyz on this address (e.g. 127.0.0.1:9464); empty: off." env:"FLOWLOG_METRICS_ADDR"`
+
 	SpoolMaxBytes int64         `help:"Spool size limit; beyond it new events are dropped (and counted)." default:"268435456" env:"FLOWLOG_SPOOL_MAX_BYTES"`
 	BatchEvents   int           `help:"Events per envelope." default:"500" env:"FLOWLOG_BATCH_EVENTS"`
 	BatchInterval time.Duration `help:"Seal an envelope at least this often." default:"1s" env:"FLOWLOG_BATCH_INTERVAL"`
@@ -98,6 +100,11 @@ func (c *agentCmd) Run(log *slog.Logger) error {
 
 	if c.Stdout {
 		p := agent.NewPipeline(cfg, nil, os.Stdout)
+		stopMetrics, err := c.serveMetrics(log, agentParts{src: src, pipe: p})
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
 		return c.pump(ctx, log, src, p)
 	}
 
@@ -132,6 +139,11 @@ func (c *agentCmd) Run(log *slog.Logger) error {
 		return err
 	}
 	exp := export.New(sp, export.Options{Addr: c.Collector, Creds: creds, Window: c.Window, BackoffMax: c.BackoffMax, Log: log})
+	stopMetrics, err := c.serveMetrics(log, agentParts{src: src, pipe: p, spool: sp, batch: b, exp: exp})
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	expCtx, stopExp := context.WithCancel(context.Background())
 	if token != "" {
 		// Every stream the exporter opens derives from expCtx, so each carries

@@ -107,10 +107,12 @@ func (c *serveCmd) Run(log *slog.Logger) error {
 	defer st.Close()
 
 	hub := tail.NewHub() // live tail: committed events fan out to /api/v1/flows/stream clients
+	// /metrics, /readyz and request metrics around the API (observe.go)
+	obs := newObservability(st, hub, log)
 	ing := ingest.New(st, ingest.Options{
 		FlushRows: c.FlushRows, FlushInterval: c.FlushInterval, MaxPendingRows: c.MaxPendingRows, Writers: c.InsertWriters,
 		MaxEventsPerEnv: c.MaxEvents, MaxMessageBytes: c.MaxMessageBytes, MaxStreams: c.MaxStreams, Auth: authn,
-		OnCommit: hub.Publish,
+		OnCommit: hub.Publish, Metrics: obs.m,
 	}, log)
 	grpcLn, err := net.Listen("tcp", c.GRPCAddr)
 	if err != nil {
@@ -135,13 +137,13 @@ func (c *serveCmd) Run(log *slog.Logger) error {
 	log.Info("agent authentication", "tls", c.TLSCert != "", "client_certificates", c.TLSClientCA != "",
 		"identities", c.Identities, "allow_unauthenticated", c.AllowUnauthenticated || c.Identities == "")
 	g := ing.GRPCServer(opts...)
-	hs := &http.Server{Handler: api.New(api.Deps{Store: st, Agg: st, Hub: hub, Log: log, UI: web.Handler(),
-		StreamBuffer: c.StreamBuffer}), ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{Handler: obs.handler(api.New(api.Deps{Store: obs.store, Agg: obs.store, Hub: hub, Log: log, UI: web.Handler(),
+		StreamBuffer: c.StreamBuffer})), ReadHeaderTimeout: 10 * time.Second}
 	// Live-tail streams never go idle; ending them lets Shutdown finish.
 	hs.RegisterOnShutdown(hub.Close)
 
 	errc := make(chan error, 2)
-	go func() { errc <- g.Serve(grpcLn) }()
+	go func() { errc <- obs.ready.serveGRPC(g, grpcLn) }()
 	go func() { errc <- hs.Serve(httpLn) }()
 	// Tests and scripts read the bound addresses from this line (ports may be :0).
 	log.Info("serving", "grpc", grpcLn.Addr().String(), "http", httpLn.Addr().String(), "data", c.Data, "tls", c.TLSCert != "")
@@ -152,6 +154,7 @@ func (c *serveCmd) Run(log *slog.Logger) error {
 	case err := <-errc:
 		log.Error("listener failed; shutting down", "err", err)
 	}
+	obs.ready.stopping.Store(true) // /readyz answers 503 from now on
 	sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
 	defer cancel()
 	ing.Shutdown(sctx, g)

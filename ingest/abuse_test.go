@@ -1,0 +1,176 @@
+package ingest_test
+
+// Hostile or broken input over real gRPC: bytes that are no protobuf, known
+// fields with the wrong wire type, envelopes over the limits. Each gets a
+// clear answer and leaves what is stored untouched. (Forged host_ids and
+// networks: TestForgedHostAndNetworkAreRejected; unknown, wrong, expired or
+// untrusted certificates and tokens: TestTokenAuthentication,
+// TestMutualTLS, TestCertificateAndTokenMustAgree in auth_test.go, and
+// TestAuthMutualTLSThroughTheBinary in cmd/flowlog.)
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/flowlog/flowlog/ingest"
+	pb "github.com/flowlog/flowlog/proto/flow"
+)
+
+// rawCodec sends rawMsg bytes as they are, and anything else as protobuf.
+type rawCodec struct{}
+
+type rawMsg []byte
+
+var _ encoding.CodecV2 = rawCodec{}
+
+func (rawCodec) Name() string { return "proto" }
+
+func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if b, ok := v.(rawMsg); ok {
+		return mem.BufferSlice{mem.SliceBuffer(b)}, nil
+	}
+	m, ok := v.(proto.Message)
+	if !ok {
+		return nil, errors.New("not a proto message")
+	}
+	b, err := proto.Marshal(m)
+	return mem.BufferSlice{mem.SliceBuffer(b)}, err
+}
+
+func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	return proto.Unmarshal(data.Materialize(), v.(proto.Message))
+}
+
+// sendRaw sends b as one message on a new stream and returns the answer or
+// the status that ended the stream.
+func sendRaw(t *testing.T, addr string, b []byte) (*pb.FlowResponse, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := pb.NewFlowServiceClient(dialConn(t, addr)).StreamFlows(ctx, grpc.ForceCodecV2(rawCodec{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SendMsg(rawMsg(b)); err != nil && err.Error() != "EOF" {
+		return nil, err
+	}
+	return s.Recv()
+}
+
+func envelopeOf(events ...[]byte) []byte {
+	var b []byte
+	for _, e := range events {
+		b = protowire.AppendTag(b, 1, protowire.BytesType)
+		b = protowire.AppendBytes(b, e)
+	}
+	return b
+}
+
+func marshal(t *testing.T, m proto.Message) []byte {
+	t.Helper()
+	b, err := proto.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func rejectedCount(t *testing.T, c *collector) uint64 {
+	t.Helper()
+	var rows []struct {
+		N uint64 `json:"n"`
+	}
+	if err := c.st.QueryRows(context.Background(), "SELECT count() AS n FROM "+c.st.Database()+".rejected_events", &rows); err != nil {
+		t.Fatal(err)
+	}
+	return rows[0].N
+}
+
+func TestMalformedAndAbusiveMessagesAreRefusedClearly(t *testing.T) {
+	c := start(t, ingest.Options{FlushInterval: 10 * time.Millisecond, MaxEventsPerEnv: 100, MaxMessageBytes: 64 << 10})
+	good := newStreamOn(t, dialConn(t, c.addr))
+	if r, err := good.exchange(&pb.FlowEnvelope{Events: events("before", 10)}); err != nil || !r.Success {
+		t.Fatalf("before: %+v %v", r, err)
+	}
+	flowsBefore, rejectedBefore := count(t, c.st), rejectedCount(t, c)
+
+	valid := marshal(t, events("valid", 1)[0])
+	// Field 2 (flow_id) as a varint: the decoder keeps it as an unknown
+	// field and leaves flow_id empty.
+	noID := events("x", 1)[0]
+	noID.FlowId = ""
+	flowIDAsVarint := protowire.AppendVarint(protowire.AppendTag(marshal(t, noID), 2, protowire.VarintType), 7)
+	// A participant's ip (field 1 of src, field 12) as a fixed32.
+	srcIPFixed := events("y", 1)[0]
+	srcIPFixed.Src.Ip = ""
+	srcBytes := protowire.AppendFixed32(protowire.AppendTag(marshal(t, srcIPFixed.Src), 1, protowire.Fixed32Type), 0x0a000001)
+	srcIPFixed.Src = nil
+	ipAsFixed := protowire.AppendBytes(protowire.AppendTag(marshal(t, srcIPFixed), 12, protowire.BytesType), srcBytes)
+
+	for _, tc := range []struct {
+		name string
+		msg  []byte
+		code codes.Code
+		want string
+	}{
+		{"field number 0", []byte("\x00garbage"), codes.InvalidArgument, "malformed FlowEnvelope: not decodable as protobuf"},
+		{"truncated length", []byte{0x0a, 0x64, 0x01}, codes.InvalidArgument, "malformed FlowEnvelope: not decodable as protobuf"},
+		{"random bytes", []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, codes.InvalidArgument, "malformed FlowEnvelope: not decodable as protobuf"},
+		{"events as a varint", protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), 42), codes.InvalidArgument,
+			"malformed FlowEnvelope: field 1 (events) has wire type varint, want length-delimited; ending the stream"},
+		{"event not a message", envelopeOf([]byte{0xff, 0xff}), codes.InvalidArgument, "malformed FlowEnvelope: not decodable as protobuf"},
+		{"over the message size", envelopeOf(make([]byte, 70<<10)), codes.ResourceExhausted, "larger than max"},
+		{"over the event count", envelopeOf(func() [][]byte {
+			var evs [][]byte
+			for range 101 {
+				evs = append(evs, valid)
+			}
+			return evs
+		}()...), codes.InvalidArgument, "envelope has 101 events: limit is 100 per envelope"},
+	} {
+		r, err := sendRaw(t, c.addr, tc.msg)
+		if err == nil {
+			t.Errorf("%s: answered %+v, want the stream ended with %v", tc.name, r, tc.code)
+			continue
+		}
+		if status.Code(err) != tc.code || !strings.Contains(status.Convert(err).Message(), tc.want) {
+			t.Errorf("%s: got %v, want %v containing %q", tc.name, err, tc.code, tc.want)
+		}
+	}
+
+	// Wrong wire types inside events reject those events, by index and
+	// reason, and keep them in rejected_events; the valid neighbour is stored.
+	r, err := sendRaw(t, c.addr, envelopeOf(flowIDAsVarint, valid, ipAsFixed))
+	want := "rejected 2 of 3 events: [0] field 2 (flow_id) has wire type varint, want length-delimited; [2] src: field 1 (ip) has wire type fixed32, want length-delimited"
+	if err != nil || !r.Success || r.Error != want {
+		t.Fatalf("wrong wire types in events: got %+v %v, want success with %q", r, err, want)
+	}
+	if got := count(t, c.st); got != flowsBefore+1 {
+		t.Fatalf("flows: %d before, %d after; want only the valid event added", flowsBefore, got)
+	}
+	if got := rejectedCount(t, c); got != rejectedBefore+2 {
+		t.Fatalf("rejected_events: %d before, %d after; want the 2 added", rejectedBefore, got)
+	}
+	// Unknown field numbers are a newer agent's, not an error.
+	newer := protowire.AppendString(protowire.AppendTag(marshal(t, events("newer", 1)[0]), 99, protowire.BytesType), "future")
+	if r, err := sendRaw(t, c.addr, envelopeOf(newer)); err != nil || !r.Success || r.Error != "" {
+		t.Fatalf("unknown field 99: want a clean success, got %+v %v", r, err)
+	}
+	if r, err := good.exchange(&pb.FlowEnvelope{Events: events("after", 10)}); err != nil || !r.Success {
+		t.Fatalf("a well-behaved stream after the abuse: %+v %v", r, err)
+	}
+	if got := count(t, c.st); got != flowsBefore+1+1+10 {
+		t.Fatalf("flows: %d before, %d at the end; want +12 (valid, newer, after)", flowsBefore, got)
+	}
+}
