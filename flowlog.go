@@ -154,6 +154,11 @@ type Filter struct {
 	Port        uint16       // either port; 0 = any
 	Direction   Direction    // DirUnspecified = any
 	Participant string       // either endpoint's entity name or id equals this
+
+	// Networks are the allowed networks (an API token's scope): nil = any;
+	// an empty, non-nil list allows none. Unlike NetworkID, which a caller
+	// asks for, it bounds whatever else the filter says.
+	Networks []string
 }
 
 // Page is a page of results: by number (1-based, offset paging, Netmaker's)

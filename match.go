@@ -10,6 +10,8 @@ import (
 // that a live tail and a query of the same filter agree:
 //
 //   - NetworkID, HostID, SrcEntityID, DstEntityID: equal when set.
+//   - Networks: NetworkID among them, unless nil (an empty list matches
+//     nothing).
 //   - From, To: Start in [From, To), compared in milliseconds as stored.
 //   - SrcTypes, DstTypes, Protocols: in the list when the list is not empty.
 //   - Username: the source or the destination is a user whose entity id or
@@ -27,6 +29,9 @@ import (
 // still matches "active", as the flow did when the START was committed.
 func (f Filter) Match(e *Event) bool {
 	if f.NetworkID != "" && e.NetworkID != f.NetworkID {
+		return false
+	}
+	if f.Networks != nil && !slices.Contains(f.Networks, e.NetworkID) {
 		return false
 	}
 	if f.HostID != "" && e.HostID != f.HostID {

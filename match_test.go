@@ -38,6 +38,11 @@ func TestFilterMatch(t *testing.T) {
 
 		{"network equal", flowlog.Filter{NetworkID: "mesh1"}, nil, true},
 		{"network other", flowlog.Filter{NetworkID: "mesh2"}, nil, false},
+		{"networks scope holds it", flowlog.Filter{Networks: []string{"mesh2", "mesh1"}}, nil, true},
+		{"networks scope without it", flowlog.Filter{Networks: []string{"mesh2"}}, nil, false},
+		{"empty networks scope matches nothing", flowlog.Filter{Networks: []string{}}, nil, false},
+		{"scope and network both hold", flowlog.Filter{NetworkID: "mesh1", Networks: []string{"mesh1"}}, nil, true},
+		{"scope bounds the network asked", flowlog.Filter{NetworkID: "mesh1", Networks: []string{"mesh2"}}, nil, false},
 		{"host equal", flowlog.Filter{HostID: "h1"}, nil, true},
 		{"host is the id, not the name", flowlog.Filter{HostID: "web-1"}, nil, false},
 		{"src entity", flowlog.Filter{SrcEntityID: "n-7"}, nil, true},

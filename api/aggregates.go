@@ -249,6 +249,9 @@ func (s *Server) aggTop(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
+	if !s.scope(w, r, &tq.Filter) {
+		return
+	}
 	if s.agg == nil {
 		s.writeError(w, r, http.StatusNotImplemented, aggUnavailable)
 		return
@@ -277,6 +280,9 @@ func (s *Server) aggMatrix(w http.ResponseWriter, r *http.Request) {
 	f, limit, err := parseMatrixQuery(q)
 	if err != nil {
 		s.writeError(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	if !s.scope(w, r, &f) {
 		return
 	}
 	if s.agg == nil {
@@ -308,6 +314,9 @@ func (s *Server) aggSeries(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
+	if !s.scope(w, r, &sq.filter) {
+		return
+	}
 	if s.agg == nil {
 		s.writeError(w, r, http.StatusNotImplemented, aggUnavailable)
 		return
@@ -328,6 +337,9 @@ func (s *Server) aggActive(w http.ResponseWriter, r *http.Request) {
 	f, err := parseActiveQuery(q)
 	if err != nil {
 		s.writeError(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	if !s.scope(w, r, &f) {
 		return
 	}
 	if s.agg == nil {

@@ -218,3 +218,43 @@ func call(s *Server, path string, q url.Values) (int, string) {
 	s.ServeHTTP(rec, httptest.NewRequestWithContext(ctx, http.MethodGet, path+"?"+q.Encode(), nil))
 	return rec.Code, rec.Body.String()
 }
+
+// The document says what Access does: a bearer scheme required everywhere
+// but on the open paths, 401 documented wherever a token is needed, 403
+// wherever a network can be asked for; and the documented refusals are the
+// real ones.
+func TestOpenAPISecurity(t *testing.T) {
+	doc := loadDoc(t)
+	scheme := resolve(t, doc, doc["components"].(map[string]any)["securitySchemes"].(map[string]any)["bearer"])
+	if scheme["type"] != "http" || scheme["scheme"] != "bearer" {
+		t.Errorf("bearer scheme: %v", scheme)
+	}
+	if sec := asSlice(doc["security"]); len(sec) != 1 || sec[0].(map[string]any)["bearer"] == nil {
+		t.Errorf("top-level security: %v", doc["security"])
+	}
+	s := testServer()
+	paths := doc["paths"].(map[string]any)
+	for _, rt := range s.routes {
+		op := resolve(t, doc, paths[rt.path].(map[string]any)[strings.ToLower(rt.method)])
+		responses := op["responses"].(map[string]any)
+		sec, overrides := op["security"]
+		open := overrides && len(asSlice(sec)) == 0
+		if open != openPath(rt.path) {
+			t.Errorf("%s: documented open %v, Access open %v", rt.path, open, openPath(rt.path))
+		}
+		if _, ok := responses["401"]; ok == open {
+			t.Errorf("%s: 401 documented %v, open %v", rt.path, ok, open)
+		}
+		scoped := rt.params != nil && slices.Contains(rt.params.names(), "network_id")
+		if _, ok := responses["403"]; ok != scoped {
+			t.Errorf("%s: 403 documented %v, takes network_id %v", rt.path, ok, scoped)
+		}
+	}
+	rs := resolve(t, doc, doc["components"].(map[string]any)["responses"])
+	for name, want := range map[string]string{"Unauthorized": msgNoToken} {
+		ex := resolve(t, doc, rs[name])["content"].(map[string]any)["application/json"].(map[string]any)["example"].(map[string]any)
+		if ex["Message"] != want {
+			t.Errorf("%s example %q, want %q", name, ex["Message"], want)
+		}
+	}
+}

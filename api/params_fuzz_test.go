@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -27,7 +28,8 @@ func FuzzParseFlowsQuery(f *testing.F) {
 				t.Fatal("empty error message")
 			}
 			for name := range q {
-				if strings.Contains(err.Error(), name) {
+				// Named as is, or quoted (%q escapes control characters).
+				if strings.Contains(err.Error(), name) || strings.Contains(err.Error(), strconv.Quote(name)) {
 					return
 				}
 			}

@@ -149,6 +149,9 @@ func (s *Server) listFlows(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
+	if !s.scope(w, r, &filter) {
+		return
+	}
 	flows, err := s.store.Flows(r.Context(), filter, page)
 	if s.failed(w, r, err, "flows") {
 		return

@@ -32,6 +32,9 @@ const (
 //
 //	: keepalive
 //
+// A stream authorized by a reader's token ends at a keepalive once the
+// readers file no longer grants that token the same networks and role.
+//
 // A client that does not keep up loses events rather than slowing the
 // ingest: its buffer holds Deps.StreamBuffer events, and "lost" says how
 // many matching events were dropped at exactly that place in the stream
@@ -44,6 +47,9 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	f, err := parseStreamQuery(q)
 	if err != nil {
 		s.writeError(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	if !s.scope(w, r, &f) {
 		return
 	}
 	if s.hub == nil {
@@ -125,6 +131,13 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 			writeItem(it)
 		case <-sub.Overflow():
 		case <-keepalive.C:
+			if !stillGranted(ctx) {
+				// The readers file changed: this token no longer reads
+				// these flows. The client reconnects and is told why.
+				s.log.InfoContext(ctx, "live tail ended: its token's grant changed", "remote", r.RemoteAddr)
+				flush()
+				return
+			}
 			bw.WriteString(": keepalive\n\n")
 		}
 		// Take what is ready, flushing now and then, then report a gap at

@@ -19,20 +19,13 @@
 package auth
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/x509"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io"
 	"os"
-	"regexp"
-	"strconv"
 	"strings"
-
-	"go.yaml.in/yaml/v3"
 )
 
 // maxIDLen is ingest's limit on ids: a longer host_id could never match.
@@ -161,88 +154,25 @@ type entry struct {
 	TokenSHA256 string    `yaml:"token_sha256"`
 }
 
-// list is a YAML sequence of strings, or a single string.
-type list []string
-
-func (l *list) UnmarshalYAML(n *yaml.Node) error {
-	switch n.Kind {
-	case yaml.ScalarNode:
-		if n.Tag == "!!null" {
-			return nil
-		}
-		*l = list{n.Value}
-		return nil
-	case yaml.SequenceNode:
-		out := make(list, 0, len(n.Content))
-		for _, c := range n.Content {
-			if c.Kind != yaml.ScalarNode || c.Tag == "!!null" {
-				return fmt.Errorf("line %d: want a string", c.Line)
-			}
-			out = append(out, c.Value)
-		}
-		*l = out
-		return nil
-	}
-	return fmt.Errorf("line %d: want a string or a list of strings", n.Line)
+var identitiesFile = listFile{
+	key:       "identities",
+	emptyHint: "want `identities:` and a list; `identities: []` admits nobody",
+	entryType: "auth.entry",
+	entryKeys: "host_id, networks, cert_cn, cert_san, token_sha256",
+	typeNames: map[string]string{"string": "a string", "[]auth.entry": "a list of identities",
+		"auth.file": "a mapping with `identities:`", "auth.entry": "a mapping (host_id, networks, cert_cn, cert_san, token_sha256)"},
 }
-
-// anyOrList is a network list where "*" (alone, or as the only item), an
-// empty list or no value at all mean any network (nil).
-type anyOrList struct {
-	names []string
-	star  bool
-	set   bool
-}
-
-func (a *anyOrList) UnmarshalYAML(n *yaml.Node) error {
-	var l list
-	if err := l.UnmarshalYAML(n); err != nil {
-		return err
-	}
-	a.set = true
-	for _, s := range l {
-		if s == "*" {
-			a.star = true
-		} else {
-			a.names = append(a.names, s)
-		}
-	}
-	return nil
-}
-
-var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 
 // Parse parses and validates an identities file; name is used in messages.
 // All problems found are returned, joined, each as "name:line: message".
 func Parse(name string, data []byte) (*Set, error) {
-	if len(bytes.TrimSpace(data)) == 0 {
-		return nil, fmt.Errorf("%s: empty identities file (want `identities:` and a list; `identities: []` admits nobody)", name)
-	}
 	var f file
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&f); err != nil {
-		return nil, yamlError(name, err)
+	lines, err := identitiesFile.decode(name, data, &f)
+	if err != nil {
+		return nil, err
 	}
-	if err := dec.Decode(new(yaml.Node)); !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%s: more than one YAML document", name)
-	}
-	// A second pass, as a node tree, only to know each entry's line.
-	var doc yaml.Node
-	_ = yaml.Unmarshal(data, &doc)
-	lines := entryLines(&doc)
-	if f.Identities == nil && !hasIdentitiesKey(&doc) {
-		return nil, fmt.Errorf("%s: no `identities:` list", name)
-	}
-
-	var errs []error
-	errorf := func(i int, format string, args ...any) {
-		line := ""
-		if i < len(lines) {
-			line = ":" + strconv.Itoa(lines[i])
-		}
-		errs = append(errs, fmt.Errorf("%s%s: identities[%d]: %s", name, line, i, fmt.Sprintf(format, args...)))
-	}
+	p := &problems{name: name, key: "identities", lines: lines}
+	errorf := p.add
 	s := &Set{File: name}
 	tokens := map[[sha256.Size]byte]int{}
 	certNames := map[string]int{} // cert_cn and cert_san values, lower case -> entry
@@ -254,21 +184,7 @@ func Parse(name string, data []byte) (*Set, error) {
 		case len(e.HostID) > maxIDLen:
 			errorf(i, "host_id is %d bytes, longer than %d", len(e.HostID), maxIDLen)
 		}
-		if e.Networks.star && len(e.Networks.names) > 0 {
-			errorf(i, `networks: "*" (any network) cannot be combined with names`)
-		}
-		if !e.Networks.star && len(e.Networks.names) > 0 {
-			seen := map[string]bool{}
-			for _, n := range e.Networks.names {
-				if n == "" {
-					errorf(i, "networks: empty network id")
-				} else if seen[n] {
-					errorf(i, "networks: %q listed twice", n)
-				}
-				seen[n] = true
-			}
-			id.Networks = e.Networks.names
-		}
+		id.Networks = e.Networks.check(func(format string, args ...any) { errorf(i, format, args...) })
 		for _, san := range e.CertSAN {
 			if san == "" {
 				errorf(i, "cert_san: empty name")
@@ -290,12 +206,10 @@ func Parse(name string, data []byte) (*Set, error) {
 			certNames[k] = i
 		}
 		if e.TokenSHA256 != "" {
-			b, err := hex.DecodeString(e.TokenSHA256)
-			if err != nil || len(b) != sha256.Size {
-				errorf(i, "token_sha256 must be 64 hex digits (printf %%s \"$TOKEN\" | sha256sum), got %q", e.TokenSHA256)
+			if h, err := tokenHash(e.TokenSHA256); err != nil {
+				errorf(i, "%v", err)
 			} else {
-				copy(id.token[:], b)
-				id.hasToken = true
+				id.token, id.hasToken = h, true
 				if j, dup := tokens[id.token]; dup {
 					errorf(i, "token_sha256 is the same as identities[%d]'s: a token must map to one identity", j)
 				}
@@ -307,76 +221,8 @@ func Parse(name string, data []byte) (*Set, error) {
 		}
 		s.Identities = append(s.Identities, id)
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	if err := p.err(); err != nil {
+		return nil, err
 	}
 	return s, nil
-}
-
-var (
-	unknownField = regexp.MustCompile(`field (\S+) not found in type (\S+)`)
-	wrongType    = regexp.MustCompile("cannot unmarshal !!(\\w+) (`[^`]*` )?into (\\S+)")
-	typeNames    = map[string]string{"string": "a string", "[]auth.entry": "a list of identities", "auth.file": "a mapping with `identities:`", "auth.entry": "a mapping (host_id, networks, cert_cn, cert_san, token_sha256)"}
-)
-
-// yamlError turns the YAML decoder's errors into "name:line: message" in the
-// file's own terms.
-func yamlError(name string, err error) error {
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		msgs := make([]string, len(te.Errors))
-		for i, m := range te.Errors {
-			if sm := unknownField.FindStringSubmatch(m); sm != nil {
-				want := "identities"
-				if sm[2] == "auth.entry" {
-					want = "host_id, networks, cert_cn, cert_san, token_sha256"
-				}
-				m = strings.Replace(m, sm[0], "unknown key "+sm[1]+" (want "+want+")", 1)
-			}
-			if sm := wrongType.FindStringSubmatch(m); sm != nil {
-				want, ok := typeNames[sm[3]]
-				if !ok {
-					want = sm[3]
-				}
-				m = strings.Replace(m, sm[0], "want "+want+", got !!"+sm[1]+" "+strings.TrimSpace(sm[2]), 1)
-				m = strings.TrimSpace(m)
-			}
-			msgs[i] = name + ":" + strings.TrimPrefix(m, "line ")
-		}
-		return errors.New(strings.Join(msgs, "\n"))
-	}
-	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
-		return fmt.Errorf("%s:%s: %s", name, m[1], m[2])
-	}
-	return fmt.Errorf("%s: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
-}
-
-// identitiesValue finds the `identities` sequence in a parsed document.
-func identitiesValue(doc *yaml.Node) *yaml.Node {
-	if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
-		doc = doc.Content[0]
-	}
-	if doc.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(doc.Content); i += 2 {
-		if doc.Content[i].Value == "identities" {
-			return doc.Content[i+1]
-		}
-	}
-	return nil
-}
-
-func hasIdentitiesKey(doc *yaml.Node) bool { return identitiesValue(doc) != nil }
-
-func entryLines(doc *yaml.Node) []int {
-	v := identitiesValue(doc)
-	if v == nil || v.Kind != yaml.SequenceNode {
-		return nil
-	}
-	lines := make([]int, len(v.Content))
-	for i, c := range v.Content {
-		lines[i] = c.Line
-	}
-	return lines
 }

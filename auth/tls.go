@@ -89,3 +89,24 @@ func (p ListenerPolicy) Check(addr string, loopback bool) error {
 	}
 	return nil
 }
+
+// HTTPPolicy is how the collector's HTTP listener (API, page, metrics) is
+// configured.
+type HTTPPolicy struct {
+	Readers        bool // --readers
+	AllowAnonymous bool // --http-allow-anonymous
+}
+
+// Check refuses to serve the HTTP API without a readers file on a
+// non-loopback address unless AllowAnonymous says so: on loopback only local
+// processes can connect, which is how `make run` and the tests work;
+// anywhere else an open API is an explicit choice.
+func (p HTTPPolicy) Check(addr string, loopback bool) error {
+	if p.Readers && p.AllowAnonymous {
+		return fmt.Errorf("--readers and --http-allow-anonymous contradict each other: with a readers file every API request needs a reader's token")
+	}
+	if loopback || p.Readers || p.AllowAnonymous {
+		return nil
+	}
+	return fmt.Errorf("--http-addr %s is not a loopback address: the HTTP API there would show every flow to anyone who connects; give --readers FILE (bearer tokens, each scoped to networks), or --http-allow-anonymous", addr)
+}

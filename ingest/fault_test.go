@@ -17,9 +17,12 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/flowlog/flowlog"
 	"github.com/flowlog/flowlog/ingest"
 	"github.com/flowlog/flowlog/loadgen"
+	"github.com/flowlog/flowlog/metrics"
 	pb "github.com/flowlog/flowlog/proto/flow"
 	"github.com/flowlog/flowlog/store"
 )
@@ -178,7 +181,8 @@ func destroys(prefix string, n int) []*pb.FlowEvent {
 func TestFaultStoreStallsMidInsert(t *testing.T) {
 	base := start(t, ingest.Options{}) // for its store; its own server stays idle
 	gs := &gatedStore{Store: base.st}
-	c := startOn(t, gs, ingest.Options{FlushInterval: 20 * time.Millisecond, MaxPendingRows: 1000, InsertTimeout: 2500 * time.Millisecond})
+	m := metrics.NewCollector(nil)
+	c := startOn(t, gs, ingest.Options{FlushInterval: 20 * time.Millisecond, MaxPendingRows: 1000, InsertTimeout: 2500 * time.Millisecond, Metrics: m})
 
 	gs.close()
 	const streams, perStream, perEnv = 3, 3, 100 // 900 rows pending: under the bound
@@ -192,7 +196,22 @@ func TestFaultStoreStallsMidInsert(t *testing.T) {
 		}
 		held = append(held, ackReader(st))
 	}
-	// A fourth stream: 900 + 200 rows pass the bound of 1000: refused at
+	// Once the collector holds all 9 (the streams race)...
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var d dto.Metric
+		if err := m.EnvelopesReceived.Write(&d); err != nil {
+			t.Fatal(err)
+		}
+		if d.GetCounter().GetValue() >= streams*perStream {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the collector received %v of %d envelopes", d.GetCounter().GetValue(), streams*perStream)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // counted just before being queued for commit
+	// ...a fourth stream: 900 + 200 rows pass the bound of 1000: refused at
 	// once, although the store is stalled.
 	over := dial(t, c.addr)
 	overAcks := ackReader(over)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -20,14 +19,17 @@ import (
 // bytes_recv, packets likewise, as the reporting host counted them.
 //
 // Every aggregate is one SQL query over a union of two sources:
-//   - the rollup (flows_1h or flows_1m) for the whole buckets of [From, To)
-//     on days whose rollup is clean (rollup.go), when the filter uses only
-//     rollup dimensions (not IP, Port, State; Top by IP never);
-//   - the raw flows (FINAL) for the rest of the range: days not rolled up
-//     (today, normally), days outside the rollup's TTL, and the partial
-//     buckets at the ends of a range not aligned to the rollup's grain.
-// So answers are exact whichever source serves which part, and the
-// cost is that of the raw part plus a small rollup read.
+//   - the rollup (flows_1h, or flows_1m when a series' step is a whole
+//     number of minutes but not of hours) for the whole days of [From, To)
+//     whose rollup is clean (rollup.go) and inside the rollup's TTL, when the
+//     filter uses only rollup dimensions (not IP, Port, State; Top by IP
+//     never does);
+//   - the raw flows (FINAL) for every other day partition of the range:
+//     days not rolled up yet (today, normally), older than the rollup keeps,
+//     or only partly inside the range.
+// Whole days only: a raw read of part of a day reads (and merges) the whole
+// day partition anyway, so a rollup serving part of a day saves nothing.
+// Answers are exact whichever source serves which day.
 
 const (
 	defaultTopLimit    = 10
@@ -45,131 +47,94 @@ const (
 // plan is how one aggregate reads [From, To).
 type plan struct {
 	r    *rollupTable     // nil: raw only
-	a, b time.Time        // the rollup serves buckets in [a, b) (zero: unbounded) ...
-	gens map[string]int64 // ... of these days (2006-01-02), each at its generation
-	full []string         // days the rollup serves whole (the raw read skips them)
+	days map[string]int64 // the days (2006-01-02) the rollup serves, each at its generation
 }
 
-// plan picks the rollup for a filter and, for a series, its step (0: none).
+// plan picks the rollup and the days it serves for a filter and, for a
+// series, its step (0: not a series).
 func (s *Store) plan(ctx context.Context, f flowlog.Filter, step time.Duration, rollupOK bool) (plan, error) {
 	if s.path == pathRaw || !rollupOK || !rollupable(f) {
 		return plan{}, nil
 	}
-	fits := func(r rollupTable) bool { return step == 0 || step%r.grain == 0 }
-	aligned := func(r rollupTable) bool {
-		return (f.From.IsZero() || f.From.Equal(f.From.Truncate(r.grain))) && (f.To.IsZero() || f.To.Equal(f.To.Truncate(r.grain)))
-	}
-	now := time.Now()
+	// A rollup bucket must fall in one step: steps are aligned to the epoch,
+	// so the step must be a multiple of the grain.
 	var r *rollupTable
 	switch {
-	case fits(rollup1h) && aligned(rollup1h):
+	case step%time.Hour == 0: // step 0 included
 		r = &rollup1h
-	case fits(rollup1m) && aligned(rollup1m) && !f.From.IsZero() && !f.From.Before(rollup1m.firstDay(now)):
-		// The 1-minute rollup spares the raw reads at the ends of the range.
-		r = &rollup1m
-	case fits(rollup1h):
-		r = &rollup1h
-	case fits(rollup1m):
+	case step%time.Minute == 0:
 		r = &rollup1m
 	default:
 		return plan{}, nil
 	}
-	p := plan{r: r}
+	first := r.firstDay(time.Now())
 	if !f.From.IsZero() {
-		p.a = ceilTo(f.From, r.grain)
+		first = maxTime(first, nextMidnight(f.From))
 	}
-	if !f.To.IsZero() {
-		p.b = f.To.Truncate(r.grain)
+	if !f.To.IsZero() && first.Add(24*time.Hour).After(f.To) {
+		return plan{}, nil // no whole day
 	}
-	if !p.a.IsZero() && !p.b.IsZero() && !p.a.Before(p.b) {
-		return plan{}, nil // not one whole bucket
-	}
-	clean, err := s.cleanDays(ctx, f.From, f.To)
+	clean, err := s.cleanDays(ctx, first, f.To)
 	if err != nil {
 		return plan{}, err
 	}
-	first := r.firstDay(now)
-	p.gens = map[string]int64{}
+	p := plan{r: r, days: map[string]int64{}}
 	for d, gen := range clean {
 		day, err := time.Parse(dayLayout, d)
 		if err != nil {
 			return plan{}, fmt.Errorf("rollup day %q: %w", d, err)
 		}
-		end := day.Add(24 * time.Hour)
-		if day.Before(first) || (!p.a.IsZero() && !end.After(p.a)) || (!p.b.IsZero() && !day.Before(p.b)) {
-			continue
-		}
-		p.gens[d] = gen
-		if (p.a.IsZero() || !day.Before(p.a)) && (p.b.IsZero() || !end.After(p.b)) {
-			p.full = append(p.full, day.Format("20060102"))
+		if !day.Before(first) && (f.To.IsZero() || !day.Add(24*time.Hour).After(f.To)) {
+			p.days[d] = gen
 		}
 	}
-	if len(p.gens) == 0 {
+	if len(p.days) == 0 {
 		return plan{}, nil
 	}
-	sort.Strings(p.full)
 	return p, nil
 }
 
-func ceilTo(t time.Time, d time.Duration) time.Time {
-	c := t.Truncate(d)
-	if c.Before(t) {
-		c = c.Add(d)
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
 	}
-	return c
+	return b
 }
 
-func unixTime(t time.Time) string {
-	return "toDateTime(" + strconv.FormatInt(t.Unix(), 10) + ", 'UTC')"
-}
-
-// source is one side of the union. Columns it yields: t (start or bucket,
+// sources is the union the aggregates read. Columns: t (start or bucket,
 // DateTime64(3)), the rollup dimensions, src_ip and dst_ip (raw only), and
-// nb, np, nf, na: bytes, packets, flows, active flows.
+// nb, np, nf: bytes, packets, flows.
 func (s *Store) sources(f flowlog.Filter, p plan, withIPs bool) string {
 	raw := conds(f)
 	var parts []string
 	if p.r != nil {
-		rc := dimConds(f)
-		if !p.a.IsZero() {
-			rc = append(rc, "bucket >= "+unixTime(p.a))
-		}
-		if !p.b.IsZero() {
-			rc = append(rc, "bucket < "+unixTime(p.b))
-		}
-		days := make([]string, 0, len(p.gens))
-		for d := range p.gens {
+		days := make([]string, 0, len(p.days))
+		for d := range p.days {
 			days = append(days, d)
 		}
 		sort.Strings(days)
 		set := make([]string, len(days))
-		quoted := make([]string, len(days))
+		ids := make([]string, len(days))
 		for i, d := range days {
-			set[i] = fmt.Sprintf("('%s', %d)", d, p.gens[d])
-			quoted[i] = "'" + d + "'"
+			set[i] = fmt.Sprintf("('%s', %d)", d, p.days[d])
+			ids[i] = "'" + strings.ReplaceAll(d, "-", "") + "'"
 		}
-		rc = append(rc, "(toDate(bucket), gen) IN ("+strings.Join(set, ", ")+")")
-		parts = append(parts, fmt.Sprintf("SELECT toDateTime64(bucket, 3, 'UTC') AS t, %s, bytes AS nb, packets AS np, flows AS nf, active AS na FROM %s.%s %s",
+		last, _ := time.Parse(dayLayout, days[len(days)-1])
+		rc := append(dimConds(f), // the bounds prune parts; the set picks each day's generation
+			"bucket >= toDateTime('"+days[0]+" 00:00:00', 'UTC')",
+			"bucket < toDateTime('"+last.Add(24*time.Hour).Format(dayLayout)+" 00:00:00', 'UTC')",
+			"(toDate(bucket), gen) IN ("+strings.Join(set, ", ")+")")
+		parts = append(parts, fmt.Sprintf("SELECT toDateTime64(bucket, 3, 'UTC') AS t, %s, bytes AS nb, packets AS np, flows AS nf FROM %s.%s %s",
 			rollupDims, s.db, p.r.name, whereOf(rc)))
-		// The raw read covers what the rollup does not.
-		if len(p.full) > 0 {
-			raw = append(raw, "_partition_id NOT IN ('"+strings.Join(p.full, "', '")+"')")
-		}
-		covered := []string{"toDate(start_ts) IN (" + strings.Join(quoted, ", ") + ")"}
-		if !p.a.IsZero() {
-			covered = append(covered, "start_ts >= "+ms(p.a))
-		}
-		if !p.b.IsZero() {
-			covered = append(covered, "start_ts < "+ms(p.b))
-		}
-		raw = append(raw, "NOT ("+strings.Join(covered, " AND ")+")")
+		// The raw read covers the other days.
+		raw = append(raw, "_partition_id NOT IN ("+strings.Join(ids, ", ")+")")
 	}
 	ips := ""
 	if withIPs {
 		ips = "src_ip, dst_ip, "
 	}
 	parts = append(parts, fmt.Sprintf("SELECT start_ts AS t, %s, %sbytes_sent + bytes_recv AS nb, packets_sent + packets_recv AS np, "+
-		"toUInt64(1) AS nf, toUInt64(event_type = 'start') AS na FROM %s", rollupDims, ips, s.rawFrom(raw)))
+		"toUInt64(1) AS nf FROM %s", rollupDims, ips, s.rawFrom(raw)))
 	return "(" + strings.Join(parts, " UNION ALL ") + ")"
 }
 
@@ -254,10 +219,10 @@ func (s *Store) Top(ctx context.Context, q flowlog.TopQuery) ([]flowlog.Talker, 
 		return nil, err
 	}
 	var rows []struct {
-		IP    string `json:"ip_s"`
-		Type  uint8  `json:"ptype"`
-		ID    string `json:"pid"`
-		Name  string `json:"pname"`
+		IP   string `json:"ip_s"`
+		Type uint8  `json:"ptype"`
+		ID   string `json:"pid"`
+		Name string `json:"pname"`
 		totalsRow
 	}
 	if err := s.queryRows(ctx, sql, &rows); err != nil {
@@ -353,15 +318,14 @@ func (s *Store) Series(ctx context.Context, f flowlog.Filter, step time.Duration
 
 // Active counts the flows matching f that are open now (START seen, no
 // DESTROY yet), among flows starting in [f.From, f.To) when those are set.
+// It always reads the raw flows: it needs one narrow column (event_type) and
+// measured faster than through the rollups (BENCHMARKS.md).
 func (s *Store) Active(ctx context.Context, f flowlog.Filter) (uint64, error) {
-	sql, err := s.aggregateSQL(ctx, f, 0, true, false, "sum(na) AS n", "")
-	if err != nil {
-		return 0, err
-	}
+	c := append(conds(f), "event_type = 'start'")
 	var rows []struct {
 		N uint64 `json:"n"`
 	}
-	if err := s.queryRows(ctx, sql, &rows); err != nil {
+	if err := s.queryRows(ctx, "SELECT count() AS n FROM "+s.rawFrom(c), &rows); err != nil {
 		return 0, fmt.Errorf("counting active flows: %w", err)
 	}
 	if len(rows) == 0 {

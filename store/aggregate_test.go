@@ -310,10 +310,10 @@ func TestRollupAnswersEqualRaw(t *testing.T) {
 	filters := []flowlog.Filter{
 		{},
 		{From: day0, To: day0.Add(72 * time.Hour)},
-		{From: day0.Add(90 * time.Minute), To: day0.Add(50 * time.Hour)},                                 // hour-aligned, partial days
-		{From: day0.Add(7*time.Hour + 3*time.Minute), To: day0.Add(30*time.Hour + 17*time.Minute)},       // minute-aligned
-		{From: day0.Add(7*time.Hour + 3*time.Minute + 5*time.Second), To: now.Add(-time.Millisecond)},     // unaligned
-		{NetworkID: "net1", Direction: flowlog.DirEgress, Protocols: []uint8{6, 17}},                      // dims
+		{From: day0.Add(90 * time.Minute), To: day0.Add(50 * time.Hour)},                                              // hour-aligned, partial days
+		{From: day0.Add(7*time.Hour + 3*time.Minute), To: day0.Add(30*time.Hour + 17*time.Minute)},                    // minute-aligned
+		{From: day0.Add(7*time.Hour + 3*time.Minute + 5*time.Second), To: now.Add(-time.Millisecond)},                 // unaligned
+		{NetworkID: "net1", Direction: flowlog.DirEgress, Protocols: []uint8{6, 17}},                                  // dims
 		{Participant: "alice", SrcTypes: []flowlog.ParticipantType{flowlog.ParticipantUser, flowlog.ParticipantNode}}, // dims
 		{Username: "u1", HostID: "h1", From: day0.Add(24 * time.Hour)},
 		{DstEntityID: "n2", SrcEntityID: "u1"},
@@ -370,8 +370,34 @@ func TestRollupAnswersEqualRaw(t *testing.T) {
 	if err != nil || table != "flows_1h" || days != 3 {
 		t.Fatalf("plan for three whole days: %q %d %v", table, days, err)
 	}
-	if table, _, _ := store.Plan(s, filters[3], 0); table != "flows_1m" {
-		t.Errorf("minute-aligned range: plan uses %q, want flows_1m", table)
+	if table, days, _ := store.Plan(s, filters[1], 5*time.Minute); table != "flows_1m" || days != 3 {
+		t.Errorf("5m step: plan uses %q for %d days, want flows_1m for 3", table, days)
+	}
+	if table, days, _ := store.Plan(s, filters[2], 0); table != "flows_1h" || days != 1 {
+		t.Errorf("range with one whole day: plan uses %q for %d days, want flows_1h for 1", table, days)
+	}
+	if table, _, _ := store.Plan(s, filters[3], 0); table != "" {
+		t.Errorf("range without a whole day: plan uses %q, want raw", table)
+	}
+	if table, _, _ := store.Plan(s, flowlog.Filter{Port: 443}, 0); table != "" {
+		t.Errorf("port filter: plan uses %q, want raw", table)
+	}
+	// Days the rollup serves are not read raw.
+	q, err := store.SeriesSQL(s, filters[1], time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var est []struct {
+		Table string `json:"table"`
+		Parts uint64 `json:"parts"`
+	}
+	if err := s.QueryRows(ctx, "EXPLAIN ESTIMATE "+q, &est); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range est {
+		if e.Table == "flows" && e.Parts != 0 || e.Table == "flows_1h" && e.Parts == 0 {
+			t.Errorf("reads %d parts of %s; want none of flows, some of flows_1h (%+v)", e.Parts, e.Table, est)
+		}
 	}
 	if table, _, _ := store.Plan(s, filters[1], 90*time.Second); table != "" {
 		t.Errorf("90s step: plan uses %q, want raw", table)
@@ -425,6 +451,19 @@ func TestRollupPasses(t *testing.T) {
 	}
 	if st, err = s.Rollup(ctx); err != nil || st.Days != 0 {
 		t.Fatalf("third pass: %+v %v, want nothing to do", st, err)
+	}
+	// The background job leaves a day being written for later.
+	store.NoClockSlack(s)
+	st1, _ := known[0].events()
+	if err := s.Insert(ctx, &flowlog.Batch{Events: []flowlog.Event{st1}}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = store.RollupQuiet(ctx, s, time.Hour); err != nil || st.Days != 0 || st.Busy != 1 {
+		t.Fatalf("pass with a busy day: %+v %v, want it left for later", st, err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if st, err = store.RollupQuiet(ctx, s, 10*time.Millisecond); err != nil || st.Days != 1 || st.Busy != 0 {
+		t.Fatalf("pass once quiet: %+v %v, want the day recomputed", st, err)
 	}
 }
 

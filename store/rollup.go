@@ -53,15 +53,22 @@ import (
 //     rollup for clean days and the raw table for every other day of the
 //     range, in one query, so an answer is exact whatever the job's lag.
 //
-// Exactness argument: covers is at most the largest mark the job read
-// before it started recomputing; a mark is written after its rows committed
-// and stamps increase, so every mark <= covers belongs to rows committed
-// before the recomputation read the day. covers is also kept rollupClockSlack
-// below the job's own stamp, so that several collectors sharing a ClickHouse
-// server stay exact as long as their clocks agree within that slack. A crash
-// between the flows insert and its mark loses the mark, but then Insert did
-// not return, the envelope was not acked, and the agent's retry marks it. A
-// partially written generation is never named in rollup_days, so never read.
+// Exactness argument: covers is at most the largest mark M the job read
+// before recomputing. A mark is stamped after its rows committed, and
+// stamps strictly increase, so a mark <= M (whether the job saw it or not)
+// was stamped before M, which was written before the job read it: its rows
+// were committed before the recomputation read the day. covers is also kept
+// rollupClockSlack below the job's own stamp, so that several collectors
+// sharing a ClickHouse server (each with its own clock) stay exact as long
+// as their clocks agree within that slack. A crash between the flows insert
+// and its mark loses the mark, but then Insert did not return, the envelope
+// was not acked, and the agent's retry marks it. A partially written
+// generation is never named in rollup_days, so never read.
+//
+// Cost: a day is recomputed whole (at 10M flows over 30 days, about 0.7 s a
+// day, BENCHMARKS.md). The background job leaves a day alone while inserts
+// keep touching it (today, normally: readers read it raw anyway) and
+// recomputes it once they pause, or hourly.
 
 // Rollup retention, fixed (the raw flows' retention is --retention, 30 days
 // by default): 1-minute rows for a week, 1-hour rows for a year, so long
@@ -74,11 +81,6 @@ const (
 	// Options.RollupEvery (rollups are off unless it is set): the dirty days
 	// are recomputed this often; meanwhile aggregates read them raw.
 	DefaultRollupEvery = time.Minute
-)
-
-var (
-	rollup1mTTLSeconds = strconv.FormatInt(int64(Rollup1mTTL/time.Second), 10)
-	rollup1hTTLSeconds = strconv.FormatInt(int64(Rollup1hTTL/time.Second), 10)
 )
 
 const (
@@ -95,26 +97,6 @@ const (
 // those of the raw columns, so filters render the same on both tables.
 const rollupDims = "network_id, host_id, src_type, src_entity_id, src_entity_name, " +
 	"dst_type, dst_entity_id, dst_entity_name, protocol, direction"
-
-const rollupKey = "bucket, " + rollupDims
-
-const rollupColumnsDDL = `
-			bucket DateTime('UTC'),
-			gen Int64,
-			network_id LowCardinality(String),
-			host_id LowCardinality(String),
-			src_type ` + participantEnum + `,
-			src_entity_id LowCardinality(String),
-			src_entity_name LowCardinality(String),
-			dst_type ` + participantEnum + `,
-			dst_entity_id LowCardinality(String),
-			dst_entity_name LowCardinality(String),
-			protocol UInt8,
-			direction Enum8('unspecified' = 0, 'ingress' = 1, 'egress' = 2),
-			bytes UInt64,
-			packets UInt64,
-			flows UInt64 COMMENT 'flows started in the bucket, active ones included',
-			active UInt64 COMMENT 'of which still active (START only) when computed'`
 
 // rollupTable is one rollup granularity.
 type rollupTable struct {
@@ -199,13 +181,26 @@ func (s *Store) markDirty(ctx context.Context, evs []flowlog.Event) error {
 type RollupStats struct {
 	Days     int // days recomputed
 	Closed   int // dirty days too old to recompute (raw rows expiring): rollup kept as is
+	Busy     int // dirty days left for later: still being written (background job only)
 	Duration time.Duration
 }
 
 // Rollup recomputes the rollups of every dirty day and returns when they are
-// written. It is what the background job (Options.RollupEvery) runs; tools
-// and tests may call it directly. Passes are serialized.
+// written. Tools and tests call it; the background job runs rollup instead.
+// Passes are serialized.
 func (s *Store) Rollup(ctx context.Context) (RollupStats, error) {
+	return s.rollup(ctx, 0)
+}
+
+// rollupMaxSkip bounds how long the job leaves a busy day dirty.
+const rollupMaxSkip = time.Hour
+
+// rollup recomputes the dirty days, except, when quiet > 0, the days marked
+// within quiet (still being written: today, all day long) whose rollup is
+// less than rollupMaxSkip old. Recomputing such a day is wasted work, as
+// the next insert makes it dirty again and readers then read it raw; it is
+// recomputed once inserts into it pause, or hourly.
+func (s *Store) rollup(ctx context.Context, quiet time.Duration) (RollupStats, error) {
 	s.rollupMu.Lock()
 	defer s.rollupMu.Unlock()
 	began := time.Now()
@@ -214,10 +209,11 @@ func (s *Store) Rollup(ctx context.Context) (RollupStats, error) {
 		Day    string `json:"day"`
 		Marked int64  `json:"marked"`
 		Gen    int64  `json:"gen"`
+		Last   int64  `json:"last"`
 	}
-	q := fmt.Sprintf(`SELECT toString(d.day) AS day, d.marked AS marked, m.gen AS gen
+	q := fmt.Sprintf(`SELECT toString(d.day) AS day, d.marked AS marked, m.gen AS gen, m.last AS last
 		FROM (SELECT day, max(marked) AS marked FROM %[1]s.rollup_dirty GROUP BY day) AS d
-		LEFT JOIN (SELECT day, argMax(gen, stamp) AS gen, argMax(covers, stamp) AS covers
+		LEFT JOIN (SELECT day, argMax(gen, stamp) AS gen, argMax(covers, stamp) AS covers, max(stamp) AS last
 			FROM %[1]s.rollup_days GROUP BY day) AS m USING (day)
 		WHERE d.marked > m.covers ORDER BY day DESC`, s.db)
 	if err := s.queryRows(ctx, q, &dirty); err != nil {
@@ -228,6 +224,10 @@ func (s *Store) Rollup(ctx context.Context) (RollupStats, error) {
 		day, err := time.Parse(dayLayout, d.Day)
 		if err != nil {
 			return st, fmt.Errorf("dirty day %q: %w", d.Day, err)
+		}
+		if quiet > 0 && d.Marked > now.Add(-quiet).UnixNano() && d.Last > now.Add(-rollupMaxSkip).UnixNano() {
+			st.Busy++
+			continue
 		}
 		gen := s.stamp()
 		covers := min(d.Marked, gen-int64(s.slack))
@@ -268,9 +268,9 @@ func (s *Store) writeRollupDay(ctx context.Context, day string, gen, covers int6
 
 // rollupInsertSQL recomputes one day of one rollup from the merged flows.
 func (s *Store) rollupInsertSQL(r rollupTable, day string, gen int64) string {
-	return fmt.Sprintf(`INSERT INTO %[1]s.%[2]s (%[3]s, bytes, packets, flows, active)
+	return fmt.Sprintf(`INSERT INTO %[1]s.%[2]s (%[3]s, bytes, packets, flows)
 		SELECT %[4]s(start_ts) AS bucket_r, toInt64(%[5]d) AS gen_r, %[6]s,
-			sum(bytes_sent + bytes_recv), sum(packets_sent + packets_recv), count(), countIf(event_type = 'start')
+			sum(bytes_sent + bytes_recv), sum(packets_sent + packets_recv), count()
 		FROM %[1]s.flows FINAL
 		WHERE _partition_id = '%[7]s'
 		GROUP BY bucket_r, %[6]s`,
@@ -325,7 +325,7 @@ func (s *Store) rollupLoop(every time.Duration, log *slog.Logger, stop <-chan st
 			return
 		case <-t.C:
 		}
-		st, err := s.Rollup(ctx)
+		st, err := s.rollup(ctx, every)
 		switch {
 		case err != nil:
 			log.Warn("rollup pass failed; aggregates read those days raw until a later pass succeeds", "err", err)

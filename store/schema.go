@@ -95,8 +95,9 @@ var migrations = []migration{
 	}},
 	{2, "rollups at 1 minute and 1 hour", []string{
 		// Rollups: flows summed per time bucket (by start) and per dimension,
-		// kept longer than... or shorter than the raw flows (rollup1mTTL,
-		// rollup1hTTL). They are recomputed by Store.Rollup, one day
+		// with their own TTLs (Rollup1mTTL: 7 days, shorter than the raw
+		// flows' 30; Rollup1hTTL: 365 days, longer, so long ranges stay
+		// answerable). They are recomputed by Store.Rollup, one day
 		// partition of flows at a time, from the merged view (FINAL), never
 		// fed by insert-triggered materialized views: those see every inserted
 		// block, so a retried envelope or a START followed by its DESTROY
@@ -106,17 +107,19 @@ var migrations = []migration{
 		// under a new generation `gen`; rollup_days names, per day, the
 		// generation readers use. ReplacingMergeTree(gen) lets merges drop
 		// the rows of older generations.
-		`CREATE TABLE IF NOT EXISTS {db}.flows_1m (` + rollupColumnsDDL + `)
+		// TTL: Rollup1mTTL, 7 days.
+		`CREATE TABLE IF NOT EXISTS {db}.flows_1m (` + rollupColumnsV2 + `)
 		ENGINE = ReplacingMergeTree(gen)
 		PARTITION BY toDate(bucket)
-		ORDER BY (` + rollupKey + `)
-		TTL bucket + toIntervalSecond(` + rollup1mTTLSeconds + `)
+		ORDER BY (` + rollupKeyV2 + `)
+		TTL bucket + toIntervalSecond(604800)
 		SETTINGS fsync_after_insert = 1, fsync_part_directory = 1`,
-		`CREATE TABLE IF NOT EXISTS {db}.flows_1h (` + rollupColumnsDDL + `)
+		// TTL: Rollup1hTTL, 365 days.
+		`CREATE TABLE IF NOT EXISTS {db}.flows_1h (` + rollupColumnsV2 + `)
 		ENGINE = ReplacingMergeTree(gen)
 		PARTITION BY toYYYYMM(bucket)
-		ORDER BY (` + rollupKey + `)
-		TTL bucket + toIntervalSecond(` + rollup1hTTLSeconds + `)
+		ORDER BY (` + rollupKeyV2 + `)
+		TTL bucket + toIntervalSecond(31536000)
 		SETTINGS fsync_after_insert = 1, fsync_part_directory = 1`,
 		// Which days changed: Store.Insert writes (day, stamp) for every day
 		// partition a batch touched, after the flows are committed and before
@@ -145,6 +148,29 @@ var migrations = []migration{
 		SELECT DISTINCT toDate(start_ts), toUnixTimestamp64Nano(now64(9)) FROM {db}.flows`,
 	}},
 }
+
+// Parts of migration 2, shared by its two rollup tables: never edit them.
+// The dimension columns are rollupDims (rollup.go).
+const (
+	rollupColumnsV2 = `
+			bucket DateTime('UTC'),
+			gen Int64,
+			network_id LowCardinality(String),
+			host_id LowCardinality(String),
+			src_type ` + participantEnum + `,
+			src_entity_id LowCardinality(String),
+			src_entity_name LowCardinality(String),
+			dst_type ` + participantEnum + `,
+			dst_entity_id LowCardinality(String),
+			dst_entity_name LowCardinality(String),
+			protocol UInt8,
+			direction Enum8('unspecified' = 0, 'ingress' = 1, 'egress' = 2),
+			bytes UInt64,
+			packets UInt64,
+			flows UInt64 COMMENT 'flows started in the bucket, active ones included'`
+	rollupKeyV2 = "bucket, network_id, host_id, src_type, src_entity_id, src_entity_name, " +
+		"dst_type, dst_entity_id, dst_entity_name, protocol, direction"
+)
 
 // migrate creates the database and applies the steps not yet recorded.
 func (s *Store) migrate(ctx context.Context) error {

@@ -50,7 +50,7 @@ type benchCmd struct {
 
 	Data    string `help:"Data directory of the collector and the ceiling (default: a fresh temporary directory, removed afterwards unless --keep)." env:"FLOWLOG_BENCH_DATA"`
 	Keep    bool   `help:"Keep the temporary data directory." env:"FLOWLOG_BENCH_KEEP"`
-	Addr    string `help:"Bench an already-running collector at this gRPC address instead of starting one (then no RSS, CPU or store verification)." env:"FLOWLOG_BENCH_ADDR"`
+	Addr    string `help:"Bench an already-running collector at this gRPC address instead of starting one (then no RSS, CPU or store verification; start it with --ingest-rate 0, or the bench's streams, one address, share one rate limit)." env:"FLOWLOG_BENCH_ADDR"`
 	ChdbLib string `name:"chdb-lib" help:"Path of libchdb.so (default: the cache of 'make setup')." env:"FLOWLOG_CHDB_LIB"`
 
 	CeilingEvents int    `help:"Events inserted directly into the store to measure its ceiling; 0 skips." default:"1000000" env:"FLOWLOG_BENCH_CEILING_EVENTS"`
@@ -564,7 +564,8 @@ func (c *benchCmd) startCollector(ctx context.Context, dir string) (*childCollec
 	args := []string{"--log-format", "json", "--log-level", "info", "serve",
 		"--data", dir, "--database", benchDatabase,
 		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
-		"--flush-rows", strconv.Itoa(c.FlushRows), "--flush-interval", c.FlushInterval.String()}
+		"--flush-rows", strconv.Itoa(c.FlushRows), "--flush-interval", c.FlushInterval.String(),
+		"--ingest-rate", "0"} // every loopback stream is one unauthenticated "host": the rate limit would cap the bench
 	// Raise the collector's limits only where the load would exceed them.
 	if c.FlushRows > 1_000_000 {
 		args = append(args, "--max-pending-rows", strconv.Itoa(2*c.FlushRows))

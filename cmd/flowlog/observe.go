@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/flowlog/flowlog"
+	apipkg "github.com/flowlog/flowlog/api"
 	"github.com/flowlog/flowlog/metrics"
 	"github.com/flowlog/flowlog/tail"
 )
@@ -46,14 +47,15 @@ func newObservability(st interface {
 	return o
 }
 
-// handler serves /metrics and /readyz, and everything else from api; every
-// request is counted and timed by route.
-func (o *observability) handler(api http.Handler) http.Handler {
+// handler serves /metrics and /readyz, and everything else from api, all
+// behind access (bearer tokens, access.go); every request, refused ones
+// included, is counted and timed by route.
+func (o *observability) handler(api http.Handler, access apipkg.Access) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(o.reg, promhttp.HandlerOpts{Registry: o.reg}))
 	mux.Handle("GET /readyz", &o.ready)
 	mux.Handle("/", api)
-	return o.m.InstrumentHTTP(mux)
+	return o.m.InstrumentHTTP(access.Handler(mux))
 }
 
 // readiness answers /readyz: 200 only while the store answers, the gRPC

@@ -47,6 +47,9 @@ type serveCmd struct {
 	MaxStreams      int           `help:"Most concurrent agent streams." default:"1000" env:"FLOWLOG_MAX_STREAMS"`
 	StreamBuffer    int           `help:"Live tail: events buffered per client; a client reading slower loses events and is told how many." default:"1024" env:"FLOWLOG_STREAM_BUFFER"`
 	ShutdownTimeout time.Duration `help:"How long shutdown may take to answer and commit what was received." default:"30s" env:"FLOWLOG_SHUTDOWN_TIMEOUT"`
+
+	Protect protectFlags    `embed:""` // --ingest-rate, --stream-stall-timeout, --http-*-timeout... (protect.go)
+	HTTP    httpAccessFlags `embed:""` // --readers, --http-allow-anonymous, --http-tls-cert/key (access.go)
 }
 
 // Validate refuses settings that cannot work, naming the flag.
@@ -79,7 +82,10 @@ func (c *serveCmd) Validate() error {
 	if c.MaxPendingRows < c.FlushRows {
 		return fmt.Errorf("--max-pending-rows (%d) must be at least --flush-rows (%d)", c.MaxPendingRows, c.FlushRows)
 	}
-	return nil
+	if err := c.HTTP.validate(c.HTTPAddr); err != nil {
+		return err
+	}
+	return c.Protect.validate(c.MaxEvents)
 }
 
 func (c *serveCmd) Run(log *slog.Logger) error {
@@ -112,7 +118,7 @@ func (c *serveCmd) Run(log *slog.Logger) error {
 	ing := ingest.New(st, ingest.Options{
 		FlushRows: c.FlushRows, FlushInterval: c.FlushInterval, MaxPendingRows: c.MaxPendingRows, Writers: c.InsertWriters,
 		MaxEventsPerEnv: c.MaxEvents, MaxMessageBytes: c.MaxMessageBytes, MaxStreams: c.MaxStreams, Auth: authn,
-		OnCommit: hub.Publish, Metrics: obs.m,
+		OnCommit: hub.Publish, Metrics: obs.m, Protect: c.Protect.ingest(),
 	}, log)
 	grpcLn, err := net.Listen("tcp", c.GRPCAddr)
 	if err != nil {
@@ -126,6 +132,18 @@ func (c *serveCmd) Run(log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("HTTP listener: %w", err)
 	}
+	if err := c.HTTP.check(httpLn.Addr().String(), auth.IsLoopback(httpLn.Addr()), log); err != nil {
+		httpLn.Close()
+		return err
+	}
+	access, err := c.HTTP.access(ctx, log) // readers' bearer tokens and networks (access.go)
+	if err != nil {
+		return err
+	}
+	httpTLS, err := c.HTTP.tlsConfig()
+	if err != nil {
+		return err
+	}
 	var opts []grpc.ServerOption
 	if c.TLSCert != "" {
 		cfg, err := auth.ServerTLS(c.TLSCert, c.TLSKey, c.TLSClientCA)
@@ -138,15 +156,22 @@ func (c *serveCmd) Run(log *slog.Logger) error {
 		"identities", c.Identities, "allow_unauthenticated", c.AllowUnauthenticated || c.Identities == "")
 	g := ing.GRPCServer(opts...)
 	hs := &http.Server{Handler: obs.handler(api.New(api.Deps{Store: obs.store, Agg: obs.store, Hub: hub, Log: log, UI: web.Handler(),
-		StreamBuffer: c.StreamBuffer})), ReadHeaderTimeout: 10 * time.Second}
+		StreamBuffer: c.StreamBuffer}), access), TLSConfig: httpTLS}
+	c.Protect.http().Apply(hs) // timeouts, header and body limits (protect.go)
 	// Live-tail streams never go idle; ending them lets Shutdown finish.
 	hs.RegisterOnShutdown(hub.Close)
 
 	errc := make(chan error, 2)
 	go func() { errc <- obs.ready.serveGRPC(g, grpcLn) }()
-	go func() { errc <- hs.Serve(httpLn) }()
+	go func() {
+		if httpTLS != nil {
+			errc <- hs.ServeTLS(httpLn, "", "")
+			return
+		}
+		errc <- hs.Serve(httpLn)
+	}()
 	// Tests and scripts read the bound addresses from this line (ports may be :0).
-	log.Info("serving", "grpc", grpcLn.Addr().String(), "http", httpLn.Addr().String(), "data", c.Data, "tls", c.TLSCert != "")
+	log.Info("serving", "grpc", grpcLn.Addr().String(), "http", httpLn.Addr().String(), "data", c.Data, "tls", c.TLSCert != "", "http_tls", httpTLS != nil)
 
 	select {
 	case <-ctx.Done():

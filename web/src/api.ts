@@ -114,7 +114,7 @@ async function getJSON<T>(path: string, signal?: AbortSignal): Promise<Envelope<
   }
   if (!resp.ok || !body || (body.Code && body.Code >= 400)) {
     let msg = body?.Message || `${resp.status} ${resp.statusText}`;
-    if (resp.status === 401 || resp.status === 403) msg += " (set the API token with the key button)";
+    if (resp.status === 401) msg += " (set the API token, top right)";
     throw new ApiError(resp.status, `${path.split("?")[0]}: ${msg}`);
   }
   return body;

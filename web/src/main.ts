@@ -223,7 +223,16 @@ function fail(el: HTMLElement, key: string, e: unknown, signal: AbortSignal, glo
   const msg = e instanceof Error ? e.message : String(e);
   panelState(el, "error", key, msg);
   if (global) showError(msg);
+  if (e instanceof api.ApiError && e.status === 401) askToken();
   console.warn(msg);
+}
+
+// askToken opens the API token prompt: the collector wants a (valid) token.
+function askToken() {
+  const box = byId<HTMLDetailsElement>("token-box");
+  if (box.open) return;
+  box.open = true;
+  (tokenForm.elements.namedItem("token") as HTMLInputElement).focus();
 }
 
 function noteNetworks(rows: api.FlowRow[]) {
