@@ -27,6 +27,7 @@ test: setup web
 	@./scripts/web-test-deps.sh
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 30m ./...
+	FUZZTIME=5s ./scripts/fuzz-short.sh
 
 ## proto: regenerate proto/flow/*.pb.go with pinned generators
 proto:
