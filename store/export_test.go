@@ -39,7 +39,7 @@ func Plan(s *Store, f flowlog.Filter, step time.Duration) (table string, days in
 	return p.r.name, len(p.days), err
 }
 
-// AggregateSQL exposes a Series query for tests that EXPLAIN it.
+// SeriesSQL exposes the query of a Series (counting rows) for tests that EXPLAIN it.
 func SeriesSQL(s *Store, f flowlog.Filter, step time.Duration) (string, error) {
 	return s.aggregateSQL(context.Background(), f, step, true, false, "count() AS n", "")
 }

@@ -24,14 +24,15 @@ import (
 )
 
 type serveCmd struct {
-	Data      string   `help:"Data directory of the embedded ClickHouse engine." default:"./data" env:"FLOWLOG_DATA"`
-	GRPCAddr  string   `name:"grpc-addr" help:"gRPC listen address for agents." default:"127.0.0.1:50051" env:"FLOWLOG_GRPC_ADDR"`
-	HTTPAddr  string   `name:"http-addr" help:"HTTP listen address for the API." default:"127.0.0.1:8080" env:"FLOWLOG_HTTP_ADDR"`
-	Retention duration `help:"How long flows are kept (TTL), e.g. 30d or 720h." default:"30d" env:"FLOWLOG_RETENTION"`
-	Database  string   `help:"ClickHouse database name." default:"flowlog" env:"FLOWLOG_DATABASE"`
-	ChdbLib   string   `name:"chdb-lib" help:"Path of libchdb.so (default: the cache of 'make setup')." env:"FLOWLOG_CHDB_LIB"`
-	TLSCert   string   `name:"tls-cert" help:"Certificate file for the gRPC listener (TLS); without it agents connect in plaintext (loopback only, unless --grpc-plaintext)." env:"FLOWLOG_TLS_CERT"`
-	TLSKey    string   `name:"tls-key" help:"Key file of --tls-cert." env:"FLOWLOG_TLS_KEY"`
+	Data        string        `help:"Data directory of the embedded ClickHouse engine." default:"./data" env:"FLOWLOG_DATA"`
+	GRPCAddr    string        `name:"grpc-addr" help:"gRPC listen address for agents." default:"127.0.0.1:50051" env:"FLOWLOG_GRPC_ADDR"`
+	HTTPAddr    string        `name:"http-addr" help:"HTTP listen address for the API." default:"127.0.0.1:8080" env:"FLOWLOG_HTTP_ADDR"`
+	Retention   duration      `help:"How long flows are kept (TTL), e.g. 30d or 720h." default:"30d" env:"FLOWLOG_RETENTION"`
+	Database    string        `help:"ClickHouse database name." default:"flowlog" env:"FLOWLOG_DATABASE"`
+	RollupEvery time.Duration `help:"How often the 1-minute and 1-hour rollups of changed days are recomputed (0 = never; aggregates then read raw flows)." default:"1m" env:"FLOWLOG_ROLLUP_EVERY"`
+	ChdbLib     string        `name:"chdb-lib" help:"Path of libchdb.so (default: the cache of 'make setup')." env:"FLOWLOG_CHDB_LIB"`
+	TLSCert     string        `name:"tls-cert" help:"Certificate file for the gRPC listener (TLS); without it agents connect in plaintext (loopback only, unless --grpc-plaintext)." env:"FLOWLOG_TLS_CERT"`
+	TLSKey      string        `name:"tls-key" help:"Key file of --tls-cert." env:"FLOWLOG_TLS_KEY"`
 
 	TLSClientCA          string `name:"tls-client-ca" help:"Require agents to present a client certificate signed by this CA (mutual TLS); needs --tls-cert." env:"FLOWLOG_TLS_CLIENT_CA"`
 	Identities           string `help:"Identities file (YAML): which client certificate or bearer token may report as which host_id and networks; reloaded when it changes." env:"FLOWLOG_IDENTITIES"`
@@ -106,7 +107,9 @@ func (c *serveCmd) Run(log *slog.Logger) error {
 		}()
 	}
 
-	st, err := openEmbedded(ctx, c.ChdbLib, c.Data, c.InsertWriters+2, store.Options{Database: c.Database, Retention: time.Duration(c.Retention)})
+	st, err := openEmbedded(ctx, c.ChdbLib, c.Data, c.InsertWriters+2, store.Options{
+		Database: c.Database, Retention: time.Duration(c.Retention), RollupEvery: c.RollupEvery, Logger: log,
+	})
 	if err != nil {
 		return err
 	}
