@@ -40,7 +40,7 @@ type benchCmd struct {
 	Streams           int      `help:"Concurrent agents, one gRPC stream (and connection) each." default:"100" env:"FLOWLOG_BENCH_STREAMS"`
 	Duration          duration `help:"How long the agents send (acks of the last envelopes are awaited afterwards)." default:"30s" env:"FLOWLOG_BENCH_DURATION"`
 	EventsPerEnvelope int      `name:"events-per-envelope" help:"Events per FlowEnvelope." default:"500" env:"FLOWLOG_BENCH_EVENTS_PER_ENVELOPE"`
-	Window            int      `help:"Envelopes in flight per stream before an agent waits for acks." default:"4" env:"FLOWLOG_BENCH_WINDOW"`
+	Window            int      `help:"Envelopes in flight per stream before an agent waits for acks." default:"2" env:"FLOWLOG_BENCH_WINDOW"`
 	Participants      int      `help:"Distinct participants (endpoints) in the network, at most 60000." default:"500" env:"FLOWLOG_BENCH_PARTICIPANTS"`
 	ActiveFraction    float64  `help:"Share of flows that only get a START (stay active), 0 to 1." default:"0.1" env:"FLOWLOG_BENCH_ACTIVE_FRACTION"`
 	Seed              int64    `help:"Seed of the synthetic agents (hosts, participants, ports)." default:"0" env:"FLOWLOG_BENCH_SEED"`
