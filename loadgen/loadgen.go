@@ -11,20 +11,23 @@ package loadgen
 
 import (
 	"errors"
+
+	"google.golang.org/grpc/credentials"
 	"strconv"
 	"time"
 )
 
 // Config describes a load run. Zero values take the defaults noted.
 type Config struct {
-	Addr              string        // collector gRPC address, plaintext
-	Streams           int           // concurrent agents, one stream each (default 100)
-	Conns             int           // TCP connections the streams are spread over (default = Streams: one per agent, as real agents do)
-	Duration          time.Duration // how long to send (default 30s, or none when Events is set)
-	Events            int           // if > 0: stop after this many events in total (and after Duration, if also set)
-	EventsPerEnvelope int           // default 500
-	Window            int           // envelopes in flight per stream before waiting for acks (default 4)
-	NetworkID         string        // every event carries it; default "bench-<unix nanos>" so runs do not mix
+	Addr              string                           // collector gRPC address
+	Creds             credentials.TransportCredentials // nil = plaintext
+	Streams           int                              // concurrent agents, one stream each (default 100)
+	Conns             int                              // TCP connections the streams are spread over (default = Streams: one per agent, as real agents do)
+	Duration          time.Duration                    // how long to send (default 30s, or none when Events is set)
+	Events            int                              // if > 0: stop after this many events in total (and after Duration, if also set)
+	EventsPerEnvelope int                              // default 500
+	Window            int                              // envelopes in flight per stream before waiting for acks (default 4)
+	NetworkID         string                           // every event carries it; default "bench-<unix nanos>" so runs do not mix
 	Seed              int64
 	Hosts             int     // distinct hosts (default = Streams; stream i reports as host i % Hosts)
 	Participants      int     // distinct participants per network (default 500, at most 60,000)

@@ -41,7 +41,11 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		}
 	}()
 	for i := range conns {
-		if conns[i], err = grpc.NewClient(c.Addr, grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
+		creds := c.Creds
+		if creds == nil {
+			creds = insecure.NewCredentials()
+		}
+		if conns[i], err = grpc.NewClient(c.Addr, grpc.WithTransportCredentials(creds)); err != nil {
 			return Report{}, fmt.Errorf("loadgen: dial %s: %w", c.Addr, err)
 		}
 	}
