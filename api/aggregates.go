@@ -245,15 +245,7 @@ func (s *Server) aggTop(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tq, err := parseTopQuery(q)
-	if err != nil {
-		s.writeError(w, r, http.StatusBadRequest, err.Error())
-		return
-	}
-	if !s.scope(w, r, &tq.Filter) {
-		return
-	}
-	if s.agg == nil {
-		s.writeError(w, r, http.StatusNotImplemented, aggUnavailable)
+	if !s.aggReady(w, r, err, &tq.Filter) {
 		return
 	}
 	talkers, err := s.agg.Top(r.Context(), tq)
@@ -278,15 +270,7 @@ func (s *Server) aggMatrix(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f, limit, err := parseMatrixQuery(q)
-	if err != nil {
-		s.writeError(w, r, http.StatusBadRequest, err.Error())
-		return
-	}
-	if !s.scope(w, r, &f) {
-		return
-	}
-	if s.agg == nil {
-		s.writeError(w, r, http.StatusNotImplemented, aggUnavailable)
+	if !s.aggReady(w, r, err, &f) {
 		return
 	}
 	edges, err := s.agg.Matrix(r.Context(), f, limit)
@@ -310,15 +294,7 @@ func (s *Server) aggSeries(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sq, err := parseSeriesQuery(q, s.now())
-	if err != nil {
-		s.writeError(w, r, http.StatusBadRequest, err.Error())
-		return
-	}
-	if !s.scope(w, r, &sq.filter) {
-		return
-	}
-	if s.agg == nil {
-		s.writeError(w, r, http.StatusNotImplemented, aggUnavailable)
+	if !s.aggReady(w, r, err, &sq.filter) {
 		return
 	}
 	points, err := s.agg.Series(r.Context(), sq.filter, sq.step)
@@ -335,15 +311,7 @@ func (s *Server) aggActive(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f, err := parseActiveQuery(q)
-	if err != nil {
-		s.writeError(w, r, http.StatusBadRequest, err.Error())
-		return
-	}
-	if !s.scope(w, r, &f) {
-		return
-	}
-	if s.agg == nil {
-		s.writeError(w, r, http.StatusNotImplemented, aggUnavailable)
+	if !s.aggReady(w, r, err, &f) {
 		return
 	}
 	n, err := s.agg.Active(r.Context(), f)
@@ -352,6 +320,24 @@ func (s *Server) aggActive(w http.ResponseWriter, r *http.Request) {
 	}
 	s.writeJSON(w, r, http.StatusOK, successResponse{Code: http.StatusOK, Message: "active flows counted successfully",
 		Response: activeJSON{Flows: n}})
+}
+
+// aggReady answers a query that did not parse (err, 400), scopes f to the
+// caller's networks (see scope) and answers when the store has no
+// aggregates (501); it reports whether the handler goes on.
+func (s *Server) aggReady(w http.ResponseWriter, r *http.Request, err error, f *flowlog.Filter) bool {
+	if err != nil {
+		s.writeError(w, r, http.StatusBadRequest, err.Error())
+		return false
+	}
+	if !s.scope(w, r, f) {
+		return false
+	}
+	if s.agg == nil {
+		s.writeError(w, r, http.StatusNotImplemented, aggUnavailable)
+		return false
+	}
+	return true
 }
 
 // failed answers a store error (500, or nothing when the client left) and

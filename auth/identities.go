@@ -45,15 +45,7 @@ type Identity struct {
 
 // AllowsNetwork reports whether the identity may report events of network n.
 func (id *Identity) AllowsNetwork(n string) bool {
-	if id.Networks == nil {
-		return true
-	}
-	for _, m := range id.Networks {
-		if m == n {
-			return true
-		}
-	}
-	return false
+	return allowsNetwork(id.Networks, n)
 }
 
 // String names the identity in logs and messages.

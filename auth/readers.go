@@ -52,15 +52,7 @@ type Reader struct {
 
 // AllowsNetwork reports whether the reader may see flows of network n.
 func (r *Reader) AllowsNetwork(n string) bool {
-	if r.Networks == nil {
-		return true
-	}
-	for _, m := range r.Networks {
-		if m == n {
-			return true
-		}
-	}
-	return false
+	return allowsNetwork(r.Networks, n)
 }
 
 // String names the reader in logs and messages.

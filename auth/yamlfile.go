@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -198,6 +199,12 @@ func (a *anyOrList) check(report func(format string, args ...any)) []string {
 		seen[n] = true
 	}
 	return a.names
+}
+
+// allowsNetwork reports whether networks, as check returns them (nil: any
+// network), admits network n.
+func allowsNetwork(networks []string, n string) bool {
+	return networks == nil || slices.Contains(networks, n)
 }
 
 // tokenHash parses a token_sha256 value: 64 hex digits, either case.

@@ -186,24 +186,9 @@ func (g *Generator) start(e *flow.FlowEvent, nowMS int64) {
 	f.start = nowMS - int64((x>>40)&2047) // the entry was created a little before this report
 	f.id = g.flowID()
 	f.seq = g.seq
-	*e = flow.FlowEvent{
-		Type:      flow.EventType_EVENT_START,
-		FlowId:    f.id,
-		HostId:    g.hostID,
-		HostName:  g.hostName,
-		NetworkId: g.networkID,
-		Protocol:  uint32(f.proto),
-		SrcPort:   uint32(f.sport),
-		DstPort:   uint32(f.dport),
-		IcmpType:  uint32(f.icmpT),
-		IcmpCode:  uint32(f.icmpC),
-		Direction: flow.Direction(f.dir),
-		Src:       f.src,
-		Dst:       f.dst,
-		StartTsMs: f.start,
-		Status:    ipsConfirmed,
-		Version:   f.start, // like netclient: the event's time in ms
-	}
+	g.event(e, flow.EventType_EVENT_START, &f)
+	e.Status = ipsConfirmed
+	e.Version = f.start // like netclient: the event's time in ms
 	if (x>>8)&0xffffffff >= g.active {
 		g.open.push(f)
 	}
@@ -239,28 +224,32 @@ func (g *Generator) destroy(e *flow.FlowEvent, nowMS int64) {
 	}
 	g.last.bytesSent += bs
 	g.last.bytesRecv += br
+	g.event(e, flow.EventType_EVENT_DESTROY, &f)
+	e.EndTsMs = end
+	e.BytesSent, e.BytesRecv = bs, br
+	e.PacketsSent, e.PacketsRecv = ps, pr
+	e.Status = status
+	e.Version = version
+}
+
+// event sets *e to an event of type t about f from this host, with only the
+// fields START and DESTROY share (the flow's identity and start).
+func (g *Generator) event(e *flow.FlowEvent, t flow.EventType, f *openFlow) {
 	*e = flow.FlowEvent{
-		Type:        flow.EventType_EVENT_DESTROY,
-		FlowId:      f.id,
-		HostId:      g.hostID,
-		HostName:    g.hostName,
-		NetworkId:   g.networkID,
-		Protocol:    uint32(f.proto),
-		SrcPort:     uint32(f.sport),
-		DstPort:     uint32(f.dport),
-		IcmpType:    uint32(f.icmpT),
-		IcmpCode:    uint32(f.icmpC),
-		Direction:   flow.Direction(f.dir),
-		Src:         f.src,
-		Dst:         f.dst,
-		StartTsMs:   f.start,
-		EndTsMs:     end,
-		BytesSent:   bs,
-		BytesRecv:   br,
-		PacketsSent: ps,
-		PacketsRecv: pr,
-		Status:      status,
-		Version:     version,
+		Type:      t,
+		FlowId:    f.id,
+		HostId:    g.hostID,
+		HostName:  g.hostName,
+		NetworkId: g.networkID,
+		Protocol:  uint32(f.proto),
+		SrcPort:   uint32(f.sport),
+		DstPort:   uint32(f.dport),
+		IcmpType:  uint32(f.icmpT),
+		IcmpCode:  uint32(f.icmpC),
+		Direction: flow.Direction(f.dir),
+		Src:       f.src,
+		Dst:       f.dst,
+		StartTsMs: f.start,
 	}
 }
 

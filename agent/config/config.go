@@ -242,39 +242,29 @@ func (p *parser) networks(c *Config, root *yaml.Node, top map[string]*yaml.Node)
 			}
 		}
 		errsBefore := len(p.errs)
-		for j, v := range p.requiredList(item, f, path, "cidrs", "cidr") {
-			vp := fmt.Sprintf("%s.cidrs[%d]", path, j)
-			s, ok := p.scalar(v, vp)
-			if !ok {
-				continue
-			}
+		p.eachScalar(p.requiredList(item, f, path, "cidrs", "cidr"), path+".cidrs", func(v *yaml.Node, vp, s string) {
 			pfx, err := parseCIDR(s)
 			if err != nil {
 				p.errorf(v, vp, "%s", err)
-				continue
+				return
 			}
 			if prev, dup := cidrs[pfx]; dup {
 				p.errorf(v, vp, "%s is already a cidr of %s", pfx, prev)
-				continue
+				return
 			}
 			cidrs[pfx] = fmt.Sprintf("%s (%q)", path, nw.ID)
 			nw.CIDRs = append(nw.CIDRs, pfx)
-		}
+		})
 		cidrsOK := len(p.errs) == errsBefore
-		for j, v := range p.requiredList(item, f, path, "addresses", "address") {
-			vp := fmt.Sprintf("%s.addresses[%d]", path, j)
-			s, ok := p.scalar(v, vp)
-			if !ok {
-				continue
-			}
+		p.eachScalar(p.requiredList(item, f, path, "addresses", "address"), path+".addresses", func(v *yaml.Node, vp, s string) {
 			a, err := parseAddr(s)
 			if err != nil {
 				p.errorf(v, vp, "%s", err)
-				continue
+				return
 			}
 			if prev, dup := addrs[a]; dup {
 				p.errorf(v, vp, "%s is already an address of %s", a, prev)
-				continue
+				return
 			}
 			addrs[a] = fmt.Sprintf("%s (%q)", path, nw.ID)
 			nw.Addresses = append(nw.Addresses, a)
@@ -282,7 +272,7 @@ func (p *parser) networks(c *Config, root *yaml.Node, top map[string]*yaml.Node)
 			if cidrsOK && !containedIn(a, nw.CIDRs) {
 				p.errorf(v, vp, "%s is not inside any of the network's cidrs (%s)", a, joinPrefixes(nw.CIDRs))
 			}
-		}
+		})
 		c.Networks = append(c.Networks, nw)
 	}
 }
@@ -353,61 +343,41 @@ func (p *parser) drop(c *Config, n *yaml.Node) {
 	if !ok {
 		return
 	}
-	for i, v := range p.optionalList(f, "drop", "presets") {
-		vp := fmt.Sprintf("drop.presets[%d]", i)
-		s, ok := p.scalar(v, vp)
-		if !ok {
-			continue
-		}
+	p.eachScalar(p.optionalList(f, "drop", "presets"), "drop.presets", func(v *yaml.Node, vp, s string) {
 		if s != PresetDNS && s != PresetICMP {
 			p.errorf(v, vp, "unknown preset %q; want dns or icmp", s)
-			continue
+			return
 		}
 		c.Drop.Presets = append(c.Drop.Presets, s)
-	}
-	for i, v := range p.optionalList(f, "drop", "protocols") {
-		vp := fmt.Sprintf("drop.protocols[%d]", i)
-		s, ok := p.scalar(v, vp)
-		if !ok {
-			continue
-		}
+	})
+	p.eachScalar(p.optionalList(f, "drop", "protocols"), "drop.protocols", func(v *yaml.Node, vp, s string) {
 		proto, ok := ProtocolNames[strings.ToLower(s)]
 		if !ok {
 			u, err := strconv.ParseUint(s, 10, 8)
 			if err != nil {
 				p.errorf(v, vp, "%q is not a protocol: want a name (tcp, udp, icmp, icmpv6, sctp, gre) or a number 0..255", s)
-				continue
+				return
 			}
 			proto = uint8(u)
 		}
 		c.Drop.Protocols = append(c.Drop.Protocols, proto)
-	}
-	for i, v := range p.optionalList(f, "drop", "ports") {
-		vp := fmt.Sprintf("drop.ports[%d]", i)
-		s, ok := p.scalar(v, vp)
-		if !ok {
-			continue
-		}
+	})
+	p.eachScalar(p.optionalList(f, "drop", "ports"), "drop.ports", func(v *yaml.Node, vp, s string) {
 		u, err := strconv.ParseUint(s, 10, 16)
 		if err != nil || u == 0 {
 			p.errorf(v, vp, "%q is not a port (1..65535)", s)
-			continue
+			return
 		}
 		c.Drop.Ports = append(c.Drop.Ports, uint16(u))
-	}
-	for i, v := range p.optionalList(f, "drop", "cidrs") {
-		vp := fmt.Sprintf("drop.cidrs[%d]", i)
-		s, ok := p.scalar(v, vp)
-		if !ok {
-			continue
-		}
+	})
+	p.eachScalar(p.optionalList(f, "drop", "cidrs"), "drop.cidrs", func(v *yaml.Node, vp, s string) {
 		pfx, err := parseMatch(s)
 		if err != nil {
 			p.errorf(v, vp, "%s", err)
-			continue
+			return
 		}
 		c.Drop.CIDRs = append(c.Drop.CIDRs, pfx)
-	}
+	})
 }
 
 // ---- schema helpers ----
@@ -516,6 +486,17 @@ func (p *parser) scalar(n *yaml.Node, path string) (string, bool) {
 	return n.Value, true
 }
 
+// eachScalar calls fn with each entry of items that is a single value, with
+// its path (path[i]) and its text; the other entries are reported.
+func (p *parser) eachScalar(items []*yaml.Node, path string, fn func(v *yaml.Node, vp, s string)) {
+	for i, v := range items {
+		vp := fmt.Sprintf("%s[%d]", path, i)
+		if s, ok := p.scalar(v, vp); ok {
+			fn(v, vp, s)
+		}
+	}
+}
+
 // requiredString returns f[key], reporting a missing or empty value (at the
 // line of parent when missing) and one longer than the collector accepts.
 func (p *parser) requiredString(parent *yaml.Node, f map[string]*yaml.Node, path, key string) string {
@@ -524,15 +505,7 @@ func (p *parser) requiredString(parent *yaml.Node, f map[string]*yaml.Node, path
 		p.errorf(orNode(v, parent), join(path, key), "must be set")
 		return ""
 	}
-	s, ok := p.scalar(v, join(path, key))
-	if !ok {
-		return ""
-	}
-	if len(s) > maxIDLen {
-		p.errorf(v, join(path, key), "is %d bytes, longer than %d (the collector rejects it)", len(s), maxIDLen)
-		return ""
-	}
-	return s
+	return p.idString(v, join(path, key))
 }
 
 func (p *parser) optionalString(f map[string]*yaml.Node, path, key string) string {
@@ -540,12 +513,18 @@ func (p *parser) optionalString(f map[string]*yaml.Node, path, key string) strin
 	if !ok || isNull(v) {
 		return ""
 	}
-	s, ok := p.scalar(v, join(path, key))
+	return p.idString(v, join(path, key))
+}
+
+// idString returns the text of v, reporting one longer than the collector
+// accepts.
+func (p *parser) idString(v *yaml.Node, path string) string {
+	s, ok := p.scalar(v, path)
 	if !ok {
 		return ""
 	}
 	if len(s) > maxIDLen {
-		p.errorf(v, join(path, key), "is %d bytes, longer than %d (the collector rejects it)", len(s), maxIDLen)
+		p.errorf(v, path, "is %d bytes, longer than %d (the collector rejects it)", len(s), maxIDLen)
 		return ""
 	}
 	return s
