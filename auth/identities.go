@@ -25,6 +25,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -46,6 +47,12 @@ type Identity struct {
 // AllowsNetwork reports whether the identity may report events of network n.
 func (id *Identity) AllowsNetwork(n string) bool {
 	return allowsNetwork(id.Networks, n)
+}
+
+// Same reports whether o grants what id grants: the same host and networks
+// (a reload that keeps an identity as it was must not end its streams).
+func (id *Identity) Same(o *Identity) bool {
+	return id.HostID == o.HostID && (id.Networks == nil) == (o.Networks == nil) && slices.Equal(id.Networks, o.Networks)
 }
 
 // String names the identity in logs and messages.

@@ -3,16 +3,19 @@ package ingest
 // Protection of the gRPC side against agents that send too much, stop
 // reading, hold idle connections or send garbage (SECURITY.md):
 //
-//   - a token bucket per host (the authenticated identity's host_id, else
-//     the peer's IP address): an envelope over the rate is answered
-//     success=false at once (transient, the agent retries later) without
-//     touching the group commit, so it costs other hosts nothing;
+//   - a token bucket per host, in events and in bytes (the authenticated
+//     identity's host_id, else the host_id the events claim: behind a proxy
+//     every agent has the proxy's address): an envelope over the rate is
+//     answered success=false at once (transient, the agent retries later)
+//     without touching the group commit, so it costs other hosts nothing;
+//   - streams capped per host and per address, idle streams reaped, revoked
+//     identities' streams ended (admission.go);
 //   - a stream whose acks cannot be sent for StallTimeout (the agent does not
 //     read: its HTTP/2 window is full) is ended with DeadlineExceeded, which
 //     frees its slot and goroutines; the in-flight bound per stream already
 //     stops reading from it while it stalls;
 //   - keepalive enforcement and server pings, idle-connection and handshake
-//     timeouts;
+//     timeouts, a bound on the size of a stream's headers (metadata);
 //   - a message that is not a FlowEnvelope (undecodable bytes, or a known
 //     field with the wrong wire type) ends the stream with InvalidArgument.
 
@@ -22,7 +25,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"net"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -34,10 +37,12 @@ import (
 	encproto "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/mem"
-	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/flowlog/flowlog/auth"
+	"github.com/flowlog/flowlog/metrics"
 	pb "github.com/flowlog/flowlog/proto/flow"
 )
 
@@ -45,13 +50,42 @@ import (
 // defaults noted; the rate limit is off unless Rate is set.
 type Protection struct {
 	// Rate is the events per second one host may send: the authenticated
-	// identity's host_id, or, without identity, the peer's IP address.
-	// 0: unlimited.
+	// identity's host_id, or, without identity, the host_id its events
+	// claim. 0: unlimited.
 	Rate float64
 	// Burst is the bucket size, in events: what a host may send at once
 	// after being quiet. Default 2 x Rate; never less than the largest
 	// envelope (MaxEventsPerEnv), which would otherwise never pass.
 	Burst int
+	// RateBytes is the envelope bytes per second one host may send (a few
+	// huge events cost as much as many small ones). 0: unlimited.
+	RateBytes float64
+	// BurstBytes is its bucket size. Default 2 x RateBytes; never less than
+	// the largest message (MaxMessageBytes).
+	BurstBytes int
+
+	// MaxStreamsPerHost caps the streams of one host (authenticated, or
+	// claimed by its first events); MaxStreamsPerAddress those of one
+	// client address. At a cap, the host's (address's) longest-idle stream
+	// makes room; when all are busy the new one is refused. Defaults 16 and
+	// 256; negative: no cap.
+	MaxStreamsPerHost    int
+	MaxStreamsPerAddress int
+	// TrustedProxies are the addresses of TLS-terminating proxies in front
+	// of the collector: their own address is not an agent's, so streams
+	// through them are counted by the X-Forwarded-For address the proxy
+	// adds (or not per address at all without one), which logs show too.
+	TrustedProxies []netip.Prefix
+	// StreamIdleTimeout ends a stream that received no envelope for this
+	// long and owes no answer (default 10m; negative: never).
+	StreamIdleTimeout time.Duration
+	// RevalidateEvery is how soon a stream notices that the identities file
+	// no longer grants its identity (default 1s).
+	RevalidateEvery time.Duration
+	// MaxHeaderBytes bounds a stream's headers (gRPC metadata), which grpc
+	// holds in memory for the stream's life (default 64 KiB).
+	MaxHeaderBytes int
+
 	// StallTimeout ends a stream whose acks could not be sent for this long
 	// (default 60s; negative: never).
 	StallTimeout time.Duration
@@ -71,9 +105,15 @@ const (
 	DefaultKeepaliveTimeout  = 20 * time.Second
 	DefaultMaxConnectionIdle = 5 * time.Minute
 	DefaultHandshakeTimeout  = 20 * time.Second
+
+	DefaultMaxStreamsPerHost    = 16
+	DefaultMaxStreamsPerAddress = 256
+	DefaultStreamIdleTimeout    = 10 * time.Minute
+	DefaultRevalidateEvery      = time.Second
+	DefaultMaxHeaderBytes       = 64 << 10
 )
 
-func (p *Protection) defaults(maxEventsPerEnv int) {
+func (p *Protection) defaults(maxEventsPerEnv, maxMessageBytes int) {
 	dur := func(v *time.Duration, d time.Duration) {
 		if *v == 0 {
 			*v = d
@@ -85,15 +125,30 @@ func (p *Protection) defaults(maxEventsPerEnv int) {
 	dur(&p.KeepaliveTimeout, DefaultKeepaliveTimeout)
 	dur(&p.MaxConnectionIdle, DefaultMaxConnectionIdle)
 	dur(&p.HandshakeTimeout, DefaultHandshakeTimeout)
-	if p.Rate < 0 {
-		p.Rate = 0
-	}
-	if p.Rate > 0 {
-		if p.Burst <= 0 {
-			p.Burst = int(min(2*p.Rate, math.MaxInt32))
+	dur(&p.StreamIdleTimeout, DefaultStreamIdleTimeout)
+	dur(&p.RevalidateEvery, DefaultRevalidateEvery)
+	num := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
 		}
-		p.Burst = max(p.Burst, maxEventsPerEnv)
 	}
+	num(&p.MaxStreamsPerHost, DefaultMaxStreamsPerHost)
+	num(&p.MaxStreamsPerAddress, DefaultMaxStreamsPerAddress)
+	if p.MaxHeaderBytes <= 0 {
+		p.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	bucket := func(rate *float64, burst *int, least int) {
+		if *rate <= 0 {
+			*rate, *burst = 0, 0
+			return
+		}
+		if *burst <= 0 {
+			*burst = int(min(2**rate, math.MaxInt32))
+		}
+		*burst = max(*burst, least)
+	}
+	bucket(&p.Rate, &p.Burst, maxEventsPerEnv)
+	bucket(&p.RateBytes, &p.BurstBytes, maxMessageBytes)
 }
 
 // ErrRateLimited is matched (errors.Is) by the answer to an envelope over its
@@ -105,10 +160,11 @@ var ErrRateLimited = errors.New("rate limit")
 type rateLimitError struct {
 	who  string
 	rate float64
+	unit string // "events" or "bytes"
 }
 
 func (e *rateLimitError) Error() string {
-	return fmt.Sprintf("rate limit: host %s exceeds %s events/s, retry later", e.who, strconv.FormatFloat(e.rate, 'f', -1, 64))
+	return fmt.Sprintf("rate limit: host %s exceeds %s %s/s, retry later", e.who, strconv.FormatFloat(e.rate, 'f', -1, 64), e.unit)
 }
 
 func (e *rateLimitError) Is(target error) bool {
@@ -119,18 +175,24 @@ func (e *rateLimitError) Is(target error) bool {
 type guard struct {
 	p       Protection
 	log     *slog.Logger
+	auth    *auth.Authenticator // nil: streams carry no identity to revalidate
+	m       *metrics.Collector
 	limiter *limiter // nil: no rate limit
+	streams *admission
+	now     func() time.Time
 	// undecodable holds the decoding error of each envelope the codec could
 	// not decode, until RecvMsg takes it (*pb.FlowEnvelope -> error).
 	undecodable sync.Map
 }
 
-func newGuard(p Protection, maxEventsPerEnv int, log *slog.Logger) *guard {
-	p.defaults(maxEventsPerEnv)
-	g := &guard{p: p, log: log}
-	if p.Rate > 0 {
-		g.limiter = newLimiter(p.Rate, float64(p.Burst), time.Now)
+func newGuard(o Options, log *slog.Logger) *guard {
+	p := o.Protect
+	p.defaults(o.MaxEventsPerEnv, o.MaxMessageBytes)
+	g := &guard{p: p, log: log, auth: o.Auth, m: o.Metrics, now: time.Now}
+	if p.Rate > 0 || p.RateBytes > 0 {
+		g.limiter = newLimiter(limits{p.Rate, p.RateBytes}, limits{float64(p.Burst), float64(p.BurstBytes)}, time.Now)
 	}
+	g.streams = newAdmission(p, o.Metrics, g.now)
 	return g
 }
 
@@ -145,6 +207,7 @@ func (g *guard) serverOptions() []grpc.ServerOption {
 			MaxConnectionIdle: g.p.MaxConnectionIdle, Time: g.p.KeepaliveTime, Timeout: g.p.KeepaliveTimeout,
 		}),
 		grpc.ConnectionTimeout(g.p.HandshakeTimeout),
+		grpc.MaxHeaderListSize(uint32(min(g.p.MaxHeaderBytes, math.MaxUint32))),
 		grpc.ChainStreamInterceptor(g.watch),
 		grpc.ForceServerCodecV2(envelopeCodec{CodecV2: encoding.GetCodecV2(encproto.Name), undecodable: &g.undecodable}),
 	}
@@ -177,42 +240,74 @@ func (g *guard) admit(env *pb.FlowEnvelope, id *auth.Identity, peerAddr string) 
 	if g.limiter == nil {
 		return nil
 	}
-	n := len(env.GetEvents())
-	if n == 0 {
+	events := env.GetEvents()
+	if len(events) == 0 {
 		return nil
 	}
-	key, who := rateKey(id, peerAddr)
-	ok, logNow, denied := g.limiter.allow(key, float64(n))
+	var size float64
+	if g.p.RateBytes > 0 {
+		size = float64(proto.Size(env))
+	}
+	costs := rateCosts(events, size, id)
+	ok, unit, c, logNow, denied := g.limiter.allow(costs)
 	if ok {
 		return nil
 	}
-	err := &rateLimitError{who: who, rate: g.p.Rate}
+	rate := g.p.Rate
+	if unit == "bytes" {
+		rate = g.p.RateBytes
+	}
+	err := &rateLimitError{who: c.who, rate: rate, unit: unit}
 	if logNow {
-		g.log.Warn("rate limit: envelopes answered success=false", "host", who, "peer", peerAddr,
-			"rate", g.p.Rate, "burst", g.p.Burst, "denied_envelopes", denied)
+		g.log.Warn("rate limit: envelopes answered success=false", "host", c.who, "peer", peerAddr,
+			"rate", g.p.Rate, "burst", g.p.Burst, "rate_bytes", g.p.RateBytes, "burst_bytes", g.p.BurstBytes, "over", unit, "denied_envelopes", denied)
 	}
 	t := &ticket{done: make(chan struct{}), err: err}
 	close(t.done)
 	return t
 }
 
-// rateKey is the bucket of a stream: its identity's host, or its peer's
-// address (all unauthenticated agents behind one address share it).
-func rateKey(id *auth.Identity, peerAddr string) (key, who string) {
-	if id != nil {
-		return "host:" + id.HostID, id.HostID
-	}
-	ip := peerAddr
-	if h, _, err := net.SplitHostPort(peerAddr); err == nil {
-		ip = h
-	}
-	return "ip:" + ip, ip + " (unauthenticated, limited by address)"
+// cost is what one envelope takes from one host's bucket.
+type cost struct {
+	key, who string
+	n        limits
 }
 
-// limiter is a token bucket per key. A bucket that has filled up again is
-// indistinguishable from a new one, so idle buckets are dropped.
+// rateCosts charges an envelope to its host: the identity's, or, without
+// identity, each host its events claim, by its share of the events (an
+// address says nothing behind a proxy, and many agents may share one).
+func rateCosts(events []*pb.FlowEvent, size float64, id *auth.Identity) []cost {
+	if id != nil {
+		return []cost{{key: "host:" + id.HostID, who: id.HostID, n: limits{float64(len(events)), size}}}
+	}
+	var costs []cost
+	index := map[string]int{}
+	perEvent := size / float64(len(events))
+	for _, ev := range events {
+		h := ev.GetHostId()
+		i, ok := index[h]
+		if !ok {
+			i = len(costs)
+			index[h] = i
+			costs = append(costs, cost{key: "claim:" + h, who: fmt.Sprintf("%q (unauthenticated, as its events claim)", h)})
+		}
+		costs[i].n[0]++
+		costs[i].n[1] += perEvent
+	}
+	return costs
+}
+
+// limits is a pair of quantities: events and bytes. A rate of 0 in one
+// of them is no limit on it.
+type limits [2]float64
+
+var limitUnits = [2]string{"events", "bytes"}
+
+// limiter is a token bucket per key, in events and in bytes. A bucket that
+// has filled up again is indistinguishable from a new one, so idle buckets
+// are dropped.
 type limiter struct {
-	rate, burst float64
+	rate, burst limits
 	now         func() time.Time
 
 	mu        sync.Mutex
@@ -221,7 +316,7 @@ type limiter struct {
 }
 
 type bucket struct {
-	tokens   float64
+	tokens   limits
 	last     time.Time
 	denied   int       // envelopes denied since the last log line
 	loggedAt time.Time // last log line about this bucket
@@ -230,41 +325,56 @@ type bucket struct {
 // logEvery bounds the log lines about one flooding host.
 const logEvery = 10 * time.Second
 
-func newLimiter(rate, burst float64, now func() time.Time) *limiter {
+func newLimiter(rate, burst limits, now func() time.Time) *limiter {
 	return &limiter{rate: rate, burst: burst, now: now, buckets: map[string]*bucket{}, lastSweep: now()}
 }
 
-// allow takes n tokens from key's bucket if it holds them. When it does
-// not, logNow says whether to log (at most once per logEvery per key) and
-// denied how many envelopes were denied since the last line.
-func (l *limiter) allow(key string, n float64) (ok, logNow bool, denied int) {
+// allow takes every cost from its key's bucket if all of them hold enough;
+// otherwise it takes nothing and names the unit and the cost that did not
+// fit. logNow then says whether to log (at most once per logEvery per key)
+// and denied how many envelopes were denied since the last line.
+func (l *limiter) allow(costs []cost) (ok bool, unit string, over cost, logNow bool, denied int) {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if now.Sub(l.lastSweep) > time.Minute {
 		l.sweep(now)
 	}
-	b := l.buckets[key]
-	if b == nil {
-		b = &bucket{tokens: l.burst, last: now}
-		l.buckets[key] = b
+	bs := make([]*bucket, len(costs))
+	for i, c := range costs {
+		b := l.buckets[c.key]
+		if b == nil {
+			b = &bucket{tokens: l.burst, last: now}
+			l.buckets[c.key] = b
+		}
+		b.refill(now, l.rate, l.burst)
+		bs[i] = b
+		for d := range l.rate {
+			if l.rate[d] > 0 && b.tokens[d] < c.n[d] {
+				b.denied++
+				if now.Sub(b.loggedAt) >= logEvery {
+					denied, b.denied, b.loggedAt = b.denied, 0, now
+					logNow = true
+				}
+				return false, limitUnits[d], c, logNow, denied
+			}
+		}
 	}
-	b.refill(now, l.rate, l.burst)
-	if b.tokens >= n {
-		b.tokens -= n
-		return true, false, 0
+	for i, c := range costs {
+		for d := range l.rate {
+			if l.rate[d] > 0 {
+				bs[i].tokens[d] -= c.n[d]
+			}
+		}
 	}
-	b.denied++
-	if now.Sub(b.loggedAt) >= logEvery {
-		denied, b.denied, b.loggedAt = b.denied, 0, now
-		return false, true, denied
-	}
-	return false, false, 0
+	return true, "", cost{}, false, 0
 }
 
-func (b *bucket) refill(now time.Time, rate, burst float64) {
+func (b *bucket) refill(now time.Time, rate, burst limits) {
 	if d := now.Sub(b.last); d > 0 {
-		b.tokens = min(burst, b.tokens+d.Seconds()*rate)
+		for i := range rate {
+			b.tokens[i] = min(burst[i], b.tokens[i]+d.Seconds()*rate[i])
+		}
 		b.last = now
 	}
 }
@@ -274,7 +384,7 @@ func (l *limiter) sweep(now time.Time) {
 	l.lastSweep = now
 	for k, b := range l.buckets {
 		b.refill(now, l.rate, l.burst)
-		if b.tokens >= l.burst && b.denied == 0 {
+		if b.tokens == l.burst && b.denied == 0 {
 			delete(l.buckets, k)
 		}
 	}
@@ -287,40 +397,85 @@ func (l *limiter) size() int {
 	return len(l.buckets)
 }
 
-// watch is the stream interceptor: it runs the handler on a watched stream
-// and ends the stream if an ack could not be sent for StallTimeout.
+// watch is the stream interceptor: it admits the stream (admission.go),
+// runs the handler on a watched stream, and ends the stream when an ack
+// could not be sent for StallTimeout, when it idled for StreamIdleTimeout,
+// when its identity is revoked, or when a newer stream supersedes it.
 // Returning ends the RPC: grpc cancels the stream's context, which unblocks
 // the handler's Send and Recv, and the handler unwinds on its own (its acks
 // already computed are dropped; the agent resends what it did not see acked).
 func (g *guard) watch(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	w := &watchedStream{ServerStream: ss, g: g}
-	if g.p.StallTimeout < 0 {
-		return handler(srv, w)
+	ctx := ss.Context()
+	sl, err := g.streams.open(ctx)
+	if err != nil {
+		g.log.Warn("stream refused", "peer", peerOf(ctx, g.p.TrustedProxies), "host", hostOf(ctx), "err", status.Convert(err).Message())
+		return err
 	}
+	defer g.streams.release(sl)
+	if g.auth != nil {
+		sl.idSet = g.auth.Identities() // what the interceptor before this one judged by
+	}
+	w := &watchedStream{ServerStream: ss, g: g, slot: sl}
 	done := make(chan error, 1)
 	go func() { done <- handler(srv, w) }()
-	tick := time.NewTicker(max(g.p.StallTimeout/4, 10*time.Millisecond))
+	tick := time.NewTicker(g.checkEvery())
 	defer tick.Stop()
 	for {
 		select {
 		case err := <-done:
 			return err
+		case err := <-sl.end:
+			g.log.Info("stream ended by the collector", "peer", peerOf(ctx, g.p.TrustedProxies), "host", hostOf(ctx), "why", status.Convert(err).Message())
+			return err
 		case <-tick.C:
-			if d := w.sendingFor(); d >= g.p.StallTimeout {
-				g.log.Warn("stream stalled: the agent does not read its acks; ending the stream",
-					"peer", peerOf(ss.Context()), "host", hostOf(ss.Context()), "blocked", d.Round(time.Millisecond), "limit", g.p.StallTimeout)
-				return status.Errorf(codes.DeadlineExceeded,
-					"stream stalled: acknowledgements could not be sent for %s (the agent does not read them; its receive window is full): ending the stream; reconnect and resend unacknowledged envelopes",
-					g.p.StallTimeout)
+			if err := g.check(ctx, w); err != nil {
+				return err
 			}
 		}
 	}
 }
 
-// watchedStream times Send and judges what Recv decoded.
+// checkEvery is the period of a stream's checks: often enough that each
+// limit is noticed within a quarter of it (a second for revocation).
+func (g *guard) checkEvery() time.Duration {
+	d := g.p.RevalidateEvery
+	for _, l := range []time.Duration{g.p.StallTimeout, g.p.StreamIdleTimeout} {
+		if l > 0 {
+			d = min(d, l/4)
+		}
+	}
+	return max(d, 10*time.Millisecond)
+}
+
+// check is the status that ends w's stream now, or nil.
+func (g *guard) check(ctx context.Context, w *watchedStream) error {
+	client, host := peerOf(ctx, g.p.TrustedProxies), hostOf(ctx)
+	if d := w.sendingFor(); g.p.StallTimeout > 0 && d >= g.p.StallTimeout {
+		g.log.Warn("stream stalled: the agent does not read its acks; ending the stream",
+			"peer", client, "host", host, "blocked", d.Round(time.Millisecond), "limit", g.p.StallTimeout)
+		return status.Errorf(codes.DeadlineExceeded,
+			"stream stalled: acknowledgements could not be sent for %s (the agent does not read them; its receive window is full): ending the stream; reconnect and resend unacknowledged envelopes",
+			g.p.StallTimeout)
+	}
+	if d := w.slot.idleFor(g.now()); g.p.StreamIdleTimeout > 0 && d >= g.p.StreamIdleTimeout {
+		g.log.Info("idle stream ended", "peer", client, "host", host, "idle", d.Round(time.Millisecond), "limit", g.p.StreamIdleTimeout)
+		g.m.StreamsEnded.WithLabelValues(metrics.EndedIdle).Inc()
+		return status.Errorf(codes.Unavailable, "idle stream: no envelope for %s; ending the stream (reconnect when there is data)", g.p.StreamIdleTimeout)
+	}
+	if err := revoked(ctx, g.auth, w.slot); err != nil {
+		g.log.Warn("identity revoked or changed: ending its stream", "peer", client, "host", host, "why", status.Convert(err).Message())
+		g.m.StreamsEnded.WithLabelValues(metrics.EndedRevoked).Inc()
+		return err
+	}
+	return nil
+}
+
+// watchedStream times Send, counts what is owed an answer, and judges what
+// Recv decoded.
 type watchedStream struct {
 	grpc.ServerStream
 	g         *guard
+	slot      *slot
 	sendStart atomic.Int64 // unix nanos of the Send in progress; 0: none
 }
 
@@ -328,6 +483,10 @@ func (w *watchedStream) SendMsg(m any) error {
 	w.sendStart.Store(time.Now().UnixNano())
 	err := w.ServerStream.SendMsg(m)
 	w.sendStart.Store(0)
+	if err == nil {
+		w.slot.inFlight.Add(-1)
+		w.slot.touch(w.g.now())
+	}
 	return err
 }
 
@@ -347,24 +506,32 @@ func (w *watchedStream) RecvMsg(m any) error {
 	if err := w.ServerStream.RecvMsg(m); err != nil {
 		return err
 	}
+	w.slot.touch(w.g.now())
+	w.slot.inFlight.Add(1) // every envelope gets one answer
 	if env, ok := m.(*pb.FlowEnvelope); ok {
 		if err, bad := w.g.undecodable.LoadAndDelete(env); bad {
-			w.g.log.Warn("malformed message: ending the stream", "peer", peerOf(w.Context()), "host", hostOf(w.Context()), "err", err)
+			w.g.log.Warn("malformed message: ending the stream", "peer", peerOf(w.Context(), w.g.p.TrustedProxies), "host", hostOf(w.Context()), "err", err)
 			return status.Errorf(codes.InvalidArgument, "malformed FlowEnvelope: not decodable as protobuf (%v); ending the stream", err)
 		}
 		if err := checkEnvelopeWireTypes(env); err != nil {
-			w.g.log.Warn("malformed envelope: ending the stream", "peer", peerOf(w.Context()), "host", hostOf(w.Context()), "err", err)
+			w.g.log.Warn("malformed envelope: ending the stream", "peer", peerOf(w.Context(), w.g.p.TrustedProxies), "host", hostOf(w.Context()), "err", err)
 			return status.Errorf(codes.InvalidArgument, "malformed FlowEnvelope: %v; ending the stream", err)
+		}
+		if evs := env.GetEvents(); len(evs) > 0 && w.slot.host == "" {
+			if err := w.g.streams.claim(w.slot, evs[0].GetHostId()); err != nil {
+				w.g.log.Warn("stream refused", "peer", peerOf(w.Context(), w.g.p.TrustedProxies), "claimed_host", evs[0].GetHostId(), "err", status.Convert(err).Message())
+				return err
+			}
 		}
 	}
 	return nil
 }
 
-func peerOf(ctx context.Context) string {
-	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		return p.Addr.String()
-	}
-	return ""
+// peerOf names the stream's client for logs: its address, or the one a
+// trusted proxy forwarded, via the proxy's.
+func peerOf(ctx context.Context, trusted []netip.Prefix) string {
+	_, shown := clientAddr(ctx, trusted)
+	return shown
 }
 
 // hostOf is the authenticated host of ctx, if any.

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -142,47 +141,6 @@ func TestRateLimitIsPerHost(t *testing.T) {
 	// Stored: the calm host's 30 envelopes and the flood's accepted ones only.
 	if got, want := count(t, c.st), uint64(30*50+ok.Load()*1000); got != want {
 		t.Fatalf("stored %d flows, want %d (calm 1500 + %d accepted flood envelopes)", got, want, ok.Load())
-	}
-}
-
-// Without identity the bucket is the peer's address: an agent flooding from
-// 127.0.0.2 does not use up the budget of one on 127.0.0.1.
-func TestRateLimitByPeerAddressWithoutIdentity(t *testing.T) {
-	c := start(t, ingest.Options{FlushInterval: 10 * time.Millisecond, MaxEventsPerEnv: 150,
-		Protect: ingest.Protection{Rate: 100, Burst: 200}})
-	from := func(ip string) *agentStream {
-		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
-		cc, err := grpc.NewClient(c.addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cc.Close() })
-		return newStreamOn(t, cc)
-	}
-	two, one := from("127.0.0.2"), from("127.0.0.1")
-	if r, err := two.exchange(&pb.FlowEnvelope{Events: events("two-a", 150)}); err != nil || !r.Success {
-		t.Fatalf("127.0.0.2, first envelope (within the burst): %+v %v", r, err)
-	}
-	r, err := two.exchange(&pb.FlowEnvelope{Events: events("two-b", 150)})
-	want := "rate limit: host 127.0.0.2 (unauthenticated, limited by address) exceeds 100 events/s, retry later"
-	if err != nil || r.Success || r.Error != want {
-		t.Fatalf("127.0.0.2, second envelope: got %+v %v, want success=false %q", r, err, want)
-	}
-	if r, err := one.exchange(&pb.FlowEnvelope{Events: events("one", 150)}); err != nil || !r.Success {
-		t.Fatalf("127.0.0.1 while 127.0.0.2 is limited: %+v %v", r, err)
-	}
-	// Empty envelopes (keepalives of some agents) cost nothing.
-	if r, err := two.exchange(&pb.FlowEnvelope{}); err != nil || !r.Success {
-		t.Fatalf("empty envelope while limited: %+v %v", r, err)
-	}
-	// The refused envelope, resent once the bucket refilled, lands once.
-	time.Sleep(1100 * time.Millisecond)
-	if r, err := two.exchange(&pb.FlowEnvelope{Events: events("two-b", 150)}); err != nil || !r.Success {
-		t.Fatalf("127.0.0.2 after a second: %+v %v", r, err)
-	}
-	if n := count(t, c.st); n != 450 {
-		t.Fatalf("want 450 flows stored, got %d", n)
 	}
 }
 

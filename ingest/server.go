@@ -17,7 +17,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -96,7 +95,7 @@ type Server struct {
 func New(store flowlog.Store, o Options, log *slog.Logger) *Server {
 	o.defaults()
 	s := &Server{opts: o, commit: newCommitter(store, o, log), log: log, drain: make(chan struct{}), now: time.Now}
-	s.guard = newGuard(o.Protect, o.MaxEventsPerEnv, log)
+	s.guard = newGuard(o, log)
 	o.Metrics.StreamsOpen.Set(func() float64 { return float64(s.streams.Load()) })
 	return s
 }
@@ -144,10 +143,7 @@ func (s *Server) StreamFlows(stream pb.FlowService_StreamFlowsServer) error {
 	}
 	defer s.streams.Add(-1)
 	ctx := stream.Context()
-	peerAddr := ""
-	if p, ok := peer.FromContext(ctx); ok {
-		peerAddr = p.Addr.String()
-	}
+	peerAddr := peerOf(ctx, s.guard.p.TrustedProxies)
 
 	acks := make(chan *ticket, s.opts.InFlightPerStream)
 	sendErr := make(chan error, 1)

@@ -16,7 +16,10 @@ var (
 	// shutdown), success=false because too many rows wait for commit.
 	AckResults = []string{AckSuccess, AckFailedTransient, AckOverloaded}
 	// StreamRefusals are the reason label of flowlog_streams_refused_total.
-	StreamRefusals = []string{RefusedMaxStreams, RefusedUnauthenticated}
+	StreamRefusals = []string{RefusedMaxStreams, RefusedUnauthenticated, RefusedPerHost, RefusedPerAddress}
+	// StreamEndings are the reason label of flowlog_streams_ended_total:
+	// streams the collector ended on its own (protection, not errors).
+	StreamEndings = []string{EndedIdle, EndedSuperseded, EndedRevoked}
 	// StoreOps are the op label of flowlog_store_errors_total.
 	StoreOps = []string{StoreInsert, StoreQuery, StorePing}
 )
@@ -26,8 +29,14 @@ const (
 	AckFailedTransient = "failed_transient"
 	AckOverloaded      = "overloaded"
 
-	RefusedMaxStreams      = "max_streams"     // --max-streams reached
-	RefusedUnauthenticated = "unauthenticated" // no or unknown identity (auth interceptor)
+	RefusedMaxStreams      = "max_streams"             // --max-streams reached
+	RefusedUnauthenticated = "unauthenticated"         // no or unknown identity (auth interceptor)
+	RefusedPerHost         = "max_streams_per_host"    // the host's streams are all busy
+	RefusedPerAddress      = "max_streams_per_address" // the address's streams are all busy
+
+	EndedIdle       = "idle"       // no envelope for the idle timeout
+	EndedSuperseded = "superseded" // an idle stream made room for its host's (address's) new one
+	EndedRevoked    = "revoked"    // its identity was removed or changed
 
 	StoreInsert = "insert" // group commits
 	StoreQuery  = "query"  // the HTTP API's reads
@@ -50,9 +59,11 @@ type Collector struct {
 	Inserts        *prometheus.CounterVec // flowlog_inserts_total{result}
 	StoreErrors    *prometheus.CounterVec // flowlog_store_errors_total{op}
 
-	StreamsRefused *prometheus.CounterVec // flowlog_streams_refused_total{reason}
-	StreamsOpen    Func                   // flowlog_streams_open
-	PendingRows    Func                   // flowlog_rows_pending_commit
+	StreamsRefused       *prometheus.CounterVec // flowlog_streams_refused_total{reason}
+	StreamsEnded         *prometheus.CounterVec // flowlog_streams_ended_total{reason}
+	StreamsOpen          Func                   // flowlog_streams_open
+	TLSHandshakeFailures prometheus.Counter     // flowlog_tls_handshake_failures_total
+	PendingRows          Func                   // flowlog_rows_pending_commit
 
 	TailSubscribers Func // flowlog_tail_subscribers
 	TailEventsLost  Func // flowlog_tail_events_lost_total
@@ -90,6 +101,11 @@ func NewCollector(reg prometheus.Registerer) *Collector {
 			"op", StoreOps...),
 		StreamsRefused: r.counterVec("flowlog_streams_refused_total",
 			"Agent streams refused before any envelope was read, by reason.", "reason", StreamRefusals...),
+		StreamsEnded: r.counterVec("flowlog_streams_ended_total",
+			"Agent streams the collector ended on its own, by reason: idle, superseded (made room for a new stream of the same host or address), revoked (identity removed or changed).",
+			"reason", StreamEndings...),
+		TLSHandshakeFailures: r.counter("flowlog_tls_handshake_failures_total",
+			"TLS handshakes on the agents' listener that failed (no or untrusted client certificate, expired, wrong CA, not TLS)."),
 		HTTPRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flowlog_http_requests_total",
 			Help: "HTTP requests answered, by route (the mux pattern, \"unmatched\" for none) and status code."},
 			[]string{"route", "code"}),
