@@ -28,6 +28,9 @@ const healthTimeout = 5 * time.Second
 const (
 	DefaultStreamBuffer = tail.DefaultBuffer // events waiting for one stream client
 	DefaultKeepalive    = 15 * time.Second
+
+	DefaultMaxTails          = 1000
+	DefaultMaxTailsPerReader = 100
 )
 
 //go:embed openapi.json
@@ -43,6 +46,12 @@ type Deps struct {
 
 	StreamBuffer int           // events buffered per live-tail client (default DefaultStreamBuffer)
 	Keepalive    time.Duration // between keepalive comments on the live tail (default DefaultKeepalive)
+	// MaxTails bounds the live tails open at once, MaxTailsPerReader those
+	// of one reader (one client address when the API is open); more are
+	// answered 429. Defaults DefaultMaxTails, DefaultMaxTailsPerReader;
+	// negative: no bound.
+	MaxTails          int
+	MaxTailsPerReader int
 }
 
 // Server is the HTTP API. It holds no state of its own: queries go to the
@@ -57,6 +66,7 @@ type Server struct {
 	keepalive time.Duration
 	now       func() time.Time
 	routes    []route
+	tails     *tailLimits
 }
 
 // route is one endpoint; the OpenAPI test holds the document to this list.
@@ -79,6 +89,7 @@ func New(d Deps) *Server {
 	if s.keepalive <= 0 {
 		s.keepalive = DefaultKeepalive
 	}
+	s.tails = &tailLimits{max: orDefault(d.MaxTails, DefaultMaxTails), perReader: orDefault(d.MaxTailsPerReader, DefaultMaxTailsPerReader)}
 	s.routes = []route{
 		{"GET", "/api/v1/flows", &flowsParams, s.listFlows},
 		{"GET", "/api/v1/flows/stream", &streamParams, s.stream},
@@ -99,6 +110,14 @@ func New(d Deps) *Server {
 		s.mux.Handle("GET /", d.UI)
 	}
 	return s
+}
+
+// orDefault is v, or d when v is zero (a negative v stays: no bound).
+func orDefault(v, d int) int {
+	if v == 0 {
+		return d
+	}
+	return v
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {

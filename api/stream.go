@@ -1,10 +1,12 @@
 package api
 
 import (
-	"bufio"
 	"encoding/json"
+	"fmt"
+	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/flowlog/flowlog"
@@ -57,6 +59,11 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	release, ok := s.tails.acquire(w, r, s)
+	if !ok {
+		return
+	}
+	defer release()
 	ctx := r.Context()
 	sub := s.hub.Subscribe(f, s.buffer)
 	defer sub.Unsubscribe()
@@ -76,7 +83,9 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.DebugContext(ctx, "live tail started", "query", r.URL.RawQuery, "remote", r.RemoteAddr)
 
-	bw := bufio.NewWriterSize(w, 32<<10)
+	// Written in batches through a buffer that grows only while events
+	// come (an idle tail holds none).
+	bw := &lazyWriter{w: w}
 	var (
 		lost      uint64
 		sent      uint64
@@ -123,13 +132,13 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-ctx.Done():
 			return
-		case it, ok := <-sub.C:
-			if !ok { // the hub closed: the server is shutting down
-				flush()
-				return
+		case <-sub.Done(): // the hub closed: the server is shutting down
+			for it, ok := sub.Next(); ok; it, ok = sub.Next() {
+				writeItem(it)
 			}
-			writeItem(it)
-		case <-sub.Overflow():
+			flush()
+			return
+		case <-sub.Ready():
 		case <-keepalive.C:
 			if !stillGranted(ctx) {
 				// The readers file changed: this token no longer reads
@@ -144,20 +153,14 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		// the end of what was buffered (TakeLost answers only when the
 		// buffer is empty, which is where such a gap sits).
 		for n := 1; ; n++ {
-			select {
-			case it, ok := <-sub.C:
-				if !ok {
-					flush()
-					return
-				}
-				writeItem(it)
-				if n%streamFlushEvery == 0 && !flush() {
-					return
-				}
-				continue
-			default:
+			it, ok := sub.Next()
+			if !ok {
+				break
 			}
-			break
+			writeItem(it)
+			if n%streamFlushEvery == 0 && !flush() {
+				return
+			}
 		}
 		if n := sub.TakeLost(); n > 0 {
 			writeLost(n)
@@ -166,4 +169,92 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// lazyWriter collects what a live tail writes until Flush; its buffer
+// exists only while there is something to send.
+type lazyWriter struct {
+	w   http.ResponseWriter
+	buf []byte
+}
+
+func (l *lazyWriter) Write(p []byte) (int, error) {
+	l.buf = append(l.buf, p...)
+	return len(p), nil
+}
+
+func (l *lazyWriter) WriteString(s string) (int, error) {
+	l.buf = append(l.buf, s...)
+	return len(s), nil
+}
+
+// Flush writes what was collected and lets go of a large buffer.
+func (l *lazyWriter) Flush() error {
+	if len(l.buf) == 0 {
+		return nil
+	}
+	_, err := l.w.Write(l.buf)
+	l.buf = l.buf[:0]
+	if cap(l.buf) > 64<<10 {
+		l.buf = nil
+	}
+	return err
+}
+
+// tailLimits counts the live tails open, in all and per reader (per client
+// address when the API is open), against Deps.MaxTails and
+// Deps.MaxTailsPerReader.
+type tailLimits struct {
+	max, perReader int
+
+	mu    sync.Mutex
+	total int
+	by    map[string]int
+}
+
+// acquire takes a place for r's tail, or answers 429 naming the limit.
+func (l *tailLimits) acquire(w http.ResponseWriter, r *http.Request, s *Server) (release func(), ok bool) {
+	kind, key := "client address", "addr:"+remoteIP(r)
+	if rd := ReaderFrom(r.Context()); rd != nil {
+		kind, key = "reader", "reader:"+rd.Name
+	}
+	if refusal := l.take(key, kind); refusal != "" {
+		s.writeError(w, r, http.StatusTooManyRequests, refusal)
+		return nil, false
+	}
+	return func() { l.put(key) }, true
+}
+
+// take counts a tail for key, or says why it may not open.
+func (l *tailLimits) take(key, kind string) (refusal string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.max > 0 && l.total >= l.max:
+		return fmt.Sprintf("too many live tails: %d open, the limit is %d (--max-tails); retry later", l.total, l.max)
+	case l.perReader > 0 && l.by[key] >= l.perReader:
+		return fmt.Sprintf("too many live tails for this %s: %d open, the limit is %d (--max-tails-per-reader); close one first", kind, l.by[key], l.perReader)
+	}
+	if l.by == nil {
+		l.by = map[string]int{}
+	}
+	l.total++
+	l.by[key]++
+	return ""
+}
+
+func (l *tailLimits) put(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.total--
+	if l.by[key]--; l.by[key] == 0 {
+		delete(l.by, key)
+	}
+}
+
+func remoteIP(r *http.Request) string {
+	if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return h
+	}
+	return r.RemoteAddr
 }

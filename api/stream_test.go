@@ -69,6 +69,9 @@ func streamServer(t *testing.T, d Deps) (*httptest.Server, *http.Client) {
 	t.Cleanup(func() {
 		client.CloseIdleConnections()
 		srv.Close()
+		if d.Hub != nil {
+			d.Hub.Close()
+		}
 	})
 	return srv, client
 }
@@ -268,6 +271,7 @@ func TestStreamCloseUnsubscribes(t *testing.T) {
 
 	client.CloseIdleConnections()
 	srv.Close()
+	hub.Close() // its fan-out goroutine
 	waitFor(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 }
 
@@ -351,5 +355,47 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Live tails are bounded in all and per reader (per client address when
+// the API is open): each holds a connection, a goroutine and a queue.
+func TestStreamTailsAreCapped(t *testing.T) {
+	get := func(client *http.Client, ctx context.Context, url string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	wantRefused := func(resp *http.Response, msg string) {
+		t.Helper()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(body), msg) {
+			t.Fatalf("want 429 with %q, got %d %s", msg, resp.StatusCode, body)
+		}
+	}
+	for _, c := range []struct {
+		d   Deps
+		msg string
+	}{
+		{Deps{MaxTails: 5, MaxTailsPerReader: 2}, "too many live tails for this client address: 2 open, the limit is 2 (--max-tails-per-reader)"},
+		{Deps{MaxTails: 2, MaxTailsPerReader: 5}, "too many live tails: 2 open, the limit is 2 (--max-tails)"},
+	} {
+		c.d.Hub = tail.NewHub()
+		srv, client := streamServer(t, c.d)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		first, _ := openStream(t, ctx, client, srv.URL+"/api/v1/flows/stream")
+		openStream(t, ctx, client, srv.URL+"/api/v1/flows/stream")
+		wantRefused(get(client, ctx, srv.URL+"/api/v1/flows/stream"), c.msg)
+		first.Body.Close() // a place comes free once its handler ends
+		waitFor(t, "the first tail to end", func() bool { return c.d.Hub.Stats().Subscribers == 1 })
+		if resp := get(client, ctx, srv.URL+"/api/v1/flows/stream"); resp.StatusCode != http.StatusOK {
+			t.Fatalf("after one closed: %d", resp.StatusCode)
+		}
+		cancel()
 	}
 }
