@@ -203,6 +203,13 @@ func TestWatchReloads(t *testing.T) {
 	if s := next(); s.Identities[0].HostID != "d" {
 		t.Fatalf("second reload: %+v", s.Identities)
 	}
+	// Deleted: no identities, as an empty file, not the last version.
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if s := next(); len(s.Identities) != 0 {
+		t.Fatalf("deleted file: %+v, want no identities", s.Identities)
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)

@@ -174,11 +174,12 @@ func ParseReaders(name string, data []byte) (*Readers, error) {
 }
 
 // WatchReaders calls onChange with each new valid readers file at path
-// until ctx ends (then it returns nil); see filewatch.Watch. An unreadable
-// or invalid file is logged (warn) and ignored: the previous readers stay in
-// force. ready, if not nil, is called once the watch is in place; the
+// until ctx ends (then it returns nil); see filewatch.Watch. A deleted
+// file reads as `readers: []` (it admits nobody: a deleted file must not
+// grant more than an empty one); an unreadable or invalid file is logged
+// (warn) and ignored: the previous readers stay in force. ready, if not nil, is called once the watch is in place; the
 // baseline is the file's content at that moment (call LoadReaders just
 // before).
 func WatchReaders(ctx context.Context, path string, log *slog.Logger, onChange func(*Readers), ready func()) error {
-	return filewatch.Watch(ctx, path, log, ParseReaders, onChange, ready, filewatch.What("readers"))
+	return filewatch.Watch(ctx, path, log, ParseReaders, onChange, ready, filewatch.What("readers"), filewatch.MissingAs("readers: []\n"))
 }

@@ -152,6 +152,19 @@ func TestWatchReadersReloads(t *testing.T) {
 	if s := next(); s.Readers[0].Name != "d" {
 		t.Fatalf("second reload: %+v", s.Readers)
 	}
+	// Deleted: no more than an empty file grants, not the last version.
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if s := next(); len(s.Readers) != 0 {
+		t.Fatalf("deleted file: %+v, want no readers", s.Readers)
+	} else if _, ok := s.ByToken("four"); ok {
+		t.Fatal("a deleted readers file still grants its tokens")
+	}
+	write(entry("d", "four")) // restored as it was: in force again
+	if s := next(); s.Readers[0].Name != "d" {
+		t.Fatalf("restored: %+v", s.Readers)
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)

@@ -7,10 +7,13 @@ package filewatch
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -28,7 +31,15 @@ const MaxDebounce = time.Second
 type Option func(*options)
 
 type options struct {
-	what string
+	what    string
+	missing []byte // parsed in place of a file that no longer exists; nil: keep the previous version
+}
+
+// MissingAs makes a deleted file read as data (say, an empty list), so
+// that deleting a file of grants grants no more than emptying it would.
+// Without it a missing file is "unreadable": the previous version stays.
+func MissingAs(data string) Option {
+	return func(o *options) { o.missing = []byte(data) }
 }
 
 // What names the file in log messages: with "config", "config file invalid;
@@ -119,6 +130,10 @@ func Watch[T any](ctx context.Context, path string, log *slog.Logger, parse func
 		case <-timer.C:
 			pendingSince = time.Time{}
 			data, err := os.ReadFile(path)
+			if errors.Is(err, fs.ErrNotExist) && o.missing != nil {
+				log.Warn(file+" deleted; reading it as "+strings.TrimSpace(string(o.missing)), "path", path)
+				data, err = o.missing, nil
+			}
 			if err != nil {
 				log.Warn(file+" unreadable; keeping the previous "+previous, "path", path, "err", err)
 				continue
