@@ -97,9 +97,16 @@ func (a Access) Handler(next http.Handler) http.Handler {
 		log = slog.Default()
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// Decided on the cleaned path: "/assets/../api/v1/flows" is an API
-		// path whatever the mux later makes of it.
+		// Decided on the cleaned, decoded path ("/assets/..%2fapi/v1/flows"
+		// is /api/v1/flows), and the router is handed that same path: the
+		// mux matches escaped segments, so it would otherwise see an API
+		// path where the guard saw a page, or the reverse.
+		orig := r
 		p := path.Clean("/" + r.URL.Path)
+		if p != r.URL.Path || r.URL.RawPath != "" {
+			r = r.Clone(r.Context())
+			r.URL.Path, r.URL.RawPath = p, ""
+		}
 		if openPath(p) {
 			next.ServeHTTP(w, r)
 			return
@@ -127,7 +134,7 @@ func (a Access) Handler(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r2)
 		// The mux records the route on the request it was given; request
 		// metrics outside this handler read it from theirs.
-		r.Pattern = r2.Pattern
+		orig.Pattern = r2.Pattern
 	})
 }
 

@@ -408,3 +408,34 @@ func TestAccessReloadEndsRevokedTails(t *testing.T) {
 		t.Errorf("two's mesh3 after the reload: %d", rec.Code)
 	}
 }
+
+// The guard and the router judge the same cleaned path: an encoded slash or
+// dot segment can neither slip an API request past the guard as a page, nor
+// make an open path reach the API.
+func TestAccessGuardAndRouterSeeTheSamePath(t *testing.T) {
+	st := threeNetworks()
+	h := guarded(t, st, tail.NewHub())
+	for _, target := range []string{
+		"/api/v1/flows%2f..%2f..%2fassets/x",
+		"/api/v1/flows%2f..%2f..%2f..%2fassets/x",
+		"/api/v1/flows%2F..%2F..%2F..%2Fassets%2Fx",
+		"/assets/..%2fapi/v1/flows",
+		"/assets%2f..%2fapi/v1/flows",
+		"/assets/%2e%2e/api/v1/flows",
+		"//api/v1/flows",
+		"/./api/v1/flows",
+		"/healthz/../api/v1/flows",
+	} {
+		rec := get(t, h, target, "")
+		if len(st.filters) > 0 || strings.Contains(rec.Body.String(), "flow_id") {
+			t.Fatalf("%s without a token reached the API: %d %s", target, rec.Code, rec.Body)
+		}
+		if rec.Body.String() != "page\n" && rec.Code != http.StatusUnauthorized && rec.Code/100 != 3 {
+			t.Errorf("%s without a token: %d %q, want the page, a redirect or 401", target, rec.Code, rec.Body)
+		}
+	}
+	// With a token, the cleaned path is served like the plain one.
+	if rec := get(t, h, "/assets/..%2fapi/v1/flows", "noc-token"); rec.Code != 200 || !strings.Contains(rec.Body.String(), "flow_id") {
+		t.Errorf("cleaned API path with a token: %d %s", rec.Code, rec.Body)
+	}
+}
