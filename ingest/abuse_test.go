@@ -174,3 +174,62 @@ func TestMalformedAndAbusiveMessagesAreRefusedClearly(t *testing.T) {
 		t.Fatalf("flows: %d before, %d at the end; want +12 (valid, newer, after)", flowsBefore, got)
 	}
 }
+
+// Invalid UTF-8 in one event's string rejects that event alone, by index
+// and field, and keeps it (with U+FFFD for the bad bytes) in
+// rejected_events; its valid neighbours are stored and the stream goes on.
+func TestInvalidUTF8RejectsOnlyItsEvent(t *testing.T) {
+	c := start(t, ingest.Options{FlushInterval: 10 * time.Millisecond})
+	// proto.Marshal refuses invalid UTF-8: marshal a marker of the same
+	// length, then swap the bytes.
+	hostEv := events("bad-host", 1)[0]
+	hostEv.HostName = "MARKER"
+	badHost := []byte(strings.Replace(string(marshal(t, hostEv)), "MARKER", "\xffbad\xfe!", 1))
+	// Deeper: a participant's name (src.name).
+	src := events("bad-src", 1)[0]
+	srcBytes := protowire.AppendString(protowire.AppendTag(marshal(t, src.Src), 4, protowire.BytesType), "ok")
+	srcBytes = append(srcBytes[:len(srcBytes)-2], 0xc3, 0x28) // an invalid 2-byte sequence in place of "ok"
+	src.Src = nil
+	badSrc := protowire.AppendBytes(protowire.AppendTag(marshal(t, src), 12, protowire.BytesType), srcBytes)
+
+	raw, err := pb.NewFlowServiceClient(dialConn(t, c.addr)).StreamFlows(context.Background(), grpc.ForceCodecV2(rawCodec{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(b []byte) *pb.FlowResponse {
+		t.Helper()
+		if err := raw.SendMsg(rawMsg(b)); err != nil {
+			t.Fatal(err)
+		}
+		r, err := raw.Recv()
+		if err != nil {
+			t.Fatalf("the stream ended: %v", err)
+		}
+		return r
+	}
+	r := send(envelopeOf(marshal(t, events("ok-a", 1)[0]), badHost, marshal(t, events("ok-b", 1)[0]), badSrc))
+	want := "rejected 2 of 4 events: [1] invalid UTF-8 in host_name (field 4) (shown with U+FFFD); [3] invalid UTF-8 in src.name (field 4) (shown with U+FFFD)"
+	if !r.Success || r.Error != want {
+		t.Fatalf("got %+v, want success with %q", r, want)
+	}
+	// The same stream carries on.
+	if r := send(envelopeOf(marshal(t, events("ok-c", 1)[0]))); !r.Success || r.Error != "" {
+		t.Fatalf("next envelope on the same stream: %+v", r)
+	}
+	if n := count(t, c.st); n != 3 {
+		t.Fatalf("stored %d flows, want the 3 valid ones", n)
+	}
+	if n := rejectedCount(t, c); n != 2 {
+		t.Fatalf("rejected_events holds %d, want 2", n)
+	}
+	var rows []struct {
+		HostID string `json:"host_id"`
+		Event  string `json:"event"`
+	}
+	if err := c.st.QueryRows(context.Background(), "SELECT host_id, event FROM "+c.st.Database()+".rejected_events ORDER BY event", &rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows[0].HostID != "h" || !strings.Contains(rows[0].Event+rows[1].Event, "\ufffdbad\ufffd!") {
+		t.Fatalf("kept as %+v: want the host and the event with U+FFFD", rows)
+	}
+}

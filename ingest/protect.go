@@ -183,6 +183,7 @@ type guard struct {
 	// undecodable holds the decoding error of each envelope the codec could
 	// not decode, until RecvMsg takes it (*pb.FlowEnvelope -> error).
 	undecodable sync.Map
+	badEvents   sync.Map // events with invalid UTF-8, by envelope (envelopeCodec)
 }
 
 func newGuard(o Options, log *slog.Logger) *guard {
@@ -209,7 +210,7 @@ func (g *guard) serverOptions() []grpc.ServerOption {
 		grpc.ConnectionTimeout(g.p.HandshakeTimeout),
 		grpc.MaxHeaderListSize(uint32(min(g.p.MaxHeaderBytes, math.MaxUint32))),
 		grpc.ChainStreamInterceptor(g.watch),
-		grpc.ForceServerCodecV2(envelopeCodec{CodecV2: encoding.GetCodecV2(encproto.Name), undecodable: &g.undecodable}),
+		grpc.ForceServerCodecV2(envelopeCodec{CodecV2: encoding.GetCodecV2(encproto.Name), undecodable: &g.undecodable, badEvents: &g.badEvents}),
 	}
 }
 
@@ -218,19 +219,40 @@ func (g *guard) serverOptions() []grpc.ServerOption {
 // unmarshal"), as if the collector were at fault. Instead the envelope is
 // left empty, the error is remembered, and RecvMsg ends the stream with
 // InvalidArgument.
+//
+// An envelope that fails only for invalid UTF-8 in some events' strings is
+// decoded event by event instead (utf8.go): those events are remembered by
+// index (badEvents) and rejected alone.
 type envelopeCodec struct {
 	encoding.CodecV2
-	undecodable *sync.Map
+	undecodable *sync.Map // *pb.FlowEnvelope -> error
+	badEvents   *sync.Map // *pb.FlowEnvelope -> map[int]error
 }
 
 func (c envelopeCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	err := c.CodecV2.Unmarshal(data, v)
-	if env, ok := v.(*pb.FlowEnvelope); ok && err != nil {
-		env.Reset()
-		c.undecodable.Store(env, err)
+	env, ok := v.(*pb.FlowEnvelope)
+	if !ok || err == nil {
+		return err
+	}
+	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+	defer buf.Free()
+	if bad, lerr := decodeEnvelopeLeniently(buf.ReadOnlyData(), env); lerr == nil && len(bad) > 0 {
+		c.badEvents.Store(env, bad)
 		return nil
 	}
-	return err
+	env.Reset()
+	c.undecodable.Store(env, err)
+	return nil
+}
+
+// takeBadEvents returns the events of env the codec found undecodable (by
+// index, with the reason), and forgets them.
+func (g *guard) takeBadEvents(env *pb.FlowEnvelope) map[int]error {
+	if bad, ok := g.badEvents.LoadAndDelete(env); ok {
+		return bad.(map[int]error)
+	}
+	return nil
 }
 
 // admit applies the rate limit to one envelope of a stream authenticated as

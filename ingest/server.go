@@ -182,13 +182,14 @@ func (s *Server) receive(ctx context.Context, peerAddr string, id *auth.Identity
 	for {
 		select {
 		case env := <-recvd:
+			bad := s.guard.takeBadEvents(env) // events with invalid UTF-8: rejected alone
 			if n := len(env.GetEvents()); n > s.opts.MaxEventsPerEnv {
 				s.log.Warn("envelope over the event limit; ending stream", "peer", peerAddr, "events", n, "limit", s.opts.MaxEventsPerEnv)
 				return status.Errorf(codes.InvalidArgument, "envelope has %d events: limit is %d per envelope; split it", n, s.opts.MaxEventsPerEnv)
 			}
 			t := s.guard.admit(env, id, peerAddr) // per-host rate limit: nil if within it
 			if t == nil {
-				t = s.prepare(env, peerAddr, id)
+				t = s.prepare(env, peerAddr, id, bad)
 			}
 			select {
 			case acks <- t: // blocks while InFlightPerStream envelopes await commit
@@ -211,7 +212,7 @@ func (s *Server) receive(ctx context.Context, peerAddr string, id *auth.Identity
 // prepare validates an envelope (and, for an authenticated stream, that each
 // event is the identity's to report) and submits it for commit. A ticket
 // that cannot be submitted is already done, with the reason.
-func (s *Server) prepare(env *pb.FlowEnvelope, peerAddr string, id *auth.Identity) *ticket {
+func (s *Server) prepare(env *pb.FlowEnvelope, peerAddr string, id *auth.Identity, bad map[int]error) *ticket {
 	t := &ticket{done: make(chan struct{})}
 	now := s.now()
 	events := env.GetEvents()
@@ -223,6 +224,9 @@ func (s *Server) prepare(env *pb.FlowEnvelope, peerAddr string, id *auth.Identit
 		e, err := Convert(ev, now)
 		if err == nil {
 			err = checkIdentity(e, id)
+		}
+		if b := bad[i]; b != nil {
+			err = b
 		}
 		if err != nil {
 			m.Rejected(ReasonClass(err))
