@@ -22,6 +22,7 @@ type Agent struct {
 	EventsDropped  Func // flowlog_agent_events_dropped_total
 	SpoolEntries   Func // flowlog_agent_spool_entries
 	SpoolBytes     Func // flowlog_agent_spool_bytes
+	SpoolDamaged   Func // flowlog_agent_spool_damaged_total
 
 	EnvelopesSent   Func // flowlog_agent_envelopes_sent_total
 	EnvelopesAcked  Func // flowlog_agent_envelopes_acked_total
@@ -52,6 +53,8 @@ func NewAgent(reg prometheus.Registerer) *Agent {
 	r.counterFunc(&a.EventsDropped, "flowlog_agent_events_dropped_total", "Events lost because the spool was full (--spool-max-bytes).")
 	r.gaugeFunc(&a.SpoolEntries, "flowlog_agent_spool_entries", "Envelopes in the spool not yet acknowledged by the collector.")
 	r.gaugeFunc(&a.SpoolBytes, "flowlog_agent_spool_bytes", "Bytes of spool segment files on disk.")
+	r.counterFunc(&a.SpoolDamaged, "flowlog_agent_spool_damaged_total",
+		"Unacknowledged envelopes lost to damage of the spool on disk (each damaged record is skipped alone; spool.Stats().Damaged).")
 	r.counterFunc(&a.EnvelopesSent, "flowlog_agent_envelopes_sent_total", "Envelopes sent to the collector (resends included).")
 	r.counterFunc(&a.EnvelopesAcked, "flowlog_agent_envelopes_acked_total", "Envelopes the collector acknowledged with success=true.")
 	r.counterFunc(&a.EnvelopesFailed, "flowlog_agent_envelopes_failed_total", "Envelopes answered success=false (to be resent).")

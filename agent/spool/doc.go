@@ -63,9 +63,12 @@
 //     unacknowledged entry.
 //   - Open recovers every complete record. A torn record at the end of the
 //     last segment (a crash in the middle of an Append, which therefore never
-//     returned) is cut off. A bad record in an earlier segment is corruption:
-//     the rest of that segment is dropped and reported (Recovered), later
-//     segments are kept.
+//     returned) is cut off. A bad record followed by intact ones, in any
+//     segment, is damage: exactly the damaged records are skipped (the
+//     intact ones after them move to a segment of their own) and reported
+//     (Recovered().Skipped; unacknowledged ones are counted in
+//     Stats().Damaged). Without an intact record after it, the rest of an
+//     earlier segment is dropped and reported (Recovered().Corrupt).
 //   - Memory does not grow with the spool: Read streams from the segment
 //     files through one buffered handle, Open scans with a fixed buffer, and
 //     the in-memory index holds one small struct per segment file.
@@ -85,9 +88,11 @@
 //     entries.
 //   - Records are checksummed, not encrypted or authenticated.
 //   - Data damaged on disk after Open (bit rot) is found when Read checks the
-//     CRC; Read then skips to the next record whose position it knows (the end
-//     of that segment) and counts it in Stats().Corrupt instead of returning
-//     an error, so one bad sector cannot wedge the exporter.
+//     CRC; Read then skips to the next intact record of that segment (or its
+//     end) and counts it in Stats().Corrupt and Stats().Damaged instead of
+//     returning an error, so one bad sector cannot wedge the exporter. A
+//     damaged header met while seeking after a Rewind still skips to the
+//     segment's end.
 //   - Deleting a segment that the reader still has open relies on Unix
 //     semantics (the open handle stays readable); the directory lock is
 //     flock(2) and is a no-op on other systems.

@@ -165,11 +165,19 @@ func (s *Spool) Read(ctx context.Context) (Entry, error) {
 			}
 			return e, nil
 		case errors.Is(err, errBadRecord):
-			// Damaged after Open verified it. The next position known for
-			// sure is the segment's end.
+			// Damaged after Open verified it: skip to the next intact
+			// record of the segment, else to its end.
 			s.corrupt++
-			c.position(c.seg, c.f, end)
-			s.skipLocked(target, endSeq)
+			from := c.off
+			s.mu.Unlock()
+			off, seq, ok, rerr := resync(c.f, from+1, end, target-1)
+			s.mu.Lock()
+			if rerr != nil || !ok {
+				off, seq = end, endSeq
+			}
+			s.damaged += seq - target
+			c.position(c.seg, c.f, off)
+			s.skipLocked(target, seq)
 		default:
 			c.close()
 			return Entry{}, fmt.Errorf("spool: read: %w", err)

@@ -193,8 +193,8 @@ func TestZeroFilledTail(t *testing.T) {
 }
 
 // TestCorruptEarlierSegment: a bad record that is not at the end of the last
-// segment is damage, not a crash: the rest of that segment is dropped and
-// reported, later segments are kept.
+// segment is damage, not a crash: exactly that record is skipped and
+// reported, the intact records after it are kept.
 func TestCorruptEarlierSegment(t *testing.T) {
 	dir := t.TempDir()
 	o := Options{SegmentBytes: 1024, MaxBytes: 1 << 20}
@@ -215,24 +215,81 @@ func TestCorruptEarlierSegment(t *testing.T) {
 
 	s = openT(t, dir, o)
 	r := s.Recovered()
-	if len(r.Corrupt) != 1 || r.CorruptBytes != 5*116 || r.TornBytes != 0 || r.Entries != 19 {
+	if len(r.Skipped) != 1 || r.SkippedRecords != 1 || r.SkippedUnacked != 1 || len(r.Corrupt) != 0 || r.TornBytes != 0 || r.Entries != 23 || r.Clean() {
 		t.Fatalf("Recovered %+v", r)
 	}
 	t.Logf("recovery: %v", r)
-	want := append(seqRange(1, 11), seqRange(17, 24)...)
+	want := append(seqRange(1, 11), seqRange(13, 24)...)
 	for _, w := range want {
 		if e := readOne(t, s); e.Seq != w {
 			t.Fatalf("read %d, want %d", e.Seq, w)
 		}
 	}
 	expectEmpty(t, s)
-	if st := s.Stats(); st.Entries != 19 || st.NextSeq != 25 {
+	if st := s.Stats(); st.Entries != 23 || st.NextSeq != 25 || st.Damaged != 1 {
 		t.Fatalf("Stats %+v", st)
 	}
 }
 
+// A flipped byte in an already acknowledged record of the active (last)
+// segment, in its data or in its header, is damage, not a torn write: the
+// agent must not cut the segment there and lose the unacknowledged records
+// after it. Exactly the damaged record is skipped, nothing unacknowledged
+// is lost, and what was skipped is reported; appends continue after it.
+func TestDamagedAckedRecordSkipsOnlyItself(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		at   int // byte offset within record 5
+	}{{"data", headerSize + 3}, {"length", 1}, {"seq", 9}, {"crc", 5}} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s, err := Open(dir, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			const maxLen = 200
+			var offs []int64
+			var off int64
+			for i := uint64(1); i <= 30; i++ {
+				offs = append(offs, off)
+				p := payload(i, maxLen)
+				off += headerSize + int64(len(p))
+				mustAppend(t, s, p)
+			}
+			if err := s.Ack(12); err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+			path := filepath.Join(dir, segName(1))
+			b, _ := os.ReadFile(path)
+			b[offs[4]+int64(tc.at)] ^= 0x10
+			os.WriteFile(path, b, 0o600)
+
+			s = openT(t, dir, Options{})
+			r := s.Recovered()
+			if r.TornBytes != 0 || r.SkippedRecords != 1 || r.SkippedUnacked != 0 || r.Entries != 18 {
+				t.Fatalf("Recovered %+v", r)
+			}
+			t.Logf("recovery: %v", r)
+			expectSeqs(t, s, maxLen, seqRange(13, 30)...)
+			if seq := mustAppend(t, s, payload(31, maxLen)); seq != 31 {
+				t.Fatalf("next seq %d", seq)
+			}
+			expectSeqs(t, s, maxLen, 31)
+			s.Close()
+			// Reopened again: clean, same entries.
+			s = openT(t, dir, Options{})
+			if r := s.Recovered(); !r.Clean() || r.Entries != 19 {
+				t.Fatalf("second Open: %+v", r)
+			}
+			expectSeqs(t, s, maxLen, seqRange(13, 31)...)
+		})
+	}
+}
+
 // TestCorruptionFoundByRead: damage after Open is skipped by Read (to the
-// next segment) and counted, instead of wedging the reader with an error.
+// next intact record) and counted, instead of wedging the reader with an
+// error or dropping the rest of the segment.
 func TestCorruptionFoundByRead(t *testing.T) {
 	dir := t.TempDir()
 	s := openT(t, dir, Options{SegmentBytes: 1024, MaxBytes: 1 << 20})
@@ -246,17 +303,18 @@ func TestCorruptionFoundByRead(t *testing.T) {
 	}
 	f.WriteAt([]byte{0xff}, 2*116+headerSize+1) // data of seq 11
 	f.Close()
-	for _, w := range append(seqRange(1, 10), seqRange(17, 24)...) {
+	want := append(seqRange(1, 10), seqRange(12, 24)...)
+	for _, w := range want {
 		if e := readOne(t, s); e.Seq != w {
 			t.Fatalf("read %d, want %d", e.Seq, w)
 		}
 	}
-	if st := s.Stats(); st.Corrupt != 1 {
+	if st := s.Stats(); st.Corrupt != 1 || st.Damaged != 1 {
 		t.Fatalf("Stats %+v", st)
 	}
 	// Rewind seeks by headers, which are intact, and finds the bad CRC again.
 	s.Rewind()
-	for _, w := range append(seqRange(1, 10), seqRange(17, 24)...) {
+	for _, w := range want {
 		if e := readOne(t, s); e.Seq != w {
 			t.Fatalf("after rewind: read %d, want %d", e.Seq, w)
 		}

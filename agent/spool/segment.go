@@ -190,3 +190,32 @@ func syncDir(dir string) error {
 }
 
 func segPath(dir string, first uint64) string { return filepath.Join(dir, segName(first)) }
+
+// resync finds, in f[from:size], the first complete record with a seq above
+// after and a valid CRC: where intact records resume after a damaged one
+// (a flipped byte in its header or data). The CRC covers the seq, so bytes
+// inside damaged data do not pass for a record by chance. It reads the
+// rest of the segment into memory (at most SegmentBytes), which only
+// happens on damage.
+func resync(f *os.File, from, size int64, after uint64) (off int64, seq uint64, ok bool, err error) {
+	if size-from < headerSize {
+		return 0, 0, false, nil
+	}
+	b := make([]byte, size-from)
+	if _, err := f.ReadAt(b, from); err != nil && !errors.Is(err, io.EOF) {
+		return 0, 0, false, err
+	}
+	for p := 0; p+headerSize <= len(b); p++ {
+		h := parseHeader(b[p:])
+		// A record's seq is above after and, seqs being contiguous, each
+		// record skipped took at least a header's bytes (from-1 is where
+		// the first damaged record began).
+		if h.seq <= after || h.seq-after > uint64((p+1)/headerSize)+1 || int64(h.length) > int64(len(b)-p-headerSize) {
+			continue
+		}
+		if crc32.Update(seqCRC(b[p:]), castagnoli, b[p+headerSize:p+headerSize+int(h.length)]) == h.crc {
+			return from + int64(p), h.seq, true, nil
+		}
+	}
+	return 0, 0, false, nil
+}

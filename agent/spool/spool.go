@@ -3,8 +3,10 @@ package spool
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 )
 
@@ -23,6 +25,9 @@ type Stats struct {
 	Acked    uint64 // records acknowledged since Open
 	Full     uint64 // Appends refused with ErrFull since Open
 	Corrupt  uint64 // damaged regions Read skipped since Open (see doc: Non-guarantees)
+	// Damaged counts unacknowledged records lost to damage on disk: skipped
+	// by Open (Recovery.SkippedUnacked) and by Read since.
+	Damaged  uint64
 	SyncErrs uint64 // failed periodic fsyncs since Open
 
 	NextSeq  uint64 // seq the next Append will get
@@ -44,10 +49,18 @@ type Recovery struct {
 	// "file: reason: N bytes dropped".
 	Corrupt      []string
 	CorruptBytes int64
+	// Skipped lists damaged records that were skipped, each exactly, with
+	// the intact records after them kept: "file: reason: seqs A-B (N bytes)
+	// skipped, K unacknowledged".
+	Skipped        []string
+	SkippedRecords uint64 // records skipped as damaged
+	SkippedUnacked uint64 // of which not yet acknowledged: lost
 }
 
 // Clean reports whether Open dropped nothing.
-func (r Recovery) Clean() bool { return r.TornBytes == 0 && len(r.Corrupt) == 0 }
+func (r Recovery) Clean() bool {
+	return r.TornBytes == 0 && len(r.Corrupt) == 0 && len(r.Skipped) == 0
+}
 
 func (r Recovery) String() string {
 	s := fmt.Sprintf("%d segments, %d unacked entries after seq %d, %d segments removed",
@@ -57,6 +70,9 @@ func (r Recovery) String() string {
 	}
 	for _, c := range r.Corrupt {
 		s += "; corrupt: " + c
+	}
+	for _, c := range r.Skipped {
+		s += "; damaged: " + c
 	}
 	return s
 }
@@ -89,7 +105,7 @@ type Spool struct {
 	dirty      bool       // changed since the last periodic fsync
 
 	// Counters for Stats.
-	appended, ackedN, full, corrupt, syncErrs uint64
+	appended, ackedN, full, corrupt, syncErrs, damaged uint64
 
 	mark *ackMark
 	cur  cursor
@@ -148,13 +164,27 @@ func (s *Spool) recover() error {
 	next := mark + 1 // never reissue an acknowledged seq
 	var prevLast uint64
 	sc := newScanner()
-	for i, name := range names {
+	for i := 0; i < len(names); i++ {
+		name := names[i]
 		first, _ := parseSegName(name)
 		path := filepath.Join(s.dir, name)
 		lastFile := i == len(names)-1
-		good, last, size, bad, err := s.recoverSegment(sc, path, first, prevLast)
+		good, last, size, bad, split, err := s.recoverSegment(sc, path, first, prevLast)
 		if err != nil {
 			return err
+		}
+		if split != 0 {
+			// Intact records follow the damaged ones: they were moved to a
+			// segment of their own, read next; only the damage is skipped.
+			n, unacked := split-(last+1), split-max(last+1, min(split, mark+1))
+			r.Skipped = append(r.Skipped, fmt.Sprintf("%s: %v: seqs %d-%d skipped, %d unacknowledged", name, bad, last+1, split-1, unacked))
+			r.SkippedRecords += n
+			r.SkippedUnacked += unacked
+			s.damaged += unacked
+			if i+1 == len(names) || names[i+1] != segName(split) { // not left by a split a crash interrupted
+				names = slices.Insert(names, i+1, segName(split))
+			}
+			lastFile, bad = false, nil
 		}
 		if bad != nil && lastFile {
 			r.TornBytes, r.TornAt = size-good, fmt.Sprintf("%s: %v", name, bad)
@@ -201,33 +231,72 @@ func (s *Spool) recover() error {
 // recoverSegment verifies one segment file and truncates it after its last
 // good record. A segment whose name overlaps the previous one's records is
 // dropped whole (good 0): it cannot be ordered.
-func (s *Spool) recoverSegment(sc *scanner, path string, first, prevLast uint64) (good int64, last uint64, size int64, bad, err error) {
+//
+// When intact records follow a bad one, they are copied to a new segment
+// named by the first of them (split, its seq; 0: none), made durable before
+// this one is truncated, so a crash in between only repeats the split.
+func (s *Spool) recoverSegment(sc *scanner, path string, first, prevLast uint64) (good int64, last uint64, size int64, bad error, split uint64, err error) {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
-		return 0, 0, 0, nil, err
+		return 0, 0, 0, nil, 0, err
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return 0, 0, 0, nil, err
+		return 0, 0, 0, nil, 0, err
 	}
 	size = st.Size()
 	if first == 0 || first <= prevLast {
 		good, bad = 0, fmt.Errorf("%w: first seq %d overlaps the previous segment (last %d)", errBadRecord, first, prevLast)
 	} else if good, last, bad, err = sc.verify(f, first, size); err != nil {
-		return 0, 0, 0, nil, err
+		return 0, 0, 0, nil, 0, err
+	}
+	if bad != nil && good < size && first > prevLast {
+		off, seq, ok, err := resync(f, good+1, size, last)
+		if err != nil {
+			return 0, 0, 0, nil, 0, err
+		}
+		if ok {
+			if err := s.copyTail(f, off, size, seq); err != nil {
+				return 0, 0, 0, nil, 0, err
+			}
+			split = seq
+		}
 	}
 	if good < size && good > 0 {
 		if err := f.Truncate(good); err != nil {
-			return 0, 0, 0, nil, err
+			return 0, 0, 0, nil, 0, err
 		}
 		if s.opt.SyncEvery > 0 {
 			if err := f.Sync(); err != nil {
-				return 0, 0, 0, nil, err
+				return 0, 0, 0, nil, 0, err
 			}
 		}
 	}
-	return good, last, size, bad, nil
+	return good, last, size, bad, split, nil
+}
+
+// copyTail writes f[off:size] to a new segment file starting at seq first,
+// durably (write, fsync, directory fsync) whatever SyncEvery: the source is
+// truncated next.
+func (s *Spool) copyTail(f *os.File, off, size int64, first uint64) error {
+	path := segPath(s.dir, first)
+	out, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, io.NewSectionReader(f, off, size-off)); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return syncDir(s.dir)
 }
 
 // Recovered describes what Open found and repaired.
@@ -245,6 +314,7 @@ func (s *Spool) Stats() Stats {
 		Acked:    s.ackedN,
 		Full:     s.full,
 		Corrupt:  s.corrupt,
+		Damaged:  s.damaged,
 		SyncErrs: s.syncErrs,
 		NextSeq:  s.nextSeq,
 		AckedSeq: s.acked,
