@@ -41,7 +41,8 @@ func TestMetricsNamesOnAFreshRegistry(t *testing.T) {
 		for name, n := range map[string]int{
 			"flowlog_events_received_total": 1, "flowlog_events_stored_total": 1,
 			"flowlog_events_rejected_total": len(metrics.RejectReasons), "flowlog_envelopes_acked_total": 3,
-			"flowlog_inserts_total": 2, "flowlog_store_errors_total": 3, "flowlog_streams_refused_total": 2,
+			"flowlog_inserts_total": 2, "flowlog_store_errors_total": 3, "flowlog_streams_refused_total": len(metrics.StreamRefusals),
+			"flowlog_streams_ended_total": len(metrics.StreamEndings), "flowlog_tls_handshake_failures_total": 1, "flowlog_agent_spool_damaged_total": 1,
 			"flowlog_streams_open": 1, "flowlog_rows_pending_commit": 1, "flowlog_tail_subscribers": 1,
 			"flowlog_tail_events_lost_total": 1, "flowlog_insert_batch_rows": 1, "flowlog_insert_duration_seconds": 1,
 			"flowlog_agent_spool_entries": 1, "flowlog_agent_events_dropped_total": 1, "flowlog_agent_reconnects_total": 1,
