@@ -185,7 +185,7 @@ func (s *Server) receive(ctx context.Context, peerAddr string, id *auth.Identity
 			bad := s.guard.takeBadEvents(env) // events with invalid UTF-8: rejected alone
 			if n := len(env.GetEvents()); n > s.opts.MaxEventsPerEnv {
 				s.log.Warn("envelope over the event limit; ending stream", "peer", peerAddr, "events", n, "limit", s.opts.MaxEventsPerEnv)
-				return status.Errorf(codes.InvalidArgument, "envelope has %d events: limit is %d per envelope; split it", n, s.opts.MaxEventsPerEnv)
+				return status.Error(codes.InvalidArgument, flowlog.TooManyEvents(n, s.opts.MaxEventsPerEnv))
 			}
 			t := s.guard.admit(env, id, peerAddr) // per-host rate limit: nil if within it
 			if t == nil {

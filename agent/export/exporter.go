@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/flowlog/flowlog"
 	"github.com/flowlog/flowlog/agent/spool"
 	pb "github.com/flowlog/flowlog/proto/flow"
 )
@@ -28,7 +30,11 @@ type Options struct {
 	BackoffMin  time.Duration                    // first retry delay (default 200ms)
 	BackoffMax  time.Duration                    // cap of the exponential backoff (default 30s)
 	MaxMsgBytes int                              // largest envelope sent (default 16 MiB)
-	Log         *slog.Logger
+	// MaxEvents splits envelopes of more events when sending (0: as
+	// spooled). The collector's own limits, learned from its refusals,
+	// are respected as well.
+	MaxEvents int
+	Log       *slog.Logger
 }
 
 // Stats of the exporter, for logs and metrics.
@@ -36,6 +42,7 @@ type Stats struct {
 	Sent, Acked, Failed, Rejected, Reconnects atomic.Uint64
 
 	RejectedEvents atomic.Uint64 // events named in acks as rejected ("rejected N of M events: ...")
+	Oversize       atomic.Uint64 // events dropped: alone, larger than the collector accepts
 	Connected      atomic.Bool   // a stream to the collector is open
 	LastAck        atomic.Int64  // unix nanoseconds of the last success=true ack; 0: none yet
 }
@@ -45,6 +52,10 @@ type Exporter struct {
 	o     Options
 	spool *spool.Spool
 	Stats Stats
+
+	// The collector's limits, learned from its refusals (0: none known);
+	// used by Run's goroutine only.
+	maxEvents, maxBytes int
 }
 
 // New returns an exporter sending the spool's entries.
@@ -92,7 +103,7 @@ func (e *Exporter) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if progressed {
+		if progressed || e.learn(err) {
 			delay = e.o.BackoffMin
 		}
 		wait := time.Duration(rand.Int64N(int64(delay))) + delay/2 // jitter: [0.5, 1.5) x delay
@@ -114,10 +125,13 @@ type outgoing struct {
 	env *pb.FlowEnvelope
 }
 
-// inflight is an envelope sent and not yet answered.
+// inflight is an envelope sent and not yet answered: a spool entry, or
+// one part of it when it was split for the collector's limits (the entry
+// is acknowledged with its last part).
 type inflight struct {
 	seq    uint64
 	events int
+	last   bool
 }
 
 // attempt runs one stream until it fails; progressed reports whether any
@@ -182,11 +196,20 @@ func (e *Exporter) attempt(ctx context.Context, client pb.FlowServiceClient) (pr
 		}
 		select {
 		case out := <-feed:
-			if err := stream.Send(out.env); err != nil {
-				return progressed, fmt.Errorf("send: %w", err)
+			parts := e.split(out.env)
+			if len(parts) == 0 { // nothing the collector could take
+				if err := e.spool.Ack(out.seq); err != nil {
+					return progressed, fmt.Errorf("spool ack: %w", err)
+				}
+				continue
 			}
-			e.Stats.Sent.Add(1)
-			pending = append(pending, inflight{seq: out.seq, events: len(out.env.GetEvents())})
+			for i, part := range parts {
+				if err := stream.Send(part); err != nil {
+					return progressed, sendFailed(err, recvErr)
+				}
+				e.Stats.Sent.Add(1)
+				pending = append(pending, inflight{seq: out.seq, events: len(part.GetEvents()), last: i == len(parts)-1})
+			}
 		case r := <-answers:
 			if len(pending) == 0 {
 				return progressed, errors.New("collector answered an envelope that was not sent")
@@ -202,12 +225,15 @@ func (e *Exporter) attempt(ctx context.Context, client pb.FlowServiceClient) (pr
 				e.Stats.RejectedEvents.Add(rejectedCount(r.GetError()))
 				e.o.Log.Warn("collector rejected events (not retried)", "envelope", head.seq, "events", head.events, "error", r.GetError())
 			}
+			progressed = true
+			if !head.last {
+				continue
+			}
 			if err := e.spool.Ack(head.seq); err != nil {
 				return progressed, fmt.Errorf("spool ack: %w", err)
 			}
 			e.Stats.Acked.Add(1)
 			e.Stats.LastAck.Store(time.Now().UnixNano())
-			progressed = true
 		case err := <-recvErr:
 			return progressed, err
 		case <-ctx.Done():
@@ -226,4 +252,79 @@ func rejectedCount(note string) uint64 {
 		return n
 	}
 	return 1
+}
+
+// sendFailed is the error of a failed Send. When the collector ended the
+// stream, grpc's Send says only io.EOF (or the transport's "broken pipe");
+// the collector's status, which says why, is what the receiver gets.
+func sendFailed(err error, recvErr <-chan error) error {
+	if !errors.Is(err, io.EOF) {
+		return fmt.Errorf("send: %w", err)
+	}
+	select {
+	case rerr := <-recvErr:
+		return fmt.Errorf("collector ended the stream: %w", rerr)
+	case <-time.After(5 * time.Second):
+		return fmt.Errorf("send: %w (the collector gave no reason)", err)
+	}
+}
+
+// learn takes the collector's limits from the error that ended a stream:
+// an envelope over its event limit or over its message size. It reports
+// whether a limit was learned (the next attempt splits: no backoff due).
+func (e *Exporter) learn(err error) bool {
+	if err == nil {
+		return false
+	}
+	msg := err.Error()
+	if n, ok := flowlog.ParseTooManyEvents(msg); ok && (e.maxEvents == 0 || n < e.maxEvents) {
+		e.maxEvents = n
+		e.o.Log.Warn("the collector refuses envelopes of more events: splitting them", "max_events", n, "reason", msg)
+		return true
+	}
+	if n, ok := flowlog.ParseMessageTooLarge(msg); ok && (e.maxBytes == 0 || n < e.maxBytes) {
+		e.maxBytes = n
+		e.o.Log.Warn("the collector refuses larger messages: splitting envelopes", "max_bytes", n, "reason", msg)
+		return true
+	}
+	return false
+}
+
+// split cuts env into envelopes within the limits in force: the option's
+// and the collector's event count, the option's and the collector's message
+// size. An event that alone exceeds the size is dropped, counted and
+// logged: no collector would ever take it.
+func (e *Exporter) split(env *pb.FlowEnvelope) []*pb.FlowEnvelope {
+	maxEvents := e.o.MaxEvents
+	if e.maxEvents > 0 && (maxEvents == 0 || e.maxEvents < maxEvents) {
+		maxEvents = e.maxEvents
+	}
+	maxBytes := e.o.MaxMsgBytes
+	if e.maxBytes > 0 {
+		maxBytes = min(maxBytes, e.maxBytes)
+	}
+	if (maxEvents == 0 || len(env.Events) <= maxEvents) && proto.Size(env) <= maxBytes {
+		return []*pb.FlowEnvelope{env}
+	}
+	var parts []*pb.FlowEnvelope
+	cur, size := &pb.FlowEnvelope{}, 0
+	for _, ev := range env.Events {
+		// Each event costs its size plus its tag and length (at most 6 bytes).
+		n := proto.Size(ev) + 6
+		if n > maxBytes {
+			e.Stats.Oversize.Add(1)
+			e.o.Log.Error("dropping an event larger than the collector accepts", "bytes", n, "max_bytes", maxBytes, "flow_id", ev.GetFlowId())
+			continue
+		}
+		if len(cur.Events) > 0 && ((maxEvents > 0 && len(cur.Events) == maxEvents) || size+n > maxBytes) {
+			parts = append(parts, cur)
+			cur, size = &pb.FlowEnvelope{}, 0
+		}
+		cur.Events = append(cur.Events, ev)
+		size += n
+	}
+	if len(cur.Events) > 0 {
+		parts = append(parts, cur)
+	}
+	return parts
 }

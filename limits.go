@@ -1,0 +1,44 @@
+package flowlog
+
+import (
+	"fmt"
+	"strings"
+)
+
+// The collector's answer to an envelope over its event limit, which ends the
+// stream (InvalidArgument). The agent reads the limit back from it and
+// splits what it sends, so the wording lives here, once.
+
+// TooManyEvents is the message for an envelope of n events over limit.
+func TooManyEvents(n, limit int) string {
+	return fmt.Sprintf("envelope has %d events: limit is %d per envelope; split it", n, limit)
+}
+
+// ParseTooManyEvents reads the limit back from a TooManyEvents message
+// (anywhere in msg, which may carry a prefix such as a gRPC status).
+func ParseTooManyEvents(msg string) (limit int, ok bool) {
+	i := strings.Index(msg, "envelope has ")
+	if i < 0 {
+		return 0, false
+	}
+	var n int
+	if _, err := fmt.Sscanf(msg[i:], "envelope has %d events: limit is %d per envelope", &n, &limit); err != nil || limit <= 0 {
+		return 0, false
+	}
+	return limit, true
+}
+
+// ParseMessageTooLarge reads the byte limit from grpc's refusal of a message
+// over the receiver's limit ("grpc: received message larger than max (N vs.
+// M)").
+func ParseMessageTooLarge(msg string) (limit int, ok bool) {
+	i := strings.Index(msg, "larger than max (")
+	if i < 0 {
+		return 0, false
+	}
+	var n int
+	if _, err := fmt.Sscanf(msg[i:], "larger than max (%d vs. %d)", &n, &limit); err != nil || limit <= 0 {
+		return 0, false
+	}
+	return limit, true
+}
