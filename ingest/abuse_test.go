@@ -10,7 +10,10 @@ package ingest_test
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -232,4 +235,52 @@ func TestInvalidUTF8RejectsOnlyItsEvent(t *testing.T) {
 	if rows[0].HostID != "h" || !strings.Contains(rows[0].Event+rows[1].Event, "\ufffdbad\ufffd!") {
 		t.Fatalf("kept as %+v: want the host and the event with U+FFFD", rows)
 	}
+}
+
+// A rejected event is kept bounded (a prefix, its size and hash), and each
+// host's rejected bytes have a budget: 20 events with a 1 MiB host_name
+// must not grow the rejected table by 20 MiB.
+func TestRejectedEventsAreKeptBounded(t *testing.T) {
+	c := start(t, ingest.Options{FlushInterval: 10 * time.Millisecond,
+		Protect: ingest.Protection{RejectedBytesRate: 1000, RejectedBytesBurst: 10_000}})
+	s := newStreamOn(t, dialConn(t, c.addr))
+	big := make([]byte, 1<<20)
+	for i := range 20 {
+		rand.Read(big)
+		e := events(fmt.Sprintf("big-%d", i), 1)[0]
+		e.HostName = base64.StdEncoding.EncodeToString(big)
+		r, err := s.exchange(&pb.FlowEnvelope{Events: []*pb.FlowEvent{e}})
+		if err != nil || !r.Success || !strings.HasPrefix(r.Error, "rejected 1 of 1 events: [0] host_name") {
+			t.Fatalf("envelope %d: %+v %v", i, r, err)
+		}
+	}
+	var rows []struct {
+		Event string `json:"event"`
+	}
+	if err := c.st.QueryRows(context.Background(), "SELECT event FROM "+c.st.Database()+".rejected_events ORDER BY received_at", &rows); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 20 {
+		t.Fatalf("%d rejected rows, want 20 (each reason kept)", len(rows))
+	}
+	kept := 0
+	for _, r := range rows {
+		switch {
+		case strings.Contains(r.Event, "bytes, sha256 ") && len(r.Event) > 4<<10 && len(r.Event) < 5<<10:
+			kept++
+		case strings.Contains(r.Event, "bytes, sha256 ") && len(r.Event) < 300:
+		default:
+			t.Fatalf("rejected event kept as %d bytes: %.200s", len(r.Event), r.Event)
+		}
+	}
+	if kept == 0 || kept > 3 {
+		t.Fatalf("%d bodies kept, want the first few within the 10 kB budget", kept)
+	}
+	var size []struct {
+		B uint64 `json:"b"`
+	}
+	if err := c.st.QueryRows(context.Background(), "SELECT sum(length(event)) AS b FROM "+c.st.Database()+".rejected_events", &size); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("20 events with 1.4 MB host_names: %d bytes kept in rejected_events (%d bodies)", size[0].B, kept)
 }

@@ -21,6 +21,7 @@ package ingest
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,6 +31,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -41,6 +43,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/flowlog/flowlog"
 	"github.com/flowlog/flowlog/auth"
 	"github.com/flowlog/flowlog/metrics"
 	pb "github.com/flowlog/flowlog/proto/flow"
@@ -85,6 +88,13 @@ type Protection struct {
 	// MaxHeaderBytes bounds a stream's headers (gRPC metadata), which grpc
 	// holds in memory for the stream's life (default 64 KiB).
 	MaxHeaderBytes int
+	// RejectedBytesRate is the rejected_events budget of one host: bytes
+	// of rejected events' bodies kept per second (default 64 KiB/s;
+	// negative: unlimited), RejectedBytesBurst its bucket (default 16 MiB).
+	// Past it their reasons are kept, and 128 bytes of their bodies. Each
+	// body is cut to 4 KiB anyway (its size and SHA-256 kept).
+	RejectedBytesRate  float64
+	RejectedBytesBurst int
 
 	// StallTimeout ends a stream whose acks could not be sent for this long
 	// (default 60s; negative: never).
@@ -111,6 +121,8 @@ const (
 	DefaultStreamIdleTimeout    = 10 * time.Minute
 	DefaultRevalidateEvery      = time.Second
 	DefaultMaxHeaderBytes       = 64 << 10
+	DefaultRejectedBytesRate    = 64 << 10
+	DefaultRejectedBytesBurst   = 16 << 20
 )
 
 func (p *Protection) defaults(maxEventsPerEnv, maxMessageBytes int) {
@@ -147,6 +159,13 @@ func (p *Protection) defaults(maxEventsPerEnv, maxMessageBytes int) {
 		}
 		*burst = max(*burst, least)
 	}
+	if p.RejectedBytesRate == 0 {
+		p.RejectedBytesRate = DefaultRejectedBytesRate
+	}
+	if p.RejectedBytesBurst <= 0 {
+		p.RejectedBytesBurst = DefaultRejectedBytesBurst
+	}
+	bucket(&p.RejectedBytesRate, &p.RejectedBytesBurst, maxRejectedEvent)
 	bucket(&p.Rate, &p.Burst, maxEventsPerEnv)
 	bucket(&p.RateBytes, &p.BurstBytes, maxMessageBytes)
 }
@@ -178,6 +197,9 @@ type guard struct {
 	auth    *auth.Authenticator // nil: streams carry no identity to revalidate
 	m       *metrics.Collector
 	limiter *limiter // nil: no rate limit
+	// rejectBudget holds each host's budget of rejected bytes kept (nil:
+	// unlimited).
+	rejectBudget *limiter
 	streams *admission
 	now     func() time.Time
 	// undecodable holds the decoding error of each envelope the codec could
@@ -192,6 +214,9 @@ func newGuard(o Options, log *slog.Logger) *guard {
 	g := &guard{p: p, log: log, auth: o.Auth, m: o.Metrics, now: time.Now}
 	if p.Rate > 0 || p.RateBytes > 0 {
 		g.limiter = newLimiter(limits{p.Rate, p.RateBytes}, limits{float64(p.Burst), float64(p.BurstBytes)}, time.Now)
+	}
+	if p.RejectedBytesRate > 0 {
+		g.rejectBudget = newLimiter(limits{0, p.RejectedBytesRate}, limits{0, float64(p.RejectedBytesBurst)}, time.Now)
 	}
 	g.streams = newAdmission(p, o.Metrics, g.now)
 	return g
@@ -562,4 +587,57 @@ func hostOf(ctx context.Context) string {
 		return id.HostID
 	}
 	return ""
+}
+
+// What a rejected event may cost the rejected_events table: a rejected
+// event is kept to be looked at, and a 4 MiB host_name says no more in
+// full than in its first kilobytes.
+const (
+	maxRejectedEvent  = 4 << 10 // bytes of the event's JSON kept
+	maxRejectedHostID = 256     // bytes of its host_id kept (a column key)
+	maxRejectedReason = 1 << 10 // bytes of the reason kept
+	minRejectedEvent  = 128     // bytes of the event's JSON kept past the host's budget
+)
+
+// bounded is s if it fits in max bytes, else its first bytes (cut at a
+// character boundary) followed by its size and SHA-256: retries of the same
+// event still collapse (the table's key hashes this text), and nothing
+// bounds what an operator can learn of the original less than needed.
+func bounded(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	sum := sha256.Sum256([]byte(s))
+	return fmt.Sprintf("%s… [%d bytes, sha256 %x]", s[:cut], len(s), sum)
+}
+
+// keepRejected bounds what is kept of each rejected event, and holds each
+// host to its budget of rejected bytes (RejectedBytesRate): past it, an
+// event's reason, host and index are still kept (the ack names it too), and
+// of its body only the first 128 bytes, its size and hash.
+func (g *guard) keepRejected(rs []flowlog.Rejected, id *auth.Identity, peerAddr string) {
+	for i := range rs {
+		r := &rs[i]
+		r.Event = bounded(r.Event, maxRejectedEvent)
+		r.HostID = bounded(r.HostID, maxRejectedHostID)
+		r.Reason = bounded(r.Reason, maxRejectedReason)
+		if g.rejectBudget == nil {
+			continue
+		}
+		c := cost{key: "host:" + r.HostID, who: r.HostID, n: limits{0, float64(len(r.Event))}}
+		if id != nil {
+			c.key, c.who = "host:"+id.HostID, id.HostID
+		}
+		if ok, _, _, logNow, denied := g.rejectBudget.allow([]cost{c}); !ok {
+			r.Event = bounded(r.Event, minRejectedEvent) // still told apart from its neighbours by its hash
+			if logNow {
+				g.log.Warn("rejected events over the host's budget: keeping their reasons, 128 bytes of their bodies", "host", c.who, "peer", peerAddr,
+					"rate_bytes", g.p.RejectedBytesRate, "burst_bytes", g.p.RejectedBytesBurst, "denied", denied)
+			}
+		}
+	}
 }

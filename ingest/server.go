@@ -238,6 +238,7 @@ func (s *Server) prepare(env *pb.FlowEnvelope, peerAddr string, id *auth.Identit
 		}
 		t.events = append(t.events, e)
 	}
+	s.guard.keepRejected(t.rejected, id, peerAddr) // bounded, and within the host's budget
 	t.note = rejectNote(t.rejected, len(events))
 	if t.rows() == 0 {
 		close(t.done)
