@@ -113,6 +113,11 @@ func Open(libPath, dir string, n int) (*DB, error) {
 		if err := checkNotLocked(abs); err != nil {
 			return nil, err
 		}
+		// No other process holds the directory and this one has not begun:
+		// insert files left here were orphaned by a kill -9.
+		if err := removeInsertLeftovers(abs); err != nil {
+			return nil, err
+		}
 		lib, err := load(libPath)
 		if err != nil {
 			return nil, err
@@ -283,15 +288,37 @@ func (db *DB) QueryJSON(ctx context.Context, sql string) ([]byte, error) {
 	return db.Query(ctx, sql, "JSONEachRow")
 }
 
+// insertDir is where InsertRowBinary writes its files, inside the data
+// directory.
+func insertDir(dataDir string) string { return filepath.Join(dataDir, "flowlog-inserts") }
+
+// insertPattern names InsertRowBinary's files.
+const insertPattern = "batch-*.rowbinary"
+
+// removeInsertLeftovers deletes the insert files a killed process left
+// behind (each up to the size of a group commit), which nothing else would.
+func removeInsertLeftovers(dataDir string) error {
+	left, err := filepath.Glob(filepath.Join(insertDir(dataDir), insertPattern))
+	if err != nil {
+		return err
+	}
+	for _, f := range left {
+		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("chDB: removing a leftover insert file: %w", err)
+		}
+	}
+	return nil
+}
+
 // InsertRowBinary inserts rows encoded as RowBinary. The engine ends inline
 // binary INSERT data at the first blank line, so the rows go through a file
 // (page cache, removed afterwards): FROM INFILE reads it at full speed.
 func (db *DB) InsertRowBinary(ctx context.Context, table, columns string, rows []byte) error {
-	dir := filepath.Join(db.dir, "flowlog-inserts")
+	dir := insertDir(db.dir)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, "batch-*.rowbinary")
+	f, err := os.CreateTemp(dir, insertPattern)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package chdb
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,10 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	dir, _ := os.MkdirTemp("", "chdb-test-")
+	// What a kill -9 during an insert leaves (TestLeftoverInsertFilesRemoved).
+	os.MkdirAll(filepath.Join(dir, "flowlog-inserts"), 0o750)
+	os.WriteFile(filepath.Join(dir, "flowlog-inserts", "batch-123.rowbinary"), make([]byte, 1<<20), 0o600)
+	os.WriteFile(filepath.Join(dir, "flowlog-inserts", "notes.txt"), []byte("not ours"), 0o600)
 	shared, err = Open(lib, dir, 2)
 	if err != nil {
 		println(err.Error())
@@ -73,5 +78,17 @@ func TestSecondDirectoryInProcessIsRefused(t *testing.T) {
 	_, err := Open(lib, t.TempDir(), 1)
 	if err == nil || !strings.Contains(err.Error(), "one data directory per process") {
 		t.Fatalf("want clear refusal, got %v", err)
+	}
+}
+
+// Insert files orphaned by a kill -9 (up to a group commit each) are removed
+// when the engine opens the directory; other files are left alone.
+func TestLeftoverInsertFilesRemoved(t *testing.T) {
+	dir := insertDir(shared.dir)
+	if _, err := os.Stat(filepath.Join(dir, "batch-123.rowbinary")); !os.IsNotExist(err) {
+		t.Fatalf("leftover insert file still there after Open: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "notes.txt")); err != nil {
+		t.Fatalf("another file was removed: %v", err)
 	}
 }
