@@ -88,7 +88,8 @@ type Server struct {
 	drain   chan struct{} // closed when shutdown begins
 	once    sync.Once
 	now     func() time.Time
-	guard   *guard // rate limit, stall watch, keepalive (protect.go)
+	guard   *guard       // rate limit, stall watch, keepalive (protect.go)
+	backlog backlogWatch // for CommitBacklog (ready.go)
 }
 
 // New returns a FlowService writing to store.
