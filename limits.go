@@ -1,6 +1,7 @@
 package flowlog
 
 import (
+	"context"
 	"fmt"
 	"strings"
 )
@@ -41,4 +42,19 @@ func ParseMessageTooLarge(msg string) (limit int, ok bool) {
 		return 0, false
 	}
 	return limit, true
+}
+
+type ingestKey struct{}
+
+// IngestContext marks ctx as the ingest's (group commits, readiness): an
+// engine runs its statements on capacity reserved for them, which queries
+// cannot take, however many or slow they are.
+func IngestContext(ctx context.Context) context.Context {
+	return context.WithValue(ctx, ingestKey{}, true)
+}
+
+// IsIngest reports whether ctx was marked by IngestContext.
+func IsIngest(ctx context.Context) bool {
+	v, _ := ctx.Value(ingestKey{}).(bool)
+	return v
 }

@@ -104,6 +104,7 @@ func Open(ctx context.Context, eng Engine, o Options) (*Store, error) {
 // is durable when it returns (fsync_after_insert) and idempotent under retry
 // (ReplacingMergeTree keys), so a failure in either is safe to retry whole.
 func (s *Store) Insert(ctx context.Context, b *flowlog.Batch) error {
+	ctx = flowlog.IngestContext(ctx) // on the engine's capacity reserved for the ingest
 	w := s.buf.Get().(*rowBinary)
 	defer func() { w.b = w.b[:0]; s.buf.Put(w) }()
 	if len(b.Events) > 0 {
@@ -131,9 +132,10 @@ func (s *Store) Insert(ctx context.Context, b *flowlog.Batch) error {
 	return nil
 }
 
-// Ping runs a trivial query.
+// Ping runs a trivial query, on the ingest's capacity: slow queries do not
+// make the collector look down while it stores what agents send.
 func (s *Store) Ping(ctx context.Context) error {
-	_, err := s.eng.QueryJSON(ctx, "SELECT 1")
+	_, err := s.eng.QueryJSON(flowlog.IngestContext(ctx), "SELECT 1")
 	return err
 }
 

@@ -26,6 +26,8 @@ import (
 	"unsafe"
 
 	"github.com/ebitengine/purego"
+
+	"github.com/flowlog/flowlog"
 )
 
 // LibEnv names the environment variable that points at libchdb.so.
@@ -88,11 +90,19 @@ type DB struct {
 	lib   *api
 	dir   string
 	conns chan unsafe.Pointer // chdb_connection* values; each serializes its queries
-	all   []unsafe.Pointer
+	// ingest holds the connections reserved for statements whose context
+	// is flowlog.IngestContext (group commits): queries, however many and
+	// slow, cannot take them. With one connection it is conns.
+	ingest chan unsafe.Pointer
+	all    []unsafe.Pointer
 }
 
 // Open loads the library (once per process) and opens n connections to the
 // data directory dir. A process can hold one directory only.
+//
+// With n >= 2, n-2 connections (at least one) are reserved for the ingest
+// (flowlog.IngestContext: one per insert writer) and the others serve
+// everything else, which bounds how many queries run at once.
 func Open(libPath, dir string, n int) (*DB, error) {
 	if n < 1 {
 		n = 1
@@ -124,7 +134,15 @@ func Open(libPath, dir string, n int) (*DB, error) {
 		}
 		process.lib, process.libPath = lib, libPath
 	}
-	db := &DB{lib: process.lib, dir: abs, conns: make(chan unsafe.Pointer, n)}
+	reserved := 0
+	if n >= 2 {
+		reserved = max(1, n-2)
+	}
+	db := &DB{lib: process.lib, dir: abs, conns: make(chan unsafe.Pointer, n-reserved)}
+	db.ingest = db.conns
+	if reserved > 0 {
+		db.ingest = make(chan unsafe.Pointer, reserved)
+	}
 	for i := 0; i < n; i++ {
 		c, err := db.connect()
 		if err != nil {
@@ -132,7 +150,11 @@ func Open(libPath, dir string, n int) (*DB, error) {
 			return nil, err
 		}
 		db.all = append(db.all, c)
-		db.conns <- c
+		if i < reserved {
+			db.ingest <- c
+		} else {
+			db.conns <- c
+		}
 	}
 	process.dir = abs
 	return db, nil
@@ -220,9 +242,13 @@ var ErrQuery = errors.New("chDB query failed")
 // call itself cannot be interrupted; when ctx ends first Query returns and
 // the connection goes back to the pool once the statement finishes.
 func (db *DB) Query(ctx context.Context, query, format string) ([]byte, error) {
+	pool := db.conns
+	if flowlog.IsIngest(ctx) {
+		pool = db.ingest
+	}
 	var conn unsafe.Pointer
 	select {
-	case conn = <-db.conns:
+	case conn = <-pool:
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -233,7 +259,7 @@ func (db *DB) Query(ctx context.Context, query, format string) ([]byte, error) {
 	done := make(chan result, 1)
 	go func() {
 		out, err := db.run(conn, query, format)
-		db.conns <- conn
+		pool <- conn
 		done <- result{out, err}
 	}()
 	select {

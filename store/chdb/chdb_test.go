@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flowlog/flowlog"
 )
 
 // testDB opens the package's one engine for this test binary.
@@ -90,5 +92,38 @@ func TestLeftoverInsertFilesRemoved(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "notes.txt")); err != nil {
 		t.Fatalf("another file was removed: %v", err)
+	}
+}
+
+// Queries cannot take the ingest's connections: with every query
+// connection busy with slow reads, a statement of the ingest still runs
+// at once (before any of the reads ends).
+func TestIngestHasItsOwnConnections(t *testing.T) {
+	ctx := context.Background()
+	slow := make(chan error, 2)
+	for range 2 {
+		go func() {
+			_, err := shared.Query(ctx, "SELECT sleepEachRow(1) FROM numbers(2) SETTINGS max_block_size = 1", "TabSeparated")
+			slow <- err
+		}()
+	}
+	for deadline := time.Now().Add(10 * time.Second); len(shared.conns) > 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the slow queries never took the query connections")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := shared.Query(flowlog.IngestContext(ctx), "SELECT 1", "TabSeparated"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-slow:
+		t.Fatalf("the ingest's statement waited for a slow query to end (%v)", err)
+	default:
+	}
+	for range 2 {
+		if err := <-slow; err != nil {
+			t.Fatal(err)
+		}
 	}
 }
