@@ -2,6 +2,7 @@ package flowlog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -58,3 +59,13 @@ func IsIngest(ctx context.Context) bool {
 	v, _ := ctx.Value(ingestKey{}).(bool)
 	return v
 }
+
+// ErrPageTooDeep is matched (errors.Is) by the error of a listing whose page
+// starts deeper than the store allows by offset: cursor paging reaches any
+// depth at the cost of the first page. The API answers 400.
+var ErrPageTooDeep = errors.New("page too deep")
+
+// ErrQueryLimit is matched by the error of a query the store stopped for
+// its cost (time, memory or rows read over the configured limits). The API
+// answers 503 with the message: narrow the request or retry later.
+var ErrQueryLimit = errors.New("query over the store's limits")

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -351,7 +352,15 @@ func (s *Server) failed(w http.ResponseWriter, r *http.Request, err error, what 
 		s.log.DebugContext(r.Context(), what+" request abandoned", "err", err)
 		return true
 	}
-	s.log.ErrorContext(r.Context(), "fetching "+what, "err", err, "path", r.URL.Path, "query", r.URL.RawQuery)
-	s.writeError(w, r, http.StatusInternalServerError, "error fetching "+what+": "+err.Error())
+	switch {
+	case errors.Is(err, flowlog.ErrPageTooDeep):
+		s.writeError(w, r, http.StatusBadRequest, err.Error())
+	case errors.Is(err, flowlog.ErrQueryLimit):
+		s.log.WarnContext(r.Context(), "query over the store's limits", "err", err, "path", r.URL.Path, "query", r.URL.RawQuery)
+		s.writeError(w, r, http.StatusServiceUnavailable, "error fetching "+what+": "+err.Error())
+	default:
+		s.log.ErrorContext(r.Context(), "fetching "+what, "err", err, "path", r.URL.Path, "query", r.URL.RawQuery)
+		s.writeError(w, r, http.StatusInternalServerError, "error fetching "+what+": "+err.Error())
+	}
 	return true
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flowlog/flowlog"
 )
 
 // limitedServer serves h behind l on loopback.
@@ -137,5 +139,24 @@ func TestHTTPLimitsWriteTimeoutSparesTheStream(t *testing.T) {
 	body, err := io.ReadAll(resp.Body)
 	if err != nil || strings.Count(string(body), "tick") != 8 {
 		t.Fatalf("stream past the write timeout: got %q %v, want 8 ticks", body, err)
+	}
+}
+
+// The store's refusals of a costly read say what to do, with the right
+// status: a page too deep is the request's fault (400, use the cursor), a
+// query stopped by the engine's limits is not only (503, narrow or retry).
+func TestStoreLimitsAnsweredClearly(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		code int
+	}{
+		{fmt.Errorf("%w: page 2000000 of 1000 starts 1999999000 flows deep, beyond the 100000 that offset paging reaches: use cursor paging", flowlog.ErrPageTooDeep), 400},
+		{fmt.Errorf("%w: the query was stopped: Code: 159. Timeout exceeded; narrow the time range or the filters, or retry later", flowlog.ErrQueryLimit), 503},
+	} {
+		s := New(Deps{Store: &fakeStore{err: c.err}, Log: discardLog()})
+		rec := serve(t, s, "/api/v1/flows?page=2000000&per_page=1000")
+		if rec.Code != c.code || !strings.Contains(rec.Body.String(), strings.SplitN(c.err.Error(), ": ", 2)[1][:20]) {
+			t.Errorf("%v: %d %s, want %d with the store's message", c.err, rec.Code, rec.Body, c.code)
+		}
 	}
 }

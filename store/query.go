@@ -78,6 +78,10 @@ func (s *Store) Flows(ctx context.Context, f flowlog.Filter, p flowlog.Page) ([]
 		p.Number = 1
 	}
 	var rows []flowRow
+	if deep := (p.Number - 1) * p.PerPage; p.After == nil && s.maxOffset > 0 && (deep > s.maxOffset || p.Number-1 > s.maxOffset) {
+		return nil, fmt.Errorf("%w: page %d of %d starts %d flows deep, beyond the %d that offset paging reaches: use cursor paging (pass the answer's Next as cursor=, as fast on any page as on the first)",
+			flowlog.ErrPageTooDeep, p.Number, p.PerPage, deep, s.maxOffset)
+	}
 	if p.Number > 1 && p.After == nil {
 		if err := s.queryRows(ctx, s.flowsSQL(f, p), &rows); err != nil {
 			return nil, fmt.Errorf("querying flows: %w", err)

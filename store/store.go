@@ -37,7 +37,27 @@ type Options struct {
 	// day not rolled up; Rollup can be called by hand).
 	RollupEvery time.Duration
 	Logger      *slog.Logger // for the background job; default slog.Default()
+
+	// Limits of one read query, ClickHouse's own (max_execution_time,
+	// max_memory_usage, max_rows_to_read): a query past one is stopped and
+	// answered with ErrQueryLimit. Zero takes the default; negative: none.
+	MaxQueryTime   time.Duration // default DefaultMaxQueryTime
+	MaxQueryMemory int64         // bytes; default DefaultMaxQueryMemory
+	MaxQueryRows   int64         // rows read; default DefaultMaxQueryRows
+	// MaxOffset bounds how deep a listing page may start by offset (page x
+	// per_page); deeper ones are refused with ErrPageTooDeep, pointing to
+	// cursor paging. Default DefaultMaxOffset; negative: none.
+	MaxOffset int
 }
+
+// Defaults of the query limits: far above what an interactive read takes
+// (milliseconds to seconds at 10M flows, BENCHMARKS.md).
+const (
+	DefaultMaxQueryTime   = time.Minute
+	DefaultMaxQueryMemory = 2 << 30
+	DefaultMaxQueryRows   = 10_000_000_000
+	DefaultMaxOffset      = 100_000
+)
 
 // DefaultRetention is how long flows are kept unless configured.
 const DefaultRetention = 30 * 24 * time.Hour
@@ -63,6 +83,9 @@ type Store struct {
 	// rollup path of the aggregates, and the merged read (FINAL or argMax).
 	path  readPath
 	merge mergeMode
+
+	readSettings string // SETTINGS of every SELECT: querySettings and the limits
+	maxOffset    int    // 0: none
 }
 
 var (
@@ -79,6 +102,7 @@ func Open(ctx context.Context, eng Engine, o Options) (*Store, error) {
 		o.Retention = DefaultRetention
 	}
 	s := &Store{eng: eng, db: ident(o.Database), retention: o.Retention, slack: rollupClockSlack, stop: make(chan struct{})}
+	s.readSettings, s.maxOffset = o.limits()
 	s.buf.New = func() any { return &rowBinary{} }
 	if err := s.migrate(ctx); err != nil {
 		return nil, err
@@ -164,11 +188,41 @@ func (s *Store) Database() string { return s.db }
 // count() FINAL 3.3 s -> 0.04 s (BENCHMARKS.md).
 const querySettings = " SETTINGS output_format_json_quote_64bit_integers = 0, do_not_merge_across_partitions_select_final = 1"
 
+// limits renders the query limits as SETTINGS (appended to querySettings)
+// and the offset bound (0: none).
+func (o Options) limits() (settings string, maxOffset int) {
+	pick := func(v, d int64) int64 {
+		switch {
+		case v == 0:
+			return d
+		case v < 0:
+			return 0 // ClickHouse: 0 is no limit
+		}
+		return v
+	}
+	secs := pick(int64(o.MaxQueryTime/time.Second), int64(DefaultMaxQueryTime/time.Second))
+	if o.MaxQueryTime > 0 && secs == 0 {
+		secs = 1
+	}
+	settings = fmt.Sprintf("%s, max_execution_time = %d, max_memory_usage = %d, max_rows_to_read = %d",
+		querySettings, secs, pick(o.MaxQueryMemory, DefaultMaxQueryMemory), pick(o.MaxQueryRows, DefaultMaxQueryRows))
+	return settings, int(pick(int64(o.MaxOffset), DefaultMaxOffset))
+}
+
+// queryLimitCodes are the engine's errors for a query over a limit of
+// Options: TIMEOUT_EXCEEDED, TOO_MANY_ROWS, MEMORY_LIMIT_EXCEEDED.
+var queryLimitCodes = []string{"Code: 159.", "Code: 158.", "Code: 241."}
+
 // queryRows runs a SELECT and decodes each JSONEachRow line into *dst (a
 // pointer to a slice of structs).
 func (s *Store) queryRows(ctx context.Context, sql string, dst any) error {
-	out, err := s.eng.QueryJSON(ctx, sql+querySettings)
+	out, err := s.eng.QueryJSON(ctx, sql+s.readSettings)
 	if err != nil {
+		for _, c := range queryLimitCodes {
+			if strings.Contains(err.Error(), c) {
+				return fmt.Errorf("%w: the query was stopped: %v; narrow the time range or the filters, or retry later", flowlog.ErrQueryLimit, err)
+			}
+		}
 		return err
 	}
 	// JSONEachRow is one object per line; wrapping it as an array lets one
