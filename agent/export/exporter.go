@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -107,6 +109,7 @@ func (e *Exporter) Run(ctx context.Context) error {
 			delay = e.o.BackoffMin
 		}
 		wait := time.Duration(rand.Int64N(int64(delay))) + delay/2 // jitter: [0.5, 1.5) x delay
+		err = e.explain(ctx, err)
 		e.o.Log.Warn("collector stream ended; retrying", "err", err, "in", wait.Round(time.Millisecond),
 			"unacked_envelopes", e.spool.Stats().Entries)
 		e.Stats.Reconnects.Add(1)
@@ -254,18 +257,19 @@ func rejectedCount(note string) uint64 {
 	return 1
 }
 
-// sendFailed is the error of a failed Send. When the collector ended the
-// stream, grpc's Send says only io.EOF (or the transport's "broken pipe");
-// the collector's status, which says why, is what the receiver gets.
+// sendFailed is the error of a failed Send. When the stream broke, grpc's
+// Send says only io.EOF or the transport's "write: broken pipe"; what the
+// collector said (its status, or the TLS alert that refused us) is what
+// the receiver gets, so that is the error, when it comes.
 func sendFailed(err error, recvErr <-chan error) error {
-	if !errors.Is(err, io.EOF) {
-		return fmt.Errorf("send: %w", err)
-	}
 	select {
 	case rerr := <-recvErr:
 		return fmt.Errorf("collector ended the stream: %w", rerr)
 	case <-time.After(5 * time.Second):
-		return fmt.Errorf("send: %w (the collector gave no reason)", err)
+		if errors.Is(err, io.EOF) {
+			return fmt.Errorf("send: %w (the collector gave no reason)", err)
+		}
+		return fmt.Errorf("send: %w", err)
 	}
 }
 
@@ -327,4 +331,40 @@ func (e *Exporter) split(env *pb.FlowEnvelope) []*pb.FlowEnvelope {
 		parts = append(parts, cur)
 	}
 	return parts
+}
+
+// explain replaces a bare transport failure ("write: broken pipe",
+// "connection reset by peer") with its cause when the collector refused our
+// TLS handshake: with TLS 1.3 a server that rejects the client's
+// certificate (missing, expired, another CA's) says so in an alert after
+// the client believes the handshake done, and grpc, busy writing, reports
+// only the broken pipe. A handshake of our own, reading the alert, finds
+// the cause.
+func (e *Exporter) explain(ctx context.Context, err error) error {
+	if e.o.Creds == nil || err == nil {
+		return err
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, "broken pipe") && !strings.Contains(msg, "connection reset") && !strings.Contains(msg, "EOF") {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var d net.Dialer
+	raw, derr := d.DialContext(ctx, "tcp", e.o.Addr)
+	if derr != nil {
+		return err
+	}
+	defer raw.Close()
+	host, _, _ := net.SplitHostPort(e.o.Addr)
+	conn, _, herr := e.o.Creds.Clone().ClientHandshake(ctx, host, raw)
+	if herr == nil {
+		defer conn.Close()
+		conn.SetReadDeadline(time.Now().Add(time.Second))
+		_, herr = conn.Read(make([]byte, 1)) // the server's refusal arrives as an alert
+	}
+	if herr != nil && strings.Contains(herr.Error(), "tls:") {
+		return fmt.Errorf("the collector refused the TLS handshake: %v (transport said: %w)", herr, err)
+	}
+	return err
 }
