@@ -122,7 +122,11 @@ const (
 	DefaultRevalidateEvery      = time.Second
 	DefaultMaxHeaderBytes       = 64 << 10
 	DefaultRejectedBytesRate    = 64 << 10
-	DefaultRejectedBytesBurst   = 16 << 20
+	// DefaultRateBytes is the --ingest-rate-bytes flag's default (RateBytes
+	// itself is unlimited at zero, like Rate): 640 bytes for each of the
+	// 50,000 events/s of --ingest-rate, twice what a real event weighs.
+	DefaultRateBytes          = 32 << 20
+	DefaultRejectedBytesBurst = 16 << 20
 )
 
 func (p *Protection) defaults(maxEventsPerEnv, maxMessageBytes int) {
@@ -200,8 +204,8 @@ type guard struct {
 	// rejectBudget holds each host's budget of rejected bytes kept (nil:
 	// unlimited).
 	rejectBudget *limiter
-	streams *admission
-	now     func() time.Time
+	streams      *admission
+	now          func() time.Time
 	// undecodable holds the decoding error of each envelope the codec could
 	// not decode, until RecvMsg takes it (*pb.FlowEnvelope -> error).
 	undecodable sync.Map
