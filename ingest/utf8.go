@@ -32,6 +32,9 @@ func decodeEnvelopeLeniently(b []byte, env *pb.FlowEnvelope) (bad map[int]error,
 		if n < 0 {
 			return nil, protowire.ParseError(n)
 		}
+		if !num.IsValid() {
+			return nil, fmt.Errorf("invalid field number %d", num)
+		}
 		b = b[n:]
 		if num != 1 || typ != protowire.BytesType { // kept as the strict decoder would: an unknown field
 			m := protowire.ConsumeFieldValue(num, typ, b)
