@@ -69,3 +69,7 @@ var ErrPageTooDeep = errors.New("page too deep")
 // its cost (time, memory or rows read over the configured limits). The API
 // answers 503 with the message: narrow the request or retry later.
 var ErrQueryLimit = errors.New("query over the store's limits")
+
+// IdleStream begins the status of a stream the collector ended for being
+// idle: nothing went wrong, and the agent reconnects without complaint.
+const IdleStream = "idle stream: "

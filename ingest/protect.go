@@ -511,7 +511,7 @@ func (g *guard) check(ctx context.Context, w *watchedStream) error {
 	if d := w.slot.idleFor(g.now()); g.p.StreamIdleTimeout > 0 && d >= g.p.StreamIdleTimeout {
 		g.log.Info("idle stream ended", "peer", client, "host", host, "idle", d.Round(time.Millisecond), "limit", g.p.StreamIdleTimeout)
 		g.m.StreamsEnded.WithLabelValues(metrics.EndedIdle).Inc()
-		return status.Errorf(codes.Unavailable, "idle stream: no envelope for %s; ending the stream (reconnect when there is data)", g.p.StreamIdleTimeout)
+		return status.Errorf(codes.Unavailable, flowlog.IdleStream+"no envelope for %s; ending the stream (reconnect when there is data)", g.p.StreamIdleTimeout)
 	}
 	if err := revoked(ctx, g.auth, w.slot); err != nil {
 		g.log.Warn("identity revoked or changed: ending its stream", "peer", client, "host", host, "why", status.Convert(err).Message())

@@ -109,9 +109,15 @@ func (e *Exporter) Run(ctx context.Context) error {
 			delay = e.o.BackoffMin
 		}
 		wait := time.Duration(rand.Int64N(int64(delay))) + delay/2 // jitter: [0.5, 1.5) x delay
-		err = e.explain(ctx, err)
-		e.o.Log.Warn("collector stream ended; retrying", "err", err, "in", wait.Round(time.Millisecond),
-			"unacked_envelopes", e.spool.Stats().Entries)
+		if err != nil && strings.Contains(err.Error(), flowlog.IdleStream) {
+			// The collector reaps idle streams: a quiet host, not trouble.
+			delay = e.o.BackoffMin
+			e.o.Log.Debug("collector ended the idle stream; reconnecting", "err", err)
+		} else {
+			err = e.explain(ctx, err)
+			e.o.Log.Warn("collector stream ended; retrying", "err", err, "in", wait.Round(time.Millisecond),
+				"unacked_envelopes", e.spool.Stats().Entries)
+		}
 		e.Stats.Reconnects.Add(1)
 		select {
 		case <-ctx.Done():
