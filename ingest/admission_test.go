@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,7 +22,6 @@ import (
 
 	"github.com/flowlog/flowlog/auth"
 	"github.com/flowlog/flowlog/ingest"
-	"github.com/flowlog/flowlog/internal/testutil"
 	pb "github.com/flowlog/flowlog/proto/flow"
 )
 
@@ -44,7 +44,8 @@ func dialFrom(t *testing.T, addr, ip string) *grpc.ClientConn {
 // although the leaks would have used up --max-streams. A new stream of the
 // leaking host takes the place of its longest-idle one.
 func TestLeakedStreamsOfOneHostDoNotLockOutOthers(t *testing.T) {
-	c := start(t, ingest.Options{FlushInterval: 10 * time.Millisecond, MaxStreams: 4,
+	clock := newFakeClock()
+	c := start(t, ingest.Options{FlushInterval: 10 * time.Millisecond, MaxStreams: 4, Clock: clock.now,
 		Protect: ingest.Protection{MaxStreamsPerHost: 2}})
 	cc := dialConn(t, c.addr)
 	var leaked []*agentStream
@@ -55,25 +56,43 @@ func TestLeakedStreamsOfOneHostDoNotLockOutOthers(t *testing.T) {
 		case i < 2:
 			wantOK(t, fmt.Sprintf("leaky stream %d", i), r, err)
 			leaked = append(leaked, s)
-		default: // both others busy-fresh: refused, naming the cap
-			wantCode(t, fmt.Sprintf("leaky stream %d", i), err, codes.ResourceExhausted, `too many concurrent streams for host "leaky": limit is 2 (--max-streams-per-host)`)
+		default: // both others just used: refused, naming the cap
+			wantCode(t, fmt.Sprintf("leaky stream %d", i), err, codes.ResourceExhausted, `too many concurrent streams for host "leaky": limit is 2 (--max-streams-per-host), all busy`)
 		}
+		clock.add(100 * time.Millisecond) // the first is idle longest
 	}
 	r, err := newStreamOn(t, cc).exchange(&pb.FlowEnvelope{Events: hostEvents("calm", "calm", "n", 1)})
 	wantOK(t, "another host while leaky holds its cap", r, err)
 
 	// Once its streams have idled, a new one of the leaky host supersedes
 	// the longest-idle (the first).
-	var fresh *pb.FlowResponse
-	testutil.WaitFor(t, 10*time.Second, "a new leaky stream to supersede an idle one", func() bool {
-		fresh, err = newStreamOn(t, cc).exchange(&pb.FlowEnvelope{Events: hostEvents("leak-new", "leaky", "n", 1)})
-		return err == nil
-	})
-	wantOK(t, "leaky stream after its others idled", fresh, err)
+	clock.add(2 * time.Second)
+	r, err = newStreamOn(t, cc).exchange(&pb.FlowEnvelope{Events: hostEvents("leak-new", "leaky", "n", 1)})
+	wantOK(t, "leaky stream after its others idled", r, err)
 	_, err = leaked[0].s.Recv()
 	wantCode(t, "the superseded stream", err, codes.ResourceExhausted, `stream superseded: host "leaky" opened a new stream while holding 2`)
 	r, err = leaked[1].exchange(&pb.FlowEnvelope{Events: hostEvents("leak-1b", "leaky", "n", 1)})
 	wantOK(t, "the other leaky stream lives on", r, err)
+}
+
+// fakeClock is a clock tests move by hand.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{t: time.Now()} }
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
 }
 
 // A stream that sends nothing is ended after the idle timeout; one that
@@ -110,7 +129,8 @@ func TestIdleStreamsAreReaped(t *testing.T) {
 // unauthenticated agent is that of the host its events claim, so one host
 // flooding does not throttle the others.
 func TestRateLimitByClaimedHostBehindOneAddress(t *testing.T) {
-	c := start(t, ingest.Options{FlushInterval: 10 * time.Millisecond, MaxEventsPerEnv: 150,
+	clock := newFakeClock()
+	c := start(t, ingest.Options{FlushInterval: 10 * time.Millisecond, MaxEventsPerEnv: 150, Clock: clock.now,
 		Protect: ingest.Protection{Rate: 100, Burst: 200}})
 	cc := dialFrom(t, c.addr, "127.0.0.1")
 	a, b := newStreamOn(t, cc), newStreamOn(t, cc)
@@ -136,10 +156,9 @@ func TestRateLimitByClaimedHostBehindOneAddress(t *testing.T) {
 		t.Fatalf("host a from another address: got %+v %v, want %q", r, err, want)
 	}
 	// The refused envelope, resent once the bucket refilled, lands once.
-	testutil.WaitFor(t, 10*time.Second, "host a's bucket to refill", func() bool {
-		r, err = a.exchange(&pb.FlowEnvelope{Events: hostEvents("a-2", "a", "n", 150)})
-		return err == nil && r.Success
-	})
+	clock.add(1500 * time.Millisecond)
+	r, err = a.exchange(&pb.FlowEnvelope{Events: hostEvents("a-2", "a", "n", 150)})
+	wantOK(t, "host a once its bucket refilled", r, err)
 	if n := count(t, c.st); n != 5*150 {
 		t.Fatalf("want %d flows stored, got %d", 5*150, n)
 	}
@@ -149,8 +168,8 @@ func TestRateLimitByClaimedHostBehindOneAddress(t *testing.T) {
 // address is the one the proxy forwards, and without one the proxy's own
 // address is not capped (every agent has it).
 func TestStreamsPerAddress(t *testing.T) {
-	c := start(t, ingest.Options{FlushInterval: 10 * time.Millisecond, Protect: ingest.Protection{
-		MaxStreamsPerAddress: 2, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.3/32")}}})
+	c := start(t, ingest.Options{FlushInterval: 10 * time.Millisecond, Clock: newFakeClock().now, // nothing idles
+		Protect: ingest.Protection{MaxStreamsPerAddress: 2, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.3/32")}}})
 	open := func(cc *grpc.ClientConn, host string, md ...string) error {
 		s := newStreamOn(t, cc)
 		if len(md) > 0 {

@@ -215,12 +215,12 @@ type guard struct {
 func newGuard(o Options, log *slog.Logger) *guard {
 	p := o.Protect
 	p.defaults(o.MaxEventsPerEnv, o.MaxMessageBytes)
-	g := &guard{p: p, log: log, auth: o.Auth, m: o.Metrics, now: time.Now}
+	g := &guard{p: p, log: log, auth: o.Auth, m: o.Metrics, now: o.Clock}
 	if p.Rate > 0 || p.RateBytes > 0 {
-		g.limiter = newLimiter(limits{p.Rate, p.RateBytes}, limits{float64(p.Burst), float64(p.BurstBytes)}, time.Now)
+		g.limiter = newLimiter(limits{p.Rate, p.RateBytes}, limits{float64(p.Burst), float64(p.BurstBytes)}, g.now)
 	}
 	if p.RejectedBytesRate > 0 {
-		g.rejectBudget = newLimiter(limits{0, p.RejectedBytesRate}, limits{0, float64(p.RejectedBytesBurst)}, time.Now)
+		g.rejectBudget = newLimiter(limits{0, p.RejectedBytesRate}, limits{0, float64(p.RejectedBytesBurst)}, g.now)
 	}
 	g.streams = newAdmission(p, o.Metrics, g.now)
 	return g

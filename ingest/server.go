@@ -52,6 +52,9 @@ type Options struct {
 	// Protect is the abuse protection: per-host rate limit, stalled
 	// streams, keepalive and handshake limits (protect.go).
 	Protect Protection
+	// Clock, if set, is the time of the stream limits (idle, superseding)
+	// and of received events: tests move it. Default time.Now.
+	Clock func() time.Time
 }
 
 func (o *Options) defaults() {
@@ -76,6 +79,9 @@ func (o *Options) defaults() {
 	if o.Metrics == nil {
 		o.Metrics = metrics.NewCollector(nil) // counted, exported nowhere
 	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
 }
 
 // Server implements FlowService.
@@ -95,7 +101,7 @@ type Server struct {
 // New returns a FlowService writing to store.
 func New(store flowlog.Store, o Options, log *slog.Logger) *Server {
 	o.defaults()
-	s := &Server{opts: o, commit: newCommitter(store, o, log), log: log, drain: make(chan struct{}), now: time.Now}
+	s := &Server{opts: o, commit: newCommitter(store, o, log), log: log, drain: make(chan struct{}), now: o.Clock}
 	s.guard = newGuard(o, log)
 	o.Metrics.StreamsOpen.Set(func() float64 { return float64(s.streams.Load()) })
 	return s
