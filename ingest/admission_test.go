@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
@@ -23,6 +24,7 @@ import (
 	"github.com/flowlog/flowlog/auth"
 	"github.com/flowlog/flowlog/ingest"
 	pb "github.com/flowlog/flowlog/proto/flow"
+	"github.com/flowlog/flowlog/store"
 )
 
 // dialFrom connects from a given loopback address (several agents behind
@@ -272,4 +274,68 @@ func TestRevokedIdentityEndsOpenStreams(t *testing.T) {
 	if n := count(t, c.st); n != 3 {
 		t.Fatalf("stored %d flows, want 3", n)
 	}
+}
+
+// Behind a proxy that speaks the PROXY protocol (v1 or v2), the agent's
+// address is the one the header carries: streams are capped by it and
+// logged with it; the proxy's own health checks (LOCAL) keep its address.
+func TestProxyProtocolGivesTheAgentsAddress(t *testing.T) {
+	st, err := store.Open(context.Background(), engine, store.Options{Database: t.Name()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := ingest.New(st, ingest.Options{FlushInterval: 10 * time.Millisecond, Clock: newFakeClock().now,
+		Protect: ingest.Protection{MaxStreamsPerAddress: 1}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	g := srv.GRPCServer()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go g.Serve(ingest.ProxyListener(ln, []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx, g)
+	})
+	v2 := func(ip [4]byte) []byte {
+		h := append([]byte("\r\n\r\n\x00\r\nQUIT\n"), 0x21, 0x11, 0, 12)
+		h = append(h, ip[:]...)
+		h = append(h, 127, 0, 0, 1, 0x30, 0x39, 0x01, 0xbb)
+		return h
+	}
+	through := func(header []byte) *grpc.ClientConn {
+		cc, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) {
+				c, err := (&net.Dialer{}).DialContext(ctx, "tcp", a)
+				if err == nil {
+					_, err = c.Write(header)
+				}
+				return c, err
+			}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cc.Close() })
+		return cc
+	}
+	exchange := func(cc *grpc.ClientConn, host string) error {
+		r, err := newStreamOn(t, cc).exchange(&pb.FlowEnvelope{Events: hostEvents(host, host, "n", 1)})
+		if err == nil && !r.Success {
+			err = fmt.Errorf("success=false: %s", r.Error)
+		}
+		return err
+	}
+	a := through([]byte("PROXY TCP4 203.0.113.7 127.0.0.1 40000 443\r\n"))
+	if err := exchange(a, "a1"); err != nil {
+		t.Fatalf("first stream of 203.0.113.7 (v1): %v", err)
+	}
+	wantCode(t, "second stream of 203.0.113.7 (v2)", exchange(through(v2([4]byte{203, 0, 113, 7})), "a2"),
+		codes.ResourceExhausted, "for address 203.0.113.7: limit is 1")
+	if err := exchange(through(v2([4]byte{198, 51, 100, 9})), "b"); err != nil {
+		t.Fatalf("another agent behind the same proxy: %v", err)
+	}
+	if err := exchange(through([]byte("PROXY UNKNOWN\r\n")), "proxy"); err != nil {
+		t.Fatalf("the proxy's own connection: %v", err)
+	}
+	wantCode(t, "a trusted peer without a header", exchange(through(nil), "c"), codes.Unavailable, "")
 }
