@@ -71,8 +71,6 @@ var (
 		noPage: "aggregates have no pages"}
 )
 
-var protocolNames = map[string]uint8{"icmp": 1, "tcp": 6, "udp": 17, "icmpv6": 58}
-
 var stateNames = map[string]flowlog.State{
 	"all":      flowlog.StateAll,
 	"active":   flowlog.StateActive,
@@ -186,14 +184,11 @@ func parseFilter(q url.Values) (flowlog.Filter, error) {
 		return f, err
 	}
 	f.Port = uint16(port)
-	switch d := get("direction"); d {
-	case "":
-	case "ingress":
-		f.Direction = flowlog.DirIngress
-	case "egress":
-		f.Direction = flowlog.DirEgress
-	default:
-		return f, fmt.Errorf("invalid direction %q: must be one of ingress, egress", d)
+	if d := get("direction"); d != "" {
+		var ok bool
+		if f.Direction, ok = flowlog.ParseDirection(d); !ok {
+			return f, fmt.Errorf("invalid direction %q: must be one of ingress, egress", d)
+		}
 	}
 	return f, nil
 }
@@ -270,13 +265,9 @@ func parseTypes(name string, values []string) ([]flowlog.ParticipantType, error)
 func parseProtocols(values []string) ([]uint8, error) {
 	var out []uint8
 	for _, v := range values {
-		n, ok := protocolNames[strings.ToLower(v)]
-		if !ok {
-			u, err := strconv.ParseUint(v, 10, 8)
-			if err != nil {
-				return nil, fmt.Errorf("invalid protocol %q: must be a number 0..255 or one of tcp, udp, icmp, icmpv6", v)
-			}
-			n = uint8(u)
+		n, err := flowlog.ParseProtocol(v)
+		if err != nil {
+			return nil, fmt.Errorf("invalid protocol %q: must be a number 0..255 or one of %s", v, flowlog.ProtocolNameList())
 		}
 		if !slices.Contains(out, n) {
 			out = append(out, n)

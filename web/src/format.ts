@@ -1,5 +1,7 @@
 // Human-readable sizes, times and names.
 
+import { protocolNames } from "./domain.gen";
+
 const units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
 
 export function bytes(n: number): string {
@@ -19,10 +21,10 @@ export function count(n: number): string {
   return `${(n / 1e9).toFixed(1)}G`;
 }
 
-const protocols: Record<number, string> = { 1: "ICMP", 6: "TCP", 17: "UDP", 47: "GRE", 50: "ESP", 58: "ICMPv6", 132: "SCTP" };
-
+// protocol prints a protocol as the API and the CLI do (names from the Go
+// domain package, generated into domain.gen.ts).
 export function protocol(n: number): string {
-  return protocols[n] ?? String(n);
+  return protocolNames[n] ?? String(n);
 }
 
 const pad = (n: number) => String(n).padStart(2, "0");

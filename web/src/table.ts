@@ -3,6 +3,7 @@
 import type { FlowRow } from "./api";
 import { h } from "./dom";
 import * as fmt from "./format";
+import { portProtocols } from "./domain.gen";
 
 // The table holds at most this many rows; live flows push the oldest out.
 const maxRows = 5000;
@@ -142,7 +143,7 @@ export class FlowsTable {
 
   private endpoint(type: string, id: string, name: string, ip: string, port: number, proto: number) {
     const label = fmt.entity(type, id, name);
-    const showPort = proto === 6 || proto === 17 || proto === 132;
+    const showPort = portProtocols.includes(proto);
     return h(
       "td",
       { class: "endpoint" },
