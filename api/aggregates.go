@@ -351,7 +351,6 @@ func (s *Server) failed(w http.ResponseWriter, r *http.Request, err error, what 
 		s.log.DebugContext(r.Context(), what+" request abandoned", "err", err)
 		return true
 	}
-	s.log.ErrorContext(r.Context(), "fetching "+what, "err", err, "path", r.URL.Path, "query", r.URL.RawQuery)
-	s.writeError(w, r, http.StatusInternalServerError, "error fetching "+what+": "+err.Error())
+	s.internalError(w, r, http.StatusInternalServerError, "internal error fetching "+what, err)
 	return true
 }

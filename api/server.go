@@ -174,8 +174,10 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
 	defer cancel()
 	if err := s.store.Ping(ctx); err != nil {
-		s.log.WarnContext(r.Context(), "health check failed", "err", err)
-		s.writeJSON(w, r, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": err.Error()})
+		id := requestID()
+		s.log.WarnContext(r.Context(), "health check failed", "request_id", id, "err", err)
+		w.Header().Set("X-Request-Id", id)
+		s.writeJSON(w, r, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": "store not answering (request " + id + ")"})
 		return
 	}
 	s.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ok"})
@@ -199,9 +201,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, code int, ms
 func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, code int, v any) {
 	body, err := json.Marshal(v)
 	if err != nil {
-		s.log.ErrorContext(r.Context(), "encoding response", "err", err)
+		id := requestID()
+		s.log.ErrorContext(r.Context(), "encoding response", "request_id", id, "err", err)
 		code = http.StatusInternalServerError
-		body, _ = json.Marshal(errorResponse{Code: code, Message: "encoding response: " + err.Error()})
+		w.Header().Set("X-Request-Id", id)
+		body, _ = json.Marshal(errorResponse{Code: code, Message: "internal error encoding the response (request " + id + ")"})
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
