@@ -20,6 +20,7 @@ import (
 	"github.com/flowlog/flowlog/ingest"
 	pb "github.com/flowlog/flowlog/proto/flow"
 	"github.com/flowlog/flowlog/store"
+	"github.com/flowlog/flowlog/internal/testutil"
 	"github.com/flowlog/flowlog/store/chdb"
 )
 
@@ -27,22 +28,7 @@ import (
 // process); each test uses its own database.
 var engine *chdb.DB
 
-func TestMain(m *testing.M) {
-	lib, err := chdb.FindLib("")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	dir, _ := os.MkdirTemp("", "ingest-test-")
-	if engine, err = chdb.Open(lib, dir, 3); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	engine.Close()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testutil.RunWithEngine(m, "", 3, &engine)) }
 
 type collector struct {
 	st   *store.Store
@@ -53,6 +39,7 @@ type collector struct {
 
 func start(t *testing.T, o ingest.Options, extra ...grpc.ServerOption) *collector {
 	t.Helper()
+	testutil.NeedEngine(t)
 	st, err := store.Open(context.Background(), engine, store.Options{Database: t.Name()})
 	if err != nil {
 		t.Fatal(err)

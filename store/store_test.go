@@ -11,6 +11,7 @@ import (
 
 	"github.com/flowlog/flowlog"
 	"github.com/flowlog/flowlog/store"
+	"github.com/flowlog/flowlog/internal/testutil"
 	"github.com/flowlog/flowlog/store/chdb"
 )
 
@@ -18,33 +19,15 @@ import (
 // itself by database name.
 var engine *chdb.DB
 
+// FLOWLOG_STORE_TEST_DIR keeps the data between runs (TestQueryCosts then
+// loads its flows once).
 func TestMain(m *testing.M) {
-	lib, err := chdb.FindLib("")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	// FLOWLOG_STORE_TEST_DIR keeps the data between runs (TestQueryCosts
-	// then loads its flows once).
-	dir, keep := os.Getenv("FLOWLOG_STORE_TEST_DIR"), true
-	if dir == "" {
-		dir, _ = os.MkdirTemp("", "store-test-")
-		keep = false
-	}
-	if engine, err = chdb.Open(lib, dir, 2); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	engine.Close()
-	if !keep {
-		os.RemoveAll(dir)
-	}
-	os.Exit(code)
+	os.Exit(testutil.RunWithEngine(m, os.Getenv("FLOWLOG_STORE_TEST_DIR"), 2, &engine))
 }
 
 func open(t *testing.T, o store.Options) *store.Store {
 	t.Helper()
+	testutil.NeedEngine(t)
 	if o.Database == "" {
 		o.Database = strings.ReplaceAll(t.Name(), "/", "_")
 	}

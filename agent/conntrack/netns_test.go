@@ -14,6 +14,8 @@ import (
 	"github.com/mdlayher/netlink"
 	ct "github.com/ti-mo/conntrack"
 	"github.com/vishvananda/netns"
+
+	"github.com/flowlog/flowlog/internal/testutil"
 )
 
 // pair is two network namespaces joined by a veth: A (10.200.x.1, where
@@ -26,14 +28,9 @@ type pair struct {
 
 func needRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces and reads kernel conntrack")
-	}
-	for _, bin := range []string{"ip", "nft"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("needs %s (iproute2 / nftables) to build the test namespaces", bin)
-		}
-	}
+	testutil.Root(t) // creates network namespaces and reads kernel conntrack
+	testutil.Tool(t, "ip")
+	testutil.Tool(t, "nft")
 }
 
 func run(t *testing.T, args ...string) {

@@ -5,6 +5,8 @@
 package testutil
 
 import (
+	"flag"
+	"fmt"
 	"os"
 	"os/exec"
 	"testing"
@@ -84,6 +86,9 @@ func EngineLib(t testing.TB) string {
 // it returns "" and the reason when the package's engine tests should skip.
 // Under CI a missing engine is reported as an error instead.
 func EngineLibMain() (lib, skip string, err error) {
+	if !flag.Parsed() {
+		flag.Parse() // TestMain runs before the testing flags are parsed
+	}
 	if testing.Short() {
 		return "", "-short: the embedded engine is not used", nil
 	}
@@ -114,4 +119,48 @@ func Tool(t testing.TB, name string) string {
 		need(t, name+" on PATH (make test installs it)")
 	}
 	return p
+}
+
+// engineSkip is why RunWithEngine left the shared engine closed ("" when
+// it is open).
+var engineSkip string
+
+// RunWithEngine is a TestMain body for packages whose tests share one
+// embedded engine (one data directory per process): it opens the engine in
+// dir (a temporary one, removed afterwards, when dir is "") into *db and
+// runs the tests. In -short,
+// or without the engine library outside CI, *db stays nil and the tests
+// that need it skip through NeedEngine; the others still run.
+func RunWithEngine(m *testing.M, dir string, conns int, db **chdb.DB) int {
+	lib, skip, err := EngineLibMain()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "the embedded engine is needed (CI is set):", err)
+		return 1
+	}
+	if skip != "" {
+		engineSkip = skip
+		return m.Run()
+	}
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "flowlog-engine-test-"); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+	}
+	if *db, err = chdb.Open(lib, dir, conns); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer (*db).Close()
+	return m.Run()
+}
+
+// NeedEngine skips a test of a RunWithEngine package when the shared
+// engine was not opened, saying why.
+func NeedEngine(t testing.TB) {
+	t.Helper()
+	if engineSkip != "" {
+		t.Skip("SKIPPED: " + engineSkip)
+	}
 }
