@@ -18,9 +18,9 @@ import (
 
 	"github.com/flowlog/flowlog"
 	"github.com/flowlog/flowlog/ingest"
+	"github.com/flowlog/flowlog/internal/testutil"
 	pb "github.com/flowlog/flowlog/proto/flow"
 	"github.com/flowlog/flowlog/store"
-	"github.com/flowlog/flowlog/internal/testutil"
 	"github.com/flowlog/flowlog/store/chdb"
 )
 

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/flowlog/flowlog"
-	"github.com/flowlog/flowlog/store"
 	"github.com/flowlog/flowlog/internal/testutil"
+	"github.com/flowlog/flowlog/store"
 	"github.com/flowlog/flowlog/store/chdb"
 )
 
