@@ -22,8 +22,9 @@ type Engine interface {
 	Exec(ctx context.Context, sql string) error
 	// QueryJSON returns the rows of a SELECT as JSONEachRow lines.
 	QueryJSON(ctx context.Context, sql string) ([]byte, error)
-	// InsertRowBinary inserts rows encoded as RowBinary in the column order given.
-	InsertRowBinary(ctx context.Context, table, columns string, rows []byte) error
+	// Insert inserts data in the given input format (Native for flows,
+	// RowBinary for rejected events) into the columns given, in that order.
+	Insert(ctx context.Context, table, columns, format string, data []byte) error
 	Close() error
 }
 
@@ -45,8 +46,9 @@ const DefaultRetention = 30 * 24 * time.Hour
 // Store implements flowlog.Store on an Engine.
 type Store struct {
 	eng       Engine
-	db        string // quoted database name, ready for SQL
-	buf       sync.Pool
+	db        string    // quoted database name, ready for SQL
+	buf       sync.Pool // *rowBinary, for rejected events
+	blocks    sync.Pool // *flowBlock, for flow events
 	retention time.Duration
 
 	clock struct { // see stamp
@@ -80,6 +82,7 @@ func Open(ctx context.Context, eng Engine, o Options) (*Store, error) {
 	}
 	s := &Store{eng: eng, db: ident(o.Database), retention: o.Retention, slack: rollupClockSlack, stop: make(chan struct{})}
 	s.buf.New = func() any { return &rowBinary{} }
+	s.blocks.New = func() any { return newFlowBlock() }
 	if err := s.migrate(ctx); err != nil {
 		return nil, err
 	}
@@ -104,13 +107,14 @@ func Open(ctx context.Context, eng Engine, o Options) (*Store, error) {
 // is durable when it returns (fsync_after_insert) and idempotent under retry
 // (ReplacingMergeTree keys), so a failure in either is safe to retry whole.
 func (s *Store) Insert(ctx context.Context, b *flowlog.Batch) error {
-	w := s.buf.Get().(*rowBinary)
-	defer func() { w.b = w.b[:0]; s.buf.Put(w) }()
 	if len(b.Events) > 0 {
-		for i := range b.Events {
-			w.event(&b.Events[i])
+		blk := s.blocks.Get().(*flowBlock)
+		data, err := blk.encode(b.Events)
+		if err == nil {
+			err = s.eng.Insert(ctx, s.db+".flows", flowColumns, "Native", data)
 		}
-		if err := s.eng.InsertRowBinary(ctx, s.db+".flows", flowColumns, w.b); err != nil {
+		s.blocks.Put(blk)
+		if err != nil {
 			return fmt.Errorf("inserting %d flow events: %w", len(b.Events), err)
 		}
 		// After the rows, before returning (and so before any ack): the
@@ -120,11 +124,14 @@ func (s *Store) Insert(ctx context.Context, b *flowlog.Batch) error {
 		}
 	}
 	if len(b.Rejected) > 0 {
-		w.b = w.b[:0]
+		// Rejected events are few and mostly unique strings: RowBinary
+		// costs them nothing worth a second columnar encoder.
+		w := s.buf.Get().(*rowBinary)
+		defer func() { w.b = w.b[:0]; s.buf.Put(w) }()
 		for i := range b.Rejected {
 			w.rejected(&b.Rejected[i])
 		}
-		if err := s.eng.InsertRowBinary(ctx, s.db+".rejected_events", rejectedColumns, w.b); err != nil {
+		if err := s.eng.Insert(ctx, s.db+".rejected_events", rejectedColumns, "RowBinary", w.b); err != nil {
 			return fmt.Errorf("inserting %d rejected events: %w", len(b.Rejected), err)
 		}
 	}

@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -283,25 +284,26 @@ func (db *DB) QueryJSON(ctx context.Context, sql string) ([]byte, error) {
 	return db.Query(ctx, sql, "JSONEachRow")
 }
 
-// InsertRowBinary inserts rows encoded as RowBinary. The engine ends inline
-// binary INSERT data at the first blank line, so the rows go through a file
-// (page cache, removed afterwards): FROM INFILE reads it at full speed.
-func (db *DB) InsertRowBinary(ctx context.Context, table, columns string, rows []byte) error {
+// Insert inserts data in an input format (Native, RowBinary). The engine
+// ends inline binary INSERT data at the first blank line, so the data goes
+// through a file (page cache, removed afterwards): FROM INFILE reads it at
+// full speed.
+func (db *DB) Insert(ctx context.Context, table, columns, format string, data []byte) error {
 	dir := filepath.Join(db.dir, "flowlog-inserts")
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, "batch-*.rowbinary")
+	f, err := os.CreateTemp(dir, "batch-*."+strings.ToLower(format))
 	if err != nil {
 		return err
 	}
 	defer os.Remove(f.Name())
-	if _, err := f.Write(rows); err != nil {
+	if _, err := f.Write(data); err != nil {
 		f.Close()
 		return fmt.Errorf("writing insert file: %w", err)
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("writing insert file: %w", err)
 	}
-	return db.Exec(ctx, fmt.Sprintf("INSERT INTO %s (%s) FROM INFILE '%s' FORMAT RowBinary", table, columns, f.Name()))
+	return db.Exec(ctx, fmt.Sprintf("INSERT INTO %s (%s) FROM INFILE '%s' FORMAT %s", table, columns, f.Name(), format))
 }
