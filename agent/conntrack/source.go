@@ -244,7 +244,7 @@ func (s *Source) openState() error {
 		return err
 	}
 	for _, e := range res.Errors {
-		s.log.Warn("conntrack: damaged announced-flow set: "+e+" (flows it named may be announced again or left open)")
+		s.log.Warn("conntrack: damaged announced-flow set: " + e + " (flows it named may be announced again or left open)")
 	}
 	s.stats.stateCorrupt.Add(uint64(res.Corrupt))
 	s.stats.stateRestored.Store(uint64(res.Flows))
