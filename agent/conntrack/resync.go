@@ -35,10 +35,16 @@ func (s *Source) resync(ctx context.Context, why int, emit func(Flow) error) (ag
 		a, err := s.drain(ctx, emit)
 		again = again || a
 		return err
-	}, emit)
+	}, func(f Flow) error {
+		switch f.Kind {
+		case New:
+			s.stats.resyncStarts.Add(1)
+		case Update:
+			s.stats.updates.Add(1)
+		}
+		return emit(f)
+	})
 	s.stats.open.Store(uint64(len(s.tr.open)))
-	s.stats.resyncStarts.Add(uint64(n.starts))
-	s.stats.updates.Add(uint64(n.updates))
 	s.tr.sync()
 	if err != nil {
 		return false, err
