@@ -26,7 +26,10 @@ import (
 // tLog writes log lines to the test's log.
 type tLog struct{ t *testing.T }
 
-func (w tLog) Write(b []byte) (int, error) { w.t.Log(strings.TrimSuffix(string(b), "\n")); return len(b), nil }
+func (w tLog) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(b), "\n"))
+	return len(b), nil
+}
 
 // events is what a pipeline printed, decoded.
 type events struct {
