@@ -14,10 +14,13 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/flowlog/flowlog"
 	"github.com/flowlog/flowlog/agent/config"
 	"github.com/flowlog/flowlog/agent/conntrack"
+	"github.com/flowlog/flowlog/agent/export"
+	"github.com/flowlog/flowlog/agent/spool"
 	"github.com/flowlog/flowlog/internal/netnstest"
 	"github.com/flowlog/flowlog/internal/testutil"
 	pb "github.com/flowlog/flowlog/proto/flow"
@@ -79,6 +82,13 @@ type agentRun struct {
 // state file holds what the source had synced.
 func startAgent(t *testing.T, p *netnstest.Pair, state string, o conntrack.Options) *agentRun {
 	t.Helper()
+	return startAgentBatch(t, p, state, o, nil)
+}
+
+// startAgentBatch is startAgent into a batcher (spool) instead of printing,
+// when b is not nil.
+func startAgentBatch(t *testing.T, p *netnstest.Pair, state string, o conntrack.Options, b *export.Batcher) *agentRun {
+	t.Helper()
 	cfg, err := config.Parse("agent.yaml", fmt.Appendf(nil, `host: {id: host-a, name: a}
 networks:
   - id: mesh1
@@ -97,7 +107,14 @@ networks:
 	}
 	pr, pw := io.Pipe()
 	a := &agentRun{ev: &events{}, src: src}
-	pipe := NewPipeline(cfg, nil, pw)
+	var pipe *Pipeline
+	if b != nil {
+		pipe = NewPipeline(cfg, b, nil)
+		pw.Close()
+	} else {
+		pipe = NewPipeline(cfg, nil, pw)
+	}
+	pipe.Undelivered = src.Undelivered // as agent.Run wires it
 	ctx, cancel := context.WithCancel(context.Background())
 	flows := make(chan conntrack.Flow, 4096)
 	var wg sync.WaitGroup
@@ -393,5 +410,75 @@ func TestFlowsWithoutTimestampsKeepTheirID(t *testing.T) {
 			t.Fatalf("restart %d announced the open flow %s again: %v", run, id2, evs)
 		}
 		a.stop()
+	}
+}
+
+// DESTROYs a full spool dropped are not lost for good: the pipeline hands
+// them back to the source, whose next resync (finding the flows gone)
+// emits them again, marked ended-unobserved, with their final counters,
+// until the spool takes them.
+func TestSpoolFullDestroysClosedLater(t *testing.T) {
+	t.Parallel()
+	p := agentPair(t)
+	ln := listen(t, p)
+	state := t.TempDir()
+	sp, err := spool.Open(filepath.Join(state, "spool"), spool.Options{MaxBytes: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	b := export.NewBatcher(sp, 1, slog.New(slog.DiscardHandler))
+	a := startAgentBatch(t, p, state, conntrack.Options{ResyncInterval: 300 * time.Millisecond}, b)
+	var conns []*conn
+	for range 3 {
+		c := dial(t, p, ln)
+		c.send(t, 20_000)
+		conns = append(conns, c)
+	}
+	ids := map[uint16]string{}
+	closed := map[string]*pb.FlowEvent{}
+	// read acknowledges what is spooled, as the collector would.
+	read := func() {
+		for sp.Stats().Entries > 0 {
+			ent, err := sp.Read(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var env pb.FlowEnvelope
+			if err := proto.Unmarshal(ent.Data, &env); err == nil {
+				for _, ev := range env.Events {
+					switch ev.Type {
+					case pb.EventType_EVENT_START:
+						ids[uint16(ev.SrcPort)] = ev.FlowId
+					case pb.EventType_EVENT_DESTROY:
+						closed[ev.FlowId] = ev
+					}
+				}
+			}
+			if err := sp.Ack(ent.Seq); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	testutil.WaitFor(t, 0, "the STARTs spooled", func() bool { read(); return len(ids) >= 3 })
+	for { // the collector goes away; the spool fills up
+		if _, err := sp.Append(make([]byte, 1000)); err != nil {
+			break
+		}
+	}
+	for _, c := range conns {
+		c.close()
+	}
+	stopReaper := p.Reaper(t, 250*time.Millisecond)
+	defer stopReaper()
+	testutil.WaitFor(t, 0, "the DESTROYs dropped, handed back and dropped again", func() bool {
+		return b.Dropped.Load() >= 6 && a.src.Stats().Redelivered >= 6
+	})
+	testutil.WaitFor(t, 0, "the DESTROYs spooled once the collector is back", func() bool { read(); return len(closed) >= 3 })
+	for _, c := range conns {
+		d := closed[ids[c.port]]
+		if d == nil || d.Status&flowlog.StatusEndedUnobserved == 0 || d.BytesSent < 20_000 {
+			t.Fatalf("port %d (%s): DESTROY %v, want ended-unobserved with the final counters", c.port, ids[c.port], d)
+		}
 	}
 }
