@@ -124,6 +124,16 @@ type Source struct {
 
 const defaultReadBuffer = 8 << 20
 
+// Defaults of the agent's flags for ResyncInterval and ActiveTimeout (the
+// Options themselves take zero as off).
+const (
+	// DefaultResyncInterval bounds how long a flow whose DESTROY was lost
+	// stays open; a dump costs about 1 ms of CPU per 1,000 entries.
+	DefaultResyncInterval = 5 * time.Minute
+	// DefaultActiveTimeout is NetFlow's customary active timeout.
+	DefaultActiveTimeout = 60 * time.Second
+)
+
 // Open dials conntrack netlink in the namespace, subscribes to NEW and
 // DESTROY events and switches accounting and timestamps on there (undone
 // by Close). Events queue in the socket from now on, so open before the
