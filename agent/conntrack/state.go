@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
 )
 
 // The announced set on disk: what the tracker knows about every open flow
@@ -24,7 +23,11 @@ import (
 // record, buffered and written out after each batch of kernel events, so a
 // kill -9 loses at most the batch being handled; when the journal holds
 // more than twice the live set it is compacted: the live set is written to
-// a temporary file, synced and renamed over the journal. Each record has
+// a temporary file and renamed over the journal. Nothing is fsynced: a
+// process crash (kill -9) loses nothing written, and a power loss, which
+// may lose recent records or leave garbage, is what the checksums are for;
+// an fsync of a large set would stall event reading for its duration.
+// Each record has
 // its own CRC: a damaged record is skipped, a torn tail ignored, a file
 // with a foreign header ignored whole, each with a WARN and counted, never
 // fatal: at worst some flows are announced again or left to the
@@ -236,17 +239,11 @@ func (s *stateLog) compact(open map[flowKey]openFlow) error {
 		}
 	}
 	err = w.Flush()
-	if err == nil {
-		err = f.Sync()
-	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil {
 		err = os.Rename(tmp, s.path)
-	}
-	if err == nil {
-		err = syncDir(filepath.Dir(s.path))
 	}
 	if err == nil {
 		s.f, err = os.OpenFile(s.path, os.O_WRONLY|os.O_APPEND, 0)
@@ -258,15 +255,6 @@ func (s *stateLog) compact(open map[flowKey]openFlow) error {
 	s.w = bufio.NewWriterSize(s.f, 64<<10)
 	s.records = n
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // fail stops persistence after a write error: the agent goes on reporting

@@ -292,3 +292,69 @@ func TestStateUnreadable(t *testing.T) {
 		t.Fatalf("reading a directory: %v", err)
 	}
 }
+
+// BenchmarkStateChurn is the state file's cost per flow (New + Destroy,
+// synced every 100 flows as after a batch of kernel events), against the
+// tracker alone.
+func BenchmarkStateChurn(b *testing.B) {
+	for _, persisted := range []bool{false, true} {
+		b.Run(map[bool]string{false: "memory", true: "persisted"}[persisted], func(b *testing.B) {
+			tr := newTracker()
+			tr.now = newStepClock().now
+			if persisted {
+				st, err := openStateLog(filepath.Join(b.TempDir(), "flows"), 0, tr.open, discardLog())
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer st.close()
+				tr.state = st
+			}
+			// 10k flows stay open throughout, as on a busy host.
+			for i := range 10_000 {
+				_ = tr.onNew(tcp(uint32(1_000_000+i), uint16(i)), func(Flow) error { return nil })
+			}
+			nop := func(Flow) error { return nil }
+			b.ResetTimer()
+			for i := range b.N {
+				f := tcp(uint32(i), uint16(i))
+				_ = tr.onNew(f, nop)
+				_ = tr.onDestroy(f, nop)
+				if i%100 == 99 {
+					tr.sync()
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkUpdatePass is one active-timeout pass over a dump of 100k open
+// flows, every one due: reconcile, 100k Updates, their state records.
+func BenchmarkUpdatePass(b *testing.B) {
+	clk := newStepClock()
+	tr := newTracker()
+	tr.now, tr.activeTimeout = clk.now, time.Minute
+	st, err := openStateLog(filepath.Join(b.TempDir(), "flows"), 0, tr.open, discardLog())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.close()
+	tr.state = st
+	dump := make([]Flow, 100_000)
+	for i := range dump {
+		dump[i] = tcp(uint32(i), uint16(i))
+		dump[i].Start = t0
+		_ = tr.onNew(dump[i], func(Flow) error { return nil })
+		dump[i] = withCounters(dump[i], 1000, 100)
+	}
+	tr.sync()
+	nop := func(Flow) error { return nil }
+	b.ResetTimer()
+	for range b.N {
+		clk.add(time.Minute)
+		n, err := tr.resync(dump, func() error { return nil }, nop)
+		if err != nil || n.updates != len(dump) {
+			b.Fatalf("%+v %v", n, err)
+		}
+		tr.sync()
+	}
+}
