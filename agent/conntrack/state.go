@@ -41,10 +41,11 @@ const (
 	recSize = 1 + 45 + 8 + 1 + 4 + 4*8 + 8 + 4
 )
 
-// DefaultMaxStateFlows bounds the announced set on disk (about 100 bytes a
-// flow): flows beyond it are still tracked, just not remembered across a
-// restart.
-const DefaultMaxStateFlows = 1 << 20
+// DefaultMaxStateFlows bounds the announced set on disk: 103 bytes a flow,
+// so 27 MB live and at most about twice that before a compaction. It is
+// the kernel's usual nf_conntrack_max on hosts with 4 GB of memory or more;
+// flows beyond it are still tracked, just not remembered across a restart.
+const DefaultMaxStateFlows = 1 << 18
 
 // stateLog appends the tracker's changes to the state file.
 type stateLog struct {
