@@ -139,6 +139,9 @@ const (
 // by Close). Events queue in the socket from now on, so open before the
 // traffic of interest and Run soon.
 func Open(o Options) (*Source, error) {
+	if err := o.check(); err != nil {
+		return nil, err
+	}
 	if o.ReadBuffer <= 0 {
 		o.ReadBuffer = defaultReadBuffer
 	}
@@ -232,6 +235,23 @@ func (s *Source) Stats() Stats {
 		Updates: s.stats.updates.Load(), StateRestored: s.stats.stateRestored.Load(),
 		StateCorrupt: s.stats.stateCorrupt.Load(), Redelivered: s.stats.redelivered.Load(),
 	}
+}
+
+// MinActiveTimeout keeps the table dumps of active-timeout updates (one
+// every half timeout) from becoming the agent's main work.
+const MinActiveTimeout = time.Second
+
+func (o *Options) check() error {
+	if o.ActiveTimeout < 0 || o.ActiveTimeout > 0 && o.ActiveTimeout < MinActiveTimeout {
+		return fmt.Errorf("conntrack: active timeout %v: give 0 (off) or at least %v", o.ActiveTimeout, MinActiveTimeout)
+	}
+	if o.ResyncInterval < 0 {
+		return fmt.Errorf("conntrack: resync interval %v is negative (0 = only on start and overrun)", o.ResyncInterval)
+	}
+	if o.MaxStateFlows < 0 {
+		return fmt.Errorf("conntrack: max state flows %d is negative (0 = default %d)", o.MaxStateFlows, DefaultMaxStateFlows)
+	}
+	return nil
 }
 
 // resyncPeriod is how often Run resynchronises: ResyncInterval, sooner

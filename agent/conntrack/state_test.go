@@ -358,3 +358,12 @@ func BenchmarkUpdatePass(b *testing.B) {
 		tr.sync()
 	}
 }
+
+func TestOptionsChecked(t *testing.T) {
+	for _, o := range []Options{{ActiveTimeout: -time.Second}, {ActiveTimeout: 10 * time.Millisecond},
+		{ResyncInterval: -1}, {MaxStateFlows: -1}} {
+		if _, err := Open(o); err == nil || !strings.Contains(err.Error(), "conntrack: ") {
+			t.Errorf("Open(%+v): %v", o, err)
+		}
+	}
+}
