@@ -76,7 +76,7 @@ type tracker struct {
 	open map[flowKey]openFlow
 	now  func() time.Time
 	// lost is called for every Destroy the tracker makes up because the
-	// kernel's was never seen (its counters are lost).
+	// kernel's was never seen (ended unobserved: last known counters).
 	lost func(Flow)
 	// state persists open; nil: not persisted. saved counts the flows of
 	// open it holds.
