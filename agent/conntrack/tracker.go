@@ -275,13 +275,15 @@ func (t *tracker) resync(dump []Flow, drain func() error, emit func(Flow) error)
 		n.starts++
 	}
 	for _, u := range due {
+		if err := emit(u); err != nil {
+			return n, err
+		}
+		// Only counters that went out: a Destroy made up from them never
+		// reports more than the collector was told.
 		k := keyOf(&u)
 		o := t.open[k]
 		o.counters, o.status, o.lastReport = countersOf(&u), u.Status, now.UnixNano()
 		t.set(k, o)
-		if err := emit(u); err != nil {
-			return n, err
-		}
 		n.updates++
 	}
 	if err := drain(); err != nil {
