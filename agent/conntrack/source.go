@@ -130,7 +130,8 @@ const (
 	// DefaultResyncInterval bounds how long a flow whose DESTROY was lost
 	// stays open; a dump costs about 1 ms of CPU per 1,000 entries.
 	DefaultResyncInterval = 5 * time.Minute
-	// DefaultActiveTimeout is NetFlow's customary active timeout.
+	// DefaultActiveTimeout is the active timeout NetFlow/IPFIX exporters
+	// are commonly set to: bytes land in the right minute.
 	DefaultActiveTimeout = 60 * time.Second
 )
 
