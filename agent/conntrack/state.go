@@ -27,11 +27,10 @@ import (
 // process crash (kill -9) loses nothing written, and a power loss, which
 // may lose recent records or leave garbage, is what the checksums are for;
 // an fsync of a large set would stall event reading for its duration.
-// Each record has
-// its own CRC: a damaged record is skipped, a torn tail ignored, a file
-// with a foreign header ignored whole, each with a WARN and counted, never
-// fatal: at worst some flows are announced again or left to the
-// collector's stale horizon.
+// Each record has its own CRC: a damaged record is skipped, a torn tail
+// ignored, a file with a foreign header ignored whole, each with a WARN and
+// counted, never fatal: at worst some flows are announced again or left to
+// the collector's stale horizon.
 const stateMagic = "flowlog-flows 1\n"
 
 const (
@@ -153,8 +152,10 @@ func encodeRecord(r *[recSize]byte, op byte, k flowKey, o openFlow) {
 		b = binary.LittleEndian.AppendUint64(b, c)
 	}
 	b = binary.LittleEndian.AppendUint64(b, uint64(o.lastReport))
+	if len(b) != recSize-1-4 { // appended in place: the fields must fill the record exactly
+		panic("conntrack: state record layout does not match recSize")
+	}
 	binary.LittleEndian.PutUint32(r[recSize-4:], crc32.ChecksumIEEE(r[:recSize-4]))
-	_ = b
 }
 
 func decodeRecord(r []byte) (k flowKey, o openFlow) {
