@@ -53,7 +53,7 @@ type collector struct {
 
 func start(t *testing.T, o ingest.Options, extra ...grpc.ServerOption) *collector {
 	t.Helper()
-	st, err := store.Open(context.Background(), engine, store.Options{Database: t.Name()})
+	st, err := store.OpenEngine(context.Background(), engine, store.Options{Database: t.Name()})
 	if err != nil {
 		t.Fatal(err)
 	}

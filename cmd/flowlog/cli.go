@@ -20,9 +20,9 @@ package main
 //
 // Kong itself rejects unknown flags and missing flag values before a command
 // runs, with its usage status 80; every flag whose value can be wrong is
-// therefore a string checked here, so that a bad value exits 1. main exits 1
-// on any error a Run method returns, so the commands exit themselves
-// (cliIO.finish) to keep the other codes.
+// therefore a string checked here, so that a bad value exits 1. The
+// commands print their error themselves (cliIO.finish) and main exits with
+// the code it carries.
 
 import (
 	"bytes"
@@ -79,10 +79,12 @@ Exit status:
 
 Sizes are SI with one decimal (1 KB = 1000 B); times are local.`
 
-// exitError is an error with the status the process should exit with.
+// exitError is an error with the status the process should exit with
+// (main honours it); printed says the command printed it already.
 type exitError struct {
-	code int
-	msg  string
+	code    int
+	msg     string
+	printed bool
 }
 
 func (e *exitError) Error() string { return e.msg }
@@ -108,11 +110,10 @@ func exitCode(err error) int {
 	return exitUnavailable
 }
 
-// cliIO is what the commands print to and how they end; zero values mean the
-// process's own (tests inject buffers, a clock, a zone and an exit hook).
+// cliIO is what the commands print to; zero values mean the process's own
+// (tests inject buffers, a clock and a zone).
 type cliIO struct {
 	stdout, stderr io.Writer
-	exit           func(int)
 	now            func() time.Time
 	loc            *time.Location
 }
@@ -145,9 +146,8 @@ func (o *cliIO) zone() *time.Location {
 	return o.loc
 }
 
-// finish prints err and exits with its status. main would turn any returned
-// error into status 1, so a failing command exits here; err is returned only
-// when a test replaced exit.
+// finish prints err the way the client commands do and returns it as an
+// exitError with its status, marked printed, for main to exit with.
 func (o *cliIO) finish(cmd string, err error) error {
 	if err == nil {
 		return nil
@@ -157,18 +157,13 @@ func (o *cliIO) finish(cmd string, err error) error {
 	if code == exitUsage {
 		fmt.Fprintf(o.errOut(), "see 'flowlog %s --help'\n", cmd)
 	}
-	exit := o.exit
-	if exit == nil {
-		exit = os.Exit
-	}
-	exit(code)
-	return err
+	return &exitError{code: code, msg: err.Error(), printed: true}
 }
 
 // clientFlags say where the collector is and how to print its answer.
 type clientFlags struct {
 	Server  string `help:"Collector's HTTP API: URL, or host:port for plain http." default:"http://127.0.0.1:8080" env:"FLOWLOG_SERVER"`
-	Token   string `help:"Bearer token sent as 'Authorization: Bearer TOKEN' (when set)." env:"FLOWLOG_TOKEN"`
+	Token   string `help:"A reader's bearer token (the collector's --readers file), sent as 'Authorization: Bearer TOKEN' when set." env:"FLOWLOG_READER_TOKEN"`
 	Timeout string `help:"How long to wait for an answer (tail: for the stream to open), e.g. 10s." default:"10s" env:"FLOWLOG_TIMEOUT"`
 	Output  string `short:"o" help:"Output format: table, json or jsonl (one JSON object per line)." default:"table" env:"FLOWLOG_OUTPUT"`
 }

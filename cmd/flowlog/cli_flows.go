@@ -41,8 +41,8 @@ JSON object per line (--output jsonl).
 ` + exitCodesHelp
 }
 
-func (c *flowsCmd) Run() error {
-	return c.io.finish("flows", c.run(context.Background()))
+func (c *flowsCmd) Run(ctx context.Context) error {
+	return c.io.finish("flows", c.run(ctx))
 }
 
 func (c *flowsCmd) run(ctx context.Context) error {

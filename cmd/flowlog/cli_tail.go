@@ -10,11 +10,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"os/signal"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/flowlog/flowlog/api"
@@ -57,9 +54,8 @@ too slow)" goes to stderr. A broken stream is reopened with exponential backoff
 ` + tailExitCodesHelp
 }
 
-func (c *tailCmd) Run() error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+// Run follows until ctx ends (main cancels it on SIGINT and SIGTERM).
+func (c *tailCmd) Run(ctx context.Context) error {
 	return c.io.finish("tail", c.run(ctx))
 }
 

@@ -45,8 +45,8 @@ type talker struct {
 	Flows   uint64 `json:"flows"`
 }
 
-func (c *topCmd) Run() error {
-	return c.io.finish("top", c.run(context.Background()))
+func (c *topCmd) Run(ctx context.Context) error {
+	return c.io.finish("top", c.run(ctx))
 }
 
 func (c *topCmd) run(ctx context.Context) error {

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // The web page in a real browser: `flowlog serve` filled with known flows
 // over gRPC, then web/test/page.test.mjs (playwright-core driving Debian's

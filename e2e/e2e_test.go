@@ -1,13 +1,13 @@
-package main
+package e2e
 
 // End-to-end tests through the built binary: `flowlog serve` on free
 // loopback ports and a temporary data directory, real gRPC, the real
 // embedded engine, the HTTP API as a user sees it.
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -25,18 +25,25 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/flowlog/flowlog/internal/testutil"
 	pb "github.com/flowlog/flowlog/proto/flow"
 )
 
+// binary is the flowlog binary TestMain built (empty in -short: tests that
+// need it skip).
 var binary string
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "flowlog-e2e-")
 	if err != nil {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "flowlog")
-	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", binary, "../cmd/flowlog").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building flowlog: %v\n%s", err, out)
 		os.Exit(1)
 	}
@@ -45,52 +52,65 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// needBinary skips in -short, where TestMain builds no binary.
+func needBinary(t *testing.T) {
+	t.Helper()
+	testutil.Short(t, "runs the flowlog binary")
+}
+
 // collector is a running `flowlog serve`.
 type collector struct {
 	cmd        *exec.Cmd
 	grpc, http string
 	data       string
 	exited     chan error
+	logs       *logBuffer
 }
 
+// logBuffer keeps what the process logged, for failure messages.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// serve starts `flowlog serve` on free loopback ports and returns once it
+// serves: it learns the bound addresses from --addr-file.
 func serve(t *testing.T, data string, args ...string) *collector {
 	t.Helper()
+	testutil.EngineLib(t)
+	addrFile := filepath.Join(t.TempDir(), "addrs.json")
 	cmd := exec.Command(binary, append([]string{"--log-format", "json", "serve", "--data", data,
-		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--flush-interval", "50ms"}, args...)...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--flush-interval", "50ms", "--addr-file", addrFile}, args...)...)
+	c := &collector{cmd: cmd, data: data, exited: make(chan error, 1), logs: &logBuffer{}}
+	cmd.Stderr = c.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	c := &collector{cmd: cmd, data: data, exited: make(chan error, 1)}
-	ready := make(chan struct{})
-	var logs strings.Builder
-	var mu sync.Mutex
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			mu.Lock()
-			logs.WriteString(sc.Text() + "\n")
-			mu.Unlock()
-			var l struct{ Msg, GRPC, HTTP string }
-			if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "serving" {
-				c.grpc, c.http = l.GRPC, "http://"+l.HTTP
-				close(ready)
-			}
-		}
-		c.exited <- cmd.Wait()
-	}()
-	select {
-	case <-ready:
-	case err := <-c.exited:
-		mu.Lock()
-		t.Fatalf("flowlog serve exited before serving: %v\n%s", err, logs.String())
-	case <-time.After(60 * time.Second):
-		t.Fatal("flowlog serve did not start within 60s")
-	}
+	go func() { c.exited <- cmd.Wait() }()
 	t.Cleanup(func() { c.cmd.Process.Kill() })
+	var addrs struct{ GRPC, HTTP string }
+	testutil.WaitFor(t, 60*time.Second, "flowlog serve to serve", func() bool {
+		select {
+		case err := <-c.exited:
+			t.Fatalf("flowlog serve exited before serving: %v\n%s", err, c.logs)
+		default:
+		}
+		b, err := os.ReadFile(addrFile)
+		return err == nil && json.Unmarshal(b, &addrs) == nil
+	})
+	c.grpc, c.http = addrs.GRPC, "http://"+addrs.HTTP
 	return c
 }
 
@@ -101,7 +121,7 @@ func (c *collector) stop(t *testing.T) {
 	select {
 	case err := <-c.exited:
 		if err != nil {
-			t.Fatalf("flowlog serve exited with %v after SIGTERM", err)
+			t.Fatalf("flowlog serve exited with %v after SIGTERM\n%s", err, c.logs)
 		}
 	case <-time.After(60 * time.Second):
 		t.Fatal("flowlog serve did not stop within 60s of SIGTERM")

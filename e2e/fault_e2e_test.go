@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // Faults and abuse through the binary: kill -9 under load, the ingest rate
 // limit and the HTTP limits as flags.

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // End-to-end tests of `flowlog agent` against the real kernel: two network
 // namespaces joined by a veth pair, an nftables rule that uses `ct` (which

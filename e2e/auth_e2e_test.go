@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // Authenticated agents through the binary: `flowlog serve` with mutual TLS,
 // bearer tokens and an identities file, real gRPC clients, the HTTP API.
