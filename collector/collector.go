@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/flowlog/flowlog"
 	"github.com/flowlog/flowlog/api"
 	"github.com/flowlog/flowlog/auth"
 	"github.com/flowlog/flowlog/ingest"
@@ -34,6 +35,8 @@ type Collector struct {
 	cfg   Config
 	log   *slog.Logger
 	ready chan struct{} // closed once both listeners serve
+	// openStore opens the store (store.Open; tests put a fake in).
+	openStore func(context.Context, store.Config) (Store, error)
 
 	mu               sync.Mutex
 	grpcAddr, httpAd net.Addr
@@ -48,8 +51,17 @@ func New(cfg Config) (*Collector, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Collector{cfg: cfg, log: log, ready: make(chan struct{})}, nil
+	return &Collector{cfg: cfg, log: log, ready: make(chan struct{}), openStore: openStore}, nil
 }
+
+// Store is what the collector serves from: ingest inserts, the API reads
+// and aggregates.
+type Store interface {
+	flowlog.Store
+	flowlog.Aggregator
+}
+
+func openStore(ctx context.Context, c store.Config) (Store, error) { return store.Open(ctx, c) }
 
 // Ready is closed once both listeners serve (GRPCAddr and HTTPAddr are then
 // known). It never closes if Run fails first: wait on Run's result too.
@@ -77,7 +89,7 @@ var ErrShutdownTimeout = errors.New("shutdown did not finish within --shutdown-t
 // parts are the running components, for the reverse-order stop.
 type parts struct {
 	grpcLn, httpLn net.Listener
-	store          *store.Store
+	store          Store
 	ing            *ingest.Server
 	grpc           *grpc.Server
 	http           *http.Server
@@ -173,7 +185,7 @@ func (c *Collector) start(ctx context.Context, p *parts) error {
 	if sc.Logger == nil {
 		sc.Logger = c.log
 	}
-	if p.store, err = store.Open(ctx, sc); err != nil {
+	if p.store, err = c.openStore(ctx, sc); err != nil {
 		return err
 	}
 	hub := tail.NewHub() // live tail: committed events fan out to /api/v1/flows/stream clients

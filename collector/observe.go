@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 
-	"github.com/flowlog/flowlog"
 	apipkg "github.com/flowlog/flowlog/api"
 	"github.com/flowlog/flowlog/metrics"
 	"github.com/flowlog/flowlog/tail"
@@ -33,10 +32,7 @@ type observability struct {
 	ready readiness
 }
 
-func newObservability(st interface {
-	flowlog.Store
-	flowlog.Aggregator
-}, hub *tail.Hub, log *slog.Logger) *observability {
+func newObservability(st Store, hub *tail.Hub, log *slog.Logger) *observability {
 	o := &observability{reg: metrics.NewRegistry()}
 	o.m = metrics.NewCollector(o.reg)
 	o.store = o.m.InstrumentStore(st, st)

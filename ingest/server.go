@@ -1,7 +1,7 @@
 // Package ingest is the collector's gRPC side: netmaker.flow.FlowService.
 // Every envelope is validated, group-committed with other streams' envelopes,
 // and answered with one FlowResponse, in arrival order, once its events are
-// durably stored (see DESIGN.md "Semantics that matter").
+// durably stored (see docs/design.md "Semantics that matter").
 package ingest
 
 import (
@@ -92,8 +92,14 @@ type Server struct {
 	guard   *guard // rate limit, stall watch, keepalive (protect.go)
 }
 
+// Inserter is all ingest needs of a store (flowlog.Store is one): Insert
+// writes the batch durably, and is safe to call again with the same rows.
+type Inserter interface {
+	Insert(ctx context.Context, b *flowlog.Batch) error
+}
+
 // New returns a FlowService writing to store.
-func New(store flowlog.Store, o Options, log *slog.Logger) *Server {
+func New(store Inserter, o Options, log *slog.Logger) *Server {
 	o.defaults()
 	s := &Server{opts: o, commit: newCommitter(store, o, log), log: log, drain: make(chan struct{}), now: time.Now}
 	s.guard = newGuard(o.Protect, o.MaxEventsPerEnv, log)
