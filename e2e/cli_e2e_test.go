@@ -28,6 +28,7 @@ func answer(t *testing.T, code int, body any) *httptest.Server {
 // exitOf runs the binary and returns its exit status and output.
 func exitOf(t *testing.T, args ...string) (int, string) {
 	t.Helper()
+	needBinary(t)
 	out, err := exec.Command(binary, args...).CombinedOutput()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {

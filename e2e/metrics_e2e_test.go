@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flowlog/flowlog/internal/testutil"
 	pb "github.com/flowlog/flowlog/proto/flow"
 )
 
@@ -126,15 +127,11 @@ func TestMetricsAgentThroughTheBinary(t *testing.T) {
 	finishedFlows(t, m, c.http, 1, 60*time.Second)
 
 	base := "http://" + addr
-	deadline := time.Now().Add(10 * time.Second)
 	var text string
-	for {
+	testutil.Eventually(10*time.Second, func() bool { // the checks below say what is wrong
 		_, text = httpText(t, base+"/metrics")
-		if metricValue(text, "flowlog_agent_spool_entries") == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return metricValue(text, "flowlog_agent_spool_entries") == 0
+	})
 	for sample, min := range map[string]float64{
 		`flowlog_agent_conntrack_events_total{kind="new"}`:     1,
 		`flowlog_agent_conntrack_events_total{kind="destroy"}`: 1,

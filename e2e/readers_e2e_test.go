@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/flowlog/flowlog/auth"
+	"github.com/flowlog/flowlog/internal/testutil"
 	pb "github.com/flowlog/flowlog/proto/flow"
 )
 
@@ -157,6 +158,7 @@ func until(t *testing.T, events <-chan string, marker string) map[string]int {
 // runBinary runs the binary and returns its exit status and output.
 func runBinary(t *testing.T, env []string, args ...string) (int, string) {
 	t.Helper()
+	needBinary(t)
 	cmd := exec.Command(binary, args...)
 	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.CombinedOutput()
@@ -325,20 +327,15 @@ func TestReadersScopeThroughTheBinary(t *testing.T) {
 
 	t.Run("reload", func(t *testing.T) {
 		readersFile(t, readers, "[mesh2]")
-		deadline := time.Now().Add(10 * time.Second)
-		for {
+		testutil.WaitFor(t, 10*time.Second, fmt.Sprintf("one to see only mesh2's %d flows after the reload", n1), func() bool {
 			got := networksOf(t, c.http, oneToken, "")
-			if len(got) == 1 && got["mesh2"] == n1 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("after the reload one sees %v, want only mesh2's %d", got, n1)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+			return len(got) == 1 && got["mesh2"] == n1
+		})
 		// An invalid edit is ignored: the previous readers stay.
 		writeFile(t, readers, "readers:\n  - {name: one, token_sha256: nothex, networks: ['*']}\n")
-		time.Sleep(500 * time.Millisecond)
+		testutil.WaitFor(t, 10*time.Second, "the invalid edit to be read and refused", func() bool {
+			return strings.Contains(c.logs.String(), "invalid; keeping the previous")
+		})
 		if got := networksOf(t, c.http, oneToken, ""); len(got) != 1 || got["mesh2"] != n1 {
 			t.Errorf("after an invalid edit one sees %v", got)
 		}
@@ -426,7 +423,7 @@ func TestReadersWebPageAsksForToken(t *testing.T) {
 	if err != nil {
 		t.Fatal("node not found: the browser test needs Node.js and npm")
 	}
-	root, err := filepath.Abs("../..")
+	root, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
 	}

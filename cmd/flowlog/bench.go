@@ -10,19 +10,20 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/flowlog/flowlog/bench"
+	"github.com/flowlog/flowlog/cli"
 )
 
 // benchCmd is `flowlog bench`: flags onto bench.Config, whose DefaultConfig
 // is where every default comes from (benchVars).
 type benchCmd struct {
-	Streams           int      `help:"Concurrent agents, one gRPC stream (and connection) each." default:"${bench_streams}" env:"FLOWLOG_BENCH_STREAMS"`
-	Duration          duration `help:"How long the agents send (acks of the last envelopes are awaited afterwards)." default:"${bench_duration}" env:"FLOWLOG_BENCH_DURATION"`
-	EventsPerEnvelope int      `name:"events-per-envelope" help:"Events per FlowEnvelope." default:"${bench_events_per_envelope}" env:"FLOWLOG_BENCH_EVENTS_PER_ENVELOPE"`
-	Window            int      `help:"Envelopes in flight per stream before an agent waits for acks." default:"${bench_window}" env:"FLOWLOG_BENCH_WINDOW"`
-	MTLS              bool     `name:"mtls" help:"Agents connect with mutual TLS (a throwaway CA, server and client certificates are made for the run); measures the cost of TLS against the plaintext default." env:"FLOWLOG_BENCH_MTLS"`
-	Participants      int      `help:"Distinct participants (endpoints) in the network, at most 60000." default:"${bench_participants}" env:"FLOWLOG_BENCH_PARTICIPANTS"`
-	ActiveFraction    float64  `help:"Share of flows that only get a START (stay active), 0 to 1." default:"${bench_active_fraction}" env:"FLOWLOG_BENCH_ACTIVE_FRACTION"`
-	Seed              int64    `help:"Seed of the synthetic agents (hosts, participants, ports)." default:"0" env:"FLOWLOG_BENCH_SEED"`
+	Streams           int          `help:"Concurrent agents, one gRPC stream (and connection) each." default:"${bench_streams}" env:"FLOWLOG_BENCH_STREAMS"`
+	Duration          cli.Duration `help:"How long the agents send (acks of the last envelopes are awaited afterwards)." default:"${bench_duration}" env:"FLOWLOG_BENCH_DURATION"`
+	EventsPerEnvelope int          `name:"events-per-envelope" help:"Events per FlowEnvelope." default:"${bench_events_per_envelope}" env:"FLOWLOG_BENCH_EVENTS_PER_ENVELOPE"`
+	Window            int          `help:"Envelopes in flight per stream before an agent waits for acks." default:"${bench_window}" env:"FLOWLOG_BENCH_WINDOW"`
+	MTLS              bool         `name:"mtls" help:"Agents connect with mutual TLS (a throwaway CA, server and client certificates are made for the run); measures the cost of TLS against the plaintext default." env:"FLOWLOG_BENCH_MTLS"`
+	Participants      int          `help:"Distinct participants (endpoints) in the network, at most 60000." default:"${bench_participants}" env:"FLOWLOG_BENCH_PARTICIPANTS"`
+	ActiveFraction    float64      `help:"Share of flows that only get a START (stay active), 0 to 1." default:"${bench_active_fraction}" env:"FLOWLOG_BENCH_ACTIVE_FRACTION"`
+	Seed              int64        `help:"Seed of the synthetic agents (hosts, participants, ports)." default:"0" env:"FLOWLOG_BENCH_SEED"`
 
 	FlushRows     int           `help:"Collector group commit: insert when this many rows wait (also the ceiling's batch size)." default:"${bench_flush_rows}" env:"FLOWLOG_BENCH_FLUSH_ROWS"`
 	FlushInterval time.Duration `help:"Collector group commit: insert when the oldest row waited this long." default:"${bench_flush_interval}" env:"FLOWLOG_BENCH_FLUSH_INTERVAL"`

@@ -10,7 +10,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -22,19 +21,20 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/flowlog/flowlog"
+	"github.com/flowlog/flowlog/cli"
 )
 
-type cli struct {
+type flags struct {
 	LogLevel  slog.Level       `help:"Log level: debug, info, warn, error." default:"info" env:"FLOWLOG_LOG_LEVEL"`
 	LogFormat string           `help:"Log format: text or json." enum:"text,json" default:"text" env:"FLOWLOG_LOG_FORMAT"`
 	Version   kong.VersionFlag `help:"Print the version and exit."`
 
-	Serve serveCmd `cmd:"" help:"Run the collector: gRPC ingest, ClickHouse store, HTTP API."`
-	Agent agentCmd `cmd:"" help:"Run the agent on a mesh host: conntrack flows to the collector."`
-	Bench benchCmd `cmd:"" help:"Load-test a collector with synthetic agents and verify what it stored."`
-	Flows flowsCmd `cmd:"" help:"List a collector's flows (HTTP API client); exit 0 ok, 1 bad flag, 2 refused (4xx), 3 unreachable/5xx, 4 empty with --fail-empty."`
-	Top   topCmd   `cmd:"" help:"Rank a collector's top talkers by bytes, packets or flows; exit 0 ok, 1 bad flag, 2 refused (4xx), 3 unreachable/5xx, 4 empty with --fail-empty."`
-	Tail  tailCmd  `cmd:"" help:"Follow flows as a collector commits them; exit 0 interrupted or --count reached, 1 bad flag, 2 refused (4xx), 3 unreachable/5xx with --no-reconnect."`
+	Serve serveCmd     `cmd:"" help:"Run the collector: gRPC ingest, ClickHouse store, HTTP API."`
+	Agent agentCmd     `cmd:"" help:"Run the agent on a mesh host: conntrack flows to the collector."`
+	Bench benchCmd     `cmd:"" help:"Load-test a collector with synthetic agents and verify what it stored."`
+	Flows cli.FlowsCmd `cmd:"" help:"List a collector's flows (HTTP API client); exit 0 ok, 1 bad flag, 2 refused (4xx), 3 unreachable/5xx, 4 empty with --fail-empty."`
+	Top   cli.TopCmd   `cmd:"" help:"Rank a collector's top talkers by bytes, packets or flows; exit 0 ok, 1 bad flag, 2 refused (4xx), 3 unreachable/5xx, 4 empty with --fail-empty."`
+	Tail  cli.TailCmd  `cmd:"" help:"Follow flows as a collector commits them; exit 0 interrupted or --count reached, 1 bad flag, 2 refused (4xx), 3 unreachable/5xx with --no-reconnect."`
 }
 
 // options are kong's settings, shared by main and the tests that parse
@@ -55,7 +55,7 @@ func options() []kong.Option {
 }
 
 func main() {
-	var c cli
+	var c flags
 	kctx := kong.Parse(&c, append(options(),
 		// A usage error (unknown flag, missing value) exits 1 like every other
 		// bad input, not kong's own 80: scripts rely on the documented codes.
@@ -73,18 +73,26 @@ func main() {
 	os.Exit(exitStatus(err, kctx.Command(), log))
 }
 
+// exitError is an error that says which status the process exits with,
+// and whether its command printed it already (the client commands do).
+type exitError interface {
+	error
+	ExitCode() int
+	Printed() bool
+}
+
 // exitStatus is the status the process exits with after err: the code an
-// exitError carries (printed already if the command said so), else 1.
+// exitError carries, else 1.
 func exitStatus(err error, cmd string, log *slog.Logger) int {
 	if err == nil {
-		return exitOK
+		return 0
 	}
-	var e *exitError
+	var e exitError
 	if errors.As(err, &e) {
-		if !e.printed {
+		if !e.Printed() {
 			log.Error(cmd+" failed", "err", err)
 		}
-		return e.code
+		return e.ExitCode()
 	}
 	log.Error(cmd+" failed", "err", err)
 	return 1
@@ -96,28 +104,6 @@ func newLogger(level slog.Level, format string) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(os.Stderr, o))
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, o))
-}
-
-// duration is a time.Duration that also accepts whole days ("30d"), the
-// natural unit of a retention.
-type duration time.Duration
-
-func (d *duration) UnmarshalText(b []byte) error {
-	s := string(b)
-	if n, ok := strings.CutSuffix(s, "d"); ok {
-		days, err := strconv.Atoi(n)
-		if err != nil || days <= 0 {
-			return fmt.Errorf("invalid duration %q: want a positive number of days like 30d, or a Go duration like 720h", s)
-		}
-		*d = duration(time.Duration(days) * 24 * time.Hour)
-		return nil
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil || v <= 0 {
-		return fmt.Errorf("invalid duration %q: want a positive Go duration like 500ms or 720h, or days like 30d", s)
-	}
-	*d = duration(v)
-	return nil
 }
 
 // Defaults as flag text (kong.Vars): what --help and the README show.

@@ -76,7 +76,7 @@ func readmeTables(t *testing.T) map[string]map[string]readmeFlag {
 // flag in a table exists.
 func TestREADMEConfigurationTablesMatchTheFlags(t *testing.T) {
 	tables := readmeTables(t)
-	p, err := kong.New(&cli{}, options()...)
+	p, err := kong.New(&flags{}, options()...)
 	if err != nil {
 		t.Fatal(err)
 	}

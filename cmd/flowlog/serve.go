@@ -8,6 +8,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/flowlog/flowlog/api"
+	"github.com/flowlog/flowlog/cli"
 	"github.com/flowlog/flowlog/collector"
 	"github.com/flowlog/flowlog/store"
 )
@@ -19,7 +20,7 @@ type serveCmd struct {
 	GRPCAddr      string        `name:"grpc-addr" help:"gRPC listen address for agents." default:"${serve_grpc_addr}" env:"FLOWLOG_GRPC_ADDR"`
 	HTTPAddr      string        `name:"http-addr" help:"HTTP listen address for the API." default:"${serve_http_addr}" env:"FLOWLOG_HTTP_ADDR"`
 	AddrFile      string        `name:"addr-file" help:"Once serving, write the bound addresses to this file as JSON {\"grpc\":\"host:port\",\"http\":\"host:port\"} (for scripts listening on port 0)." env:"FLOWLOG_ADDR_FILE"`
-	Retention     duration      `help:"How long flows are kept (TTL), e.g. 30d or 720h." default:"${serve_retention}" env:"FLOWLOG_RETENTION"`
+	Retention     cli.Duration  `help:"How long flows are kept (TTL), e.g. 30d or 720h." default:"${serve_retention}" env:"FLOWLOG_RETENTION"`
 	Database      string        `help:"ClickHouse database name." default:"${serve_database}" env:"FLOWLOG_DATABASE"`
 	GoMemoryLimit int64         `help:"Soft limit of the Go heap in bytes (GC works harder near it); the engine's memory comes on top. GOMEMLIMIT, if set, wins. 0 = none." default:"${serve_go_memory_limit}" env:"FLOWLOG_GO_MEMORY_LIMIT"`
 	RollupEvery   time.Duration `help:"How often the 1-minute and 1-hour rollups of changed days are recomputed (0 = never; aggregates then read raw flows)." default:"${serve_rollup_every}" env:"FLOWLOG_ROLLUP_EVERY"`
@@ -72,7 +73,7 @@ func serveVars() kong.Vars {
 		"serve_max_events": itoa(d.MaxEvents), "serve_max_message_bytes": itoa(d.MaxMessageBytes),
 		"serve_max_streams": itoa(d.MaxStreams), "serve_stream_buffer": itoa(d.StreamBuffer),
 		"serve_shutdown_timeout": dur(d.ShutdownTimeout),
-		"serve_ingest_rate": itoa(d.IngestRate), "serve_ingest_burst": itoa(d.IngestBurst),
+		"serve_ingest_rate":      itoa(d.IngestRate), "serve_ingest_burst": itoa(d.IngestBurst),
 		"serve_stream_stall_timeout":     dur(d.StreamStallTimeout),
 		"serve_http_read_header_timeout": dur(d.HTTPLimits.ReadHeaderTimeout), "serve_http_read_timeout": dur(d.HTTPLimits.ReadTimeout),
 		"serve_http_write_timeout": dur(d.HTTPLimits.WriteTimeout), "serve_http_idle_timeout": dur(d.HTTPLimits.IdleTimeout),

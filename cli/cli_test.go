@@ -1,4 +1,4 @@
-package main
+package cli
 
 // Tests of the client commands flows, top and tail against httptest fakes of
 // the collector's HTTP API (the contract, not the real collector: the
@@ -34,11 +34,18 @@ type cliRun struct {
 	err            error
 }
 
+// root is the client commands as the binary has them.
+type root struct {
+	Flows FlowsCmd `cmd:""`
+	Top   TopCmd   `cmd:""`
+	Tail  TailCmd  `cmd:""`
+}
+
 // parseCLI parses args as main does (defaults, env, repeatable flags).
-func parseCLI(t *testing.T, args ...string) *cli {
+func parseCLI(t *testing.T, args ...string) *root {
 	t.Helper()
-	var c cli
-	p, err := kong.New(&c, append(options(), kong.Exit(func(code int) { t.Fatalf("kong exited %d for %q", code, args) }))...)
+	var c root
+	p, err := kong.New(&c, kong.Name("flowlog"), kong.Exit(func(code int) { t.Fatalf("kong exited %d for %q", code, args) }))
 	if err != nil {
 		t.Fatal(err)
 	}
