@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"strconv"
@@ -176,15 +177,15 @@ type benchCfg struct {
 }
 
 type verifyResult struct {
-	OK         bool        `json:"ok"`
-	NetworkID  string      `json:"network_id"`
+	OK         bool         `json:"ok"`
+	NetworkID  string       `json:"network_id"`
 	Expect     store.Counts `json:"expect"` // from the envelopes acked with success=true
 	Final      store.Counts `json:"final"`  // SELECT ... FINAL
 	ArgMax     store.Counts `json:"argmax"` // GROUP BY flow_id with argMax(..., version)
-	Rows       int64       `json:"rows"`   // unmerged rows of the network (START + DESTROY not yet collapsed)
-	FinalMs    float64     `json:"final_query_ms"`
-	ArgMaxMs   float64     `json:"argmax_query_ms"`
-	Mismatches []string    `json:"mismatches,omitempty"`
+	Rows       int64        `json:"rows"`   // unmerged rows of the network (START + DESTROY not yet collapsed)
+	FinalMs    float64      `json:"final_query_ms"`
+	ArgMaxMs   float64      `json:"argmax_query_ms"`
+	Mismatches []string     `json:"mismatches,omitempty"`
 }
 
 type ceilingResult struct {
@@ -559,7 +560,7 @@ type childCollector struct {
 }
 
 // startCollector runs this binary's `serve` on loopback with free ports and
-// waits for its "serving" line, which names the bound addresses.
+// waits for its --addr-file, which names the bound addresses.
 func (c *Config) startCollector(ctx context.Context, dir string, extra ...string) (*childCollector, error) {
 	exe := c.Binary
 	if exe == "" {
@@ -573,6 +574,14 @@ func (c *Config) startCollector(ctx context.Context, dir string, extra ...string
 		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
 		"--flush-rows", strconv.Itoa(c.FlushRows), "--flush-interval", c.FlushInterval.String(),
 		"--ingest-rate", "0"} // every loopback stream is one unauthenticated "host": the rate limit would cap the bench
+	// Outside the data directory: this process opens that with the engine later.
+	tmp, err := os.MkdirTemp("", "flowlog-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	addrFile := filepath.Join(tmp, "addrs.json")
+	args = append(args, "--addr-file", addrFile)
 	args = append(args, extra...)
 	// Raise the collector's limits only where the load would exceed them.
 	if c.FlushRows > 1_000_000 {
@@ -598,37 +607,49 @@ func (c *Config) startCollector(ctx context.Context, dir string, extra ...string
 		return nil, fmt.Errorf("starting collector: %w", err)
 	}
 	col := &childCollector{cmd: cmd, exited: make(chan struct{})}
-	ready := make(chan struct{})
 	logsDone := make(chan struct{})
 	go func() {
 		defer close(logsDone)
-		col.readLogs(stderr, ready)
+		col.readLogs(stderr)
 	}()
 	go func() {
 		<-logsDone // Wait closes the pipe: read it all first
 		col.waitErr = cmd.Wait()
 		close(col.exited)
 	}()
-	select {
-	case <-ready:
-		return col, nil
-	case <-col.exited:
-		return nil, fmt.Errorf("collector exited before serving (%v):\n%s", col.waitErr, col.tail())
-	case <-time.After(2 * time.Minute):
-		col.kill()
-		return nil, fmt.Errorf("collector not serving after 2 minutes:\n%s", col.tail())
-	case <-ctx.Done():
-		col.kill()
-		return nil, ctx.Err()
+	poll := time.NewTicker(50 * time.Millisecond) // the file has no signal of its own
+	defer poll.Stop()
+	timeout := time.After(2 * time.Minute)
+	for {
+		select {
+		case <-poll.C:
+			b, err := os.ReadFile(addrFile)
+			if err != nil {
+				continue
+			}
+			var a struct{ GRPC, HTTP string }
+			if err := json.Unmarshal(b, &a); err != nil {
+				return nil, fmt.Errorf("collector's address file: %w", err)
+			}
+			col.grpcAddr, col.httpAddr = a.GRPC, a.HTTP
+			return col, nil
+		case <-col.exited:
+			return nil, fmt.Errorf("collector exited before serving (%v):\n%s", col.waitErr, col.tail())
+		case <-timeout:
+			col.kill()
+			return nil, fmt.Errorf("collector not serving after 2 minutes:\n%s", col.tail())
+		case <-ctx.Done():
+			col.kill()
+			return nil, ctx.Err()
+		}
 	}
 }
 
-// readLogs follows the collector's JSON log: the "serving" line gives the
-// addresses; warnings and errors are passed on; the last lines are kept.
-func (col *childCollector) readLogs(r io.Reader, ready chan struct{}) {
+// readLogs follows the collector's JSON log: warnings and errors are passed
+// on; the last lines are kept.
+func (col *childCollector) readLogs(r io.Reader) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
-	serving := false
 	for sc.Scan() {
 		line := sc.Text()
 		col.mu.Lock()
@@ -637,19 +658,10 @@ func (col *childCollector) readLogs(r io.Reader, ready chan struct{}) {
 			col.last = col.last[len(col.last)-30:]
 		}
 		col.mu.Unlock()
-		var l struct {
-			Level, Msg string
-			GRPC       string `json:"grpc"`
-			HTTP       string `json:"http"`
-		}
+		var l struct{ Level string }
 		if json.Unmarshal([]byte(line), &l) != nil {
 			fmt.Fprintln(os.Stderr, "collector:", line) // the engine's own messages
 			continue
-		}
-		if !serving && l.Msg == "serving" {
-			col.grpcAddr, col.httpAddr = l.GRPC, l.HTTP
-			serving = true
-			close(ready)
 		}
 		if l.Level == "WARN" || l.Level == "ERROR" {
 			fmt.Fprintln(os.Stderr, "collector:", line)
@@ -952,4 +964,3 @@ func thousands(n int64) string {
 	}
 	return b.String()
 }
-

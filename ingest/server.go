@@ -55,21 +55,32 @@ type Options struct {
 	Protect Protection
 }
 
+// Defaults of Options (the collector's DefaultConfig uses them too).
+const (
+	DefaultFlushRows       = 50_000
+	DefaultFlushInterval   = 500 * time.Millisecond
+	DefaultMaxPendingRows  = 1_000_000
+	DefaultWriters         = 2
+	DefaultMaxEventsPerEnv = 10_000
+	DefaultMaxMessageBytes = 16 << 20
+	DefaultMaxStreams      = 1000
+)
+
 func (o *Options) defaults() {
 	def := func(v *int, d int) {
 		if *v <= 0 {
 			*v = d
 		}
 	}
-	def(&o.FlushRows, 50_000)
-	def(&o.MaxPendingRows, 1_000_000)
-	def(&o.MaxEventsPerEnv, 10_000)
-	def(&o.MaxMessageBytes, 16<<20)
-	def(&o.MaxStreams, 1000)
+	def(&o.FlushRows, DefaultFlushRows)
+	def(&o.MaxPendingRows, DefaultMaxPendingRows)
+	def(&o.MaxEventsPerEnv, DefaultMaxEventsPerEnv)
+	def(&o.MaxMessageBytes, DefaultMaxMessageBytes)
+	def(&o.MaxStreams, DefaultMaxStreams)
 	def(&o.InFlightPerStream, 64)
-	def(&o.Writers, 2)
+	def(&o.Writers, DefaultWriters)
 	if o.FlushInterval <= 0 {
-		o.FlushInterval = 500 * time.Millisecond
+		o.FlushInterval = DefaultFlushInterval
 	}
 	if o.InsertTimeout <= 0 {
 		o.InsertTimeout = 30 * time.Second
