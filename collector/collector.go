@@ -61,7 +61,13 @@ type Store interface {
 	flowlog.Aggregator
 }
 
-func openStore(ctx context.Context, c store.Config) (Store, error) { return store.Open(ctx, c) }
+func openStore(ctx context.Context, c store.Config) (Store, error) {
+	st, err := store.Open(ctx, c)
+	if err != nil {
+		return nil, err // not a nil *store.Store in a non-nil Store
+	}
+	return st, nil
+}
 
 // Ready is closed once both listeners serve (GRPCAddr and HTTPAddr are then
 // known). It never closes if Run fails first: wait on Run's result too.

@@ -183,3 +183,25 @@ func TestRunServesAndReportsItsAddresses(t *testing.T) {
 		t.Fatalf("Run after cancel: %v", err)
 	}
 }
+
+// A store that cannot open ends Run with its error, listeners released.
+func TestRunFailsWhenTheStoreDoesNotOpen(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Store.ChdbLib = "/nonexistent/libchdb.so"
+	col, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The real opener: its error must not come back as a nil store.
+	err = col.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "/nonexistent/libchdb.so") {
+		t.Fatalf("Run: %v", err)
+	}
+	for _, a := range []net.Addr{col.GRPCAddr(), col.HTTPAddr()} {
+		ln, err := net.Listen("tcp", a.String())
+		if err != nil {
+			t.Fatalf("%s still bound after Run failed: %v", a, err)
+		}
+		ln.Close()
+	}
+}
