@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,7 +44,8 @@ type flowVersion struct {
 // runKillLoad streams envelopes of perEnv events until the stream breaks:
 // each envelope STARTs new flows and finishes (DESTROY, version+1) the flows
 // started two envelopes earlier, so acked and unacked versions interleave.
-func runKillLoad(cc *grpc.ClientConn, network string, stream, perEnv int) *killLoad {
+// successes counts the success=true acks as they come.
+func runKillLoad(cc *grpc.ClientConn, network string, stream, perEnv int, successes *atomic.Int64) *killLoad {
 	l := &killLoad{}
 	s, err := pb.NewFlowServiceClient(cc).StreamFlows(context.Background())
 	if err != nil {
@@ -63,6 +65,9 @@ func runKillLoad(cc *grpc.ClientConn, network string, stream, perEnv int) *killL
 			mu.Lock()
 			l.acked = append(l.acked, r.Success)
 			mu.Unlock()
+			if r.Success {
+				successes.Add(1)
+			}
 			<-window
 		}
 	}()
@@ -170,6 +175,7 @@ func TestKill9UnderLoadKeepsEveryAckedEvent(t *testing.T) {
 	c := serve(t, data, "--ingest-rate", "0")
 	const streams, perEnv, network = 4, 200, "kill9load"
 	loads := make([]*killLoad, streams)
+	successes := make([]atomic.Int64, streams)
 	var wg sync.WaitGroup
 	for i := range loads {
 		cc, err := grpc.NewClient(c.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -177,11 +183,18 @@ func TestKill9UnderLoadKeepsEveryAckedEvent(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { cc.Close() })
-		wg.Go(func() { loads[i] = runKillLoad(cc, network, i, perEnv) })
+		wg.Go(func() { loads[i] = runKillLoad(cc, network, i, perEnv, &successes[i]) })
 	}
-	// Kill once acks are flowing on every stream; a little later, so that
-	// inserts are in progress.
-	time.Sleep(1500 * time.Millisecond)
+	// Kill once acks are flowing on every stream (the streams keep sending:
+	// inserts are in progress).
+	testutil.WaitFor(t, 60*time.Second, "a few acks on every stream", func() bool {
+		for i := range successes {
+			if successes[i].Load() < 3 {
+				return false
+			}
+		}
+		return true
+	})
 	c.kill9(t)
 	loadsDone := make(chan struct{})
 	go func() { wg.Wait(); close(loadsDone) }()
