@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
 	"strconv"
@@ -42,9 +43,7 @@ type flags struct {
 func options() []kong.Option {
 	vars := kong.Vars{"version": "flowlog " + flowlog.Version()}
 	for _, v := range []kong.Vars{serveVars(), agentVars(), benchVars()} {
-		for k, s := range v {
-			vars[k] = s
-		}
+		maps.Copy(vars, v)
 	}
 	return []kong.Option{
 		kong.Name("flowlog"),
