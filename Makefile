@@ -15,7 +15,7 @@ web:
 
 ## build: the one binary, bin/flowlog
 build: web
-	$(GO) build -o bin/flowlog ./cmd/flowlog
+	$(GO) build -ldflags "-X github.com/flowlog/flowlog.version=$$(git describe --tags --always --dirty 2>/dev/null || echo devel)" -o bin/flowlog ./cmd/flowlog
 
 ## run: the collector on the embedded engine, data in ./data, loopback only
 run: setup web build

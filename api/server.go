@@ -35,7 +35,7 @@ var openAPIDoc []byte
 
 // Deps is what the API serves from.
 type Deps struct {
-	Store flowlog.Store      // required
+	Store Reader             // required
 	Agg   flowlog.Aggregator // nil: the aggregate endpoints answer 501
 	Hub   *tail.Hub          // nil: the live tail answers 501
 	Log   *slog.Logger       // nil: slog.Default()
@@ -45,10 +45,17 @@ type Deps struct {
 	Keepalive    time.Duration // between keepalive comments on the live tail (default DefaultKeepalive)
 }
 
+// Reader is what the API reads flows from (flowlog.Store is one); the
+// aggregates come from a flowlog.Aggregator.
+type Reader interface {
+	Flows(ctx context.Context, f flowlog.Filter, p flowlog.Page) ([]flowlog.Flow, error)
+	Ping(ctx context.Context) error
+}
+
 // Server is the HTTP API. It holds no state of its own: queries go to the
 // store, live flows come from the hub.
 type Server struct {
-	store     flowlog.Store
+	store     Reader
 	agg       flowlog.Aggregator
 	hub       *tail.Hub
 	log       *slog.Logger

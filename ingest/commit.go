@@ -38,7 +38,7 @@ func (t *ticket) rows() int { return len(t.events) + len(t.rejected) }
 // Several writers insert in parallel: one insert leaves most of a core idle
 // while the engine parses and sorts (measured: 2 writers, +40% ceiling).
 type committer struct {
-	store      flowlog.Store
+	store      Inserter
 	maxRows    int
 	interval   time.Duration
 	maxPending int64
@@ -66,7 +66,7 @@ type commitStats struct {
 	inserts, rows, failures atomic.Int64
 }
 
-func newCommitter(store flowlog.Store, o Options, log *slog.Logger) *committer {
+func newCommitter(store Inserter, o Options, log *slog.Logger) *committer {
 	c := &committer{
 		store: store, maxRows: o.FlushRows, interval: o.FlushInterval,
 		maxPending: int64(o.MaxPendingRows), timeout: o.InsertTimeout, onCommit: o.OnCommit, log: log, m: o.Metrics,

@@ -52,8 +52,8 @@ type Protection struct {
 	// after being quiet. Default 2 x Rate; never less than the largest
 	// envelope (MaxEventsPerEnv), which would otherwise never pass.
 	Burst int
-	// StallTimeout ends a stream whose acks could not be sent for this long
-	// (default 60s; negative: never).
+	// StallTimeout ends a stream whose acks could not be sent for this long;
+	// 0: never (DefaultStallTimeout is a good value).
 	StallTimeout time.Duration
 
 	KeepaliveMinTime  time.Duration // agents may ping this often, no more (default 10s; our agent pings every 30s)
@@ -79,7 +79,6 @@ func (p *Protection) defaults(maxEventsPerEnv int) {
 			*v = d
 		}
 	}
-	dur(&p.StallTimeout, DefaultStallTimeout)
 	dur(&p.KeepaliveMinTime, DefaultKeepaliveMinTime)
 	dur(&p.KeepaliveTime, DefaultKeepaliveTime)
 	dur(&p.KeepaliveTimeout, DefaultKeepaliveTimeout)
@@ -294,7 +293,7 @@ func (l *limiter) size() int {
 // already computed are dropped; the agent resends what it did not see acked).
 func (g *guard) watch(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	w := &watchedStream{ServerStream: ss, g: g}
-	if g.p.StallTimeout < 0 {
+	if g.p.StallTimeout <= 0 {
 		return handler(srv, w)
 	}
 	done := make(chan error, 1)

@@ -65,7 +65,7 @@ func TestRateLimitErrorIsTransient(t *testing.T) {
 func TestProtectionDefaults(t *testing.T) {
 	p := Protection{Rate: 50_000}
 	p.defaults(10_000)
-	if p.Burst != 100_000 || p.StallTimeout != DefaultStallTimeout || p.KeepaliveMinTime != DefaultKeepaliveMinTime {
+	if p.Burst != 100_000 || p.StallTimeout != 0 || p.KeepaliveMinTime != DefaultKeepaliveMinTime {
 		t.Fatalf("defaults: %+v", p)
 	}
 	p = Protection{Rate: 100, Burst: 10}

@@ -1,7 +1,7 @@
 // Package ingest is the collector's gRPC side: netmaker.flow.FlowService.
 // Every envelope is validated, group-committed with other streams' envelopes,
 // and answered with one FlowResponse, in arrival order, once its events are
-// durably stored (see DESIGN.md "Semantics that matter").
+// durably stored (see docs/design.md "Semantics that matter").
 package ingest
 
 import (
@@ -55,21 +55,32 @@ type Options struct {
 	Protect Protection
 }
 
+// Defaults of Options (the collector's DefaultConfig uses them too).
+const (
+	DefaultFlushRows       = 50_000
+	DefaultFlushInterval   = 500 * time.Millisecond
+	DefaultMaxPendingRows  = 1_000_000
+	DefaultWriters         = 2
+	DefaultMaxEventsPerEnv = 10_000
+	DefaultMaxMessageBytes = 16 << 20
+	DefaultMaxStreams      = 1000
+)
+
 func (o *Options) defaults() {
 	def := func(v *int, d int) {
 		if *v <= 0 {
 			*v = d
 		}
 	}
-	def(&o.FlushRows, 50_000)
-	def(&o.MaxPendingRows, 1_000_000)
-	def(&o.MaxEventsPerEnv, 10_000)
-	def(&o.MaxMessageBytes, 16<<20)
-	def(&o.MaxStreams, 1000)
+	def(&o.FlushRows, DefaultFlushRows)
+	def(&o.MaxPendingRows, DefaultMaxPendingRows)
+	def(&o.MaxEventsPerEnv, DefaultMaxEventsPerEnv)
+	def(&o.MaxMessageBytes, DefaultMaxMessageBytes)
+	def(&o.MaxStreams, DefaultMaxStreams)
 	def(&o.InFlightPerStream, 64)
-	def(&o.Writers, 2)
+	def(&o.Writers, DefaultWriters)
 	if o.FlushInterval <= 0 {
-		o.FlushInterval = 500 * time.Millisecond
+		o.FlushInterval = DefaultFlushInterval
 	}
 	if o.InsertTimeout <= 0 {
 		o.InsertTimeout = 30 * time.Second
@@ -92,8 +103,14 @@ type Server struct {
 	guard   *guard // rate limit, stall watch, keepalive (protect.go)
 }
 
+// Inserter is all ingest needs of a store (flowlog.Store is one): Insert
+// writes the batch durably, and is safe to call again with the same rows.
+type Inserter interface {
+	Insert(ctx context.Context, b *flowlog.Batch) error
+}
+
 // New returns a FlowService writing to store.
-func New(store flowlog.Store, o Options, log *slog.Logger) *Server {
+func New(store Inserter, o Options, log *slog.Logger) *Server {
 	o.defaults()
 	s := &Server{opts: o, commit: newCommitter(store, o, log), log: log, drain: make(chan struct{}), now: time.Now}
 	s.guard = newGuard(o.Protect, o.MaxEventsPerEnv, log)

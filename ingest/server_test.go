@@ -40,7 +40,7 @@ type collector struct {
 func start(t *testing.T, o ingest.Options, extra ...grpc.ServerOption) *collector {
 	t.Helper()
 	testutil.NeedEngine(t)
-	st, err := store.Open(context.Background(), engine, store.Options{Database: t.Name()})
+	st, err := store.OpenEngine(context.Background(), engine, store.Options{Database: t.Name()})
 	if err != nil {
 		t.Fatal(err)
 	}

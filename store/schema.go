@@ -30,7 +30,7 @@ const participantEnum = "Enum8('unspecified' = 0, 'node' = 1, 'user' = 2, 'extcl
 // migrations: append only. Never edit a step that has shipped.
 var migrations = []migration{
 	{1, "flows and rejected_events", []string{
-		// Why this shape (DESIGN.md, pitfalls 1 and 4):
+		// Why this shape (docs/design.md, pitfalls 1 and 4):
 		//  - ReplacingMergeTree(version) with version NOT in the sorting key, so a
 		//    flow's START and DESTROY rows collapse to the higher version, and a
 		//    retried row collapses with its twin;

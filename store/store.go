@@ -72,8 +72,10 @@ var (
 	_ flowlog.Aggregator = (*Store)(nil)
 )
 
-// Open migrates the schema (idempotent) and applies the retention.
-func Open(ctx context.Context, eng Engine, o Options) (*Store, error) {
+// OpenEngine opens the flowlog schema on an engine already open: it
+// migrates the schema (idempotent) and applies the retention. Open picks and
+// opens the engine from a Config.
+func OpenEngine(ctx context.Context, eng Engine, o Options) (*Store, error) {
 	if o.Database == "" {
 		o.Database = "flowlog"
 	}

@@ -31,7 +31,7 @@ func open(t *testing.T, o store.Options) *store.Store {
 	if o.Database == "" {
 		o.Database = strings.ReplaceAll(t.Name(), "/", "_")
 	}
-	s, err := store.Open(context.Background(), engine, o)
+	s, err := store.OpenEngine(context.Background(), engine, o)
 	if err != nil {
 		t.Fatal(err)
 	}

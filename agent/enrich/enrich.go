@@ -5,7 +5,7 @@
 //
 // All address questions are longest-prefix matches in bart tables (a few
 // nanoseconds each, independent of the number of entries), never a scan of
-// CIDRs in map order (DESIGN.md pitfall 5): the most specific entry wins,
+// CIDRs in map order (docs/design.md pitfall 5): the most specific entry wins,
 // whatever the order in the config file.
 //
 // Rules, for the original tuple Src -> Dst (Src initiated the connection):

@@ -2,7 +2,7 @@
 // so the binary needs no cgo toolchain and does not fail before main when the
 // library is absent (chdb-go loads it in init() and panics).
 //
-// Facts of the engine this package is built around (measured, DESIGN.md):
+// Facts of the engine this package is built around (measured, docs/design.md):
 //   - one data directory per process: a second path in the same process fails,
 //     several connections to the same path work and run in parallel, one
 //     connection serializes its queries;

@@ -1,4 +1,4 @@
-// Browser test of the collector's page, run by cmd/flowlog/web_e2e_test.go
+// Browser test of the collector's page, run by e2e/web_e2e_test.go
 // against a real `flowlog serve` filled with known flows:
 //
 //	FLOWLOG_URL=http://127.0.0.1:PORT FLOWLOG_EXPECT='{...}' node web/test/page.test.mjs

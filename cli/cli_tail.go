@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bufio"
@@ -8,16 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
-	"os"
-	"os/signal"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/flowlog/flowlog/api"
+	"github.com/flowlog/flowlog/api/client"
 )
 
 const (
@@ -28,9 +25,9 @@ const (
 	tailSteady = 10 * time.Second
 )
 
-// tailCmd is `flowlog tail`: flows as the collector commits them, from its
+// TailCmd is `flowlog tail`: flows as the collector commits them, from its
 // Server-Sent Events stream.
-type tailCmd struct {
+type TailCmd struct {
 	Conn   clientFlags `embed:""`
 	Filter filterFlags `embed:"" group:"Filters"`
 
@@ -42,7 +39,7 @@ type tailCmd struct {
 	firstBackoff time.Duration // 0: tailFirstBackoff; tests shorten it
 }
 
-func (c *tailCmd) Help() string {
+func (c *TailCmd) Help() string {
 	return `Prints flows as the collector commits them (a flow appears when it opens
 and again when it ends), one line per flow with the columns of 'flowlog flows'
 (START DURATION HOST PROTO SRC DIR DST SENT RECV STATE, unaligned), or one JSON
@@ -57,9 +54,8 @@ too slow)" goes to stderr. A broken stream is reopened with exponential backoff
 ` + tailExitCodesHelp
 }
 
-func (c *tailCmd) Run() error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+// Run follows until ctx ends (main cancels it on SIGINT and SIGTERM).
+func (c *TailCmd) Run(ctx context.Context) error {
 	return c.io.finish("tail", c.run(ctx))
 }
 
@@ -73,7 +69,7 @@ type tailState struct {
 // outputError is a failure to print: reconnecting would not help.
 type outputError struct{ error }
 
-func (c *tailCmd) run(ctx context.Context) error {
+func (c *TailCmd) run(ctx context.Context) error {
 	cl, err := c.Conn.client()
 	if err != nil {
 		return err
@@ -123,36 +119,33 @@ func (c *tailCmd) run(ctx context.Context) error {
 
 // stream reads one connection of the event stream. It returns nil once
 // --count flows were printed, else why the stream ended.
-func (c *tailCmd) stream(parent context.Context, cl *apiClient, q url.Values, st *tailState, idle time.Duration) error {
+func (c *TailCmd) stream(parent context.Context, cl *client.Client, q url.Values, st *tailState, idle time.Duration) error {
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	// Why this function cancelled ctx: 1 no headers within --timeout,
 	// 2 silent for --idle-timeout.
 	var why atomic.Int32
-	headers := time.AfterFunc(cl.timeout, func() { why.CompareAndSwap(0, 1); cancel() })
-	resp, err := cl.getStream(ctx, q, st.lastID)
+	headers := time.AfterFunc(cl.Timeout(), func() { why.CompareAndSwap(0, 1); cancel() })
+	body, err := cl.Stream(ctx, q, st.lastID)
 	headers.Stop()
 	if err != nil {
 		if why.Load() == 1 {
-			return exitf(exitUnavailable, "no answer from %s within %s (--timeout)", cl.base.Host, cl.timeout)
+			return exitf(exitUnavailable, "no answer from %s within %s (--timeout)", cl.Host(), cl.Timeout())
 		}
 		return err
 	}
-	defer resp.Body.Close()
-	if ct := resp.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "text/event-stream") {
-		return exitf(exitUnavailable, "%s answered %s, not an event stream", cl.url("/api/v1/flows/stream", q), ct)
-	}
+	defer body.Close()
 	if idle > 0 {
 		t := time.AfterFunc(idle, func() { why.CompareAndSwap(0, 2); cancel() })
 		defer t.Stop()
-		return c.readEvents(resp.Body, st, func() { t.Reset(idle) }, func() error {
+		return c.readEvents(body, st, func() { t.Reset(idle) }, func() error {
 			if why.Load() == 2 {
 				return exitf(exitUnavailable, "stream silent for %s (--idle-timeout)", idle)
 			}
 			return nil
 		})
 	}
-	return c.readEvents(resp.Body, st, func() {}, func() error { return nil })
+	return c.readEvents(body, st, func() {}, func() error { return nil })
 }
 
 // readEvents parses Server-Sent Events (https://html.spec.whatwg.org/multipage/server-sent-events.html)
@@ -160,7 +153,7 @@ func (c *tailCmd) stream(parent context.Context, cl *apiClient, q url.Values, st
 // stderr, comments (": keepalive") and other events are skipped. alive is
 // called for every line read; silent tells whether the idle timer ended the
 // stream.
-func (c *tailCmd) readEvents(body io.Reader, st *tailState, alive func(), silent func() error) error {
+func (c *TailCmd) readEvents(body io.Reader, st *tailState, alive func(), silent func() error) error {
 	sc := bufio.NewScanner(body)
 	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
 	var (
@@ -212,7 +205,7 @@ func (c *tailCmd) readEvents(body io.Reader, st *tailState, alive func(), silent
 }
 
 // dispatch handles one event; done means --count was reached.
-func (c *tailCmd) dispatch(event string, data []byte, st *tailState) (done bool, err error) {
+func (c *TailCmd) dispatch(event string, data []byte, st *tailState) (done bool, err error) {
 	switch event {
 	case "flow", "message", "":
 		var row api.FlowRow
@@ -243,13 +236,4 @@ func (c *tailCmd) dispatch(event string, data []byte, st *tailState) (done bool,
 		}
 	}
 	return false, nil
-}
-
-// getStream opens /api/v1/flows/stream; errors are classified as by get.
-func (c *apiClient) getStream(ctx context.Context, q url.Values, lastID string) (*http.Response, error) {
-	h := http.Header{"Accept": {"text/event-stream"}, "Cache-Control": {"no-cache"}}
-	if lastID != "" {
-		h.Set("Last-Event-ID", lastID)
-	}
-	return c.get(ctx, "/api/v1/flows/stream", q, h)
 }

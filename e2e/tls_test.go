@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"os"
@@ -68,17 +68,6 @@ func (p *testCerts) issue(ca *authtest.CA, l authtest.Leaf) authtest.Cert {
 		p.t.Fatal(err)
 	}
 	return c
-}
-
-// files writes c as dir/name.pem and dir/name.key (an agent's --tls-cert,
-// --tls-key).
-func (p *testCerts) files(c authtest.Cert, name string) (certFile, keyFile string) {
-	p.t.Helper()
-	certFile, keyFile, err := c.Write(p.dir, name)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	return certFile, keyFile
 }
 
 // testPKI writes a CA and a server certificate for 127.0.0.1 into dir and

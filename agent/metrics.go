@@ -1,4 +1,4 @@
-package main
+package agent
 
 import (
 	"context"
@@ -11,7 +11,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/flowlog/flowlog/agent"
 	"github.com/flowlog/flowlog/agent/conntrack"
 	"github.com/flowlog/flowlog/agent/export"
 	"github.com/flowlog/flowlog/agent/spool"
@@ -22,27 +21,27 @@ import (
 // while it has envelopes to send.
 const ackFreshness = time.Minute
 
-// agentParts are the components whose counters the agent's metrics read;
-// nil ones (--stdout has no spool, batcher or exporter) are left out.
-type agentParts struct {
+// parts are the components whose counters the agent's metrics read; nil
+// ones (Stdout has no spool, batcher or exporter) are left out.
+type parts struct {
 	src   *conntrack.Source
-	pipe  *agent.Pipeline
+	pipe  *Pipeline
 	spool *spool.Spool
 	batch *export.Batcher
 	exp   *export.Exporter
 }
 
-// serveMetrics serves GET /metrics, /healthz and /readyz on --metrics-addr
-// until the returned stop is called; with no --metrics-addr it does nothing.
-func (c *agentCmd) serveMetrics(log *slog.Logger, parts agentParts) (stop func(), err error) {
-	if c.MetricsAddr == "" {
+// serveMetrics serves GET /metrics, /healthz and /readyz on addr until the
+// returned stop is called; with no addr it does nothing.
+func serveMetrics(addr string, log *slog.Logger, p parts) (stop func(), err error) {
+	if addr == "" {
 		return func() {}, nil
 	}
-	ln, err := net.Listen("tcp", c.MetricsAddr)
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("--metrics-addr: %w", err)
 	}
-	hs := &http.Server{Handler: agentMetricsHandler(parts, log), ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{Handler: metricsHandler(p, log), ReadHeaderTimeout: 10 * time.Second}
 	go hs.Serve(ln)
 	log.Info("serving metrics", "addr", ln.Addr().String())
 	return func() {
@@ -52,14 +51,28 @@ func (c *agentCmd) serveMetrics(log *slog.Logger, parts agentParts) (stop func()
 	}, nil
 }
 
-// agentMetricsHandler binds the agent's metrics to the parts' counters and
+// metricsHandler binds the agent's metrics to the parts' counters and
 // serves them with the probes: /healthz is liveness (the process answers),
-// /readyz is 200 while the agent delivers (agentReady).
-func agentMetricsHandler(parts agentParts, log *slog.Logger) http.Handler {
+// /readyz is 200 while the agent delivers (ready).
+func metricsHandler(p parts, log *slog.Logger) http.Handler {
 	reg := metrics.NewRegistry()
 	m := metrics.NewAgent(reg)
+	p.bind(m)
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		metrics.Probe(w, r, nil, log)
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		metrics.Probe(w, r, ready(p.exp, p.spool, time.Now()), log)
+	})
+	return mux
+}
+
+// bind points m's scrape-time values at the parts' own counters.
+func (p parts) bind(m *metrics.Agent) {
 	u := func(v uint64) float64 { return float64(v) }
-	if src := parts.src; src != nil {
+	if src := p.src; src != nil {
 		m.ConntrackEvents.Set(func() map[string]float64 {
 			st := src.Stats()
 			return map[string]float64{"new": u(st.News), "destroy": u(st.Destroys)}
@@ -70,27 +83,32 @@ func agentMetricsHandler(parts agentParts, log *slog.Logger) http.Handler {
 		})
 		m.ConntrackOverruns.Set(func() float64 { return u(src.Stats().Overruns) })
 		m.ConntrackResyncs.Set(func() float64 { return u(src.Stats().Resyncs) })
+		m.ConntrackUpdates.Set(func() float64 { return u(src.Stats().Updates) })
+		m.StateFlows.Set(func() map[string]float64 {
+			st := src.Stats()
+			return map[string]float64{"restored": u(st.StateRestored), "corrupt": u(st.StateCorrupt), "redelivered": u(st.Redelivered)}
+		})
 		m.ConntrackUndecodable.Set(func() float64 { return u(src.Stats().Undecodable) })
 		m.ConntrackOpenFlows.Set(func() float64 { return u(src.Stats().Open) })
 	}
-	if p := parts.pipe; p != nil {
+	if pipe := p.pipe; pipe != nil {
 		m.Flows.Set(func() map[string]float64 {
 			out := map[string]float64{}
-			for verdict, n := range p.Stats.Snapshot() {
+			for verdict, n := range pipe.Stats.Snapshot() {
 				out[verdict] = u(n)
 			}
 			return out
 		})
 	}
-	if b := parts.batch; b != nil {
+	if b := p.batch; b != nil {
 		m.EventsEnqueued.Set(func() float64 { return u(b.Enqueued.Load()) })
 		m.EventsDropped.Set(func() float64 { return u(b.Dropped.Load()) })
 	}
-	if sp := parts.spool; sp != nil {
+	if sp := p.spool; sp != nil {
 		m.SpoolEntries.Set(func() float64 { return u(sp.Stats().Entries) })
 		m.SpoolBytes.Set(func() float64 { return float64(sp.Stats().Bytes) })
 	}
-	if e := parts.exp; e != nil {
+	if e := p.exp; e != nil {
 		s := &e.Stats
 		m.EnvelopesSent.Set(func() float64 { return u(s.Sent.Load()) })
 		m.EnvelopesAcked.Set(func() float64 { return u(s.Acked.Load()) })
@@ -105,27 +123,12 @@ func agentMetricsHandler(parts agentParts, log *slog.Logger) http.Handler {
 		})
 		m.LastAck.Set(func() float64 { return float64(s.LastAck.Load()) / 1e9 })
 	}
-
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeProbe(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := agentReady(parts.exp, parts.spool, time.Now()); err != nil {
-			log.DebugContext(r.Context(), "not ready", "reason", err)
-			writeProbe(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": err.Error()})
-			return
-		}
-		writeProbe(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	return mux
 }
 
-// agentReady is nil while the agent delivers: a stream to the collector is
-// open and either nothing waits to be sent or an ack came within the last
-// ackFreshness. Without an exporter (--stdout) there is nothing to deliver.
-func agentReady(exp *export.Exporter, sp *spool.Spool, now time.Time) error {
+// ready is nil while the agent delivers: a stream to the collector is open
+// and either nothing waits to be sent or an ack came within the last
+// ackFreshness. Without an exporter (Stdout) there is nothing to deliver.
+func ready(exp *export.Exporter, sp *spool.Spool, now time.Time) error {
 	if exp == nil {
 		return nil
 	}

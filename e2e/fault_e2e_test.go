@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // Faults and abuse through the binary: kill -9 under load, the ingest rate
 // limit and the HTTP limits as flags.
@@ -16,12 +16,14 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/flowlog/flowlog/internal/testutil"
 	pb "github.com/flowlog/flowlog/proto/flow"
 )
 
@@ -42,7 +44,8 @@ type flowVersion struct {
 // runKillLoad streams envelopes of perEnv events until the stream breaks:
 // each envelope STARTs new flows and finishes (DESTROY, version+1) the flows
 // started two envelopes earlier, so acked and unacked versions interleave.
-func runKillLoad(cc *grpc.ClientConn, network string, stream, perEnv int) *killLoad {
+// successes counts the success=true acks as they come.
+func runKillLoad(cc *grpc.ClientConn, network string, stream, perEnv int, successes *atomic.Int64) *killLoad {
 	l := &killLoad{}
 	s, err := pb.NewFlowServiceClient(cc).StreamFlows(context.Background())
 	if err != nil {
@@ -62,6 +65,9 @@ func runKillLoad(cc *grpc.ClientConn, network string, stream, perEnv int) *killL
 			mu.Lock()
 			l.acked = append(l.acked, r.Success)
 			mu.Unlock()
+			if r.Success {
+				successes.Add(1)
+			}
 			<-window
 		}
 	}()
@@ -169,6 +175,7 @@ func TestKill9UnderLoadKeepsEveryAckedEvent(t *testing.T) {
 	c := serve(t, data, "--ingest-rate", "0")
 	const streams, perEnv, network = 4, 200, "kill9load"
 	loads := make([]*killLoad, streams)
+	successes := make([]atomic.Int64, streams)
 	var wg sync.WaitGroup
 	for i := range loads {
 		cc, err := grpc.NewClient(c.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -176,11 +183,18 @@ func TestKill9UnderLoadKeepsEveryAckedEvent(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { cc.Close() })
-		wg.Go(func() { loads[i] = runKillLoad(cc, network, i, perEnv) })
+		wg.Go(func() { loads[i] = runKillLoad(cc, network, i, perEnv, &successes[i]) })
 	}
-	// Kill once acks are flowing on every stream; a little later, so that
-	// inserts are in progress.
-	time.Sleep(1500 * time.Millisecond)
+	// Kill once acks are flowing on every stream (the streams keep sending:
+	// inserts are in progress).
+	testutil.WaitFor(t, 60*time.Second, "a few acks on every stream", func() bool {
+		for i := range successes {
+			if successes[i].Load() < 3 {
+				return false
+			}
+		}
+		return true
+	})
 	c.kill9(t)
 	loadsDone := make(chan struct{})
 	go func() { wg.Wait(); close(loadsDone) }()
@@ -242,6 +256,7 @@ func TestKill9UnderLoadKeepsEveryAckedEvent(t *testing.T) {
 // success=false and gets through once its bucket refilled; a burst smaller
 // than an envelope is refused at start.
 func TestRateLimitThroughTheBinary(t *testing.T) {
+	needBinary(t)
 	out, err := exec.Command(binary, "serve", "--ingest-rate", "100", "--ingest-burst", "50", "--data", t.TempDir()).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "--ingest-burst (50) must be at least --max-events-per-envelope (10000)") {
 		t.Fatalf("burst below an envelope: want a refusal naming both flags, got %v:\n%s", err, out)
@@ -260,8 +275,10 @@ func TestRateLimitThroughTheBinary(t *testing.T) {
 	if r := send("b"); r.Success || r.Error != want {
 		t.Fatalf("second envelope at once: got %+v, want success=false %q", r, want)
 	}
-	time.Sleep(1600 * time.Millisecond)
-	if r := send("b"); !r.Success {
+	// The bucket refills at 100 events/s: the refused envelope passes once
+	// it holds 100 again.
+	var r *pb.FlowResponse
+	if !testutil.Eventually(10*time.Second, func() bool { r = send("b"); return r.Success }) {
 		t.Fatalf("the refused envelope once the bucket refilled: %+v", r)
 	}
 	if rows := all(t, c.http, "network_id=rl"); len(rows) != 300 {

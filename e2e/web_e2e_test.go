@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // The web page in a real browser: `flowlog serve` filled with known flows
 // over gRPC, then web/test/page.test.mjs (playwright-core driving Debian's
@@ -23,6 +23,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/flowlog/flowlog/internal/testutil"
 	pb "github.com/flowlog/flowlog/proto/flow"
 	"github.com/flowlog/flowlog/web"
 )
@@ -107,7 +108,7 @@ func TestWebPageInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal("node not found: the web page's build and its browser test need Node.js and npm")
 	}
-	root, err := filepath.Abs("../..")
+	root, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,13 +176,9 @@ func TestWebPageInBrowser(t *testing.T) {
 		}
 	}
 	// Wait until the flows are queryable.
-	deadline := time.Now().Add(30 * time.Second)
-	for len(all(t, c.http, "network_id="+network)) != len(inNet) {
-		if time.Now().After(deadline) {
-			t.Fatal("the flows did not become queryable within 30s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testutil.WaitFor(t, 30*time.Second, "the flows to become queryable", func() bool {
+		return len(all(t, c.http, "network_id="+network)) == len(inNet)
+	})
 
 	// The flow sent while the page watches: UDP from alpha to gamma.
 	live := webFlow{id: "w-live", network: network, host: "alpha", proto: udp, src: alpha, dst: gamma, dport: 4789, sent: 2500, recv: 1500}
@@ -270,6 +267,7 @@ func TestWebPageInBrowser(t *testing.T) {
 // that cannot be done (not root, no package).
 func findChromium(t *testing.T) string {
 	t.Helper()
+	testutil.Short(t, "drives a browser")
 	find := func() string {
 		if p := os.Getenv("FLOWLOG_CHROMIUM"); p != "" {
 			return p
@@ -284,7 +282,7 @@ func findChromium(t *testing.T) string {
 	if p := find(); p != "" {
 		return p
 	}
-	out, err := exec.Command("../../scripts/web-test-deps.sh").CombinedOutput()
+	out, err := exec.Command("../scripts/web-test-deps.sh").CombinedOutput()
 	if p := find(); p != "" {
 		return p
 	}

@@ -1,13 +1,13 @@
-package main
+package e2e
 
 // End-to-end tests through the built binary: `flowlog serve` on free
 // loopback ports and a temporary data directory, real gRPC, the real
 // embedded engine, the HTTP API as a user sees it.
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -25,18 +25,27 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/flowlog/flowlog/api"
+	"github.com/flowlog/flowlog/api/client"
+	"github.com/flowlog/flowlog/internal/testutil"
 	pb "github.com/flowlog/flowlog/proto/flow"
 )
 
+// binary is the flowlog binary TestMain built (empty in -short: tests that
+// need it skip).
 var binary string
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "flowlog-e2e-")
 	if err != nil {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "flowlog")
-	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", binary, "../cmd/flowlog").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building flowlog: %v\n%s", err, out)
 		os.Exit(1)
 	}
@@ -45,52 +54,65 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// needBinary skips in -short, where TestMain builds no binary.
+func needBinary(t *testing.T) {
+	t.Helper()
+	testutil.Short(t, "runs the flowlog binary")
+}
+
 // collector is a running `flowlog serve`.
 type collector struct {
 	cmd        *exec.Cmd
 	grpc, http string
 	data       string
 	exited     chan error
+	logs       *logBuffer
 }
 
+// logBuffer keeps what the process logged, for failure messages.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// serve starts `flowlog serve` on free loopback ports and returns once it
+// serves: it learns the bound addresses from --addr-file.
 func serve(t *testing.T, data string, args ...string) *collector {
 	t.Helper()
+	testutil.EngineLib(t)
+	addrFile := filepath.Join(t.TempDir(), "addrs.json")
 	cmd := exec.Command(binary, append([]string{"--log-format", "json", "serve", "--data", data,
-		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--flush-interval", "50ms"}, args...)...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--flush-interval", "50ms", "--addr-file", addrFile}, args...)...)
+	c := &collector{cmd: cmd, data: data, exited: make(chan error, 1), logs: &logBuffer{}}
+	cmd.Stderr = c.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	c := &collector{cmd: cmd, data: data, exited: make(chan error, 1)}
-	ready := make(chan struct{})
-	var logs strings.Builder
-	var mu sync.Mutex
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			mu.Lock()
-			logs.WriteString(sc.Text() + "\n")
-			mu.Unlock()
-			var l struct{ Msg, GRPC, HTTP string }
-			if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "serving" {
-				c.grpc, c.http = l.GRPC, "http://"+l.HTTP
-				close(ready)
-			}
-		}
-		c.exited <- cmd.Wait()
-	}()
-	select {
-	case <-ready:
-	case err := <-c.exited:
-		mu.Lock()
-		t.Fatalf("flowlog serve exited before serving: %v\n%s", err, logs.String())
-	case <-time.After(60 * time.Second):
-		t.Fatal("flowlog serve did not start within 60s")
-	}
+	go func() { c.exited <- cmd.Wait() }()
 	t.Cleanup(func() { c.cmd.Process.Kill() })
+	var addrs struct{ GRPC, HTTP string }
+	testutil.WaitFor(t, 60*time.Second, "flowlog serve to serve", func() bool {
+		select {
+		case err := <-c.exited:
+			t.Fatalf("flowlog serve exited before serving: %v\n%s", err, c.logs)
+		default:
+		}
+		b, err := os.ReadFile(addrFile)
+		return err == nil && json.Unmarshal(b, &addrs) == nil
+	})
+	c.grpc, c.http = addrs.GRPC, "http://"+addrs.HTTP
 	return c
 }
 
@@ -101,7 +123,7 @@ func (c *collector) stop(t *testing.T) {
 	select {
 	case err := <-c.exited:
 		if err != nil {
-			t.Fatalf("flowlog serve exited with %v after SIGTERM", err)
+			t.Fatalf("flowlog serve exited with %v after SIGTERM\n%s", err, c.logs)
 		}
 	case <-time.After(60 * time.Second):
 		t.Fatal("flowlog serve did not stop within 60s of SIGTERM")
@@ -225,24 +247,10 @@ func checkAcks(t *testing.T, w *workload, acks []*pb.FlowResponse) {
 	}
 }
 
-type flowRow struct {
-	FlowID    string `json:"flow_id"`
-	HostID    string `json:"host_id"`
-	Protocol  int    `json:"protocol"`
-	SrcType   string `json:"src_type"`
-	DstType   string `json:"dst_type"`
-	DstIP     string `json:"dst_ip"`
-	BytesSent uint64 `json:"bytes_sent"`
-	BytesRecv uint64 `json:"bytes_recv"`
-	EndTS     string `json:"end_ts"`
-	Active    bool   `json:"active"`
-	Direction string `json:"direction"`
-}
-
 type apiResponse struct {
 	Code     int
 	Message  string
-	Response []flowRow
+	Response []api.FlowRow
 }
 
 func get(t *testing.T, base, path string) (int, apiResponse) {
@@ -260,20 +268,26 @@ func get(t *testing.T, base, path string) (int, apiResponse) {
 	return resp.StatusCode, r
 }
 
-// all pages through /api/v1/flows with the given query.
-func all(t *testing.T, base, query string) []flowRow {
+// all lists every flow matching query, through the API client (which
+// follows the cursors page after page).
+func all(t *testing.T, base, query string) []api.FlowRow {
 	t.Helper()
-	var rows []flowRow
-	for page := 1; ; page++ {
-		code, r := get(t, base, fmt.Sprintf("/api/v1/flows?%s&per_page=1000&page=%d", query, page))
-		if code != 200 {
-			t.Fatalf("query %s: %d %s", query, code, r.Message)
-		}
-		rows = append(rows, r.Response...)
-		if len(r.Response) < 1000 {
-			return rows
-		}
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		t.Fatal(err)
 	}
+	cl, err := client.New(base, "", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []api.FlowRow
+	if _, err := cl.Flows(context.Background(), q, 0, func(p client.Page) error {
+		rows = append(rows, p.Rows...)
+		return nil
+	}); err != nil {
+		t.Fatalf("query %s: %v", query, err)
+	}
+	return rows
 }
 
 // checkStored wants every flow of w once, with its DESTROY values, and the
@@ -288,7 +302,7 @@ func checkStored(t *testing.T, base string, w *workload) {
 		}
 		seen[r.FlowID] = true
 		if w.active[r.FlowID] {
-			if !r.Active || r.BytesSent != 0 || r.EndTS != "1970-01-01T00:00:00Z" {
+			if !r.Active || r.BytesSent != 0 || r.EndTs.Unix() != 0 {
 				t.Fatalf("%s: active flow %s shown as %+v", w.network, r.FlowID, r)
 			}
 			continue
@@ -425,6 +439,7 @@ func TestAckedFlowsSurviveRestartAndKill9(t *testing.T) {
 }
 
 func TestBadConfigurationIsRefusedClearly(t *testing.T) {
+	needBinary(t)
 	cases := []struct {
 		args []string
 		want string

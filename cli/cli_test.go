@@ -1,4 +1,4 @@
-package main
+package cli
 
 // Tests of the client commands flows, top and tail against httptest fakes of
 // the collector's HTTP API (the contract, not the real collector: the
@@ -12,7 +12,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
+
 	"strconv"
 	"strings"
 	"sync"
@@ -34,10 +34,17 @@ type cliRun struct {
 	err            error
 }
 
+// root is the client commands as the binary has them.
+type root struct {
+	Flows FlowsCmd `cmd:""`
+	Top   TopCmd   `cmd:""`
+	Tail  TailCmd  `cmd:""`
+}
+
 // parseCLI parses args as main does (defaults, env, repeatable flags).
-func parseCLI(t *testing.T, args ...string) *cli {
+func parseCLI(t *testing.T, args ...string) *root {
 	t.Helper()
-	var c cli
+	var c root
 	p, err := kong.New(&c, kong.Name("flowlog"), kong.Exit(func(code int) { t.Fatalf("kong exited %d for %q", code, args) }))
 	if err != nil {
 		t.Fatal(err)
@@ -51,8 +58,7 @@ func parseCLI(t *testing.T, args ...string) *cli {
 // testIO captures what a command prints and the status it exits with.
 func testIO(stdout, stderr *bytes.Buffer, code *int) cliIO {
 	*code = exitOK
-	return cliIO{stdout: stdout, stderr: stderr, exit: func(c int) { *code = c },
-		now: func() time.Time { return cliNow }, loc: time.UTC}
+	return cliIO{stdout: stdout, stderr: stderr, now: func() time.Time { return cliNow }, loc: time.UTC}
 }
 
 // runCLI parses args and calls the chosen command's Run.
@@ -70,22 +76,22 @@ func runCLICtx(t *testing.T, ctx context.Context, args ...string) cliRun {
 	switch args[0] {
 	case "flows":
 		c.Flows.io = testIO(&out, &errb, &r.code)
-		r.err = c.Flows.Run()
+		r.err = c.Flows.Run(context.Background())
 	case "top":
 		c.Top.io = testIO(&out, &errb, &r.code)
-		r.err = c.Top.Run()
+		r.err = c.Top.Run(context.Background())
 	case "tail":
 		c.Tail.io = testIO(&out, &errb, &r.code)
 		c.Tail.firstBackoff = 10 * time.Millisecond
-		if ctx != nil {
-			r.err = c.Tail.io.finish("tail", c.Tail.run(ctx))
-		} else {
-			r.err = c.Tail.Run()
+		if ctx == nil {
+			ctx = context.Background()
 		}
+		r.err = c.Tail.Run(ctx)
 	default:
 		t.Fatalf("not a client command: %s", args[0])
 	}
 	r.stdout, r.stderr = out.String(), errb.String()
+	r.code = exitCode(r.err)
 	if (r.code == exitOK) != (r.err == nil) {
 		t.Fatalf("exit code %d but Run returned %v", r.code, r.err)
 	}
@@ -716,42 +722,6 @@ func TestCLIExitCodes(t *testing.T) {
 		var ec interface{ ExitCode() int }
 		if tc.code != exitOK && (!errors.As(r.err, &ec) || ec.ExitCode() != tc.code) {
 			t.Errorf("%q: Run returned %v", tc.args, r.err)
-		}
-	}
-}
-
-// TestCLIExitCodesOfBinary checks that the statuses survive main (which
-// exits 1 on any error a command returns).
-func TestCLIExitCodesOfBinary(t *testing.T) {
-	bad := newFakeAPI(t, func(w http.ResponseWriter, r *http.Request) {
-		writeEnvelope(w, 400, map[string]any{"Code": 400, "Message": "invalid state"})
-	})
-	empty := newFakeAPI(t, func(w http.ResponseWriter, r *http.Request) {
-		writeEnvelope(w, 200, flowsAnswer(nil, ptr("")))
-	})
-	down := httptest.NewServer(http.NotFoundHandler())
-	down.Close()
-	for _, tc := range []struct {
-		args []string
-		code int
-	}{
-		{[]string{"flows", "--server", empty.URL}, 0},
-		{[]string{"flows", "--server", empty.URL, "--port", "x"}, 1},
-		{[]string{"flows", "--server", bad.URL}, 2},
-		{[]string{"top", "--server", down.URL}, 3},
-		{[]string{"flows", "--server", empty.URL, "--fail-empty"}, 4},
-	} {
-		cmd := exec.Command(binary, tc.args...)
-		out, err := cmd.CombinedOutput()
-		code := 0
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		if code != tc.code {
-			t.Errorf("%q: exit %d, want %d\n%s", tc.args, code, tc.code, out)
 		}
 	}
 }

@@ -1,29 +1,19 @@
-package main
+package e2e
 
 // Metrics and probes: GET /metrics and /readyz of `flowlog serve` through
 // the built binary, the readiness rules of the collector, and the agent's
 // --metrics-addr endpoints over an in-process collector.
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
-	"github.com/flowlog/flowlog"
-	"github.com/flowlog/flowlog/agent/export"
-	"github.com/flowlog/flowlog/agent/spool"
-	"github.com/flowlog/flowlog/ingest"
+	"github.com/flowlog/flowlog/internal/testutil"
 	pb "github.com/flowlog/flowlog/proto/flow"
 )
 
@@ -113,124 +103,6 @@ func TestMetricsEndpointOfServe(t *testing.T) {
 	c.stop(t)
 }
 
-type pingStore struct {
-	flowlog.Store
-	err error
-}
-
-func (s *pingStore) Ping(context.Context) error { return s.err }
-
-// /readyz is 200 only while the store answers, the gRPC listener serves and
-// shutdown has not begun; each refusal names its reason.
-func TestMetricsReadinessRules(t *testing.T) {
-	st := &pingStore{}
-	r := &readiness{store: st, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	probe := func(wantCode int, wantBody string) {
-		t.Helper()
-		w := httptest.NewRecorder()
-		r.ServeHTTP(w, httptest.NewRequest("GET", "/readyz", nil))
-		if w.Code != wantCode || !strings.Contains(w.Body.String(), wantBody) {
-			t.Fatalf("/readyz: %d %s, want %d with %q", w.Code, w.Body.String(), wantCode, wantBody)
-		}
-	}
-	probe(503, "gRPC listener not serving")
-
-	srv := ingest.New(st, ingest.Options{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	g := srv.GRPCServer()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- r.serveGRPC(g, ln) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for !r.grpcServing.Load() && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	probe(200, `"ok"`)
-	st.err = errors.New("engine gone")
-	probe(503, "store not answering: engine gone")
-	st.err = nil
-	r.stopping.Store(true)
-	probe(503, "collector shutting down")
-	r.stopping.Store(false)
-	g.Stop()
-	<-served
-	probe(503, "gRPC listener not serving")
-}
-
-// memStore is a store that keeps nothing and always succeeds.
-type memStore struct{ flowlog.Store }
-
-func (memStore) Insert(context.Context, *flowlog.Batch) error { return nil }
-func (memStore) Ping(context.Context) error                   { return nil }
-
-// The agent's /metrics reads the spool's, batcher's and exporter's own
-// counters; /readyz is 503 until a stream is open, then 200 once acked.
-func TestMetricsAgentEndpoints(t *testing.T) {
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := ingest.New(memStore{}, ingest.Options{FlushInterval: 5 * time.Millisecond}, log)
-	g := srv.GRPCServer()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go g.Serve(ln)
-	defer g.Stop()
-
-	sp, err := spool.Open(t.TempDir(), spool.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.Close()
-	b := export.NewBatcher(sp, 10, log)
-	for _, ev := range metricsEvents("ag", 4) {
-		slot := b.Slot()
-		proto.Reset(slot)
-		proto.Merge(slot, ev)
-		b.Commit()
-	}
-	b.Flush()
-	exp := export.New(sp, export.Options{Addr: ln.Addr().String(), BackoffMin: 10 * time.Millisecond, Log: log})
-	h := httptest.NewServer(agentMetricsHandler(agentParts{spool: sp, batch: b, exp: exp}, log))
-	defer h.Close()
-
-	if code, body := httpText(t, h.URL+"/readyz"); code != 503 || !strings.Contains(body, "not connected") {
-		t.Fatalf("/readyz before the exporter runs: %d %s", code, body)
-	}
-	if code, _ := httpText(t, h.URL+"/healthz"); code != 200 {
-		t.Fatalf("/healthz: %d", code)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- exp.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	deadline := time.Now().Add(10 * time.Second)
-	for exp.Stats.Acked.Load() < 1 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if code, body := httpText(t, h.URL+"/readyz"); code != 200 {
-		t.Fatalf("/readyz after the ack: %d %s", code, body)
-	}
-	_, text := httpText(t, h.URL+"/metrics")
-	wantSamples(t, text,
-		"flowlog_agent_events_enqueued_total 5",
-		"flowlog_agent_events_dropped_total 0",
-		"flowlog_agent_envelopes_sent_total 1",
-		"flowlog_agent_envelopes_acked_total 1",
-		"flowlog_agent_envelopes_failed_total 0",
-		"flowlog_agent_events_rejected_total 1",
-		"flowlog_agent_spool_entries 0",
-		"flowlog_agent_collector_connected 1",
-	)
-	if !strings.Contains(text, "go_goroutines") {
-		t.Error("/metrics lacks the Go runtime collector")
-	}
-	if err := agentReady(exp, sp, time.Now()); err != nil {
-		t.Fatalf("ready with nothing to send: %v", err)
-	}
-}
-
 // metricValue is the value of one sample line "name{labels} value" (-1 when
 // absent).
 func metricValue(text, sample string) float64 {
@@ -255,15 +127,11 @@ func TestMetricsAgentThroughTheBinary(t *testing.T) {
 	finishedFlows(t, m, c.http, 1, 60*time.Second)
 
 	base := "http://" + addr
-	deadline := time.Now().Add(10 * time.Second)
 	var text string
-	for {
+	testutil.Eventually(10*time.Second, func() bool { // the checks below say what is wrong
 		_, text = httpText(t, base+"/metrics")
-		if metricValue(text, "flowlog_agent_spool_entries") == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return metricValue(text, "flowlog_agent_spool_entries") == 0
+	})
 	for sample, min := range map[string]float64{
 		`flowlog_agent_conntrack_events_total{kind="new"}`:     1,
 		`flowlog_agent_conntrack_events_total{kind="destroy"}`: 1,

@@ -1,6 +1,6 @@
-package main
+package e2e
 
-// `flowlog bench` end to end, through its own build of the binary: the bench
+// `flowlog bench` end to end, through the built binary: the bench
 // starts its collector as a child process and opens chDB itself afterwards,
 // so this test process never loads the engine.
 
@@ -8,28 +8,19 @@ import (
 	"context"
 	"encoding/json"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-)
 
-func buildBench(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "flowlog")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("building flowlog: %v\n%s", err, out)
-	}
-	return bin
-}
+	"github.com/flowlog/flowlog/bench"
+	"github.com/flowlog/flowlog/internal/testutil"
+)
 
 // A short run must ack events, verify the store against the acks and
 // measure the ceiling; --json must carry the same facts.
 func TestBenchVerifiesWhatWasAcked(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the collector and the engine")
-	}
-	bin := buildBench(t)
+	testutil.EngineLib(t)
+	bin := binary
 	run := func(args ...string) string {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -55,7 +46,7 @@ func TestBenchVerifiesWhatWasAcked(t *testing.T) {
 		}
 	}
 
-	var rep benchReport
+	var rep bench.Report
 	if err := json.Unmarshal([]byte(run("--json", "--events-per-envelope", "100")), &rep); err != nil {
 		t.Fatal(err)
 	}

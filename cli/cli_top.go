@@ -1,17 +1,18 @@
-package main
+package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/flowlog/flowlog/api/client"
 )
 
-// topCmd is `flowlog top`: the biggest talkers among the matching flows.
-type topCmd struct {
+// TopCmd is `flowlog top`: the biggest talkers among the matching flows.
+type TopCmd struct {
 	Conn   clientFlags `embed:""`
 	Filter filterFlags `embed:"" group:"Filters"`
 
@@ -24,7 +25,7 @@ type topCmd struct {
 	io cliIO
 }
 
-func (c *topCmd) Help() string {
+func (c *TopCmd) Help() string {
 	return `Lists who moved the most among the flows matching the filters, as a table
 (RANK, WHO, BYTES, PACKETS, FLOWS; WHO is "name (type)" or an address), as one
 JSON array (--output json) or as one JSON object per line (--output jsonl).
@@ -35,21 +36,11 @@ JSON array (--output json) or as one JSON object per line (--output jsonl).
 }
 
 // talker is one entry of /api/v1/aggregates/top.
-type talker struct {
-	Type    string `json:"type"`
-	ID      string `json:"id"`
-	Name    string `json:"name"`
-	IP      string `json:"ip"`
-	Bytes   uint64 `json:"bytes"`
-	Packets uint64 `json:"packets"`
-	Flows   uint64 `json:"flows"`
+func (c *TopCmd) Run(ctx context.Context) error {
+	return c.io.finish("top", c.run(ctx))
 }
 
-func (c *topCmd) Run() error {
-	return c.io.finish("top", c.run(context.Background()))
-}
-
-func (c *topCmd) run(ctx context.Context) error {
+func (c *TopCmd) run(ctx context.Context) error {
 	cl, err := c.Conn.client()
 	if err != nil {
 		return err
@@ -72,19 +63,9 @@ func (c *topCmd) run(ctx context.Context) error {
 	}
 	q.Set("limit", strconv.Itoa(limit))
 
-	env, err := cl.getJSON(ctx, "/api/v1/aggregates/top", q)
+	rows, raws, err := cl.Top(ctx, q)
 	if err != nil {
 		return err
-	}
-	raws, err := rawArray(env.Response)
-	if err != nil {
-		return exitf(exitUnavailable, "unreadable answer from %s: %v", cl.url("/api/v1/aggregates/top", q), err)
-	}
-	rows := make([]talker, len(raws))
-	for i, r := range raws {
-		if err := json.Unmarshal(r, &rows[i]); err != nil {
-			return exitf(exitUnavailable, "unreadable entry in the answer: %v", err)
-		}
 	}
 	out := c.io.out()
 	switch c.Conn.Output {
@@ -106,7 +87,7 @@ func (c *topCmd) run(ctx context.Context) error {
 
 // who names a talker: its address when grouped by ip, else "name (type)",
 // falling back to the id and then the address.
-func (t *talker) who(byIP bool) string {
+func who(t *client.Talker, byIP bool) string {
 	if byIP && t.IP != "" {
 		return t.IP
 	}
@@ -127,12 +108,12 @@ func (t *talker) who(byIP bool) string {
 	return "-"
 }
 
-func writeTopTable(w io.Writer, rows []talker, byIP bool) error {
+func writeTopTable(w io.Writer, rows []client.Talker, byIP bool) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "RANK\tWHO\tBYTES\tPACKETS\tFLOWS")
 	for i := range rows {
 		t := &rows[i]
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\n", i+1, sanitize(t.who(byIP)), humanBytes(t.Bytes), t.Packets, t.Flows)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\n", i+1, sanitize(who(t, byIP)), humanBytes(t.Bytes), t.Packets, t.Flows)
 	}
 	return tw.Flush()
 }

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // End-to-end tests of `flowlog agent` against the real kernel: two network
 // namespaces joined by a veth pair, an nftables rule that uses `ct` (which
@@ -27,6 +27,8 @@ import (
 	"time"
 
 	"github.com/vishvananda/netns"
+
+	"github.com/flowlog/flowlog/internal/testutil"
 )
 
 // mesh is two namespaces: A (the agent's host) and B (a peer), one /24.
@@ -39,13 +41,9 @@ type mesh struct {
 
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces (CI runs as root)")
-	}
+	testutil.Root(t)
 	for _, tool := range []string{"ip", "nft", "conntrack"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s is not installed: `make test` installs it (scripts/test-deps.sh)", tool)
-		}
+		testutil.Tool(t, tool)
 	}
 }
 
@@ -279,22 +277,24 @@ type agentFlow struct {
 // mesh1 for this host, and returns them.
 func finishedFlows(t *testing.T, m *mesh, base string, n int, timeout time.Duration) []agentFlow {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	var flows []agentFlow
+	var err error
+	answered := false
+	testutil.Eventually(timeout, func() bool {
 		exec.Command("ip", "netns", "exec", m.a, "conntrack", "-L").Run() // evicts expired entries now
-		resp, err := httpGet(base + "/api/v1/flows?state=finished&per_page=1000&network_id=mesh1")
-		if err == nil {
-			var r struct{ Response []agentFlow }
-			json.Unmarshal(resp, &r)
-			if len(r.Response) >= n || time.Now().After(deadline) {
-				return r.Response
-			}
+		var resp []byte
+		if resp, err = httpGet(base + "/api/v1/flows?state=finished&per_page=1000&network_id=mesh1"); err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("API not answering: %v", err)
-		}
-		time.Sleep(250 * time.Millisecond)
+		var r struct{ Response []agentFlow }
+		json.Unmarshal(resp, &r)
+		flows, answered = r.Response, true
+		return len(flows) >= n
+	})
+	if !answered {
+		t.Fatalf("API not answering: %v", err)
 	}
+	return flows // the callers say what is missing
 }
 
 func httpGet(u string) ([]byte, error) {
@@ -399,22 +399,15 @@ func udpFlows(t *testing.T, m *mesh, port, firstSrcPort, n int) {
 
 func waitConntrackEmpty(t *testing.T, ns string, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	testutil.WaitFor(t, timeout, "an empty conntrack table in "+ns, func() bool {
 		// A dump (-L) also evicts expired entries at once; the kernel's own
 		// garbage collection can take half a minute.
 		out, err := exec.Command("ip", "netns", "exec", ns, "conntrack", "-L").Output()
 		if err != nil {
 			t.Fatalf("conntrack -L in %s: %v", ns, err)
 		}
-		if len(strings.TrimSpace(string(out))) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("conntrack table of %s still holds entries after %s:\n%s", ns, timeout, out)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return len(strings.TrimSpace(string(out))) == 0
+	})
 }
 
 func countFlows(t *testing.T, base, query string) int {
@@ -460,10 +453,7 @@ func TestAgentSpoolsWhileCollectorIsDownAndAcrossRestart(t *testing.T) {
 func waitFinished(t *testing.T, base string, n int, a *agentProc) {
 	t.Helper()
 	q := "network_id=mesh1&state=finished"
-	deadline := time.Now().Add(60 * time.Second)
-	for countFlows(t, base, q) < n && time.Now().Before(deadline) {
-		time.Sleep(250 * time.Millisecond)
-	}
+	testutil.Eventually(60*time.Second, func() bool { return countFlows(t, base, q) >= n })
 	got := countFlows(t, base, q)
 	active := all(t, base, "network_id=mesh1&state=active")
 	if got != n || len(active) != 0 {
@@ -477,11 +467,7 @@ func TestAgentDropsAndCountsWhenSpoolIsFull(t *testing.T) {
 	m := newMesh(t)
 	a := startAgent(t, m, freePort(t), t.TempDir(), "--spool-max-bytes", "1048576", "--batch-events", "100")
 	udpFlows(t, m, 9200, 30000, 8000) // ~16k events, well over 1 MiB of envelopes
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(a.log(), "spool full: dropping events") && time.Now().Before(deadline) {
-		time.Sleep(200 * time.Millisecond)
-	}
-	if !strings.Contains(a.log(), "spool full: dropping events") {
+	if !testutil.Eventually(30*time.Second, func() bool { return strings.Contains(a.log(), "spool full: dropping events") }) {
 		t.Fatalf("no drop was reported:\n%s", a.log())
 	}
 	if err := a.cmd.Process.Signal(syscall.Signal(0)); err != nil {
@@ -537,11 +523,14 @@ func TestAgentStdoutPrintsEvents(t *testing.T) {
 	m := newMesh(t)
 	cmd := exec.Command(binary, "agent", "--config", m.configPath, "--stdout", "--netns", m.a, "--state-dir", t.TempDir())
 	out, _ := cmd.StdoutPipe()
+	logs := &logBuffer{}
+	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	time.Sleep(500 * time.Millisecond) // let it subscribe
+	// Subscribed to conntrack once it says it runs.
+	testutil.WaitFor(t, 30*time.Second, "the agent running", func() bool { return strings.Contains(logs.String(), "agent running") })
 	tcpExchange(t, m.a, m.b, m.bIP, 9400, 10, 10)
 	lines := make(chan string)
 	go func() {

@@ -1,8 +1,7 @@
-package main
+package collector
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net"
@@ -14,7 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 
-	"github.com/flowlog/flowlog"
 	apipkg "github.com/flowlog/flowlog/api"
 	"github.com/flowlog/flowlog/metrics"
 	"github.com/flowlog/flowlog/tail"
@@ -24,7 +22,7 @@ import (
 // unready as a failed one.
 const probeTimeout = 5 * time.Second
 
-// observability is what `flowlog serve` serves beside the API on its HTTP
+// observability is what the collector serves beside the API on its HTTP
 // listener: GET /metrics (its own registry, the Go runtime and process
 // collectors included) and GET /readyz. /healthz (liveness) stays the API's.
 type observability struct {
@@ -34,10 +32,7 @@ type observability struct {
 	ready readiness
 }
 
-func newObservability(st interface {
-	flowlog.Store
-	flowlog.Aggregator
-}, hub *tail.Hub, log *slog.Logger) *observability {
+func newObservability(st Store, hub *tail.Hub, log *slog.Logger) *observability {
 	o := &observability{reg: metrics.NewRegistry()}
 	o.m = metrics.NewCollector(o.reg)
 	o.store = o.m.InstrumentStore(st, st)
@@ -92,17 +87,5 @@ func (r *readiness) check(ctx context.Context) error {
 }
 
 func (r *readiness) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	code, body := http.StatusOK, map[string]string{"status": "ok"}
-	if err := r.check(req.Context()); err != nil {
-		r.log.DebugContext(req.Context(), "not ready", "reason", err)
-		code, body = http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": err.Error()}
-	}
-	writeProbe(w, code, body)
-}
-
-func writeProbe(w http.ResponseWriter, code int, body any) {
-	b, _ := json.Marshal(body)
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	w.Write(append(b, '\n'))
+	metrics.Probe(w, req, r.check(req.Context()), r.log)
 }

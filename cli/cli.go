@@ -1,7 +1,6 @@
-package main
-
-// The client subcommands `flowlog flows`, `flowlog top` and `flowlog tail`
-// ask a collector's HTTP API (/api/v1/flows, /api/v1/aggregates/top,
+// Package cli is the collector's command-line client: `flowlog flows`,
+// `flowlog top` and `flowlog tail` (FlowsCmd, TopCmd, TailCmd, with their
+// flags) ask a collector's HTTP API (/api/v1/flows, /api/v1/aggregates/top,
 // /api/v1/flows/stream) and print the answer as a table, JSON or JSON lines.
 // This file holds what the three share: connection and filter flags, the HTTP
 // client, exit codes and the human formats; cli_flows.go, cli_top.go and
@@ -20,20 +19,18 @@ package main
 //
 // Kong itself rejects unknown flags and missing flag values before a command
 // runs, with its usage status 80; every flag whose value can be wrong is
-// therefore a string checked here, so that a bad value exits 1. main exits 1
-// on any error a Run method returns, so the commands exit themselves
-// (cliIO.finish) to keep the other codes.
+// therefore a string checked here, so that a bad value exits 1. The
+// commands print their error themselves (cliIO.finish) and main exits with
+// the code it carries.
+package cli
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
-	"net/http"
 	"net/netip"
 	"net/url"
 	"os"
@@ -45,6 +42,7 @@ import (
 
 	"github.com/flowlog/flowlog"
 	"github.com/flowlog/flowlog/api"
+	"github.com/flowlog/flowlog/api/client"
 )
 
 const (
@@ -79,14 +77,17 @@ Exit status:
 
 Sizes are SI with one decimal (1 KB = 1000 B); times are local.`
 
-// exitError is an error with the status the process should exit with.
+// exitError is an error with the status the process should exit with
+// (main honours it, ExitCode); printed says the command printed it already.
 type exitError struct {
-	code int
-	msg  string
+	code    int
+	msg     string
+	printed bool
 }
 
 func (e *exitError) Error() string { return e.msg }
 func (e *exitError) ExitCode() int { return e.code }
+func (e *exitError) Printed() bool { return e.printed }
 
 func exitf(code int, format string, args ...any) error {
 	return &exitError{code: code, msg: fmt.Sprintf(format, args...)}
@@ -97,6 +98,8 @@ func flagError(flag, format string, args ...any) error {
 	return exitf(exitUsage, "--%s: %s", flag, fmt.Sprintf(format, args...))
 }
 
+// exitCode is the status err calls for: its own, 2 when the server refused
+// the request, else 3.
 func exitCode(err error) int {
 	if err == nil {
 		return exitOK
@@ -105,14 +108,17 @@ func exitCode(err error) int {
 	if errors.As(err, &e) {
 		return e.code
 	}
+	var ce *client.Error
+	if errors.As(err, &ce) && ce.Refused {
+		return exitRefused
+	}
 	return exitUnavailable
 }
 
-// cliIO is what the commands print to and how they end; zero values mean the
-// process's own (tests inject buffers, a clock, a zone and an exit hook).
+// cliIO is what the commands print to; zero values mean the process's own
+// (tests inject buffers, a clock and a zone).
 type cliIO struct {
 	stdout, stderr io.Writer
-	exit           func(int)
 	now            func() time.Time
 	loc            *time.Location
 }
@@ -145,30 +151,25 @@ func (o *cliIO) zone() *time.Location {
 	return o.loc
 }
 
-// finish prints err and exits with its status. main would turn any returned
-// error into status 1, so a failing command exits here; err is returned only
-// when a test replaced exit.
+// finish prints err the way the client commands do and returns it as an
+// exitError with its status, marked printed, for main to exit with.
 func (o *cliIO) finish(cmd string, err error) error {
 	if err == nil {
 		return nil
 	}
 	code := exitCode(err)
-	fmt.Fprintf(o.errOut(), "flowlog %s: %v\n", cmd, err)
+	// Messages can carry the server's text: no control characters.
+	fmt.Fprintf(o.errOut(), "flowlog %s: %s\n", cmd, sanitize(err.Error()))
 	if code == exitUsage {
 		fmt.Fprintf(o.errOut(), "see 'flowlog %s --help'\n", cmd)
 	}
-	exit := o.exit
-	if exit == nil {
-		exit = os.Exit
-	}
-	exit(code)
-	return err
+	return &exitError{code: code, msg: err.Error(), printed: true}
 }
 
 // clientFlags say where the collector is and how to print its answer.
 type clientFlags struct {
 	Server  string `help:"Collector's HTTP API: URL, or host:port for plain http." default:"http://127.0.0.1:8080" env:"FLOWLOG_SERVER"`
-	Token   string `help:"Bearer token sent as 'Authorization: Bearer TOKEN' (when set)." env:"FLOWLOG_TOKEN"`
+	Token   string `help:"A reader's bearer token (the collector's --readers file), sent as 'Authorization: Bearer TOKEN' when set." env:"FLOWLOG_READER_TOKEN"`
 	Timeout string `help:"How long to wait for an answer (tail: for the stream to open), e.g. 10s." default:"10s" env:"FLOWLOG_TIMEOUT"`
 	Output  string `short:"o" help:"Output format: table, json or jsonl (one JSON object per line)." default:"table" env:"FLOWLOG_OUTPUT"`
 }
@@ -176,7 +177,7 @@ type clientFlags struct {
 var outputFormats = []string{"table", "json", "jsonl"}
 
 // client checks the flags and returns the API client they describe.
-func (f *clientFlags) client() (*apiClient, error) {
+func (f *clientFlags) client() (*client.Client, error) {
 	if !slices.Contains(outputFormats, f.Output) {
 		return nil, flagError("output", "%q is not one of table, json, jsonl", f.Output)
 	}
@@ -184,18 +185,11 @@ func (f *clientFlags) client() (*apiClient, error) {
 	if err != nil || timeout <= 0 {
 		return nil, flagError("timeout", "%q is not a positive duration such as 10s or 1m", f.Timeout)
 	}
-	s := strings.TrimSpace(f.Server)
-	if !strings.Contains(s, "://") {
-		s = "http://" + s
+	cl, err := client.New(f.Server, f.Token, timeout)
+	if err != nil {
+		return nil, flagError("server", "%v", err)
 	}
-	base, err := url.Parse(s)
-	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" ||
-		base.RawQuery != "" || base.Fragment != "" {
-		return nil, flagError("server", "%q is not an http(s) URL such as http://127.0.0.1:8080", f.Server)
-	}
-	base.Path = strings.TrimRight(base.Path, "/")
-	base.RawPath = ""
-	return &apiClient{base: base, token: f.Token, timeout: timeout, http: &http.Client{}}, nil
+	return cl, nil
 }
 
 // filterFlags mirror the query parameters of /api/v1/flows.
@@ -342,11 +336,33 @@ func parseWhen(flag, s string, now time.Time, loc *time.Location) (time.Time, er
 			return t, nil
 		}
 	}
-	var d duration // main.go: Go durations and whole days
+	var d Duration // Go durations and whole days
 	if err := d.UnmarshalText([]byte(strings.TrimPrefix(s, "-"))); err == nil {
 		return now.Add(-time.Duration(d)), nil
 	}
 	return time.Time{}, flagError(flag, "%q is not an RFC 3339 time (2026-11-24T10:00:00Z), a local time (2026-11-24 10:00) or a duration back from now (30m, 1h, 7d)", s)
+}
+
+// Duration is a time.Duration that also accepts whole days ("30d"), the
+// natural unit of a retention and of "how far back".
+type Duration time.Duration
+
+func (d *Duration) UnmarshalText(b []byte) error {
+	s := string(b)
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days <= 0 {
+			return fmt.Errorf("invalid duration %q: want a positive number of days like 30d, or a Go duration like 720h", s)
+		}
+		*d = Duration(time.Duration(days) * 24 * time.Hour)
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v <= 0 {
+		return fmt.Errorf("invalid duration %q: want a positive Go duration like 500ms or 720h, or days like 30d", s)
+	}
+	*d = Duration(v)
+	return nil
 }
 
 // positiveInt reads a count flag.
@@ -356,120 +372,6 @@ func positiveInt(flag, s string, min int) (int, error) {
 		return 0, flagError(flag, "%q is not a whole number >= %d", s, min)
 	}
 	return n, nil
-}
-
-// apiClient sends GET requests to the collector's API.
-type apiClient struct {
-	base    *url.URL
-	token   string
-	timeout time.Duration
-	http    *http.Client
-}
-
-func (c *apiClient) url(path string, q url.Values) string {
-	u := *c.base
-	u.Path += path
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
-// envelope is the API's answer: Netmaker's SuccessResponse plus Next, the
-// cursor of the following page (absent from servers that page by number).
-type envelope struct {
-	Code     int
-	Message  string
-	Response json.RawMessage
-	Next     *string
-}
-
-// getJSON fetches path?q within the timeout and decodes the envelope.
-func (c *apiClient) getJSON(ctx context.Context, path string, q url.Values) (*envelope, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	resp, err := c.get(ctx, path, q, http.Header{"Accept": {"application/json"}})
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	var env envelope
-	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
-		if ctx.Err() != nil {
-			return nil, exitf(exitUnavailable, "no complete answer from %s within %s (--timeout)", c.base.Host, c.timeout)
-		}
-		return nil, exitf(exitUnavailable, "unreadable answer from %s: %v", c.url(path, q), err)
-	}
-	return &env, nil
-}
-
-// get sends the request with header h and returns a 2xx response; anything
-// else becomes an exitError: 2 for 4xx, 3 for the rest (a cancelled ctx is
-// returned as is).
-func (c *apiClient) get(ctx context.Context, path string, q url.Values, h http.Header) (*http.Response, error) {
-	u := c.url(path, q)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, exitf(exitUsage, "building request: %v", err)
-	}
-	for k, v := range h {
-		req.Header[k] = v
-	}
-	req.Header.Set("User-Agent", "flowlog-cli")
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		if errors.Is(err, context.Canceled) {
-			return nil, err
-		}
-		var ne net.Error
-		if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
-			return nil, exitf(exitUnavailable, "no answer from %s within %s (--timeout)", c.base.Host, c.timeout)
-		}
-		return nil, exitf(exitUnavailable, "cannot reach the server: %v", err)
-	}
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		return resp, nil
-	}
-	defer resp.Body.Close()
-	msg := errorMessage(resp)
-	if resp.StatusCode >= 400 && resp.StatusCode < 500 {
-		return nil, exitf(exitRefused, "server refused the request (%s): %s", resp.Status, msg)
-	}
-	return nil, exitf(exitUnavailable, "server error (%s): %s", resp.Status, msg)
-}
-
-// errorMessage is the Message of an error answer, or the start of its body
-// when it is not the API's JSON (a proxy, a 404 of an older server).
-func errorMessage(resp *http.Response) string {
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	var e struct{ Message string }
-	if json.Unmarshal(body, &e) == nil && e.Message != "" {
-		return e.Message
-	}
-	s := strings.TrimSpace(string(body))
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	if len(s) > 300 {
-		s = s[:300] + "..."
-	}
-	if s == "" {
-		s = "(no message)"
-	}
-	return sanitize(s)
-}
-
-// rawArray splits a JSON array into its elements; null is empty.
-func rawArray(data json.RawMessage) ([]json.RawMessage, error) {
-	var out []json.RawMessage
-	if len(data) == 0 {
-		return out, nil
-	}
-	if err := json.Unmarshal(data, &out); err != nil {
-		return nil, fmt.Errorf("Response is not an array: %w", err)
-	}
-	return out, nil
 }
 
 // writeJSONArray prints elements as one indented JSON array ([] when empty).

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // Authenticated agents through the binary: `flowlog serve` with mutual TLS,
 // bearer tokens and an identities file, real gRPC clients, the HTTP API.
@@ -23,6 +23,7 @@ import (
 
 	"github.com/flowlog/flowlog/auth"
 	"github.com/flowlog/flowlog/auth/authtest"
+	"github.com/flowlog/flowlog/internal/testutil"
 	pb "github.com/flowlog/flowlog/proto/flow"
 )
 
@@ -140,14 +141,10 @@ func TestAuthMutualTLSThroughTheBinary(t *testing.T) {
 
 	// The file is reloaded: listing the stranger lets its next stream in.
 	writeFile(t, ids, "identities:\n  - {host_id: web-1, networks: [mesh1], cert_cn: web-1.mesh}\n  - {host_id: stranger, cert_san: [stranger.mesh], cert_cn: stranger.mesh}\n")
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	testutil.Eventually(15*time.Second, func() bool {
 		r, err = roundTrip(strangerConn, hostFlows("s2", "stranger", "mesh1", 1))
-		if err == nil || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return err == nil
+	})
 	if err != nil || !r.Success || r.Error != "" {
 		t.Fatalf("after listing the stranger: %+v %v", r, err)
 	}
@@ -198,6 +195,7 @@ func TestAuthAgentTokenOverTLS(t *testing.T) {
 // Plaintext or unauthenticated agents beyond loopback, and inconsistent
 // TLS flags, are refused at start with the flag to use.
 func TestAuthFlagsAreExplicit(t *testing.T) {
+	needBinary(t)
 	bad := filepath.Join(t.TempDir(), "identities.yaml")
 	writeFile(t, bad, "identities:\n  - host_id: a\n    token_sha256: nothex\n")
 	cases := []struct {

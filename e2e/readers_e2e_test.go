@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // Readers (HTTP API authorization) through the binary: `flowlog serve
 // --readers`, real agents' flows in the real store, the HTTP API, the live
@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/flowlog/flowlog/auth"
+	"github.com/flowlog/flowlog/internal/testutil"
 	pb "github.com/flowlog/flowlog/proto/flow"
 )
 
@@ -157,6 +158,7 @@ func until(t *testing.T, events <-chan string, marker string) map[string]int {
 // runBinary runs the binary and returns its exit status and output.
 func runBinary(t *testing.T, env []string, args ...string) (int, string) {
 	t.Helper()
+	needBinary(t)
 	cmd := exec.Command(binary, args...)
 	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.CombinedOutput()
@@ -303,40 +305,37 @@ func TestReadersScopeThroughTheBinary(t *testing.T) {
 		if code != 0 || strings.Count(out, "\n") != n1+1 || strings.Contains(out, `"mesh2"`) {
 			t.Errorf("flowlog flows --token (one): exit %d, %d lines, mesh2 in it: %v", code, strings.Count(out, "\n"), strings.Contains(out, `"mesh2"`))
 		}
-		code, out = runBinary(t, []string{"FLOWLOG_TOKEN=" + nocToken}, "flows", "--server", c.http, "--all", "-o", "jsonl")
+		code, out = runBinary(t, []string{"FLOWLOG_READER_TOKEN=" + nocToken}, "flows", "--server", c.http, "--all", "-o", "jsonl")
 		if code != 0 || strings.Count(out, "\n") != 2*n1+1 {
-			t.Errorf("flowlog flows with FLOWLOG_TOKEN (noc): exit %d, %d lines", code, strings.Count(out, "\n"))
+			t.Errorf("flowlog flows with FLOWLOG_READER_TOKEN (noc): exit %d, %d lines", code, strings.Count(out, "\n"))
 		}
 		code, out = runBinary(t, nil, "flows", "--server", c.http, "--token", oneToken, "--network", "mesh2")
-		if code != exitRefused || !strings.Contains(out, `network_id \"mesh2\"`) && !strings.Contains(out, `network_id "mesh2"`) {
+		if code != 2 /* refused (4xx) */ || !strings.Contains(out, `network_id \"mesh2\"`) && !strings.Contains(out, `network_id "mesh2"`) {
 			t.Errorf("flowlog flows --network mesh2 as one: exit %d\n%s", code, out)
 		}
 		code, out = runBinary(t, nil, "top", "--server", c.http, "--token", oneToken, "-o", "json")
 		if code != 0 || strings.Contains(out, "h2") {
 			t.Errorf("flowlog top as one: exit %d\n%s", code, out)
 		}
-		code, out = runBinary(t, []string{"FLOWLOG_TOKEN="}, "flows", "--server", c.http)
-		if code != exitRefused || !strings.Contains(out, "401") || !strings.Contains(out, "missing bearer token") {
-			t.Errorf("flowlog flows without a token: exit %d\n%s", code, out)
+		// On a mesh host the agent's token is in the environment too: the
+		// CLI must not send it (nor the old shared name) to the HTTP API.
+		code, out = runBinary(t, []string{"FLOWLOG_READER_TOKEN=", "FLOWLOG_AGENT_TOKEN=" + nocToken, "FLOWLOG_TOKEN=" + nocToken}, "flows", "--server", c.http)
+		if code != 2 /* refused (4xx) */ || !strings.Contains(out, "401") || !strings.Contains(out, "missing bearer token") {
+			t.Errorf("flowlog flows without a reader token: exit %d\n%s", code, out)
 		}
 	})
 
 	t.Run("reload", func(t *testing.T) {
 		readersFile(t, readers, "[mesh2]")
-		deadline := time.Now().Add(10 * time.Second)
-		for {
+		testutil.WaitFor(t, 10*time.Second, fmt.Sprintf("one to see only mesh2's %d flows after the reload", n1), func() bool {
 			got := networksOf(t, c.http, oneToken, "")
-			if len(got) == 1 && got["mesh2"] == n1 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("after the reload one sees %v, want only mesh2's %d", got, n1)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+			return len(got) == 1 && got["mesh2"] == n1
+		})
 		// An invalid edit is ignored: the previous readers stay.
 		writeFile(t, readers, "readers:\n  - {name: one, token_sha256: nothex, networks: ['*']}\n")
-		time.Sleep(500 * time.Millisecond)
+		testutil.WaitFor(t, 10*time.Second, "the invalid edit to be read and refused", func() bool {
+			return strings.Contains(c.logs.String(), "invalid; keeping the previous")
+		})
 		if got := networksOf(t, c.http, oneToken, ""); len(got) != 1 || got["mesh2"] != n1 {
 			t.Errorf("after an invalid edit one sees %v", got)
 		}
@@ -424,7 +423,7 @@ func TestReadersWebPageAsksForToken(t *testing.T) {
 	if err != nil {
 		t.Fatal("node not found: the browser test needs Node.js and npm")
 	}
-	root, err := filepath.Abs("../..")
+	root, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
 	}
