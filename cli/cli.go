@@ -211,7 +211,6 @@ type filterFlags struct {
 	Participant string   `help:"Only flows with this participant as source or destination." placeholder:"ID" env:"FLOWLOG_FILTER_PARTICIPANT"`
 }
 
-var protocolNumbers = map[string]uint8{"icmp": 1, "tcp": 6, "udp": 17, "icmpv6": 58}
 
 // query checks the filters and returns them as query parameters; relative
 // times are taken back from now, times without a zone are in loc.
@@ -260,13 +259,10 @@ func (f *filterFlags) query(now time.Time, loc *time.Location) (url.Values, erro
 		}
 	}
 	for _, v := range splitList(f.Protocol) {
-		v = strings.ToLower(v)
-		if _, ok := protocolNumbers[v]; !ok {
-			if _, err := strconv.ParseUint(v, 10, 8); err != nil {
-				return nil, flagError("protocol", "%q is not tcp, udp, icmp, icmpv6 or a number 0-255", v)
-			}
+		if _, err := flowlog.ParseProtocol(v); err != nil {
+			return nil, flagError("protocol", "%v", err)
 		}
-		q.Add("protocol", v)
+		q.Add("protocol", strings.ToLower(v))
 	}
 	if f.User != "" && (len(f.SrcType) > 0 || len(f.DstType) > 0 || f.SrcEntity != "" || f.DstEntity != "") {
 		return nil, flagError("user", "cannot be combined with --src-type, --dst-type, --src-entity or --dst-entity")
@@ -292,7 +288,7 @@ func (f *filterFlags) query(now time.Time, loc *time.Location) (url.Values, erro
 		q.Set("port", s)
 	}
 	if s := strings.TrimSpace(f.Direction); s != "" {
-		if s != "ingress" && s != "egress" {
+		if _, ok := flowlog.ParseDirection(s); !ok {
 			return nil, flagError("direction", "%q is not ingress or egress", s)
 		}
 		q.Set("direction", s)
@@ -452,17 +448,10 @@ func humanDuration(d time.Duration) string {
 const humanTimeLayout = "2006-01-02 15:04:05"
 
 func protocolName(p uint16) string {
-	switch p {
-	case 1:
-		return "icmp"
-	case 6:
-		return "tcp"
-	case 17:
-		return "udp"
-	case 58:
-		return "icmpv6"
+	if p > 255 {
+		return strconv.Itoa(int(p))
 	}
-	return strconv.Itoa(int(p))
+	return flowlog.ProtocolName(uint8(p))
 }
 
 // endpoint is a flow's end as people read it: the participant's name when

@@ -691,7 +691,7 @@ func TestCLIExitCodes(t *testing.T) {
 		// Bad flags: status 1, the flag named, nothing sent.
 		{[]string{"flows", "--server", empty.URL, "--port", "http"}, exitUsage, "--port"},
 		{[]string{"flows", "--server", empty.URL, "--port", "70000"}, exitUsage, "--port"},
-		{[]string{"flows", "--server", empty.URL, "--protocol", "tcp,gre"}, exitUsage, `--protocol: "gre"`},
+		{[]string{"flows", "--server", empty.URL, "--protocol", "tcp,quic"}, exitUsage, `--protocol: unknown protocol "quic"`},
 		{[]string{"flows", "--server", empty.URL, "--from", "yesterday"}, exitUsage, "--from"},
 		{[]string{"flows", "--server", empty.URL, "--from", "1h", "--to", "2h"}, exitUsage, "--from"},
 		{[]string{"flows", "--server", empty.URL, "--to", "2026-13-01"}, exitUsage, "--to"},
@@ -752,5 +752,21 @@ func TestHumanDuration(t *testing.T) {
 		if got := humanDuration(tc.d); got != tc.want {
 			t.Errorf("humanDuration(%v) = %q, want %q", tc.d, got, tc.want)
 		}
+	}
+}
+
+// The CLI prints and accepts what the API and the agent's config do (the
+// domain's one table): gre was once accepted by the agent, refused by the
+// API and printed as 47 here.
+func TestProtocolsAreTheDomains(t *testing.T) {
+	for p, want := range map[uint16]string{6: "tcp", 47: "gre", 58: "icmpv6", 132: "sctp", 253: "253"} {
+		if got := protocolName(p); got != want {
+			t.Errorf("protocolName(%d) = %q, want %q", p, got, want)
+		}
+	}
+	var f filterFlags
+	f.Protocol = []string{"GRE", "sctp"}
+	if _, err := f.query(time.Now(), time.UTC); err != nil {
+		t.Errorf("--protocol GRE,sctp refused: %v", err)
 	}
 }
