@@ -37,6 +37,10 @@ type Options struct {
 	// day not rolled up; Rollup can be called by hand).
 	RollupEvery time.Duration
 	Logger      *slog.Logger // for the background job; default slog.Default()
+	// Cluster names the ClickHouse cluster the schema is created on
+	// (replicated local tables behind Distributed ones, cluster.go); empty:
+	// one server, or the embedded engine.
+	Cluster string
 }
 
 // DefaultRetention is how long flows are kept unless configured.
@@ -48,6 +52,9 @@ type Store struct {
 	db        string // quoted database name, ready for SQL
 	buf       sync.Pool
 	retention time.Duration
+	cluster   string           // Options.Cluster
+	owner     string           // this store among collectors sharing a server (claim.go)
+	now       func() time.Time // rollup claims' clock; tests move it
 
 	clock struct { // see stamp
 		sync.Mutex
@@ -78,7 +85,7 @@ func Open(ctx context.Context, eng Engine, o Options) (*Store, error) {
 	if o.Retention == 0 {
 		o.Retention = DefaultRetention
 	}
-	s := &Store{eng: eng, db: ident(o.Database), retention: o.Retention, slack: rollupClockSlack, stop: make(chan struct{})}
+	s := &Store{eng: eng, db: ident(o.Database), retention: o.Retention, cluster: o.Cluster, owner: newOwner(), now: time.Now, slack: rollupClockSlack, stop: make(chan struct{})}
 	s.buf.New = func() any { return &rowBinary{} }
 	if err := s.migrate(ctx); err != nil {
 		return nil, err

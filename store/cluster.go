@@ -1,0 +1,131 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// Cluster mode (Options.Cluster): the same schema on a ClickHouse cluster.
+// Every table T of the migrations becomes
+//   - T_local, created ON CLUSTER on every server, with the Replicated
+//     variant of its engine (each shard's replicas copy each other's parts
+//     through Keeper; the replication path is the server's default,
+//     /clickhouse/tables/{uuid}/{shard}, which ON CLUSTER keeps equal on
+//     every replica), and
+//   - T, a Distributed table over the T_local of every shard, which every
+//     query and insert of the store names unchanged.
+// Each Distributed table has a sharding key (shardKeys) that sends every
+// row that must collapse with another to the same shard: FINAL, argMax and
+// ReplacingMergeTree merges work within a shard, so per shard they are
+// exact, and the whole answer is the sum of the shards'.
+//
+// The statements are written for one server (schema.go) and rewritten
+// here, so a migration is written once; a statement this file does not know
+// how to rewrite fails the migration (and the golden test) instead of
+// running half right.
+
+// shardKeys: the sharding key of each table in cluster mode.
+//
+// flows: the sorting key, (network_id, host_id, flow_id), so a flow's START
+// and DESTROY and any retried copy meet on one shard. A key over the
+// connection (both observations of one connection, by its two hosts, on
+// one shard) would let the counting's deduplication compare them per shard,
+// but it needs a connection key column both rows carry at insert time;
+// until the schema has one, the two observations may sit on different
+// shards, and a query that pairs them must read across shards (GLOBAL IN or
+// JOIN) rather than per shard. A table's sharding key cannot change once
+// data is written (rows already placed stay where they are), so changing it
+// means a new table and a copy.
+var shardKeys = map[string]string{
+	"flows":             "cityHash64(network_id, host_id, flow_id)",
+	"rejected_events":   "cityHash64(host_id, reason, event)",
+	"flows_1m":          "toYYYYMMDD(bucket)", // a day's rollup (one generation) on one shard
+	"flows_1h":          "toYYYYMMDD(bucket)",
+	"rollup_dirty":      "toYYYYMMDD(day)",
+	"rollup_days":       "toYYYYMMDD(day)",
+	"rollup_claims":     "toYYYYMMDD(day)",
+	"schema_migrations": "version",
+}
+
+// localSuffix names the per-shard tables in cluster mode.
+const localSuffix = "_local"
+
+var (
+	createTableRe = regexp.MustCompile(`^\s*CREATE TABLE IF NOT EXISTS (\S+)\.(\w+) \(`)
+	engineRe      = regexp.MustCompile(`ENGINE = (\w*)MergeTree\b`)
+	alterRe       = regexp.MustCompile(`^\s*ALTER TABLE (\S+)\.(\w+) (.*)$`)
+	columnAlterRe = regexp.MustCompile(`^(ADD|DROP|MODIFY|RENAME|COMMENT|CLEAR) COLUMN\b`)
+	createDBRe    = regexp.MustCompile(`^\s*CREATE DATABASE IF NOT EXISTS (\S+)\s*$`)
+	insertRe      = regexp.MustCompile(`^\s*INSERT INTO `)
+)
+
+// ddl returns the statements that carry out stmt (a DDL statement of the
+// schema, {db} already replaced) in this store's mode: stmt itself on one
+// server, its cluster form in cluster mode.
+func (s *Store) ddl(stmt string) ([]string, error) {
+	if s.cluster == "" {
+		return []string{stmt}, nil
+	}
+	return clusterDDL(stmt, s.cluster)
+}
+
+// execDDL runs a schema statement in this store's mode.
+func (s *Store) execDDL(ctx context.Context, stmt string) error {
+	stmts, err := s.ddl(stmt)
+	if err != nil {
+		return err
+	}
+	for _, st := range stmts {
+		if err := s.eng.Exec(ctx, st); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// clusterDDL rewrites one statement for a cluster.
+func clusterDDL(stmt, cluster string) ([]string, error) {
+	on := " ON CLUSTER " + ident(cluster)
+	if m := createDBRe.FindStringSubmatch(stmt); m != nil {
+		return []string{"CREATE DATABASE IF NOT EXISTS " + m[1] + on}, nil
+	}
+	if insertRe.MatchString(stmt) {
+		return []string{stmt}, nil // through the Distributed table, to the rows' shards
+	}
+	if m := createTableRe.FindStringSubmatchIndex(stmt); m != nil {
+		db, table := stmt[m[2]:m[3]], stmt[m[4]:m[5]]
+		key, ok := shardKeys[table]
+		if !ok {
+			return nil, fmt.Errorf("cluster mode: table %s has no sharding key (store/cluster.go, shardKeys)", table)
+		}
+		if !engineRe.MatchString(stmt) {
+			return nil, fmt.Errorf("cluster mode: table %s: only *MergeTree engines have a replicated form", table)
+		}
+		local := "CREATE TABLE IF NOT EXISTS " + db + "." + table + localSuffix + on + " (" + stmt[m[1]:]
+		local = engineRe.ReplaceAllString(local, "ENGINE = Replicated${1}MergeTree")
+		dist := fmt.Sprintf("CREATE TABLE IF NOT EXISTS %[1]s.%[2]s%[3]s AS %[1]s.%[2]s%[4]s ENGINE = Distributed(%[5]s, %[1]s, %[2]s%[4]s, %[6]s)",
+			db, table, on, localSuffix, ident(cluster), key)
+		return []string{local, dist}, nil
+	}
+	if m := alterRe.FindStringSubmatch(stmt); m != nil {
+		db, table, rest := m[1], m[2], m[3]
+		out := []string{"ALTER TABLE " + db + "." + table + localSuffix + on + " " + rest}
+		if columnAlterRe.MatchString(rest) {
+			// The Distributed table's columns follow the local table's.
+			out = append(out, "ALTER TABLE "+db+"."+table+on+" "+rest)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("cluster mode: no cluster form for statement %.60q... (store/cluster.go)", strings.TrimSpace(stmt))
+}
+
+// storageTable is the table that holds table's parts: itself on one
+// server, its local table in cluster mode (system.tables, TTLs).
+func (s *Store) storageTable(table string) string {
+	if s.cluster == "" {
+		return table
+	}
+	return table + localSuffix
+}
