@@ -66,3 +66,8 @@ func Claim(ctx context.Context, s *Store, day string, marked int64) (bool, error
 
 // ClusterDDL is the cluster form of one schema statement.
 var ClusterDDL = clusterDDL
+
+// Poller is Follow's poll, one call at a time.
+func Poller(s *Store, overlap time.Duration) func(context.Context) ([]flowlog.Event, error) {
+	return s.newFollower(overlap).poll
+}

@@ -147,7 +147,7 @@ var migrations = []migration{
 		`INSERT INTO {db}.rollup_dirty (day, marked)
 		SELECT DISTINCT toDate(start_ts), toUnixTimestamp64Nano(now64(9)) FROM {db}.flows`,
 	}},
-	{3, "rollup claims", []string{
+	{3, "several collectors: rollup claims, insertion-time index", []string{
 		// Several collectors share one server: each change of a day is
 		// recomputed by the one whose claim landed (claim.go). The
 		// deduplication window makes a second claim of one round a no-op
@@ -161,6 +161,10 @@ var migrations = []migration{
 		ORDER BY (day, marked)
 		TTL toDateTime(intDiv(claimed, 1000000000)) + toIntervalDay(1)
 		SETTINGS non_replicated_deduplication_window = 10000`,
+		// Store.Follow reads the rows inserted in the last seconds: a minmax
+		// index on inserted_at skips every granule written before (parts
+		// written before this step get it as they are merged).
+		`ALTER TABLE {db}.flows ADD INDEX IF NOT EXISTS inserted_at_minmax inserted_at TYPE minmax GRANULARITY 1`,
 	}},
 }
 

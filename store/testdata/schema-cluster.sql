@@ -147,7 +147,9 @@ CREATE TABLE IF NOT EXISTS `flowlog`.rollup_claims_local ON CLUSTER `flows_clust
 
 CREATE TABLE IF NOT EXISTS `flowlog`.rollup_claims ON CLUSTER `flows_cluster` AS `flowlog`.rollup_claims_local ENGINE = Distributed(`flows_cluster`, `flowlog`, rollup_claims_local, toYYYYMMDD(day));
 
-INSERT INTO `flowlog`.schema_migrations (version, name) VALUES (3, 'rollup claims');
+ALTER TABLE `flowlog`.flows_local ON CLUSTER `flows_cluster` ADD INDEX IF NOT EXISTS inserted_at_minmax inserted_at TYPE minmax GRANULARITY 1;
+
+INSERT INTO `flowlog`.schema_migrations (version, name) VALUES (3, 'several collectors: rollup claims, insertion-time index');
 
 ALTER TABLE `flowlog`.flows_local ON CLUSTER `flows_cluster` MODIFY TTL toDateTime(start_ts) + toIntervalSecond(2592000) SETTINGS materialize_ttl_after_modify = 0;
 

@@ -131,7 +131,9 @@ CREATE TABLE IF NOT EXISTS `flowlog`.rollup_claims (
 		TTL toDateTime(intDiv(claimed, 1000000000)) + toIntervalDay(1)
 		SETTINGS non_replicated_deduplication_window = 10000;
 
-INSERT INTO `flowlog`.schema_migrations (version, name) VALUES (3, 'rollup claims');
+ALTER TABLE `flowlog`.flows ADD INDEX IF NOT EXISTS inserted_at_minmax inserted_at TYPE minmax GRANULARITY 1;
+
+INSERT INTO `flowlog`.schema_migrations (version, name) VALUES (3, 'several collectors: rollup claims, insertion-time index');
 
 ALTER TABLE `flowlog`.flows MODIFY TTL toDateTime(start_ts) + toIntervalSecond(2592000) SETTINGS materialize_ttl_after_modify = 0;
 
