@@ -18,14 +18,19 @@ import (
 
 	"github.com/flowlog/flowlog"
 	"github.com/flowlog/flowlog/ingest"
+	"github.com/flowlog/flowlog/internal/testutil"
 	pb "github.com/flowlog/flowlog/proto/flow"
 	"github.com/flowlog/flowlog/store"
 	"github.com/flowlog/flowlog/store/chdb"
 )
 
 // The real engine, shared by the tests of this binary (one directory per
-// process); each test uses its own database.
-var engine *chdb.DB
+// process); each test uses its own database. With
+// FLOWLOG_TEST_CLICKHOUSE_URL set, a ClickHouse server (testutil.OpenEngine).
+var (
+	engine  store.Engine
+	cluster string
+)
 
 func TestMain(m *testing.M) {
 	lib, err := chdb.FindLib("")
@@ -34,7 +39,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	dir, _ := os.MkdirTemp("", "ingest-test-")
-	if engine, err = chdb.Open(lib, dir, 3); err != nil {
+	if engine, cluster, err = testutil.OpenEngine(lib, dir, 3); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
@@ -53,7 +58,7 @@ type collector struct {
 
 func start(t *testing.T, o ingest.Options, extra ...grpc.ServerOption) *collector {
 	t.Helper()
-	st, err := store.Open(context.Background(), engine, store.Options{Database: t.Name()})
+	st, err := store.Open(context.Background(), engine, store.Options{Database: t.Name(), Cluster: cluster})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -154,7 +154,7 @@ func TestConcurrentOpensMigrateOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s, err := store.Open(context.Background(), engine, store.Options{Database: db})
+			s, err := store.Open(context.Background(), engine, store.Options{Database: db, Cluster: cluster})
 			if err == nil {
 				store.StopJobs(s)
 			}

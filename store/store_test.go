@@ -10,13 +10,19 @@ import (
 	"time"
 
 	"github.com/flowlog/flowlog"
+	"github.com/flowlog/flowlog/internal/testutil"
 	"github.com/flowlog/flowlog/store"
 	"github.com/flowlog/flowlog/store/chdb"
 )
 
 // One chDB directory per process: every test here shares it and isolates
-// itself by database name.
-var engine *chdb.DB
+// itself by database name. With FLOWLOG_TEST_CLICKHOUSE_URL set, a
+// ClickHouse server instead (testutil.OpenEngine), in cluster mode with
+// FLOWLOG_TEST_CLICKHOUSE_CLUSTER.
+var (
+	engine  store.Engine
+	cluster string
+)
 
 func TestMain(m *testing.M) {
 	lib, err := chdb.FindLib("")
@@ -31,7 +37,7 @@ func TestMain(m *testing.M) {
 		dir, _ = os.MkdirTemp("", "store-test-")
 		keep = false
 	}
-	if engine, err = chdb.Open(lib, dir, 2); err != nil {
+	if engine, cluster, err = testutil.OpenEngine(lib, dir, 2); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
@@ -48,6 +54,7 @@ func open(t *testing.T, o store.Options) *store.Store {
 	if o.Database == "" {
 		o.Database = strings.ReplaceAll(t.Name(), "/", "_")
 	}
+	o.Cluster = cluster
 	s, err := store.Open(context.Background(), engine, o)
 	if err != nil {
 		t.Fatal(err)

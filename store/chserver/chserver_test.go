@@ -124,3 +124,25 @@ func TestErrorClasses(t *testing.T) {
 		t.Error("no error must stay no error")
 	}
 }
+
+// No server answering at any address: Open fails at once with a transient
+// error naming the URL, without the password.
+func TestOpenWithNoServerIsTransient(t *testing.T) {
+	var addrs []string
+	for range 2 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs = append(addrs, ln.Addr().String())
+		ln.Close() // nothing listens there now
+	}
+	url := "http://flowlog:hunter2@" + strings.Join(addrs, ",")
+	_, err := Open(t.Context(), Config{URL: url})
+	if err == nil || IsPermanent(err) {
+		t.Fatalf("Open with no server: %v, want a transient error", err)
+	}
+	if !strings.Contains(err.Error(), addrs[0]) || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("error %q should name the URL without its password", err)
+	}
+}
