@@ -121,6 +121,21 @@ func clusterDDL(stmt, cluster string) ([]string, error) {
 	return nil, fmt.Errorf("cluster mode: no cluster form for statement %.60q... (store/cluster.go)", strings.TrimSpace(stmt))
 }
 
+// hasTable reports whether this store's database has the table. Open asks
+// before any DDL: on a cluster, DDL goes through Keeper's queue (ON
+// CLUSTER), so a collector restarting on an up-to-date schema while Keeper
+// is away still starts (and serves reads, and inserts once Keeper is back).
+func (s *Store) hasTable(ctx context.Context, table string) (bool, error) {
+	var rows []struct {
+		N int `json:"n"`
+	}
+	q := fmt.Sprintf("SELECT count() AS n FROM system.tables WHERE database = %s AND name = %s", quote(strings.Trim(s.db, "`")), quote(table))
+	if err := s.queryRows(ctx, q, &rows); err != nil {
+		return false, fmt.Errorf("reading the schema: %w", err)
+	}
+	return len(rows) == 1 && rows[0].N > 0, nil
+}
+
 // storageTable is the table that holds table's parts: itself on one
 // server, its local table in cluster mode (system.tables, TTLs).
 func (s *Store) storageTable(table string) string {

@@ -178,3 +178,43 @@ func TestConcurrentOpensMigrateOnce(t *testing.T) {
 		t.Fatalf("schema_migrations after concurrent opens: %+v, want versions 1..%d once each", rows, store.SchemaVersion())
 	}
 }
+
+// ddlCounter passes everything to the shared engine and counts the DDL.
+type ddlCounter struct {
+	store.Engine
+	mu  sync.Mutex
+	ddl []string
+}
+
+func (d *ddlCounter) Exec(ctx context.Context, sql string) error {
+	if s := strings.TrimSpace(sql); strings.HasPrefix(s, "CREATE") || strings.HasPrefix(s, "ALTER") {
+		d.mu.Lock()
+		d.ddl = append(d.ddl, s)
+		d.mu.Unlock()
+	}
+	return d.Engine.Exec(ctx, sql)
+}
+func (d *ddlCounter) Close() error { return nil } // the engine is shared
+
+// A collector restarting on an up-to-date schema sends no DDL: on a cluster
+// DDL needs Keeper, and a restart must not (reads work without it).
+func TestReopenSendsNoDDL(t *testing.T) {
+	first := &ddlCounter{Engine: engine}
+	db := strings.ReplaceAll(t.Name(), "/", "_")
+	s, err := store.Open(context.Background(), first, store.Options{Database: db, Cluster: cluster})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if len(first.ddl) == 0 {
+		t.Fatal("the first open sent no DDL: this test would prove nothing")
+	}
+	again := &ddlCounter{Engine: engine}
+	if s, err = store.Open(context.Background(), again, store.Options{Database: db, Cluster: cluster}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if len(again.ddl) != 0 {
+		t.Errorf("reopening sent DDL: %q", again.ddl)
+	}
+}

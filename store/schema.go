@@ -193,13 +193,18 @@ const (
 
 // migrate creates the database and applies the steps not yet recorded.
 func (s *Store) migrate(ctx context.Context) error {
-	if err := s.execDDL(ctx, "CREATE DATABASE IF NOT EXISTS "+s.db); err != nil {
-		return fmt.Errorf("creating database %s: %w", s.db, err)
-	}
-	if err := s.execDDL(ctx, `CREATE TABLE IF NOT EXISTS `+s.db+`.schema_migrations (
+	// A schema already there needs no DDL (cluster.go: restarts need no Keeper).
+	if exists, err := s.hasTable(ctx, "schema_migrations"); err != nil {
+		return err
+	} else if !exists {
+		if err := s.execDDL(ctx, "CREATE DATABASE IF NOT EXISTS "+s.db); err != nil {
+			return fmt.Errorf("creating database %s: %w", s.db, err)
+		}
+		if err := s.execDDL(ctx, `CREATE TABLE IF NOT EXISTS `+s.db+`.schema_migrations (
 		version UInt32, name String, applied_at DateTime DEFAULT now()
 	) ENGINE = ReplacingMergeTree ORDER BY version`); err != nil {
-		return fmt.Errorf("creating schema_migrations: %w", err)
+			return fmt.Errorf("creating schema_migrations: %w", err)
+		}
 	}
 	var rows []struct {
 		V uint32 `json:"v"`
