@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -144,5 +145,39 @@ func TestOpenWithNoServerIsTransient(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), addrs[0]) || strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("error %q should name the URL without its password", err)
+	}
+}
+
+// The store's statements pass the driver's own checks (an INSERT it can
+// split into statement and columns, a SELECT without a FORMAT clause) and
+// reach the network: here nothing listens, so each ends in a refused
+// connection, a transient error, and not in the driver's refusal.
+func TestStatementsReachTheServer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	opt, err := options(Config{URL: "http://" + addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := clickhouse.Open(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &Engine{conn: conn}
+	defer e.Close()
+	errs := map[string]error{
+		"insert": e.InsertRowBinary(t.Context(), "`flowlog`.flows", "event_type, flow_id, host_id, src_ip, start_ts, version", []byte{1, 0}),
+		"exec":   e.Exec(t.Context(), "INSERT INTO `flowlog`.rollup_claims (day, marked, owner, claimed) SETTINGS insert_deduplicate = 1 VALUES ('2026-01-01', 1, 'a', 2)"),
+	}
+	_, errs["query"] = e.QueryJSON(t.Context(), "SELECT count() AS n FROM `flowlog`.flows FINAL WHERE network_id = 'x' "+
+		"SETTINGS output_format_json_quote_64bit_integers = 0, do_not_merge_across_partitions_select_final = 1")
+	for op, err := range errs {
+		if !errors.Is(err, syscall.ECONNREFUSED) || IsPermanent(err) {
+			t.Errorf("%s: %v, want a transient refused connection", op, err)
+		}
 	}
 }
