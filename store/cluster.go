@@ -28,18 +28,25 @@ import (
 
 // shardKeys: the sharding key of each table in cluster mode.
 //
-// flows: the sorting key, (network_id, host_id, flow_id), so a flow's START
-// and DESTROY and any retried copy meet on one shard. A key over the
-// connection (both observations of one connection, by its two hosts, on
-// one shard) would let the counting's deduplication compare them per shard,
-// but it needs a connection key column both rows carry at insert time;
-// until the schema has one, the two observations may sit on different
-// shards, and a query that pairs them must read across shards (GLOBAL IN or
-// JOIN) rather than per shard. A table's sharding key cannot change once
-// data is written (rows already placed stay where they are), so changing it
-// means a new table and a copy.
+// flows: the connection, cityHash64 of the network and the 5-tuple (with
+// the ICMP type and code), the same expression as the counting's conn_key.
+// Every row that must collapse with another carries the same tuple: a
+// flow's START and DESTROY, and any retried copy; so do both observations
+// of one connection, by its two hosts, whose src and dst are the initiator
+// and the responder on both sides. All of them land on one shard, where
+// FINAL and the merges collapse a flow exactly and the one-count-per-
+// connection deduplication finds both observations; each shard's answer
+// then adds up to the whole. The trade-off against the sorting key
+// (network_id, host_id, flow_id): an agent that writes an ingress
+// observation the other way round (src as itself) gets its two
+// observations placed apart, which costs the pairing of that connection,
+// never the collapse of a flow (its rows still share the tuple). Only
+// ordinary columns: the key is computed where the insert arrives. A
+// table's sharding key cannot change once data is written (rows placed
+// stay where they are): changing it means a new table and a copy.
 var shardKeys = map[string]string{
-	"flows":             "cityHash64(network_id, host_id, flow_id)",
+	"flows":             flowsShardKey,
+	"flows_v3":          flowsShardKey, // the counting's rebuild of flows (migration 3)
 	"rejected_events":   "cityHash64(host_id, reason, event)",
 	"flows_1m":          "toYYYYMMDD(bucket)", // a day's rollup (one generation) on one shard
 	"flows_1h":          "toYYYYMMDD(bucket)",
@@ -49,13 +56,17 @@ var shardKeys = map[string]string{
 	"schema_migrations": "version",
 }
 
+const flowsShardKey = "cityHash64(network_id, protocol, src_ip, src_port, dst_ip, dst_port, icmp_type, icmp_code)"
+
 // localSuffix names the per-shard tables in cluster mode.
 const localSuffix = "_local"
 
 var (
 	createTableRe = regexp.MustCompile(`^\s*CREATE TABLE IF NOT EXISTS (\S+)\.(\w+) \(`)
 	engineRe      = regexp.MustCompile(`ENGINE = (\w*)MergeTree\b`)
-	alterRe       = regexp.MustCompile(`^\s*ALTER TABLE (\S+)\.(\w+) (.*)$`)
+	alterRe       = regexp.MustCompile(`(?s)^\s*ALTER TABLE (\S+)\.(\w+) (.*)$`)
+	dropTableRe   = regexp.MustCompile(`^\s*DROP TABLE IF EXISTS (\S+)\.(\w+)\s*$`)
+	exchangeRe    = regexp.MustCompile(`^\s*EXCHANGE TABLES (\S+)\.(\w+) AND (\S+)\.(\w+)\s*$`)
 	columnAlterRe = regexp.MustCompile(`^(ADD|DROP|MODIFY|RENAME|COMMENT|CLEAR) COLUMN\b`)
 	createDBRe    = regexp.MustCompile(`^\s*CREATE DATABASE IF NOT EXISTS (\S+)\s*$`)
 	insertRe      = regexp.MustCompile(`^\s*INSERT INTO `)
@@ -112,9 +123,40 @@ func clusterDDL(stmt, cluster string) ([]string, error) {
 	if m := alterRe.FindStringSubmatch(stmt); m != nil {
 		db, table, rest := m[1], m[2], m[3]
 		out := []string{"ALTER TABLE " + db + "." + table + localSuffix + on + " " + rest}
-		if columnAlterRe.MatchString(rest) {
-			// The Distributed table's columns follow the local table's.
-			out = append(out, "ALTER TABLE "+db+"."+table+on+" "+rest)
+		// The Distributed table's columns follow the local table's; its
+		// other clauses (ORDER BY, TTL, indexes) do not apply to it.
+		var cols []string
+		for _, c := range splitClauses(rest) {
+			if columnAlterRe.MatchString(c) {
+				cols = append(cols, c)
+			}
+		}
+		if len(cols) > 0 {
+			out = append(out, "ALTER TABLE "+db+"."+table+on+" "+strings.Join(cols, ", "))
+		}
+		return out, nil
+	}
+	if m := dropTableRe.FindStringSubmatch(stmt); m != nil {
+		db, table := m[1], m[2]
+		return []string{
+			"DROP TABLE IF EXISTS " + db + "." + table + on + " SYNC",
+			"DROP TABLE IF EXISTS " + db + "." + table + localSuffix + on + " SYNC",
+		}, nil
+	}
+	if m := exchangeRe.FindStringSubmatch(stmt); m != nil {
+		// The data is in the local tables: swap those. A Distributed table
+		// names its local table, so after the swap each one reads the
+		// right data but keeps its old columns: recreate both from their
+		// (swapped) local tables. Inserts meanwhile fail and are retried.
+		out := []string{"EXCHANGE TABLES " + m[1] + "." + m[2] + localSuffix + " AND " + m[3] + "." + m[4] + localSuffix + on}
+		for _, t := range [][2]string{{m[1], m[2]}, {m[3], m[4]}} {
+			key, ok := shardKeys[t[1]]
+			if !ok {
+				return nil, fmt.Errorf("cluster mode: table %s has no sharding key (store/cluster.go, shardKeys)", t[1])
+			}
+			out = append(out, "DROP TABLE IF EXISTS "+t[0]+"."+t[1]+on+" SYNC",
+				fmt.Sprintf("CREATE TABLE %[1]s.%[2]s%[3]s AS %[1]s.%[2]s%[4]s ENGINE = Distributed(%[5]s, %[1]s, %[2]s%[4]s, %[6]s)",
+					t[0], t[1], on, localSuffix, ident(cluster), key))
 		}
 		return out, nil
 	}
@@ -143,4 +185,33 @@ func (s *Store) storageTable(table string) string {
 		return table
 	}
 	return table + localSuffix
+}
+
+// splitClauses splits the clauses of an ALTER at its top-level commas (not
+// inside parentheses or quotes).
+func splitClauses(s string) []string {
+	var out []string
+	depth, start := 0, 0
+	var quote byte
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case quote != 0:
+			if c == '\\' {
+				i++
+			} else if c == quote {
+				quote = 0
+			}
+		case c == '\'' || c == '`' || c == '"':
+			quote = c
+		case c == '(':
+			depth++
+		case c == ')':
+			depth--
+		case c == ',' && depth == 0:
+			out = append(out, strings.TrimSpace(s[start:i]))
+			start = i + 1
+		}
+	}
+	return append(out, strings.TrimSpace(s[start:]))
 }

@@ -88,8 +88,8 @@ func TestSchemaStatementsSingleServerAndCluster(t *testing.T) {
 		}
 	}
 	for _, want := range []string{
-		"CREATE TABLE IF NOT EXISTS `flowlog`.flows ON CLUSTER `flows_cluster` AS `flowlog`.flows_local " +
-			"ENGINE = Distributed(`flows_cluster`, `flowlog`, flows_local, cityHash64(network_id, host_id, flow_id))",
+		"CREATE TABLE IF NOT EXISTS `flowlog`.flows ON CLUSTER `flows_cluster` AS `flowlog`.flows_local ENGINE = Distributed(`flows_cluster`, " +
+			"`flowlog`, flows_local, cityHash64(network_id, protocol, src_ip, src_port, dst_ip, dst_port, icmp_type, icmp_code))",
 		"ALTER TABLE `flowlog`.flows_local ON CLUSTER `flows_cluster` MODIFY TTL",
 		"ENGINE = ReplicatedReplacingMergeTree(version)",
 	} {
@@ -117,6 +117,7 @@ func TestClusterSchemaParses(t *testing.T) {
 // migration cannot half-work on a cluster); column changes reach both the
 // local and the Distributed table, other changes the local one only.
 func TestClusterDDLRewrites(t *testing.T) {
+	const flowsKey = "cityHash64(network_id, protocol, src_ip, src_port, dst_ip, dst_port, icmp_type, icmp_code)"
 	for _, c := range []struct {
 		stmt, want, err string
 	}{
@@ -128,6 +129,18 @@ func TestClusterDDLRewrites(t *testing.T) {
 				"ALTER TABLE `db`.flows ON CLUSTER `c` ADD COLUMN IF NOT EXISTS conn_key String"},
 		{stmt: "ALTER TABLE `db`.flows MODIFY SETTING merge_with_ttl_timeout = 3600",
 			want: "ALTER TABLE `db`.flows_local ON CLUSTER `c` MODIFY SETTING merge_with_ttl_timeout = 3600"},
+		{stmt: "ALTER TABLE `db`.flows_1m ADD COLUMN shadowed UInt8 COMMENT 'a, b (c)', MODIFY ORDER BY (bucket, shadowed)",
+			want: "ALTER TABLE `db`.flows_1m_local ON CLUSTER `c` ADD COLUMN shadowed UInt8 COMMENT 'a, b (c)', MODIFY ORDER BY (bucket, shadowed)\n" +
+				"ALTER TABLE `db`.flows_1m ON CLUSTER `c` ADD COLUMN shadowed UInt8 COMMENT 'a, b (c)'"},
+		{stmt: "DROP TABLE IF EXISTS `db`.flows_v3",
+			want: "DROP TABLE IF EXISTS `db`.flows_v3 ON CLUSTER `c` SYNC\nDROP TABLE IF EXISTS `db`.flows_v3_local ON CLUSTER `c` SYNC"},
+		{stmt: "EXCHANGE TABLES `db`.flows AND `db`.flows_v3",
+			want: "EXCHANGE TABLES `db`.flows_local AND `db`.flows_v3_local ON CLUSTER `c`\n" +
+				"DROP TABLE IF EXISTS `db`.flows ON CLUSTER `c` SYNC\n" +
+				"CREATE TABLE `db`.flows ON CLUSTER `c` AS `db`.flows_local ENGINE = Distributed(`c`, `db`, flows_local, " + flowsKey + ")\n" +
+				"DROP TABLE IF EXISTS `db`.flows_v3 ON CLUSTER `c` SYNC\n" +
+				"CREATE TABLE `db`.flows_v3 ON CLUSTER `c` AS `db`.flows_v3_local ENGINE = Distributed(`c`, `db`, flows_v3_local, " + flowsKey + ")"},
+		{stmt: "EXCHANGE TABLES `db`.flows AND `db`.other", err: "table other has no sharding key"},
 		{stmt: "INSERT INTO `db`.rollup_dirty (day, marked) VALUES ('2026-01-01', 1)",
 			want: "INSERT INTO `db`.rollup_dirty (day, marked) VALUES ('2026-01-01', 1)"},
 	} {
@@ -139,6 +152,11 @@ func TestClusterDDLRewrites(t *testing.T) {
 			t.Errorf("%s: %v", c.stmt, err)
 		case c.err == "" && strings.Join(got, "\n") != c.want:
 			t.Errorf("%s:\n got %q\nwant %q", c.stmt, strings.Join(got, "\n"), c.want)
+		}
+		for _, st := range got { // and the server's parser takes each
+			if _, err := engine.QueryJSON(context.Background(), "EXPLAIN AST "+st); err != nil {
+				t.Errorf("%v\n%s", err, st)
+			}
 		}
 	}
 }

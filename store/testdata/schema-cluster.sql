@@ -41,7 +41,7 @@ CREATE TABLE IF NOT EXISTS `flowlog`.flows_local ON CLUSTER `flows_cluster` (
 		TTL toDateTime(start_ts) + toIntervalSecond(2592000)
 		SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
 
-CREATE TABLE IF NOT EXISTS `flowlog`.flows ON CLUSTER `flows_cluster` AS `flowlog`.flows_local ENGINE = Distributed(`flows_cluster`, `flowlog`, flows_local, cityHash64(network_id, host_id, flow_id));
+CREATE TABLE IF NOT EXISTS `flowlog`.flows ON CLUSTER `flows_cluster` AS `flowlog`.flows_local ENGINE = Distributed(`flows_cluster`, `flowlog`, flows_local, cityHash64(network_id, protocol, src_ip, src_port, dst_ip, dst_port, icmp_type, icmp_code));
 
 CREATE TABLE IF NOT EXISTS `flowlog`.rejected_events_local ON CLUSTER `flows_cluster` (
 			received_at DateTime64(3, 'UTC'),
