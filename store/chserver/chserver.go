@@ -29,6 +29,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -60,6 +61,13 @@ type Config struct {
 // DefaultConns is the pool size when Config.Conns is 0: the insert
 // writers, the rollup job and the API's queries each hold one at a time.
 const DefaultConns = 8
+
+// DefaultReadTimeout bounds the wait for a statement's answer unless the URL
+// says otherwise (read_timeout=30m). Over HTTP the server answers a query
+// only once it is complete (wait_end_of_query), and a rollup recomputes a
+// whole day of flows in one INSERT ... SELECT: minutes on a large mesh, so
+// the driver's 5 minutes are too short.
+const DefaultReadTimeout = time.Hour
 
 // MinServer is the oldest server release the schema and settings are
 // written for (24.8 LTS: distributed_foreground_insert, the default
@@ -143,6 +151,9 @@ func options(c Config) (*clickhouse.Options, error) {
 	}
 	if c.TLS != nil {
 		opt.TLS = c.TLS
+	}
+	if opt.ReadTimeout == 0 {
+		opt.ReadTimeout = DefaultReadTimeout
 	}
 	opt.MaxOpenConns = c.Conns
 	if opt.MaxOpenConns <= 0 {

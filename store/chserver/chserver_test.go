@@ -29,6 +29,12 @@ func TestOptionsFromURL(t *testing.T) {
 	if o.Settings["insert_quorum"] != 2 || o.Settings["distributed_foreground_insert"] != 1 {
 		t.Errorf("settings sent with every statement: %v", o.Settings)
 	}
+	if o.ReadTimeout != DefaultReadTimeout {
+		t.Errorf("read timeout %s, want %s", o.ReadTimeout, DefaultReadTimeout)
+	}
+	if o, _ := options(Config{URL: "http://ch1:8123?read_timeout=30m"}); o.ReadTimeout.String() != "30m0s" {
+		t.Errorf("read_timeout in the URL: %s, want 30m", o.ReadTimeout)
+	}
 	if o.MaxOpenConns != DefaultConns {
 		t.Errorf("pool: %d connections, want %d", o.MaxOpenConns, DefaultConns)
 	}
