@@ -215,7 +215,11 @@ func TestOpenIsIdempotentAndAppliesRetention(t *testing.T) {
 	var tables []struct {
 		E string `json:"engine_full"`
 	}
-	if err := s.QueryRows(ctx, "SELECT engine_full FROM system.tables WHERE database = 'reopen' AND name = 'flows'", &tables); err != nil {
+	storage := "flows" // the table holding the parts: in cluster mode, the local one
+	if cluster != "" {
+		storage = "flows_local"
+	}
+	if err := s.QueryRows(ctx, "SELECT engine_full FROM system.tables WHERE database = 'reopen' AND name = '"+storage+"'", &tables); err != nil {
 		t.Fatal(err)
 	}
 	if len(tables) != 1 || !strings.Contains(tables[0].E, "toIntervalSecond(604800)") {

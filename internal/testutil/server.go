@@ -3,6 +3,8 @@ package testutil
 import (
 	"context"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/flowlog/flowlog/store"
@@ -42,6 +44,61 @@ func OpenEngine(lib, dir string, conns int) (eng store.Engine, cluster string, e
 		e, err := chserver.Open(context.Background(), chserver.Config{URL: url, Cluster: cluster})
 		return e, cluster, err
 	}
+	if os.Getenv(LocalClusterEnv) != "" {
+		eng, err := openLocalCluster(lib, dir, conns)
+		return eng, localCluster, err
+	}
 	db, err := chdb.Open(lib, dir, conns)
 	return db, "", err
+}
+
+// LocalClusterEnv, set to 1, runs the store's and the ingest's suites in
+// cluster mode on the embedded engine: a cluster of one shard, this process
+// (Distributed tables over local ones, so the store's SQL runs through the
+// Distributed layer with the sharding keys), with what needs a server and
+// Keeper taken out of the statements: ON CLUSTER and replication.
+const LocalClusterEnv = "FLOWLOG_TEST_LOCAL_CLUSTER"
+
+// localCluster is the cluster LocalClusterEnv defines.
+const localCluster = "flowlog_local"
+
+// localClusterConfig: the embedded engine reads config.xml from its working
+// directory when it connects; the cluster's one replica is this process.
+const localClusterConfig = `<clickhouse>
+	<tcp_port>9000</tcp_port>
+	<remote_servers><` + localCluster + `><shard><replica><host>localhost</host><port>9000</port></replica></shard></` + localCluster + `></remote_servers>
+</clickhouse>`
+
+// localClusterEngine strips from each statement what a one-process cluster
+// cannot run.
+type localClusterEngine struct{ store.Engine }
+
+var localClusterStrip = strings.NewReplacer(" ON CLUSTER `"+localCluster+"`", "", "ENGINE = Replicated", "ENGINE = ")
+
+func (e localClusterEngine) Exec(ctx context.Context, sql string) error {
+	return e.Engine.Exec(ctx, localClusterStrip.Replace(sql))
+}
+
+func openLocalCluster(lib, dir string, conns int) (store.Engine, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config.xml"), []byte(localClusterConfig), 0o640); err != nil {
+		return nil, err
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chdir(dir); err != nil {
+		return nil, err
+	}
+	db, err := chdb.Open(lib, filepath.Join(dir, "data"), conns)
+	if cerr := os.Chdir(wd); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	return localClusterEngine{db}, nil
 }
