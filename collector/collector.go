@@ -69,6 +69,30 @@ func openStore(ctx context.Context, c store.Config) (Store, error) {
 	return st, nil
 }
 
+// follower is a store whose commits, by every collector, the live tail can
+// follow (*store.Store).
+type follower interface {
+	Follow(ctx context.Context, o store.FollowOptions, publish func([]flowlog.Event))
+}
+
+// netmakerView creates NetmakerDatabase's view over our flows, if asked.
+func (c *Collector) netmakerView(ctx context.Context, st Store) error {
+	if c.cfg.NetmakerDatabase == "" {
+		return nil
+	}
+	v, ok := st.(interface {
+		NetmakerView(ctx context.Context, database string) error
+	})
+	if !ok {
+		return errors.New("--netmaker-database: this store cannot create Netmaker's view")
+	}
+	if err := v.NetmakerView(ctx, c.cfg.NetmakerDatabase); err != nil {
+		return fmt.Errorf("--netmaker-database %s: %w", c.cfg.NetmakerDatabase, err)
+	}
+	c.log.Info("Netmaker's flows view is over our merged flows", "database", c.cfg.NetmakerDatabase)
+	return nil
+}
+
 // Ready is closed once both listeners serve (GRPCAddr and HTTPAddr are then
 // known). It never closes if Run fails first: wait on Run's result too.
 func (c *Collector) Ready() <-chan struct{} { return c.ready }
@@ -194,10 +218,20 @@ func (c *Collector) start(ctx context.Context, p *parts) error {
 	if p.store, err = c.openStore(ctx, sc); err != nil {
 		return err
 	}
+	if err := c.netmakerView(ctx, p.store); err != nil {
+		return err
+	}
 	hub := tail.NewHub() // live tail: committed events fan out to /api/v1/flows/stream clients
 	p.obs = newObservability(p.store, hub, c.log)
 	o := c.cfg.ingestOptions()
 	o.Auth, o.OnCommit, o.Metrics = authn, hub.Publish, p.obs.m
+	if f, ok := p.store.(follower); ok && c.cfg.Store.ClickHouseURL != "" {
+		// A server is shared by every collector: the tail follows the
+		// store's commits, its own and the others', instead of only its
+		// own (store.Follow; it reads nothing while nobody listens).
+		o.OnCommit = nil
+		go f.Follow(ctx, store.FollowOptions{Active: func() bool { return hub.Stats().Subscribers > 0 }, Logger: c.log}, hub.Publish)
+	}
 	p.ing = ingest.New(p.store, o, c.log)
 
 	grpcOpts, err := c.grpcCreds()

@@ -18,6 +18,11 @@ type Config struct {
 	// Store is where flows live and which engine runs them.
 	Store store.Config
 
+	// NetmakerDatabase, with a ClickHouse server engine, is the database
+	// Netmaker's server reads: a view named like Netmaker's flows table is
+	// created there over our merged flows (store.NetmakerView). Empty: none.
+	NetmakerDatabase string
+
 	GRPCAddr string // agents connect here
 	HTTPAddr string // the API, the page, /metrics, /readyz
 	// AddrFile, if set, receives the bound addresses once both listeners
@@ -107,6 +112,12 @@ func (c *Config) Validate() error {
 		if f.v < 1 {
 			return fmt.Errorf("%s must be at least 1, got %d", f.name, f.v)
 		}
+	}
+	if c.Store.Cluster != "" && c.Store.ClickHouseURL == "" {
+		return fmt.Errorf("--clickhouse-cluster needs --clickhouse (the embedded engine is one machine)")
+	}
+	if c.NetmakerDatabase != "" && c.Store.ClickHouseURL == "" {
+		return fmt.Errorf("--netmaker-database needs --clickhouse (Netmaker's server reads a ClickHouse server)")
 	}
 	if c.FlushInterval <= 0 || c.ShutdownTimeout <= 0 {
 		return fmt.Errorf("--flush-interval and --shutdown-timeout must be positive")

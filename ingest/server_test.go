@@ -21,14 +21,17 @@ import (
 	"github.com/flowlog/flowlog/internal/testutil"
 	pb "github.com/flowlog/flowlog/proto/flow"
 	"github.com/flowlog/flowlog/store"
-	"github.com/flowlog/flowlog/store/chdb"
 )
 
 // The real engine, shared by the tests of this binary (one directory per
-// process); each test uses its own database.
-var engine *chdb.DB
+// process); each test uses its own database. With
+// FLOWLOG_TEST_CLICKHOUSE_URL set, a ClickHouse server (testutil.OpenEngine).
+var (
+	engine  store.Engine
+	cluster string
+)
 
-func TestMain(m *testing.M) { os.Exit(testutil.RunWithEngine(m, "", 3, &engine)) }
+func TestMain(m *testing.M) { os.Exit(testutil.RunWithEngine(m, "", 3, &engine, &cluster)) }
 
 type collector struct {
 	st   *store.Store
@@ -40,7 +43,7 @@ type collector struct {
 func start(t *testing.T, o ingest.Options, extra ...grpc.ServerOption) *collector {
 	t.Helper()
 	testutil.NeedEngine(t)
-	st, err := store.OpenEngine(context.Background(), engine, store.Options{Database: t.Name()})
+	st, err := store.OpenEngine(context.Background(), engine, store.Options{Database: t.Name(), Cluster: cluster})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,10 +2,10 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/flowlog/flowlog/store/chdb"
+	"github.com/flowlog/flowlog/store/chserver"
 )
 
 // Config says which engine holds the flows and how to open it. The engine is
@@ -22,13 +22,15 @@ type Config struct {
 	Conns int
 
 	// ClickHouseURL selects a ClickHouse server instead of the embedded
-	// engine (package store/chserver). Empty: embedded.
-	ClickHouseURL string
+	// engine (package store/chserver; Options.Cluster for cluster mode).
+	// Empty: embedded. ClickHouseCA is the PEM file of the CA that signed
+	// the servers' certificates (https URLs; empty: the system's roots).
+	ClickHouseURL, ClickHouseCA string
 }
 
 // Open opens the engine c selects and the flowlog schema in it.
 func Open(ctx context.Context, c Config) (*Store, error) {
-	eng, where, err := openEngine(c)
+	eng, where, err := openEngine(ctx, c)
 	if err != nil {
 		return nil, err
 	}
@@ -42,13 +44,16 @@ func Open(ctx context.Context, c Config) (*Store, error) {
 
 // openEngine is the one switch between engines; where names the engine's
 // data for messages.
-func openEngine(c Config) (eng Engine, where string, err error) {
+func openEngine(ctx context.Context, c Config) (eng Engine, where string, err error) {
 	if c.Conns < 1 {
 		c.Conns = 4
 	}
 	if c.ClickHouseURL != "" {
-		// The ClickHouse server engine (store/chserver) plugs in here.
-		return nil, "", errors.New("ClickHouse server engine: not available in this build")
+		e, err := chserver.Open(ctx, chserver.Config{URL: c.ClickHouseURL, Cluster: c.Cluster, CAFile: c.ClickHouseCA, Conns: c.Conns})
+		if err != nil {
+			return nil, "", err
+		}
+		return e, "the ClickHouse server", nil
 	}
 	lib, err := chdb.FindLib(c.ChdbLib)
 	if err != nil {

@@ -38,6 +38,10 @@ type Options struct {
 	// day not rolled up; Rollup can be called by hand).
 	RollupEvery time.Duration
 	Logger      *slog.Logger // for the background job; default slog.Default()
+	// Cluster names the ClickHouse cluster the schema is created on
+	// (replicated local tables behind Distributed ones, cluster.go); empty:
+	// one server, or the embedded engine.
+	Cluster string
 }
 
 // DefaultRetention is how long flows are kept unless configured.
@@ -50,6 +54,9 @@ type Store struct {
 	buf       sync.Pool // *rowBinary, for rejected events
 	blocks    sync.Pool // *flowBlock, for flow events
 	retention time.Duration
+	cluster   string           // Options.Cluster
+	owner     string           // this store among collectors sharing a server (claim.go)
+	now       func() time.Time // rollup claims' clock; tests move it
 
 	clock struct { // see stamp
 		sync.Mutex
@@ -82,7 +89,7 @@ func OpenEngine(ctx context.Context, eng Engine, o Options) (*Store, error) {
 	if o.Retention == 0 {
 		o.Retention = DefaultRetention
 	}
-	s := &Store{eng: eng, db: ident(o.Database), retention: o.Retention, slack: rollupClockSlack, stop: make(chan struct{})}
+	s := &Store{eng: eng, db: ident(o.Database), retention: o.Retention, cluster: o.Cluster, owner: newOwner(), now: time.Now, slack: rollupClockSlack, stop: make(chan struct{})}
 	s.buf.New = func() any { return &rowBinary{} }
 	s.blocks.New = func() any { return newFlowBlock() }
 	if err := s.migrate(ctx); err != nil {

@@ -16,17 +16,21 @@ import (
 // serveCmd is `flowlog serve`: flags onto collector.Config, whose
 // DefaultConfig is where every default comes from (serveVars).
 type serveCmd struct {
-	Data          string        `help:"Data directory of the embedded ClickHouse engine." default:"${serve_data}" env:"FLOWLOG_DATA"`
-	GRPCAddr      string        `name:"grpc-addr" help:"gRPC listen address for agents." default:"${serve_grpc_addr}" env:"FLOWLOG_GRPC_ADDR"`
-	HTTPAddr      string        `name:"http-addr" help:"HTTP listen address for the API." default:"${serve_http_addr}" env:"FLOWLOG_HTTP_ADDR"`
-	AddrFile      string        `name:"addr-file" help:"Once serving, write the bound addresses to this file as JSON {\"grpc\":\"host:port\",\"http\":\"host:port\"} (for scripts listening on port 0)." env:"FLOWLOG_ADDR_FILE"`
-	Retention     cli.Duration  `help:"How long flows are kept (TTL), e.g. 30d or 720h." default:"${serve_retention}" env:"FLOWLOG_RETENTION"`
-	Database      string        `help:"ClickHouse database name." default:"${serve_database}" env:"FLOWLOG_DATABASE"`
-	GoMemoryLimit int64         `help:"Soft limit of the Go heap in bytes (GC works harder near it); the engine's memory comes on top. GOMEMLIMIT, if set, wins. 0 = none." default:"${serve_go_memory_limit}" env:"FLOWLOG_GO_MEMORY_LIMIT"`
-	RollupEvery   time.Duration `help:"How often the 1-minute and 1-hour rollups of changed days are recomputed (0 = never; aggregates then read raw flows)." default:"${serve_rollup_every}" env:"FLOWLOG_ROLLUP_EVERY"`
-	ChdbLib       string        `name:"chdb-lib" help:"Path of libchdb.so (default: the cache of 'make setup')." env:"FLOWLOG_CHDB_LIB"`
-	TLSCert       string        `name:"tls-cert" help:"Certificate file for the gRPC listener (TLS); without it agents connect in plaintext (loopback only, unless --grpc-plaintext)." env:"FLOWLOG_GRPC_TLS_CERT"`
-	TLSKey        string        `name:"tls-key" help:"Key file of --tls-cert." env:"FLOWLOG_GRPC_TLS_KEY"`
+	Data              string        `help:"Data directory of the embedded ClickHouse engine." default:"${serve_data}" env:"FLOWLOG_DATA"`
+	GRPCAddr          string        `name:"grpc-addr" help:"gRPC listen address for agents." default:"${serve_grpc_addr}" env:"FLOWLOG_GRPC_ADDR"`
+	HTTPAddr          string        `name:"http-addr" help:"HTTP listen address for the API." default:"${serve_http_addr}" env:"FLOWLOG_HTTP_ADDR"`
+	AddrFile          string        `name:"addr-file" help:"Once serving, write the bound addresses to this file as JSON {\"grpc\":\"host:port\",\"http\":\"host:port\"} (for scripts listening on port 0)." env:"FLOWLOG_ADDR_FILE"`
+	Retention         cli.Duration  `help:"How long flows are kept (TTL), e.g. 30d or 720h." default:"${serve_retention}" env:"FLOWLOG_RETENTION"`
+	Database          string        `help:"ClickHouse database name." default:"${serve_database}" env:"FLOWLOG_DATABASE"`
+	GoMemoryLimit     int64         `help:"Soft limit of the Go heap in bytes (GC works harder near it); the engine's memory comes on top. GOMEMLIMIT, if set, wins. 0 = none." default:"${serve_go_memory_limit}" env:"FLOWLOG_GO_MEMORY_LIMIT"`
+	RollupEvery       time.Duration `help:"How often the 1-minute and 1-hour rollups of changed days are recomputed (0 = never; aggregates then read raw flows)." default:"${serve_rollup_every}" env:"FLOWLOG_ROLLUP_EVERY"`
+	ClickHouse        string        `name:"clickhouse" help:"Store flows in this ClickHouse server (its HTTP interface, every replica to fail over to, credentials): https://user:pass@ch1:8443,ch2:8443. Default: the embedded engine." env:"FLOWLOG_CLICKHOUSE"`
+	ClickHouseCluster string        `name:"clickhouse-cluster" help:"Cluster mode on --clickhouse: this cluster's Replicated tables behind Distributed ones (DDL ON CLUSTER)." env:"FLOWLOG_CLICKHOUSE_CLUSTER"`
+	ClickHouseCA      string        `name:"clickhouse-ca" help:"CA certificate file that signed the ClickHouse servers' certificates (default: the system's roots)." env:"FLOWLOG_CLICKHOUSE_CA"`
+	NetmakerDatabase  string        `name:"netmaker-database" help:"With --clickhouse: create, in this database Netmaker's server reads, a flows view over ours (docs/deployment.md)." env:"FLOWLOG_NETMAKER_DATABASE"`
+	ChdbLib           string        `name:"chdb-lib" help:"Path of libchdb.so (default: the cache of 'make setup')." env:"FLOWLOG_CHDB_LIB"`
+	TLSCert           string        `name:"tls-cert" help:"Certificate file for the gRPC listener (TLS); without it agents connect in plaintext (loopback only, unless --grpc-plaintext)." env:"FLOWLOG_GRPC_TLS_CERT"`
+	TLSKey            string        `name:"tls-key" help:"Key file of --tls-cert." env:"FLOWLOG_GRPC_TLS_KEY"`
 
 	TLSClientCA          string `name:"tls-client-ca" help:"Require agents to present a client certificate signed by this CA (mutual TLS); needs --tls-cert." env:"FLOWLOG_TLS_CLIENT_CA"`
 	Identities           string `help:"Identities file (YAML): which client certificate or bearer token may report as which host_id and networks; reloaded when it changes." env:"FLOWLOG_IDENTITIES"`
@@ -84,10 +88,11 @@ func serveVars() kong.Vars {
 // config maps the flags onto the collector's Config.
 func (c *serveCmd) config(log *slog.Logger) collector.Config {
 	return collector.Config{
-		Store: store.Config{DataDir: c.Data, ChdbLib: c.ChdbLib, Options: store.Options{
-			Database: c.Database, Retention: time.Duration(c.Retention), RollupEvery: c.RollupEvery, Logger: log,
-		}},
-		GRPCAddr: c.GRPCAddr, HTTPAddr: c.HTTPAddr, AddrFile: c.AddrFile, GoMemoryLimit: c.GoMemoryLimit,
+		Store: store.Config{DataDir: c.Data, ChdbLib: c.ChdbLib, ClickHouseURL: c.ClickHouse, ClickHouseCA: c.ClickHouseCA,
+			Options: store.Options{Database: c.Database, Retention: time.Duration(c.Retention), RollupEvery: c.RollupEvery,
+				Cluster: c.ClickHouseCluster, Logger: log}},
+		NetmakerDatabase: c.NetmakerDatabase,
+		GRPCAddr:         c.GRPCAddr, HTTPAddr: c.HTTPAddr, AddrFile: c.AddrFile, GoMemoryLimit: c.GoMemoryLimit,
 		TLSCert: c.TLSCert, TLSKey: c.TLSKey, TLSClientCA: c.TLSClientCA, Identities: c.Identities,
 		AllowUnauthenticated: c.AllowUnauthenticated, GRPCPlaintext: c.GRPCPlaintext,
 		FlushRows: c.FlushRows, FlushInterval: c.FlushInterval, MaxPendingRows: c.MaxPendingRows, InsertWriters: c.InsertWriters,

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flowlog/flowlog/store"
 	"github.com/flowlog/flowlog/store/chdb"
 )
 
@@ -126,33 +127,41 @@ func Tool(t testing.TB, name string) string {
 var engineSkip string
 
 // RunWithEngine is a TestMain body for packages whose tests share one
-// embedded engine (one data directory per process): it opens the engine in
-// dir (a temporary one, removed afterwards, when dir is "") into *db and
-// runs the tests. In -short,
-// or without the engine library outside CI, *db stays nil and the tests
-// that need it skip through NeedEngine; the others still run.
-func RunWithEngine(m *testing.M, dir string, conns int, db **chdb.DB) int {
-	lib, skip, err := EngineLibMain()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "the embedded engine is needed (CI is set):", err)
-		return 1
-	}
-	if skip != "" {
-		engineSkip = skip
-		return m.Run()
+// engine (OpenEngine: the embedded one, one data directory per process, or
+// the server of FLOWLOG_TEST_CLICKHOUSE_URL): it opens it in dir (a
+// temporary one, removed afterwards, when dir is "") into *eng, with the
+// cluster the tests must name in store.Options into *cluster, and runs the
+// tests. In -short, or without the engine library outside CI, *eng stays
+// nil and the tests that need it skip through NeedEngine; the others run.
+func RunWithEngine(m *testing.M, dir string, conns int, eng *store.Engine, cluster *string) int {
+	var lib string
+	if os.Getenv(ServerEnv) == "" {
+		var skip string
+		var err error
+		if lib, skip, err = EngineLibMain(); err != nil {
+			fmt.Fprintln(os.Stderr, "the embedded engine is needed (CI is set):", err)
+			return 1
+		}
+		if skip != "" {
+			engineSkip = skip
+			return m.Run()
+		}
 	}
 	if dir == "" {
+		var err error
 		if dir, err = os.MkdirTemp("", "flowlog-engine-test-"); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
 		defer os.RemoveAll(dir)
 	}
-	if *db, err = chdb.Open(lib, dir, conns); err != nil {
+	e, c, err := OpenEngine(lib, dir, conns)
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer (*db).Close()
+	defer e.Close()
+	*eng, *cluster = e, c
 	return m.Run()
 }
 
