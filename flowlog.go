@@ -118,7 +118,20 @@ type Rejected struct {
 	HostID   string // as claimed by the event, possibly empty
 	Index    int    // position in its envelope
 	Reason   string
+	Class    string // the reason's class (ingest.Reason*: missing_field, bad_type, ...)
 	Event    string // the original event, protobuf JSON
+}
+
+// RejectedFilter selects rejected events. Zero values mean "any".
+type RejectedFilter struct {
+	HostID   string    // as the event claimed it
+	Class    string    // class of the reason (missing_field, bad_type, ...)
+	From, To time.Time // received in [From, To], both inclusive
+}
+
+// RejectedReader lists rejected events, newest first, by page number.
+type RejectedReader interface {
+	Rejected(ctx context.Context, f RejectedFilter, p Page) ([]Rejected, error)
 }
 
 // Flow is the merged view of a flow: its latest version.

@@ -17,6 +17,8 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/encoding"
+	encproto "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -90,6 +92,10 @@ type Server struct {
 	once    sync.Once
 	now     func() time.Time
 	guard   *guard // rate limit, stall watch, keepalive (protect.go)
+	// allRejected counts open streams that sent events and had every one
+	// rejected (flowlog_streams_all_rejected): an agent nothing of which
+	// is stored, visible at a glance.
+	allRejected atomic.Int64
 }
 
 // New returns a FlowService writing to store.
@@ -98,13 +104,17 @@ func New(store flowlog.Store, o Options, log *slog.Logger) *Server {
 	s := &Server{opts: o, commit: newCommitter(store, o, log), log: log, drain: make(chan struct{}), now: time.Now}
 	s.guard = newGuard(o.Protect, o.MaxEventsPerEnv, log)
 	o.Metrics.StreamsOpen.Set(func() float64 { return float64(s.streams.Load()) })
+	o.Metrics.StreamsAllRejected.Set(func() float64 { return float64(s.allRejected.Load()) })
 	return s
 }
 
 // GRPCServer returns a grpc.Server with the message-size limit set and this
 // service registered.
 func (s *Server) GRPCServer(extra ...grpc.ServerOption) *grpc.Server {
-	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(s.opts.MaxMessageBytes)}
+	opts := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(s.opts.MaxMessageBytes),
+		grpc.ForceServerCodecV2(wireCodec{encoding.GetCodecV2(encproto.Name)}),
+	}
 	if s.opts.Auth != nil {
 		opts = append(opts, grpc.ChainStreamInterceptor(s.countUnauthenticated, s.opts.Auth.StreamInterceptor()), grpc.ChainUnaryInterceptor(s.opts.Auth.UnaryInterceptor()))
 	}
@@ -153,13 +163,18 @@ func (s *Server) StreamFlows(stream pb.FlowService_StreamFlowsServer) error {
 	sendErr := make(chan error, 1)
 	go func() { sendErr <- s.sendAcks(stream, acks) }()
 
-	recvd := make(chan *pb.FlowEnvelope)
+	recvd := make(chan *wireEnvelope)
 	recvErr := make(chan error, 1)
 	go func() {
 		for {
-			env, err := stream.Recv()
-			if err != nil {
+			env := new(wireEnvelope)
+			if err := stream.RecvMsg(env); err != nil {
 				recvErr <- err
+				return
+			}
+			if env.err != nil {
+				s.log.Warn("malformed message: ending the stream", "peer", peerAddr, "host", hostOf(ctx), "err", env.err)
+				recvErr <- status.Errorf(codes.InvalidArgument, "malformed FlowEnvelope: %v; ending the stream", env.err)
 				return
 			}
 			select {
@@ -171,7 +186,9 @@ func (s *Server) StreamFlows(stream pb.FlowService_StreamFlowsServer) error {
 	}()
 
 	id, _, _ := auth.FromContext(ctx) // nil: not authenticated (allowed)
-	final := s.receive(ctx, peerAddr, id, recvd, recvErr, acks)
+	view := s.newAgentView(peerAddr, id)
+	defer view.end()
+	final := s.receive(ctx, view, id, recvd, recvErr, acks)
 	close(acks)
 	if err := <-sendErr; err != nil {
 		return err
@@ -182,17 +199,20 @@ func (s *Server) StreamFlows(stream pb.FlowService_StreamFlowsServer) error {
 // receive turns envelopes into tickets until the agent closes its side, the
 // stream breaks, a limit is exceeded, or shutdown begins. It returns the
 // stream's final status.
-func (s *Server) receive(ctx context.Context, peerAddr string, id *auth.Identity, recvd <-chan *pb.FlowEnvelope, recvErr <-chan error, acks chan<- *ticket) error {
+func (s *Server) receive(ctx context.Context, view *agentView, id *auth.Identity, recvd <-chan *wireEnvelope, recvErr <-chan error, acks chan<- *ticket) error {
+	peerAddr := view.peer
 	for {
 		select {
-		case env := <-recvd:
+		case w := <-recvd:
+			env := w.env
 			if n := len(env.GetEvents()); n > s.opts.MaxEventsPerEnv {
 				s.log.Warn("envelope over the event limit; ending stream", "peer", peerAddr, "events", n, "limit", s.opts.MaxEventsPerEnv)
 				return status.Errorf(codes.InvalidArgument, "envelope has %d events: limit is %d per envelope; split it", n, s.opts.MaxEventsPerEnv)
 			}
 			t := s.guard.admit(env, id, peerAddr) // per-host rate limit: nil if within it
 			if t == nil {
-				t = s.prepare(env, peerAddr, id)
+				t = s.prepare(w, peerAddr, id)
+				view.saw(w, t)
 			}
 			select {
 			case acks <- t: // blocks while InFlightPerStream envelopes await commit
@@ -215,24 +235,33 @@ func (s *Server) receive(ctx context.Context, peerAddr string, id *auth.Identity
 // prepare validates an envelope (and, for an authenticated stream, that each
 // event is the identity's to report) and submits it for commit. A ticket
 // that cannot be submitted is already done, with the reason.
-func (s *Server) prepare(env *pb.FlowEnvelope, peerAddr string, id *auth.Identity) *ticket {
+func (s *Server) prepare(w *wireEnvelope, peerAddr string, id *auth.Identity) *ticket {
 	t := &ticket{done: make(chan struct{})}
 	now := s.now()
-	events := env.GetEvents()
+	events := w.env.GetEvents()
 	m := s.opts.Metrics
 	m.EnvelopesReceived.Inc()
 	m.EventsReceived.Add(float64(len(events)))
 	t.events = make([]flowlog.Event, 0, len(events))
 	for i, ev := range events {
-		e, err := Convert(ev, now)
+		m.EventsByGeneration.WithLabelValues(w.events[i].gen.String()).Inc()
+		var e flowlog.Event
+		err := w.events[i].reject
+		if err == nil {
+			e, err = Convert(ev, now)
+		}
 		if err == nil {
 			err = checkIdentity(e, id)
 		}
 		if err != nil {
 			m.Rejected(ReasonClass(err))
+			original := originalJSON(ev)
+			if w.events[i].raw != nil {
+				original = undecodedJSON(w.events[i].raw)
+			}
 			t.rejected = append(t.rejected, flowlog.Rejected{
 				Received: now, Peer: peerAddr, HostID: ev.GetHostId(), Index: i,
-				Reason: err.Error(), Event: originalJSON(ev),
+				Reason: err.Error(), Class: ReasonClass(err), Event: original,
 			})
 			continue
 		}
