@@ -53,11 +53,16 @@ type collector struct {
 
 func start(t *testing.T, o ingest.Options, extra ...grpc.ServerOption) *collector {
 	t.Helper()
+	return startLogging(t, o, slog.New(slog.NewTextHandler(io.Discard, nil)), extra...)
+}
+
+// startLogging is start with the collector's logs going to log.
+func startLogging(t *testing.T, o ingest.Options, log *slog.Logger, extra ...grpc.ServerOption) *collector {
+	t.Helper()
 	st, err := store.Open(context.Background(), engine, store.Options{Database: t.Name()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv := ingest.New(st, o, log)
 	g := srv.GRPCServer(extra...)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
