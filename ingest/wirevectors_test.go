@@ -153,8 +153,8 @@ func FullEvent(flowID string, now time.Time) Fields {
 		"type": uint64(2), "flow_id": flowID, "host_id": "host-B", "host_name": "name-C", "network_id": "net-A",
 		"protocol": uint64(6), "src_port": uint64(40001), "dst_port": uint64(443), "icmp_type": uint64(3),
 		"icmp_code": uint64(4), "direction": uint64(2),
-		"src": Part{IP: "10.1.0.1", Type: 1, ID: "src-id", Name: "src-name"},
-		"dst": Part{IP: "fd00::2", Type: 2, ID: "dst-id", Name: "dst-name"},
+		"src":         Part{IP: "10.1.0.1", Type: 1, ID: "src-id", Name: "src-name"},
+		"dst":         Part{IP: "fd00::2", Type: 2, ID: "dst-id", Name: "dst-name"},
 		"start_ts_ms": ms - 5000, "end_ts_ms": ms - 1000, "bytes_sent": uint64(1111), "bytes_recv": uint64(2222),
 		"packets_sent": uint64(33), "packets_recv": uint64(44), "status": uint64(0x19e), "version": ms + 7,
 	}
