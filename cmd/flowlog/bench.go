@@ -46,6 +46,7 @@ type benchCmd struct {
 	Duration          duration `help:"How long the agents send (acks of the last envelopes are awaited afterwards)." default:"30s" env:"FLOWLOG_BENCH_DURATION"`
 	EventsPerEnvelope int      `name:"events-per-envelope" help:"Events per FlowEnvelope." default:"500" env:"FLOWLOG_BENCH_EVENTS_PER_ENVELOPE"`
 	Window            int      `help:"Envelopes in flight per stream before an agent waits for acks." default:"2" env:"FLOWLOG_BENCH_WINDOW"`
+	Rate              float64  `help:"Events per second per stream (paced; for ack latency at a light load); 0: as fast as acks allow." default:"0" env:"FLOWLOG_BENCH_RATE"`
 	MTLS              bool     `name:"mtls" help:"Agents connect with mutual TLS (a throwaway CA, server and client certificates are made for the run); measures the cost of TLS against the plaintext default." env:"FLOWLOG_BENCH_MTLS"`
 	Participants      int      `help:"Distinct participants (endpoints) in the network, at most 60000." default:"500" env:"FLOWLOG_BENCH_PARTICIPANTS"`
 	ActiveFraction    float64  `help:"Share of flows that only get a START (stay active), 0 to 1." default:"0.1" env:"FLOWLOG_BENCH_ACTIVE_FRACTION"`
@@ -206,6 +207,7 @@ func (c *benchCmd) Run(log *slog.Logger) error {
 		Duration:          time.Duration(c.Duration),
 		EventsPerEnvelope: c.EventsPerEnvelope,
 		Window:            c.Window,
+		Rate:              c.Rate,
 		Participants:      c.Participants,
 		ActiveFraction:    c.ActiveFraction,
 		Seed:              c.Seed,
