@@ -31,8 +31,8 @@ import (
 
 // Options are the ingest knobs; zero values take the defaults below.
 type Options struct {
-	FlushRows         int           // commit when this many rows wait (default 50,000)
-	FlushInterval     time.Duration // or when the oldest waited this long (default 500ms)
+	FlushRows         int           // a second insert runs alongside one in flight when this many rows wait (default 50,000)...
+	FlushInterval     time.Duration // ...or the oldest waited this long (default 500ms); an idle store commits at once
 	MaxPendingRows    int           // beyond this, envelopes get success=false (default 1,000,000)
 	InsertTimeout     time.Duration // one insert may take this long (default 30s)
 	Writers           int           // inserts running in parallel (default 2)
@@ -55,6 +55,8 @@ type Options struct {
 	// Protect is the abuse protection: per-host rate limit, stalled
 	// streams, keepalive and handshake limits (protect.go).
 	Protect Protection
+
+	clock clock // the group commit's time (tests); nil: the real one
 }
 
 func (o *Options) defaults() {
