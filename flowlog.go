@@ -158,9 +158,14 @@ type Filter struct {
 	SrcEntityID string
 	DstEntityID string
 	Protocols   []uint8
-	HostID      string // the reporting host (Netmaker's node_id)
-	Username    string // src or dst is this user
-	State       State
+	HostID      string // the reporting host
+	// Node is Netmaker's node_id: a Netmaker node id or a host id. A flow is
+	// the node's if its host reported it (host_id) or one of its endpoints
+	// is that node (a participant of type node with that id: stock agents
+	// name mesh nodes by their Netmaker node id).
+	Node     string
+	Username string // src or dst is this user
+	State    State
 
 	// Beyond Netmaker's parameters:
 	IP          netip.Prefix // either endpoint inside (an address is a /32 or /128); zero = any

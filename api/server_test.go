@@ -154,7 +154,7 @@ func TestFlowsStoreError(t *testing.T) {
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	rec := serve(t, New(Deps{Store: &fakeStore{err: errors.New("disk on fire")}, Log: log}), "/api/v1/flows?network_id=n1")
-	want := `{"Code":500,"Message":"error fetching flows: disk on fire"}` + "\n"
+	want := `{"Code":500,"Message":"error fetching flows: disk on fire","Response":null}` + "\n"
 	if rec.Code != http.StatusInternalServerError || rec.Body.String() != want {
 		t.Errorf("got %d %q, want 500 %q", rec.Code, rec.Body, want)
 	}
@@ -251,7 +251,7 @@ func TestUIAndUnknownPaths(t *testing.T) {
 	}
 	for _, h := range []http.Handler{s, New(Deps{Store: &fakeStore{}, Log: discardLog()})} {
 		rec := serve(t, h, "/api/v1/nope?x=1")
-		if want := `{"Code":404,"Message":"no such endpoint: /api/v1/nope (see /api/v1/openapi.json)"}` + "\n"; rec.Code != 404 || rec.Body.String() != want {
+		if want := `{"Code":404,"Message":"no such endpoint: /api/v1/nope (see /api/v1/openapi.json)","Response":null}` + "\n"; rec.Code != 404 || rec.Body.String() != want {
 			t.Errorf("unknown API path: %d %q", rec.Code, rec.Body)
 		}
 		rec = httptest.NewRecorder()
