@@ -41,8 +41,8 @@ type Deps struct {
 	// Rejected lists rejected events (/api/v1/rejected, admin readers
 	// only); nil: that endpoint answers 501.
 	Rejected flowlog.RejectedReader
-	Log   *slog.Logger       // nil: slog.Default()
-	UI    http.Handler       // nil: none; otherwise served for every GET outside /api/ and /healthz
+	Log      *slog.Logger // nil: slog.Default()
+	UI       http.Handler // nil: none; otherwise served for every GET outside /api/ and /healthz
 
 	StreamBuffer int           // events buffered per live-tail client (default DefaultStreamBuffer)
 	Keepalive    time.Duration // between keepalive comments on the live tail (default DefaultKeepalive)
