@@ -69,3 +69,40 @@ func TestRejectedListingFiltersAndPages(t *testing.T) {
 		t.Errorf("got %+v, want %+v", rs[0], want)
 	}
 }
+
+// node_id (Filter.Node) is the flows a host reported or that a node (a
+// participant of type node with that id) is an endpoint of; in raw reads
+// and in aggregates, rolled up or not.
+func TestNodeFilter(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, store.Options{})
+	reported := ev("reported", flowlog.EventStart, t0, 1) // h1 reported it; src n1, dst user u1
+	peer := ev("peer", flowlog.EventStart, t0.Add(time.Second), 1)
+	peer.HostID, peer.Src.ID, peer.Dst = "h9", "n9", flowlog.Participant{IP: peer.Src.IP, Type: flowlog.ParticipantNode, ID: "n1"}
+	userNamedLikeANode := ev("user", flowlog.EventStart, t0.Add(2*time.Second), 1)
+	userNamedLikeANode.HostID, userNamedLikeANode.Src.ID, userNamedLikeANode.Dst.ID = "h9", "n9", "n1" // dst is a user
+	if err := s.Insert(ctx, &flowlog.Batch{Events: []flowlog.Event{reported, peer, userNamedLikeANode}}); err != nil {
+		t.Fatal(err)
+	}
+	ids := func(f flowlog.Filter) string {
+		t.Helper()
+		flows, err := s.Flows(ctx, f, flowlog.Page{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, fl := range flows {
+			out = append(out, fl.FlowID)
+		}
+		return strings.Join(out, " ")
+	}
+	for node, want := range map[string]string{"n1": "peer reported", "h1": "reported", "h9": "user peer", "u1": "", "n9": "user peer"} {
+		if got := ids(flowlog.Filter{Node: node}); got != want {
+			t.Errorf("node %s: %q, want %q", node, got, want)
+		}
+	}
+	n, err := s.Active(ctx, flowlog.Filter{Node: "n1"})
+	if err != nil || n != 2 {
+		t.Errorf("active flows of node n1: %d %v, want 2", n, err)
+	}
+}
