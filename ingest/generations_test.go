@@ -177,3 +177,56 @@ func TestBothWireGenerationsLandInTheirColumns(t *testing.T) {
 		t.Errorf("%d v1.5+ lines, want 2 (mixed and current streams):\n%s", n, out)
 	}
 }
+
+// Rejections are never silent: a WARN per stream naming the peer, the host
+// and the first reasons (at most one per 10 s, the rest summed up when the
+// stream ends), and an agent whose every event is rejected shows in
+// flowlog_streams_all_rejected and in one WARN.
+func TestRejectionsAreLoggedAndAnAllRejectedAgentStandsOut(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := metrics.NewCollector(reg)
+	var logs logBuffer
+	c := startLogging(t, ingest.Options{FlushInterval: 10 * time.Millisecond, Metrics: m},
+		slog.New(slog.NewTextHandler(&logs, nil)))
+	now := time.Now()
+	// v1.5+ bytes with a v1.4 start_ts_ms at 13: fits neither generation.
+	neither := func(id string) []byte {
+		b := ingest.EncodeEvent(ingest.GenCurrent, ingest.FullEvent(id, now), false)
+		return append(b, 0x68, 0x05)
+	}
+	s := newRawStream(t, c.addr)
+	if note := s.exchange(neither("r1"), neither("r2")); !strings.HasPrefix(note, "rejected 2 of 2 events: [0] fits neither wire generation") {
+		t.Fatalf("ack: %q", note)
+	}
+	if got := gatherValue(t, reg, "flowlog_streams_all_rejected"); got != 1 {
+		t.Errorf("flowlog_streams_all_rejected = %v, want 1", got)
+	}
+	wantValue(t, "events of neither generation", m.EventsByGeneration.WithLabelValues("neither"), 2)
+	s.exchange(neither("r3")) // within 10 s of the first WARN: summed up later
+	out := logs.String()
+	if n := strings.Count(out, "every event of this agent is rejected"); n != 1 {
+		t.Errorf("%d all-rejected lines, want 1:\n%s", n, out)
+	}
+	if n := strings.Count(out, `msg="rejected events`); n != 1 || !strings.Contains(out, "host=host-B") ||
+		!strings.Contains(out, "peer=127.0.0.1:") || !strings.Contains(out, "first_reasons=") || !strings.Contains(out, "rejected=2") {
+		t.Errorf("want one WARN with peer, host, count and reasons:\n%s", out)
+	}
+	// A valid event: the agent is no longer all rejected.
+	if note := s.exchange(ingest.EncodeEvent(ingest.GenLegacy, ingest.FullEvent("ok", now), false)); note != "" {
+		t.Fatal(note)
+	}
+	if got := gatherValue(t, reg, "flowlog_streams_all_rejected"); got != 0 {
+		t.Errorf("flowlog_streams_all_rejected = %v after a stored event, want 0", got)
+	}
+	// The stream ends: what was not logged yet is.
+	if err := s.s.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.s.RecvMsg(new(pb.FlowResponse)); err == nil {
+		t.Fatal("stream not ended")
+	}
+	out = logs.String()
+	if n := strings.Count(out, `msg="rejected events`); n != 2 || !strings.Contains(out, "rejected=1 stream_rejected=3 stream_accepted=1") {
+		t.Errorf("want the last rejection summed up at the end:\n%s", out)
+	}
+}
