@@ -44,7 +44,7 @@ const (
 // adminPath says whether a (cleaned) path needs an admin reader: the
 // collector's own metrics, and rejected events, which carry no network a
 // reader's scope could bound.
-func adminPath(p string) bool { return p == "/metrics" || p == rejectedPath }
+func adminPath(p string) bool { return p == "/metrics" || p == RejectedPath }
 
 type grantKey struct{}
 

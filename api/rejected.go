@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,7 +20,8 @@ import (
 // refused is found without reading logs. Admin readers only (Access): a
 // rejected event carries no network a scope could be checked against.
 
-const rejectedPath = "/api/v1/rejected"
+// RejectedPath is the endpoint, for clients (the CLI).
+const RejectedPath = "/api/v1/rejected"
 
 var rejectedParams = paramSpec{single: []string{"host_id", "reason", "from", "to", "page", "per_page"}}
 
@@ -97,4 +99,42 @@ func (s *Server) listRejected(w http.ResponseWriter, r *http.Request) {
 			Reason: x.Reason, ReasonClass: x.Class, Event: ev}
 	}
 	s.writeJSON(w, r, http.StatusOK, successResponse{Code: http.StatusOK, Message: "rejected events retrieved successfully", Response: rows})
+}
+
+// RejectedQuery is the query string of /api/v1/rejected for f and p, for
+// clients (the CLI's `flowlog rejected`); zero values are left out.
+func RejectedQuery(f flowlog.RejectedFilter, p flowlog.Page) url.Values {
+	q := url.Values{}
+	set := func(k, v string) {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	set("host_id", f.HostID)
+	set("reason", f.Class)
+	if !f.From.IsZero() {
+		q.Set("from", f.From.UTC().Format(time.RFC3339Nano))
+	}
+	if !f.To.IsZero() {
+		q.Set("to", f.To.UTC().Format(time.RFC3339Nano))
+	}
+	if p.Number > 0 {
+		q.Set("page", strconv.Itoa(p.Number))
+	}
+	if p.PerPage > 0 {
+		q.Set("per_page", strconv.Itoa(p.PerPage))
+	}
+	return q
+}
+
+// RejectedHeader and RejectedCells are a table of rejected events, for
+// clients: one row per event, the reason last (it is the long part).
+var RejectedHeader = []string{"RECEIVED", "HOST", "PEER", "INDEX", "CLASS", "REASON"}
+
+func RejectedCells(r *RejectedRow, loc *time.Location) []string {
+	host := r.HostID
+	if host == "" {
+		host = "-"
+	}
+	return []string{r.ReceivedAt.In(loc).Format("2006-01-02 15:04:05.000"), host, r.Peer, strconv.Itoa(r.Index), r.ReasonClass, r.Reason}
 }

@@ -30,7 +30,7 @@ func TestRejectedListing(t *testing.T) {
 		Reason: "fits neither wire generation: ...", Class: "bad_type", Event: `{"undecoded_base64":"CAE="}`}}}
 	s := New(Deps{Store: &fakeStore{}, Rejected: rj, Log: discardLog()})
 
-	code, body := call(s, rejectedPath, url.Values{"host_id": {"h1"}, "reason": {"bad_type"},
+	code, body := call(s, RejectedPath, url.Values{"host_id": {"h1"}, "reason": {"bad_type"},
 		"from": {"2026-11-29T00:00:00Z"}, "to": {"2026-11-29T03:00:00Z"}, "page": {"2"}, "per_page": {"5"}})
 	if code != 200 {
 		t.Fatalf("%d %s", code, body)
@@ -62,7 +62,7 @@ func TestRejectedListing(t *testing.T) {
 		"from=2026-11-29T03:00:00Z&to=2026-11-29T02:00:00Z": `invalid from "2026-11-29T03:00:00Z": must not be after to`,
 	} {
 		v, _ := url.ParseQuery(q)
-		if code, body := call(s, rejectedPath, v); code != http.StatusBadRequest || !strings.Contains(body, strings.ReplaceAll(msg, `"`, `\"`)) {
+		if code, body := call(s, RejectedPath, v); code != http.StatusBadRequest || !strings.Contains(body, strings.ReplaceAll(msg, `"`, `\"`)) {
 			t.Errorf("%s: %d %s, want 400 with %q", q, code, body, msg)
 		}
 	}
@@ -74,13 +74,28 @@ func TestRejectedNeedsAnAdmin(t *testing.T) {
 	api := New(Deps{Store: &fakeStore{}, Rejected: rj, Log: discardLog()})
 	rs := testReaders(t)
 	h := Access{Readers: func() *auth.Readers { return rs }, Log: discardLog()}.Handler(api)
-	if rec := get(t, h, rejectedPath, "one-token"); rec.Code != http.StatusForbidden {
+	if rec := get(t, h, RejectedPath, "one-token"); rec.Code != http.StatusForbidden {
 		t.Errorf("read-only reader: %d %s", rec.Code, rec.Body)
 	}
-	if rec := get(t, h, rejectedPath, "noc-token"); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"Response":[]`) {
+	if rec := get(t, h, RejectedPath, "noc-token"); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"Response":[]`) {
 		t.Errorf("admin: %d %s", rec.Code, rec.Body)
 	}
-	if rec := get(t, Access{}.Handler(api), rejectedPath, ""); rec.Code != http.StatusOK {
+	if rec := get(t, Access{}.Handler(api), RejectedPath, ""); rec.Code != http.StatusOK {
 		t.Errorf("open API: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// What a client builds with RejectedQuery is what the endpoint reads back.
+func TestRejectedQueryRoundTrip(t *testing.T) {
+	f := flowlog.RejectedFilter{HostID: "h 1", Class: "bad_ip", From: time.Date(2026, 11, 29, 1, 0, 0, 5e6, time.UTC),
+		To: time.Date(2026, 11, 29, 2, 0, 0, 0, time.UTC)}
+	p := flowlog.Page{Number: 3, PerPage: 20}
+	gf, gp, err := parseRejectedQuery(RejectedQuery(f, p))
+	if err != nil || gf != f || gp != p {
+		t.Fatalf("got %+v %+v %v", gf, gp, err)
+	}
+	row := RejectedRow{ReceivedAt: f.From, Peer: "10.0.0.9:4000", Index: 3, ReasonClass: "bad_ip", Reason: "src.ip \"x\" is not an IP address"}
+	if got := strings.Join(RejectedCells(&row, time.UTC), "|"); got != `2026-11-29 01:00:00.005|-|10.0.0.9:4000|3|bad_ip|src.ip "x" is not an IP address` {
+		t.Errorf("cells %s", got)
 	}
 }

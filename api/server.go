@@ -90,7 +90,7 @@ func New(d Deps) *Server {
 		{"GET", "/api/v1/aggregates/matrix", &matrixParams, s.aggMatrix},
 		{"GET", "/api/v1/aggregates/timeseries", &seriesParams, s.aggSeries},
 		{"GET", "/api/v1/aggregates/active", &activeParams, s.aggActive},
-		{"GET", rejectedPath, &rejectedParams, s.listRejected},
+		{"GET", RejectedPath, &rejectedParams, s.listRejected},
 		{"GET", "/api/v1/openapi.json", nil, s.openAPI},
 		{"GET", "/healthz", nil, s.health},
 	}
