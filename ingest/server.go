@@ -213,8 +213,7 @@ func (s *Server) receive(ctx context.Context, view *agentView, id *auth.Identity
 			}
 			t := s.guard.admit(env, id, peerAddr) // per-host rate limit: nil if within it
 			if t == nil {
-				t = s.prepare(w, peerAddr, id)
-				view.saw(w, t)
+				t = s.prepare(w, view, id)
 			}
 			select {
 			case acks <- t: // blocks while InFlightPerStream envelopes await commit
@@ -237,7 +236,8 @@ func (s *Server) receive(ctx context.Context, view *agentView, id *auth.Identity
 // prepare validates an envelope (and, for an authenticated stream, that each
 // event is the identity's to report) and submits it for commit. A ticket
 // that cannot be submitted is already done, with the reason.
-func (s *Server) prepare(w *wireEnvelope, peerAddr string, id *auth.Identity) *ticket {
+func (s *Server) prepare(w *wireEnvelope, view *agentView, id *auth.Identity) *ticket {
+	peerAddr := view.peer
 	t := &ticket{done: make(chan struct{})}
 	now := s.now()
 	events := w.env.GetEvents()
@@ -245,8 +245,9 @@ func (s *Server) prepare(w *wireEnvelope, peerAddr string, id *auth.Identity) *t
 	m.EnvelopesReceived.Inc()
 	m.EventsReceived.Add(float64(len(events)))
 	t.events = make([]flowlog.Event, 0, len(events))
+	var byGen [3]int
 	for i, ev := range events {
-		m.EventsByGeneration.WithLabelValues(w.events[i].gen.String()).Inc()
+		byGen[w.events[i].gen]++
 		var e flowlog.Event
 		err := w.events[i].reject
 		if err == nil {
@@ -269,7 +270,13 @@ func (s *Server) prepare(w *wireEnvelope, peerAddr string, id *auth.Identity) *t
 		}
 		t.events = append(t.events, e)
 	}
+	for g, n := range byGen {
+		if n > 0 {
+			m.EventsByGeneration.WithLabelValues(generation(g).String()).Add(float64(n))
+		}
+	}
 	t.note = rejectNote(t.rejected, len(events))
+	view.saw(w, t) // before submit: the writer clears the ticket once committed
 	if t.rows() == 0 {
 		close(t.done)
 		return t
