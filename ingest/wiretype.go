@@ -86,6 +86,43 @@ func fieldOf(g generation, num protowire.Number) protoreflect.FieldDescriptor {
 	return eventFields.ByNumber(num)
 }
 
+// declared[g][num] is the wire type generation g declares for FlowEvent
+// field num, plus one (0: none declared): fieldOf as a table, for the walk
+// every event takes.
+var declared = func() (t [3][32]int8) {
+	for _, g := range []generation{genCurrent, genLegacy} {
+		for num := range protowire.Number(len(t[g])) {
+			if fd := fieldOf(g, num); fd != nil {
+				t[g][num] = int8(wantWireType(fd)) + 1
+			}
+		}
+	}
+	return t
+}()
+
+// fitsField says whether a field of number num and wire type typ fits
+// generation g: mismatches without the words.
+func fitsField(g generation, num protowire.Number, typ protowire.Type) bool {
+	if num >= protowire.Number(len(declared[g])) || declared[g][num] == 0 {
+		return g == genCurrent // a newer agent's addition; never a frozen v1.4 agent's
+	}
+	return protowire.Type(declared[g][num]-1) == typ
+}
+
+// fits says whether raw fits generation g, or why it is no protobuf.
+func fits(raw []byte, g generation) (bool, error) {
+	ok := true
+	for len(raw) > 0 {
+		num, typ, n := protowire.ConsumeField(raw)
+		if n < 0 {
+			return false, protowire.ParseError(n)
+		}
+		raw = raw[n:]
+		ok = ok && fitsField(g, num, typ)
+	}
+	return ok, nil
+}
+
 // mismatches lists the fields of raw (one event's bytes, already known to
 // parse) that do not fit generation g; empty: it fits.
 func mismatches(raw []byte, g generation) []string {
@@ -105,18 +142,6 @@ func mismatches(raw []byte, g generation) []string {
 	return out
 }
 
-// parses reports whether raw is a sequence of well-formed fields.
-func parses(raw []byte) error {
-	for len(raw) > 0 {
-		_, _, n := protowire.ConsumeField(raw)
-		if n < 0 {
-			return protowire.ParseError(n)
-		}
-		raw = raw[n:]
-	}
-	return nil
-}
-
 // wireEvent is one event as received: the generation it was read in, and,
 // if it fits neither, why, with its bytes (kept with the rejection).
 type wireEvent struct {
@@ -130,18 +155,18 @@ type wireEvent struct {
 // one (for its host_id, best effort) with the reason it is rejected. The
 // error is for bytes that are no protobuf at all.
 func decodeEvent(raw []byte) (*pb.FlowEvent, wireEvent, error) {
-	if err := parses(raw); err != nil {
+	current, err := fits(raw, genCurrent)
+	if err != nil {
 		return nil, wireEvent{}, err
 	}
 	ev := new(pb.FlowEvent)
-	cur := mismatches(raw, genCurrent)
-	if len(cur) == 0 { // fits v1.5+, and perhaps both: see above
+	if current { // and perhaps legacy too: see above
 		return ev, wireEvent{gen: genCurrent}, proto.Unmarshal(raw, ev)
 	}
-	old := mismatches(raw, genLegacy)
-	if len(old) == 0 {
+	if legacy, _ := fits(raw, genLegacy); legacy {
 		return ev, wireEvent{gen: genLegacy}, proto.Unmarshal(renumberLegacy(raw), ev)
 	}
+	cur, old := mismatches(raw, genCurrent), mismatches(raw, genLegacy)
 	// Named by the generation it is closer to: a v1.5+ agent's one bad
 	// field reads as that, not as a dozen v1.4 mismatches.
 	near, nearName, far, farName, closer := cur, genCurrent, old, genLegacy, raw
@@ -184,34 +209,54 @@ type wireEnvelope struct {
 	err    error            // not an envelope at all: ends the stream
 }
 
-// decode fills w from one message's bytes; b is not retained.
+// decode fills w from one message's bytes; b is not retained. The whole
+// envelope is decoded in the v1.5+ numbering first, as it always was: an
+// event that fits it has none of its known fields among the unknown ones
+// (a field whose wire type disagrees lands there, raw), so it costs nothing
+// more. Only the others are read again from their own bytes.
 func (w *wireEnvelope) decode(b []byte) {
 	w.env = &pb.FlowEnvelope{}
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeField(b)
-		if n < 0 {
-			w.err = fmt.Errorf("not decodable as protobuf (%v)", protowire.ParseError(n))
-			return
-		}
-		field := b[:n]
-		b = b[n:]
-		if num != 1 { // not events: a newer agent's addition
+	if err := proto.Unmarshal(b, w.env); err != nil {
+		w.err = fmt.Errorf("not decodable as protobuf (%v)", err)
+		return
+	}
+	if err := knownInUnknown(w.env.ProtoReflect()); err != nil {
+		w.err = err
+		return
+	}
+	w.events = make([]wireEvent, len(w.env.Events))
+	var raws [][]byte
+	for i, ev := range w.env.Events {
+		if knownInUnknown(ev.ProtoReflect()) == nil {
+			w.events[i].gen = genCurrent
 			continue
 		}
-		if typ != protowire.BytesType {
-			w.err = fmt.Errorf("field 1 (events) has wire type %s, want length-delimited", wireTypeName(typ))
+		if raws == nil {
+			raws = envelopeEvents(b)
+		}
+		var err error
+		if w.env.Events[i], w.events[i], err = decodeEvent(raws[i]); err != nil {
+			w.err = fmt.Errorf("not decodable as protobuf (event %d: %v)", i, err)
 			return
 		}
-		_, _, tn := protowire.ConsumeTag(field)
-		raw, _ := protowire.ConsumeBytes(field[tn:])
-		ev, we, err := decodeEvent(raw)
-		if err != nil {
-			w.err = fmt.Errorf("not decodable as protobuf (event %d: %v)", len(w.env.Events), err)
-			return
-		}
-		w.env.Events = append(w.env.Events, ev)
-		w.events = append(w.events, we)
 	}
+}
+
+// envelopeEvents are the bytes of each event of an envelope (slices of b),
+// which proto.Unmarshal has already found well-formed.
+func envelopeEvents(b []byte) [][]byte {
+	var raws [][]byte
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeField(b)
+		field := b[:n]
+		b = b[n:]
+		if num == 1 && typ == protowire.BytesType {
+			_, _, tn := protowire.ConsumeTag(field)
+			raw, _ := protowire.ConsumeBytes(field[tn:])
+			raws = append(raws, raw)
+		}
+	}
+	return raws
 }
 
 // undecodedJSON keeps an event that fits no generation as the bytes it was,

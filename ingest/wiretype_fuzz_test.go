@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/flowlog/flowlog/proto/flow"
@@ -24,6 +25,11 @@ func FuzzWireGeneration(f *testing.F) {
 		ev, we, err := decodeEvent(raw)
 		if err != nil {
 			return
+		}
+		var w wireEnvelope
+		w.decode(protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), raw))
+		if w.err == nil && (w.events[0].gen != we.gen || !proto.Equal(w.env.Events[0], ev)) {
+			t.Fatalf("in an envelope read as %s %v, alone as %s %v", w.events[0].gen, w.env.Events[0], we.gen, ev)
 		}
 		var cur, old pb.FlowEvent
 		curErr := proto.Unmarshal(raw, &cur)

@@ -254,6 +254,13 @@ func TestGenerationRuleOnZeroAndOmittedFields(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The envelope path (one Unmarshal, then only the misfits again)
+		// reads it the same way.
+		var w wireEnvelope
+		w.decode(protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), raw))
+		if w.err != nil || w.events[0].gen != we.gen || !proto.Equal(w.env.Events[0], ev) {
+			t.Fatalf("in an envelope: %v %s %v; alone: %s %v", w.err, w.events[0].gen, w.env.Events[0], we.gen, ev)
+		}
 		fitsCur, fitsOld := len(mismatches(raw, genCurrent)) == 0, len(mismatches(raw, genLegacy)) == 0
 		switch {
 		case ownErr == nil && we.gen.String() != gen:
