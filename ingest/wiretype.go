@@ -35,16 +35,18 @@ import (
 // type of numbers 5, 11 and 13 (length-delimited in one, varint in the
 // other), and 21 exists only in v1.5+. An event that fits exactly one
 // generation is read as that one. An event that fits both carries none of
-// 5, 11, 13, 21; read as v1.5+ it has no dst (13) and no network_id (5), read
-// as <= v1.4 no src (11) and no start_ts_ms (13): invalid either way, so
-// reading it as v1.5+ rejects it, as the other reading would. Conversely
-// every valid v1.5+ event carries dst as a message at 13 (a set message is
-// always encoded, even empty), which no <= v1.4 event can, and every valid
-// <= v1.4 event carries start_ts_ms (>= 2000, never zero, so never omitted)
-// as a varint at 13, which no v1.5+ event can: a valid event is never read in
-// the other generation. proto3's omission of zero values only removes
-// fields, which can only make an event fit more generations, never fewer.
-// An event that fits neither is rejected, naming the mismatches.
+// 5, 11, 13, 21; read as v1.5+ it has no dst (13), read as <= v1.4 no src
+// (11), both required: invalid either way, so reading it as v1.5+ rejects
+// it, as the other reading would. Conversely every valid v1.5+ event carries
+// dst as a message at 13, which does not fit <= v1.4 (its start_ts_ms, a
+// varint), and every valid <= v1.4 event carries src as a message at 11,
+// which does not fit v1.5+ (its direction, a varint). Both are messages, and
+// a set message is always encoded, even empty: proto3's omission of zero
+// values never removes them, so a valid event is never read in the other
+// generation (omissions only remove fields, which can only make an event fit
+// more generations, never fewer). An event that fits neither is rejected,
+// naming the mismatches. TestGenerationRuleOnZeroAndOmittedFields and
+// FuzzWireGeneration check all of this.
 
 // generation is the wire numbering an event was read in.
 type generation uint8
