@@ -8,7 +8,8 @@ import (
 
 // agentView is what one stream has shown of its agent, told to the operator
 // so that nothing is lost silently: the wire generation it speaks (one log
-// line per generation per stream), its rejected events (a WARN at most once
+// line per generation per stream, and flowlog_streams_wire_generation),
+// its rejected events (a WARN at most once
 // per logEvery per stream, with the first reasons and how many), and whether
 // every event it sent was rejected (a WARN once, and the
 // flowlog_streams_all_rejected gauge). Only the stream's receiving goroutine
@@ -46,6 +47,7 @@ func (v *agentView) saw(w *wireEnvelope, t *ticket) {
 		}
 		if we.gen != genNone && !v.spoken[we.gen] {
 			v.spoken[we.gen] = true
+			v.s.speaking[we.gen].Add(1)
 			v.s.log.Info("agent speaks wire generation "+we.gen.String(), "peer", v.peer, "host", v.host,
 				"generation", we.gen.String(), "numbering", numberingOf(we.gen))
 		}
@@ -91,6 +93,11 @@ func (v *agentView) end() {
 		v.logRejected()
 	}
 	v.setAllRejected(false)
+	for g, spoke := range v.spoken {
+		if spoke {
+			v.s.speaking[g].Add(-1)
+		}
+	}
 }
 
 func numberingOf(g generation) string {

@@ -106,7 +106,8 @@ func (r *rawStream) exchange(events ...[]byte) string {
 }
 
 func TestBothWireGenerationsLandInTheirColumns(t *testing.T) {
-	m := metrics.NewCollector(prometheus.NewRegistry())
+	reg := prometheus.NewRegistry()
+	m := metrics.NewCollector(reg)
 	var logs logBuffer
 	c := startLogging(t, ingest.Options{FlushInterval: 10 * time.Millisecond, Metrics: m},
 		slog.New(slog.NewTextHandler(&logs, nil)))
@@ -168,6 +169,19 @@ func TestBothWireGenerationsLandInTheirColumns(t *testing.T) {
 	}
 	wantValue(t, "v1.4 events", m.EventsByGeneration.WithLabelValues("v1.4"), 5)
 	wantValue(t, "v1.5+ events", m.EventsByGeneration.WithLabelValues("v1.5+"), 5)
+	// Three streams open: the mixed one counts for both generations.
+	speaking := map[string]float64{}
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == "flowlog_streams_wire_generation" {
+			for _, mm := range mf.GetMetric() {
+				speaking[mm.GetLabel()[0].GetValue()] = mm.GetGauge().GetValue()
+			}
+		}
+	}
+	if speaking["v1.4"] != 2 || speaking["v1.5+"] != 2 {
+		t.Errorf("flowlog_streams_wire_generation %v, want 2 and 2", speaking)
+	}
 	// One line per stream and generation: the mixed stream says both.
 	out := logs.String()
 	if n := strings.Count(out, "agent speaks wire generation v1.4"); n != 2 {

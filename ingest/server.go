@@ -98,6 +98,9 @@ type Server struct {
 	// rejected (flowlog_streams_all_rejected): an agent nothing of which
 	// is stored, visible at a glance.
 	allRejected atomic.Int64
+	// speaking counts open streams that sent events of each generation
+	// (flowlog_streams_wire_generation).
+	speaking [3]atomic.Int64
 }
 
 // New returns a FlowService writing to store.
@@ -107,6 +110,9 @@ func New(store flowlog.Store, o Options, log *slog.Logger) *Server {
 	s.guard = newGuard(o.Protect, o.MaxEventsPerEnv, log)
 	o.Metrics.StreamsOpen.Set(func() float64 { return float64(s.streams.Load()) })
 	o.Metrics.StreamsAllRejected.Set(func() float64 { return float64(s.allRejected.Load()) })
+	o.Metrics.StreamsByGeneration.Set(func() map[string]float64 {
+		return map[string]float64{genCurrent.String(): float64(s.speaking[genCurrent].Load()), genLegacy.String(): float64(s.speaking[genLegacy].Load())}
+	})
 	return s
 }
 

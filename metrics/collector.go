@@ -62,7 +62,10 @@ type Collector struct {
 	// StreamsAllRejected: flowlog_streams_all_rejected, open streams whose
 	// every event so far was rejected.
 	StreamsAllRejected Func
-	PendingRows        Func // flowlog_rows_pending_commit
+	// StreamsByGeneration: flowlog_streams_wire_generation{generation},
+	// open streams that sent events of each wire generation.
+	StreamsByGeneration *FuncVec
+	PendingRows         Func // flowlog_rows_pending_commit
 
 	TailSubscribers Func // flowlog_tail_subscribers
 	TailEventsLost  Func // flowlog_tail_events_lost_total
@@ -114,6 +117,8 @@ func NewCollector(reg prometheus.Registerer) *Collector {
 	r.gaugeFunc(&c.StreamsOpen, "flowlog_streams_open", "Agent streams open now.")
 	r.gaugeFunc(&c.StreamsAllRejected, "flowlog_streams_all_rejected",
 		"Open agent streams that sent events and had every one rejected (nothing of that agent is stored; see the WARN logs and /api/v1/rejected).")
+	c.StreamsByGeneration = r.funcVec(prometheus.GaugeValue, "flowlog_streams_wire_generation",
+		"Open agent streams that sent events of each wire generation (v1.5+, v1.4); a stream mixing both counts in both.", "generation")
 	r.gaugeFunc(&c.PendingRows, "flowlog_rows_pending_commit",
 		"Rows received and not yet committed or failed (beyond --max-pending-rows envelopes are refused as overloaded).")
 	r.gaugeFunc(&c.TailSubscribers, "flowlog_tail_subscribers", "Live-tail (/api/v1/flows/stream) clients connected now.")
