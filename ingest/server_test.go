@@ -281,3 +281,18 @@ func TestShutdownAnswersWhatWasReceived(t *testing.T) {
 }
 
 var _ flowlog.Store = (*store.Store)(nil)
+
+// An idle collector acks at once: with an hour's flush interval the
+// envelope is still committed and answered (before, it waited the interval).
+func TestIdleCollectorAcksWithoutWaitingForTheFlushInterval(t *testing.T) {
+	c := start(t, ingest.Options{FlushInterval: time.Hour})
+	s := newStreamOn(t, dialConn(t, c.addr))
+	for i := range 3 {
+		if r, err := s.exchange(&pb.FlowEnvelope{Events: events(fmt.Sprintf("idle-%d", i), 5)}); err != nil || !r.Success {
+			t.Fatalf("envelope %d: %+v %v", i, r, err)
+		}
+	}
+	if got := count(t, c.st); got != 15 {
+		t.Fatalf("stored %d flows, want 15", got)
+	}
+}
