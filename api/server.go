@@ -38,8 +38,11 @@ type Deps struct {
 	Store Reader             // required
 	Agg   flowlog.Aggregator // nil: the aggregate endpoints answer 501
 	Hub   *tail.Hub          // nil: the live tail answers 501
-	Log   *slog.Logger       // nil: slog.Default()
-	UI    http.Handler       // nil: none; otherwise served for every GET outside /api/ and /healthz
+	// Rejected lists rejected events (/api/v1/rejected, admin readers
+	// only); nil: that endpoint answers 501.
+	Rejected flowlog.RejectedReader
+	Log      *slog.Logger // nil: slog.Default()
+	UI       http.Handler // nil: none; otherwise served for every GET outside /api/ and /healthz
 
 	StreamBuffer int           // events buffered per live-tail client (default DefaultStreamBuffer)
 	Keepalive    time.Duration // between keepalive comments on the live tail (default DefaultKeepalive)
@@ -57,6 +60,7 @@ type Reader interface {
 type Server struct {
 	store     Reader
 	agg       flowlog.Aggregator
+	rejected  flowlog.RejectedReader
 	hub       *tail.Hub
 	log       *slog.Logger
 	mux       *http.ServeMux
@@ -75,7 +79,7 @@ type route struct {
 
 // New returns the API over d.
 func New(d Deps) *Server {
-	s := &Server{store: d.Store, agg: d.Agg, hub: d.Hub, log: d.Log, mux: http.NewServeMux(),
+	s := &Server{store: d.Store, agg: d.Agg, rejected: d.Rejected, hub: d.Hub, log: d.Log, mux: http.NewServeMux(),
 		buffer: d.StreamBuffer, keepalive: d.Keepalive, now: time.Now}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -93,6 +97,7 @@ func New(d Deps) *Server {
 		{"GET", "/api/v1/aggregates/matrix", &matrixParams, s.aggMatrix},
 		{"GET", "/api/v1/aggregates/timeseries", &seriesParams, s.aggSeries},
 		{"GET", "/api/v1/aggregates/active", &activeParams, s.aggActive},
+		{"GET", RejectedPath, &rejectedParams, s.listRejected},
 		{"GET", "/api/v1/openapi.json", nil, s.openAPI},
 		{"GET", "/healthz", nil, s.health},
 	}
@@ -121,8 +126,9 @@ type successResponse struct {
 }
 
 type errorResponse struct {
-	Code    int
-	Message string
+	Code     int
+	Message  string
+	Response any // always null, as in Netmaker's error bodies
 }
 
 // flowsResponse is Netmaker's envelope plus Next, the cursor of the next
@@ -157,6 +163,10 @@ func (s *Server) listFlows(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.scope(w, r, &filter) {
+		return
+	}
+	if emptyRange(filter) { // Netmaker answers from > to with no flows
+		s.writeJSON(w, r, http.StatusOK, flowsResponse{Code: http.StatusOK, Message: flowsMessage, Response: []FlowRow{}})
 		return
 	}
 	flows, err := s.store.Flows(r.Context(), filter, page)

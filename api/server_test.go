@@ -157,7 +157,7 @@ func TestFlowsStoreError(t *testing.T) {
 	// The client learns only a request id; the engine's text stays in
 	// the log, under that id, beside the query.
 	id := rec.Header().Get("X-Request-Id")
-	want := `{"Code":500,"Message":"internal error fetching flows (request ` + id + `)"}` + "\n"
+	want := `{"Code":500,"Message":"internal error fetching flows (request ` + id + `)","Response":null}` + "\n"
 	if len(id) != 16 || rec.Code != http.StatusInternalServerError || rec.Body.String() != want {
 		t.Errorf("got %d %q (X-Request-Id %q), want 500 %q", rec.Code, rec.Body, id, want)
 	}
@@ -254,7 +254,7 @@ func TestUIAndUnknownPaths(t *testing.T) {
 	}
 	for _, h := range []http.Handler{s, New(Deps{Store: &fakeStore{}, Log: discardLog()})} {
 		rec := serve(t, h, "/api/v1/nope?x=1")
-		if want := `{"Code":404,"Message":"no such endpoint: /api/v1/nope (see /api/v1/openapi.json)"}` + "\n"; rec.Code != 404 || rec.Body.String() != want {
+		if want := `{"Code":404,"Message":"no such endpoint: /api/v1/nope (see /api/v1/openapi.json)","Response":null}` + "\n"; rec.Code != 404 || rec.Body.String() != want {
 			t.Errorf("unknown API path: %d %q", rec.Code, rec.Body)
 		}
 		rec = httptest.NewRecorder()

@@ -48,6 +48,7 @@ type Config struct {
 	Duration          time.Duration // how long the agents send (the last acks are awaited afterwards)
 	EventsPerEnvelope int
 	Window            int     // envelopes in flight per stream
+	Rate              float64 // events per second per stream (paced); 0: as fast as acks allow
 	MTLS              bool    // agents connect with mutual TLS (a throwaway PKI made for the run)
 	Participants      int     // distinct endpoints in the network, at most 60000
 	ActiveFraction    float64 // share of flows that only get a START, 0 to 1
@@ -222,6 +223,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 		Duration:          c.Duration,
 		EventsPerEnvelope: c.EventsPerEnvelope,
 		Window:            c.Window,
+		Rate:              c.Rate,
 		Participants:      c.Participants,
 		ActiveFraction:    c.ActiveFraction,
 		Seed:              c.Seed,

@@ -250,8 +250,12 @@ func (c *Collector) start(ctx context.Context, p *parts) error {
 	if err != nil {
 		return err
 	}
-	apiHandler := api.New(api.Deps{Store: p.obs.store, Agg: p.obs.store, Hub: hub, Log: c.log, UI: web.Handler(), StreamBuffer: c.cfg.StreamBuffer})
-	p.http = &http.Server{Handler: p.obs.handler(apiHandler, access), TLSConfig: httpTLS}
+	deps := api.Deps{Store: p.obs.store, Agg: p.obs.store, Hub: hub, Log: c.log, UI: web.Handler(), StreamBuffer: c.cfg.StreamBuffer}
+	if r, ok := p.store.(flowlog.RejectedReader); ok {
+		deps.Rejected = r // /api/v1/rejected (admin readers)
+	}
+	origins, _ := api.ParseCORSOrigins(c.cfg.HTTPCORSOrigins) // checked by Validate
+	p.http = &http.Server{Handler: p.obs.handler(api.New(deps), access, api.CORS{Origins: origins}), TLSConfig: httpTLS}
 	c.cfg.HTTPLimits.Apply(p.http) // timeouts, header and body limits
 	// Live-tail streams never go idle; ending them lets Shutdown finish.
 	p.http.RegisterOnShutdown(hub.Close)

@@ -61,6 +61,9 @@ type Config struct {
 	HTTPTLSCert        string
 	HTTPTLSKey         string
 	HTTPLimits         api.HTTPLimits
+	// HTTPCORSOrigins: web pages of these origins may call the API
+	// (comma-separated scheme://host[:port], or *); empty: same origin only.
+	HTTPCORSOrigins string
 
 	// ShutdownTimeout bounds shutdown: answering and committing what was
 	// received. Run returns when it passes, whatever still hangs.
@@ -118,6 +121,9 @@ func (c *Config) Validate() error {
 	}
 	if c.NetmakerDatabase != "" && c.Store.ClickHouseURL == "" {
 		return fmt.Errorf("--netmaker-database needs --clickhouse (Netmaker's server reads a ClickHouse server)")
+	}
+	if _, err := api.ParseCORSOrigins(c.HTTPCORSOrigins); err != nil {
+		return fmt.Errorf("--http-cors-origins: %w", err)
 	}
 	if c.FlushInterval <= 0 || c.ShutdownTimeout <= 0 {
 		return fmt.Errorf("--flush-interval and --shutdown-timeout must be positive")

@@ -45,12 +45,13 @@ func newObservability(st Store, hub *tail.Hub, log *slog.Logger) *observability 
 // handler serves /metrics and /readyz, and everything else from api, all
 // behind access (bearer tokens, access.go); every request, refused ones
 // included, is counted and timed by route.
-func (o *observability) handler(api http.Handler, access apipkg.Access) http.Handler {
+func (o *observability) handler(api http.Handler, access apipkg.Access, cors apipkg.CORS) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(o.reg, promhttp.HandlerOpts{Registry: o.reg}))
 	mux.Handle("GET /readyz", &o.ready)
 	mux.Handle("/", api)
-	return o.m.InstrumentHTTP(access.Handler(mux))
+	// CORS outside the access guard: a browser's preflight carries no token.
+	return o.m.InstrumentHTTP(cors.Handler(access.Handler(mux)))
 }
 
 // readiness answers /readyz: 200 only while the store answers, the gRPC

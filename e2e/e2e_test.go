@@ -399,15 +399,14 @@ func checkFilters(t *testing.T, base string, w *workload) {
 	if len(ids) != n || ids[0] != fmt.Sprintf("%s-host1-%d", w.network, n-1) {
 		t.Errorf("paging: %d ids, first %q", len(ids), ids[0])
 	}
+	// (per_page and page out of range, unknown parameters: Netmaker's
+	// leniency, api/params_test.go.)
 	for _, bad := range []struct{ query, names string }{
-		{"per_page=1001", "per_page"},
-		{"page=0", "page"},
 		{"from=yesterday", "from"},
 		{"protocol=tcpx", "protocol"},
 		{"src_type=robot", "src_type"},
 		{"username=a&src_type=user", "username"},
 		{"state=sleeping", "state"},
-		{"netwrok_id=x", "netwrok_id"},
 	} {
 		code, r := get(t, base, "/api/v1/flows?"+bad.query)
 		if code != 400 || r.Code != 400 || !strings.Contains(r.Message, bad.names) {

@@ -14,7 +14,8 @@ package ingest
 //   - keepalive enforcement and server pings, idle-connection and handshake
 //     timeouts;
 //   - a message that is not a FlowEnvelope (undecodable bytes, or a known
-//     field with the wrong wire type) ends the stream with InvalidArgument.
+//     field with the wrong wire type) ends the stream with InvalidArgument
+//     (wireCodec, StreamFlows).
 
 import (
 	"context"
@@ -30,10 +31,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/encoding"
-	encproto "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/keepalive"
-	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
@@ -119,9 +117,6 @@ type guard struct {
 	p       Protection
 	log     *slog.Logger
 	limiter *limiter // nil: no rate limit
-	// undecodable holds the decoding error of each envelope the codec could
-	// not decode, until RecvMsg takes it (*pb.FlowEnvelope -> error).
-	undecodable sync.Map
 }
 
 func newGuard(p Protection, maxEventsPerEnv int, log *slog.Logger) *guard {
@@ -145,28 +140,7 @@ func (g *guard) serverOptions() []grpc.ServerOption {
 		}),
 		grpc.ConnectionTimeout(g.p.HandshakeTimeout),
 		grpc.ChainStreamInterceptor(g.watch),
-		grpc.ForceServerCodecV2(envelopeCodec{CodecV2: encoding.GetCodecV2(encproto.Name), undecodable: &g.undecodable}),
 	}
-}
-
-// envelopeCodec is grpc's proto codec, except for an envelope it cannot
-// decode: grpc would end the stream itself, with Internal ("failed to
-// unmarshal"), as if the collector were at fault. Instead the envelope is
-// left empty, the error is remembered, and RecvMsg ends the stream with
-// InvalidArgument.
-type envelopeCodec struct {
-	encoding.CodecV2
-	undecodable *sync.Map
-}
-
-func (c envelopeCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	err := c.CodecV2.Unmarshal(data, v)
-	if env, ok := v.(*pb.FlowEnvelope); ok && err != nil {
-		env.Reset()
-		c.undecodable.Store(env, err)
-		return nil
-	}
-	return err
 }
 
 // admit applies the rate limit to one envelope of a stream authenticated as
@@ -316,7 +290,7 @@ func (g *guard) watch(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo
 	}
 }
 
-// watchedStream times Send and judges what Recv decoded.
+// watchedStream times Send.
 type watchedStream struct {
 	grpc.ServerStream
 	g         *guard
@@ -337,26 +311,6 @@ func (w *watchedStream) sendingFor() time.Duration {
 		return 0
 	}
 	return time.Since(time.Unix(0, s))
-}
-
-// RecvMsg ends the stream with InvalidArgument, naming what is wrong, for a
-// message that is not a FlowEnvelope: bytes the codec could not decode, or
-// the envelope's events field with the wrong wire type.
-func (w *watchedStream) RecvMsg(m any) error {
-	if err := w.ServerStream.RecvMsg(m); err != nil {
-		return err
-	}
-	if env, ok := m.(*pb.FlowEnvelope); ok {
-		if err, bad := w.g.undecodable.LoadAndDelete(env); bad {
-			w.g.log.Warn("malformed message: ending the stream", "peer", peerOf(w.Context()), "host", hostOf(w.Context()), "err", err)
-			return status.Errorf(codes.InvalidArgument, "malformed FlowEnvelope: not decodable as protobuf (%v); ending the stream", err)
-		}
-		if err := checkEnvelopeWireTypes(env); err != nil {
-			w.g.log.Warn("malformed envelope: ending the stream", "peer", peerOf(w.Context()), "host", hostOf(w.Context()), "err", err)
-			return status.Errorf(codes.InvalidArgument, "malformed FlowEnvelope: %v; ending the stream", err)
-		}
-	}
-	return nil
 }
 
 func peerOf(ctx context.Context) string {

@@ -42,12 +42,17 @@ type collector struct {
 
 func start(t *testing.T, o ingest.Options, extra ...grpc.ServerOption) *collector {
 	t.Helper()
+	return startLogging(t, o, slog.New(slog.NewTextHandler(io.Discard, nil)), extra...)
+}
+
+// startLogging is start with the collector's logs going to log.
+func startLogging(t *testing.T, o ingest.Options, log *slog.Logger, extra ...grpc.ServerOption) *collector {
+	t.Helper()
 	testutil.NeedEngine(t)
 	st, err := store.OpenEngine(context.Background(), engine, store.Options{Database: t.Name(), Cluster: cluster})
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv := ingest.New(st, o, log)
 	g := srv.GRPCServer(extra...)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -266,3 +271,19 @@ func TestShutdownAnswersWhatWasReceived(t *testing.T) {
 }
 
 var _ flowlog.Store = (*store.Store)(nil)
+
+// An idle collector acks at once: with an hour's flush interval the
+// envelope is still committed and answered (before, it waited the interval).
+func TestIdleCollectorAcksWithoutWaitingForTheFlushInterval(t *testing.T) {
+	c := start(t, ingest.Options{FlushInterval: time.Hour})
+	s := newStreamOn(t, dialConn(t, c.addr))
+	for i := range 3 {
+		if r, err := s.exchange(&pb.FlowEnvelope{Events: events(fmt.Sprintf("idle-%d", i), 5)}); err != nil || !r.Success {
+			t.Fatalf("envelope %d: %+v %v", i, r, err)
+		}
+	}
+	if got := count(t, c.st); got != 15 {
+		t.Fatalf("stored %d flows, want 15", got)
+	}
+}
+

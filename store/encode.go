@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"encoding/binary"
 	"time"
 
@@ -39,4 +40,5 @@ func (w *rowBinary) rejected(r *flowlog.Rejected) {
 	w.u32(uint32(r.Index))
 	w.str(r.Reason)
 	w.str(r.Event)
+	w.str(cmp.Or(r.Class, "other"))
 }

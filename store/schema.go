@@ -23,7 +23,7 @@ const flowColumns = "event_type, flow_id, host_id, host_name, network_id, protoc
 	"dst_ip, dst_type, dst_entity_id, dst_entity_name, start_ts, end_ts, " +
 	"bytes_sent, bytes_recv, packets_sent, packets_recv, status, version"
 
-const rejectedColumns = "received_at, peer, host_id, idx, reason, event"
+const rejectedColumns = "received_at, peer, host_id, idx, reason, event, reason_class"
 
 const participantEnum = "Enum8('unspecified' = 0, 'node' = 1, 'user' = 2, 'extclient' = 3, 'egress_route' = 4, 'external' = 5)"
 
@@ -165,6 +165,11 @@ var migrations = []migration{
 		// index on inserted_at skips every granule written before (parts
 		// written before this step get it as they are merged).
 		`ALTER TABLE {db}.flows ADD INDEX IF NOT EXISTS inserted_at_minmax inserted_at TYPE minmax GRANULARITY 1`,
+	}},
+	{4, "rejected_events.reason_class", []string{
+		// The class of the reason (ingest.Reason*), so the API can filter
+		// rejected events by kind; rows from before it read 'other'.
+		`ALTER TABLE {db}.rejected_events ADD COLUMN IF NOT EXISTS reason_class LowCardinality(String) DEFAULT 'other'`,
 	}},
 }
 

@@ -20,6 +20,7 @@ type benchCmd struct {
 	Duration          cli.Duration `help:"How long the agents send (acks of the last envelopes are awaited afterwards)." default:"${bench_duration}" env:"FLOWLOG_BENCH_DURATION"`
 	EventsPerEnvelope int          `name:"events-per-envelope" help:"Events per FlowEnvelope." default:"${bench_events_per_envelope}" env:"FLOWLOG_BENCH_EVENTS_PER_ENVELOPE"`
 	Window            int          `help:"Envelopes in flight per stream before an agent waits for acks." default:"${bench_window}" env:"FLOWLOG_BENCH_WINDOW"`
+	Rate              float64      `help:"Events per second per stream (paced; for ack latency at a light load); 0: as fast as acks allow." default:"0" env:"FLOWLOG_BENCH_RATE"`
 	MTLS              bool         `name:"mtls" help:"Agents connect with mutual TLS (a throwaway CA, server and client certificates are made for the run); measures the cost of TLS against the plaintext default." env:"FLOWLOG_BENCH_MTLS"`
 	Participants      int          `help:"Distinct participants (endpoints) in the network, at most 60000." default:"${bench_participants}" env:"FLOWLOG_BENCH_PARTICIPANTS"`
 	ActiveFraction    float64      `help:"Share of flows that only get a START (stay active), 0 to 1." default:"${bench_active_fraction}" env:"FLOWLOG_BENCH_ACTIVE_FRACTION"`
@@ -53,7 +54,7 @@ func benchVars() kong.Vars {
 func (c *benchCmd) config() bench.Config {
 	return bench.Config{
 		Streams: c.Streams, Duration: time.Duration(c.Duration), EventsPerEnvelope: c.EventsPerEnvelope, Window: c.Window,
-		MTLS: c.MTLS, Participants: c.Participants, ActiveFraction: c.ActiveFraction, Seed: c.Seed,
+		Rate: c.Rate, MTLS: c.MTLS, Participants: c.Participants, ActiveFraction: c.ActiveFraction, Seed: c.Seed,
 		FlushRows: c.FlushRows, FlushInterval: c.FlushInterval, Data: c.Data, Keep: c.Keep, Addr: c.Addr, ChdbLib: c.ChdbLib,
 		CeilingEvents: c.CeilingEvents, JSON: c.JSON, CPUProfile: c.CPUProfile,
 		Command: "flowlog " + strings.Join(os.Args[1:], " "),

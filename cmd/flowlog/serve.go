@@ -62,6 +62,7 @@ type serveCmd struct {
 	Readers            string `help:"Readers file (YAML): the bearer tokens that may use the HTTP API, each with its networks and role (read, admin); reloaded when it changes. Without it the API is open: loopback only, unless --http-allow-anonymous." env:"FLOWLOG_READERS"`
 	HTTPAllowAnonymous bool   `name:"http-allow-anonymous" help:"Serve the HTTP API without tokens (no --readers) on a non-loopback --http-addr." env:"FLOWLOG_HTTP_ALLOW_ANONYMOUS"`
 	HTTPTLSCert        string `name:"http-tls-cert" help:"Certificate file for the HTTP listener (HTTPS); without it the API is plain HTTP." env:"FLOWLOG_HTTP_TLS_CERT"`
+	HTTPCORSOrigins    string `name:"http-cors-origins" help:"Web pages of these origins may call the API (comma-separated scheme://host[:port], or *), as Netmaker's CORS_ALLOWED_ORIGIN; empty: same origin only." env:"FLOWLOG_HTTP_CORS_ORIGINS"`
 	HTTPTLSKey         string `name:"http-tls-key" help:"Key file of --http-tls-cert." env:"FLOWLOG_HTTP_TLS_KEY"`
 }
 
@@ -100,6 +101,7 @@ func (c *serveCmd) config(log *slog.Logger) collector.Config {
 		IngestRate: c.IngestRate, IngestBurst: c.IngestBurst, StreamStallTimeout: c.StreamStallTimeout,
 		StreamBuffer: c.StreamBuffer,
 		Readers:      c.Readers, HTTPAllowAnonymous: c.HTTPAllowAnonymous, HTTPTLSCert: c.HTTPTLSCert, HTTPTLSKey: c.HTTPTLSKey,
+		HTTPCORSOrigins: c.HTTPCORSOrigins,
 		HTTPLimits: api.HTTPLimits{
 			ReadHeaderTimeout: c.HTTPReadHeaderTimeout, ReadTimeout: c.HTTPReadTimeout, WriteTimeout: c.HTTPWriteTimeout,
 			IdleTimeout: c.HTTPIdleTimeout, MaxHeaderBytes: c.HTTPMaxHeaderBytes,

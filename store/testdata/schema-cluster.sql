@@ -151,6 +151,12 @@ ALTER TABLE `flowlog`.flows_local ON CLUSTER `flows_cluster` ADD INDEX IF NOT EX
 
 INSERT INTO `flowlog`.schema_migrations (version, name) VALUES (3, 'several collectors: rollup claims, insertion-time index');
 
+ALTER TABLE `flowlog`.rejected_events_local ON CLUSTER `flows_cluster` ADD COLUMN IF NOT EXISTS reason_class LowCardinality(String) DEFAULT 'other';
+
+ALTER TABLE `flowlog`.rejected_events ON CLUSTER `flows_cluster` ADD COLUMN IF NOT EXISTS reason_class LowCardinality(String) DEFAULT 'other';
+
+INSERT INTO `flowlog`.schema_migrations (version, name) VALUES (4, 'rejected_events.reason_class');
+
 ALTER TABLE `flowlog`.flows_local ON CLUSTER `flows_cluster` MODIFY TTL toDateTime(start_ts) + toIntervalSecond(2592000) SETTINGS materialize_ttl_after_modify = 0;
 
 ALTER TABLE `flowlog`.rejected_events_local ON CLUSTER `flows_cluster` MODIFY TTL toDateTime(received_at) + toIntervalSecond(2592000) SETTINGS materialize_ttl_after_modify = 0;

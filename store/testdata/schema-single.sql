@@ -135,6 +135,10 @@ ALTER TABLE `flowlog`.flows ADD INDEX IF NOT EXISTS inserted_at_minmax inserted_
 
 INSERT INTO `flowlog`.schema_migrations (version, name) VALUES (3, 'several collectors: rollup claims, insertion-time index');
 
+ALTER TABLE `flowlog`.rejected_events ADD COLUMN IF NOT EXISTS reason_class LowCardinality(String) DEFAULT 'other';
+
+INSERT INTO `flowlog`.schema_migrations (version, name) VALUES (4, 'rejected_events.reason_class');
+
 ALTER TABLE `flowlog`.flows MODIFY TTL toDateTime(start_ts) + toIntervalSecond(2592000) SETTINGS materialize_ttl_after_modify = 0;
 
 ALTER TABLE `flowlog`.rejected_events MODIFY TTL toDateTime(received_at) + toIntervalSecond(2592000) SETTINGS materialize_ttl_after_modify = 0;
