@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -131,6 +132,16 @@ func (s *Server) insights(w http.ResponseWriter, r *http.Request, spec *paramSpe
 	return ins, true
 }
 
+// insightFailed is failed, with a 501 for a store that turns out not to
+// have the view (a wrapper of a store without it).
+func (s *Server) insightFailed(w http.ResponseWriter, r *http.Request, err error, what string) bool {
+	if errors.Is(err, errors.ErrUnsupported) {
+		s.writeError(w, r, http.StatusNotImplemented, r.URL.Path+": "+insightsMissing)
+		return true
+	}
+	return s.failed(w, r, err, what)
+}
+
 // span parses a duration parameter as the step of a series is parsed
 // ("30m", "24h", "7d").
 func span(name, text string, def time.Duration) (time.Duration, error) {
@@ -164,7 +175,7 @@ func (s *Server) hosts(w http.ResponseWriter, r *http.Request) {
 		to = now
 	}
 	hosts, err := ins.Hosts(r.Context(), *f)
-	if s.failed(w, r, err, "hosts") {
+	if s.insightFailed(w, r, err, "hosts") {
 		return
 	}
 	secs := to.Sub(f.From).Seconds()
@@ -207,7 +218,7 @@ func (s *Server) newPairs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pairs, err := ins.NewPairs(r.Context(), q)
-	if s.failed(w, r, err, "new pairs") {
+	if s.insightFailed(w, r, err, "new pairs") {
 		return
 	}
 	out := newPairsJSON{From: msTime(q.Filter.From), To: msTime(q.Filter.To), BaselineFrom: msTime(q.BaselineFrom), Pairs: make([]newPairJSON, len(pairs))}
@@ -235,7 +246,7 @@ func (s *Server) suggest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	got, err := ins.Suggest(r.Context(), *f, text, limit)
-	if s.failed(w, r, err, "suggestions") {
+	if s.insightFailed(w, r, err, "suggestions") {
 		return
 	}
 	out := make([]suggestionJSON, len(got))
