@@ -1,5 +1,7 @@
 // The time series: bytes per bucket (bars) and flows per bucket (line), with
-// uPlot. Buckets the collector leaves out are drawn as zeros.
+// uPlot. Buckets the collector leaves out are drawn as zeros. Dragging over
+// the chart zooms the page's time range to the selection; times are in the
+// page's one format and zone.
 
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
@@ -15,22 +17,39 @@ export class TimeChart {
   private step = 60;
   private plotEl: HTMLElement;
   private stepEl: HTMLElement;
+  private packets = 0;
+  private seconds = 0;
+  private last: { s: Series; from: Date; to: Date } | null = null;
 
-  constructor(private root: HTMLElement) {
+  constructor(
+    private root: HTMLElement,
+    private onZoom: (from: Date, to: Date) => void,
+  ) {
     this.plotEl = root.querySelector<HTMLElement>(".plot")!;
     this.stepEl = root.querySelector<HTMLElement>("[data-testid=timeseries-step]")!;
     new ResizeObserver(() => this.resize()).observe(this.plotEl);
   }
 
+  // rebuild draws the chart anew (after a theme or time zone change).
+  rebuild() {
+    this.plot?.destroy();
+    this.plot = null;
+    if (this.last) this.set(this.last.s, this.last.from, this.last.to);
+  }
+
   set(s: Series, from: Date, to: Date) {
+    this.last = { s, from, to };
     const step = s.step_seconds > 0 ? s.step_seconds : 60;
     this.step = step;
+    this.seconds = Math.max(0, (to.getTime() - from.getTime()) / 1000);
+    this.packets = 0;
     const byT = new Map<number, { bytes: number; flows: number }>();
     for (const p of s.points) {
       const t = Math.floor(new Date(p.t).getTime() / 1000);
       const cur = byT.get(t) ?? { bytes: 0, flows: 0 };
       cur.bytes += p.bytes;
       cur.flows += p.flows;
+      this.packets += p.packets;
       byT.set(t, cur);
     }
     let xs: number[];
@@ -68,8 +87,14 @@ export class TimeChart {
     }
     this.root.dataset.points = String(points);
     this.root.dataset.summary = JSON.stringify({ points, buckets: ys.length, bytes, flows });
-    this.root.querySelector<HTMLElement>("[data-testid=timeseries-total]")!.textContent =
-      `${fmt.bytes(bytes)} in ${fmt.count(flows)} flow${flows === 1 ? "" : "s"}`;
+    const total = this.root.querySelector<HTMLElement>("[data-testid=timeseries-total]")!;
+    const text = `${fmt.bytes(bytes)} in ${fmt.count(flows)} flow${flows === 1 ? "" : "s"}`;
+    const rates = `${fmt.bitRate(bytes, this.seconds)} · ${fmt.packetRate(this.packets, this.seconds)}`;
+    for (const [sel, v] of [[".sum", text], [".rates", rates]]) {
+      const el = total.querySelector(sel) ?? total.appendChild(Object.assign(document.createElement("span"), { className: sel.slice(1) }));
+      if (el.textContent !== v) el.textContent = v;
+    }
+    total.title = `averages over the range: ${fmt.count(this.packets)} packets`;
   }
 
   private size() {
@@ -89,7 +114,23 @@ export class TimeChart {
     const opts: uPlot.Options = {
       ...this.size(),
       padding: [8, 8, 0, 0],
-      cursor: { drag: { x: false, y: false } },
+      // Drag to select a range: the page zooms to it (the hook), the chart
+      // does not zoom by itself.
+      cursor: { drag: { x: true, y: false, setScale: false } },
+      select: { show: true, left: 0, top: 0, width: 0, height: 0 },
+      hooks: {
+        setSelect: [
+          (u) => {
+            if (u.select.width >= 4) {
+              const a = u.posToVal(u.select.left, "x");
+              const b = u.posToVal(u.select.left + u.select.width, "x");
+              this.onZoom(new Date(a * 1000), new Date(b * 1000));
+            }
+            u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
+          },
+        ],
+      },
+      tzDate: (ts) => (fmt.getZone() === "utc" ? uPlot.tzDate(new Date(ts * 1000), "Etc/UTC") : new Date(ts * 1000)),
       legend: { show: true, live: true },
       scales: {
         // x ends one step after the last bucket: a bar starts at its bucket.
@@ -98,7 +139,7 @@ export class TimeChart {
         flows: { range: (_u, _min, max) => [0, max > 0 ? max * 1.2 : 1] },
       },
       series: [
-        {},
+        { value: (_u, v) => (v == null ? "–" : fmt.time(new Date(v * 1000))) },
         {
           label: "bytes",
           scale: "bytes",
@@ -107,7 +148,7 @@ export class TimeChart {
           width: 1,
           paths: uPlot.paths.bars!({ size: [0.8, 40], align: 1 }),
           points: { show: false },
-          value: (_u, v) => (v == null ? "–" : fmt.bytes(v)),
+          value: (_u, v) => (v == null ? "–" : `${fmt.bytes(v)} (${fmt.bitRate(v, this.step)})`),
         },
         {
           label: "flows",
@@ -120,7 +161,7 @@ export class TimeChart {
         },
       ],
       axes: [
-        { grid, stroke: "#888" },
+        { grid, stroke: "#888", values: (_u, vals, _ax, _space, incr) => vals.map((v) => fmt.axisTime(new Date(v * 1000), incr)) },
         { scale: "bytes", grid, stroke: "#888", size: 70, values: (_u, vals) => vals.map((v) => fmt.bytes(v)) },
         { scale: "flows", side: 1, grid: { show: false }, stroke: accent2, size: 40, values: (_u, vals) => vals.map((v) => (Number.isInteger(v) ? String(v) : "")) },
       ],
