@@ -250,9 +250,17 @@ export async function suggest(q: URLSearchParams, signal?: AbortSignal): Promise
 
 // observations lists the rows of the same connection (the same 5-tuple
 // around the same start) reported by every host. It asks for every
-// observation where the collector offers it (observations=all) and falls
-// back to the plain listing, which also lists each host's row, when the
-// collector does not know the parameter.
+// observation (observations=all) where the collector documents that
+// parameter, else the plain listing, which lists each host's row.
+let observationsParam: Promise<boolean> | null = null;
+function hasObservationsParam(): Promise<boolean> {
+  observationsParam ??= fetch(`${base}openapi.json`, { headers: headers() })
+    .then((r) => r.json())
+    .then((d) => JSON.stringify(d?.paths?.["/api/v1/flows"]?.get?.parameters ?? []).includes("observations"))
+    .catch(() => false);
+  return observationsParam;
+}
+
 export async function observations(r: FlowRow, signal?: AbortSignal): Promise<FlowRow[]> {
   const t = new Date(r.start_ts).getTime();
   const q = new URLSearchParams({
@@ -263,13 +271,8 @@ export async function observations(r: FlowRow, signal?: AbortSignal): Promise<Fl
     to: new Date(t + 5000).toISOString(),
     per_page: "100",
   });
-  let rows: FlowRow[];
-  try {
-    rows = (await getJSON<FlowRow[]>(withQuery("flows", new URLSearchParams([...q, ["observations", "all"]])), signal)).Response ?? [];
-  } catch (e) {
-    if (!(e instanceof ApiError) || e.status !== 400) throw e;
-    rows = (await getJSON<FlowRow[]>(withQuery("flows", q), signal)).Response ?? [];
-  }
+  if (await hasObservationsParam()) q.set("observations", "all");
+  const rows = (await getJSON<FlowRow[]>(withQuery("flows", q), signal)).Response ?? [];
   const same = (a: FlowRow) =>
     (a.src_ip === r.src_ip && a.src_port === r.src_port && a.dst_ip === r.dst_ip && a.dst_port === r.dst_port) ||
     (a.src_ip === r.dst_ip && a.src_port === r.dst_port && a.dst_ip === r.src_ip && a.dst_port === r.src_port);

@@ -202,6 +202,7 @@ export class FlowsTable {
       "tr",
       {
         "data-flow-id": r.flow_id,
+        "data-start": r.start_ts,
         "data-protocol": r.protocol,
         "data-bytes": total,
         "data-active": r.active ? "true" : "false",
