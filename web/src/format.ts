@@ -127,7 +127,10 @@ export function bitRate(bytes: number, seconds: number): string {
 export function packetRate(packets: number, seconds: number): string {
   return seconds > 0 ? `${si(packets / seconds)}pkt/s` : "–";
 }
+// eventRate: per second, or per minute below one a second (a quiet host's
+// rate must not round to 0).
 export function eventRate(perSecond: number): string {
+  if (perSecond > 0 && perSecond < 1) return `${si(perSecond * 60)}ev/min`;
   return `${si(perSecond)}ev/s`;
 }
 

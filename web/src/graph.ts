@@ -149,7 +149,9 @@ export class TalkGraph {
     }
     root.append(curves);
 
-    const chars = Math.max(6, Math.floor((labelW - 70) / 6.6));
+    // On a narrow panel the names get the room the byte counts had.
+    const showVal = w >= 520;
+    const chars = Math.max(6, Math.floor((labelW - (showVal ? 70 : 16)) / 6.6));
     const column = (list: Side[], side: "s" | "d") => {
       const g = svg("g", { class: `column ${side === "s" ? "sources" : "destinations"}` });
       for (const n of list) {
@@ -166,7 +168,8 @@ export class TalkGraph {
         const val = svg("text", { x: side === "s" ? 8 : w - 8, y: y + 4, "text-anchor": side === "s" ? "start" : "end", class: "val" });
         val.textContent = fmt.bytes(n.bytes);
         this.nodeVals.set(`${side}:${n.key}`, val);
-        node.append(label, val);
+        node.append(label);
+        if (showVal) node.append(val);
         const pick = () => n.pick && this.onPick(n.pick);
         node.addEventListener("click", pick);
         node.addEventListener("keydown", (e) => (e as KeyboardEvent).key === "Enter" && pick());

@@ -78,7 +78,12 @@ const table = new FlowsTable(
   (r) => detail.show(r),
 );
 const chart = new TimeChart(chartEl, (from, to) => setRange({ range: "custom", from: F.rfc3339(from), to: F.rfc3339(to) }));
-const talkers = new TopTalkers(talkersEl, (by, v) => pick(by === "ip" ? "ip" : "participant", v));
+const talkers = new TopTalkers(talkersEl, (by, v) => {
+  if (by === "external") {
+    byEl.value = "ip"; // the externals, each by its address
+    void loadTalkers(aggCtl.signal, new Date());
+  } else pick(by === "ip" ? "ip" : "participant", v);
+});
 const graph = new TalkGraph(graphEl, (v) => pick("participant", v));
 const hostsView = new HostsView(hostsEl, drill);
 const newView = new NewPairsView(newEl, drill);

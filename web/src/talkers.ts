@@ -73,7 +73,10 @@ export class TopTalkers {
   }
 
   private render(t: Talker, by: string, label: string): Row {
-    const pickValue = by === "ip" ? t.ip : t.id || t.name;
+    // Unnamed externals are one row by participant: its link shows them by
+    // address instead (each address then filters).
+    const pickValue = by === "ip" ? t.ip : t.id || t.name || (t.type === "external" ? "external" : "");
+    const pickBy = by !== "ip" && !t.id && !t.name && t.type === "external" ? "external" : by;
     const bar = h("span", { class: "bar" });
     const val = h("span", { class: "val" });
     const rate = h("span", { class: "rate" });
@@ -91,9 +94,9 @@ export class TopTalkers {
             if (pickValue) this.onPick(by, pickValue);
           },
         },
-        label,
+        pickBy === "external" ? "external addresses" : label,
       ),
-      t.type && by !== "ip" ? h("small", {}, t.type === "external" ? "external" : t.type) : null,
+      t.type && by !== "ip" ? h("small", {}, pickBy === "external" ? "by address →" : t.type) : null,
       val,
       rate,
     );

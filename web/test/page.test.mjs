@@ -197,6 +197,22 @@ async function run() {
   check(await page.isHidden('[data-testid="detail"]'), "detail still open after close");
   log("times and detail ok");
 
+  // Names in the filters, suggested by the server: a participant by part of
+  // its name; a host by its name, sent as its id, shown as its name.
+  await page.fill('[data-testid="participant"]', "alp");
+  await page.waitForFunction(() => [...document.querySelectorAll("#participants option")].some((o) => o.value === "alpha"));
+  await page.fill('[data-testid="participant"]', "");
+  await page.fill('[data-testid="host-filter"]', "alpha.m");
+  await page.waitForFunction(() => [...document.querySelectorAll("#host-list option")].some((o) => o.value === "alpha.mesh"));
+  await page.fill('[data-testid="host-filter"]', "alpha.mesh");
+  await page.click('[data-testid="apply"]');
+  await panels("node_id=alpha");
+  same(await rowIds(), expect.all.rows.filter((id) => byId[id].host_id === "alpha"), "rows of the host picked by name");
+  same(await page.inputValue('[data-testid="host-filter"]'), "alpha.mesh", "host field shows the name");
+  await page.goto(`${base}/?network_id=${encodeURIComponent(net)}`);
+  await panels(`network_id=${net}`);
+  log("suggestions ok");
+
   // An absolute range: the flows starting in it, in the URL; Back returns.
   const [o1, o2, o3] = expect.all.rows.slice(1, 4).reverse().map((id) => byId[id]); // three in the middle, oldest first
   const sec = (iso, add = 0) => utc(new Date(Math.floor(new Date(iso).getTime() / 1000) * 1000 + add * 1000).toISOString(), { date: true });
