@@ -649,7 +649,9 @@ function scheduleRefresh() {
 }
 
 window.setInterval(() => {
-  if (document.visibilityState === "visible" && !paused && !down) void refreshAggregates();
+  if (document.visibilityState !== "visible" || paused || down) return;
+  if (filters.view === "hosts") void loadHosts(loadCtl.signal, new Date()); // last reports age
+  else void refreshAggregates();
 }, periodicRefresh);
 
 fillForm(filters);
