@@ -401,7 +401,42 @@ async function run() {
   await page.unroute("**/api/v1/hosts*");
   log("empty state ok");
 
-  // 11. Dark mode, and the shots of every view.
+  // 11. Who talks to whom at 50 participants (the matrix answered by this
+  //     script): every participant drawn, no two labels overlap, and a
+  //     refresh with other numbers moves nobody.
+  let round = 0;
+  const names = Array.from({ length: 50 }, (_, i) => `participant-${String(i).padStart(2, "0")}.a-rather-long-domain.example`);
+  await page.route("**/api/v1/aggregates/matrix*", (route) => {
+    round++;
+    const edges = [];
+    for (let i = 0; i < 70; i++) {
+      const a = i % 20;
+      const b = 20 + ((i * 7) % 30);
+      edges.push({ src: { type: "node", id: `p${a}`, name: names[a] }, dst: { type: i % 5 ? "node" : "user", id: `p${b}`, name: names[b] }, bytes: (i + 1) * 1000 * round, packets: i, flows: 1 });
+    }
+    route.fulfill({ json: { Code: 200, Message: "traffic matrix retrieved successfully", Response: edges } });
+  });
+  await page.goto(`${base}/?network_id=${encodeURIComponent(net)}`);
+  await panels(`network_id=${net}`);
+  same((await graphNodes()).length, 50, "participants drawn");
+  const labelBoxes = () =>
+    page.$$eval('[data-testid="graph"] .gnode text.label', (ts) => ts.map((t) => { const r = t.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; }));
+  const boxes = await labelBoxes();
+  const overlaps = [];
+  boxes.forEach((a, i) => boxes.slice(i + 1).forEach((b) => { if (a[0] < b[2] && b[0] < a[2] && a[1] < b[3] && b[1] < a[3]) overlaps.push([a, b]); }));
+  same(overlaps, [], "overlapping labels at 50 participants");
+  const layout50 = await graphLayout();
+  const widths = () => page.$$eval('[data-testid="graph"] path.curve', (ps) => ps.map((p) => p.getAttribute("stroke-width")).sort().join());
+  const w1 = await widths();
+  await page.click('[data-testid="apply"]');
+  await panels(`network_id=${net}`);
+  same(await graphLayout(), layout50, "layout at 50 participants after a refresh");
+  check((await widths()) !== w1 || round < 2, "the refresh changed no curve");
+  same(await labelBoxes(), boxes, "label positions after a refresh");
+  await page.unroute("**/api/v1/aggregates/matrix*");
+  log("50 participants ok");
+
+  // 12. Dark mode, and the shots of every view.
   await page.goto(`${base}/?network_id=${encodeURIComponent(net)}`);
   await panels(`network_id=${net}`);
   await page.selectOption('[data-testid="theme"]', "dark");
