@@ -150,3 +150,22 @@ func TestSuggest(t *testing.T) {
 		t.Errorf("%d %s %+v", rec.Code, rec.Body, insight)
 	}
 }
+
+// The console's endpoints are bounded by the reader's networks like the
+// others: another network is refused before the store is asked, and the
+// export holds only the reader's flows.
+func TestConsoleEndpointsAreScoped(t *testing.T) {
+	st := threeNetworks()
+	h := guarded(t, st, nil)
+	for _, p := range []string{"/api/v1/hosts", "/api/v1/new", "/api/v1/suggest", "/api/v1/flows/export"} {
+		st.filters = nil
+		if rec := get(t, h, p+"?network_id=mesh2", "one-token"); rec.Code != 403 || len(st.filters) != 0 {
+			t.Errorf("%s?network_id=mesh2 as one: %d %s (store asked %d times)", p, rec.Code, rec.Body, len(st.filters))
+		}
+	}
+	rec := get(t, h, "/api/v1/flows/export?format=jsonl", "one-token")
+	lines := strings.Split(strings.TrimSpace(rec.Body.String()), "\n")
+	if rec.Code != 200 || len(lines) != 2 || strings.Count(rec.Body.String(), `"network_id":"mesh1"`) != 2 {
+		t.Errorf("export as one (mesh1): %d %q", rec.Code, rec.Body)
+	}
+}
