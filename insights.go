@@ -51,8 +51,23 @@ type Suggestion struct {
 	Flows uint64
 }
 
+// Stack keys: what a stacked series splits the traffic by. Each flow has
+// one value of each, so the stacks add up to the total.
+var StackKeys = []string{"protocol", "port", "src", "dst"}
+
+// GroupPoint is one bucket of one group of a stacked series; Key "" is
+// everything outside the top groups.
+type GroupPoint struct {
+	Key string
+	T   time.Time
+	Totals
+}
+
 // Insights is implemented by stores that can answer the console's views.
 type Insights interface {
+	// SeriesBy is Series split by one of StackKeys: the limit groups with
+	// the most bytes over f's window, the rest as Key "".
+	SeriesBy(ctx context.Context, f Filter, step time.Duration, by string, limit int) ([]GroupPoint, error)
 	Hosts(ctx context.Context, f Filter) ([]HostSummary, error)
 	NewPairs(ctx context.Context, q NewPairsQuery) ([]NewPair, error)
 	// Suggest lists values containing text (case-insensitive; "" lists the

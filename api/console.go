@@ -1,13 +1,16 @@
 package api
 
 import (
+	"cmp"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/flowlog/flowlog"
@@ -23,6 +26,8 @@ const (
 	defaultNewWindow   = 24 * time.Hour
 	defaultNewBaseline = 7 * 24 * time.Hour
 	defaultNewLimit    = 100
+	defaultStack       = 5
+	maxStack           = 20
 	defaultSuggest     = 20
 	maxSuggest         = 200
 	// exportPage flows are read per store query; each page extends the
@@ -37,6 +42,7 @@ var (
 	hostsParams   = paramSpec{single: []string{"network_id", "node_id", "from", "to", "quiet"}, noPage: "hosts have no pages"}
 	newParams     = paramSpec{single: slices.Concat(without(filterParams, "from", "to", "state"), []string{"window", "baseline", "limit"}), list: listParams, noPage: "new pairs have no pages"}
 	suggestParams = paramSpec{single: []string{"q", "network_id", "from", "to", "limit"}, noPage: "suggestions have no pages"}
+	stackedParams = paramSpec{single: slices.Concat(filterParams, []string{"step", "by", "limit"}), list: listParams, noPage: "aggregates have no pages"}
 	exportParams  = paramSpec{single: slices.Concat(filterParams, []string{"format"}), list: listParams, noPage: "an export is every matching flow"}
 )
 
@@ -47,6 +53,7 @@ func (s *Server) consoleRoutes() []route {
 		{"GET", "/api/v1/new", &newParams, s.newPairs},
 		{"GET", "/api/v1/suggest", &suggestParams, s.suggest},
 		{"GET", "/api/v1/flows/export", &exportParams, s.export},
+		{"GET", "/api/v1/aggregates/stacked", &stackedParams, s.stacked},
 	}
 }
 
@@ -254,6 +261,81 @@ func (s *Server) suggest(w http.ResponseWriter, r *http.Request) {
 		out[i] = suggestionJSON{Field: g.Field, Value: g.Value, Label: g.Label, Type: g.Type, Flows: g.Flows}
 	}
 	s.writeJSON(w, r, http.StatusOK, successResponse{Code: http.StatusOK, Message: "suggestions retrieved successfully", Response: out})
+}
+
+type stackJSON struct {
+	Key     string      `json:"key"` // "": every other group
+	Bytes   uint64      `json:"bytes"`
+	Packets uint64      `json:"packets"`
+	Flows   uint64      `json:"flows"`
+	Points  []pointJSON `json:"points"`
+}
+
+type stackedJSON struct {
+	StepSeconds int64       `json:"step_seconds"`
+	By          string      `json:"by"`
+	Groups      []stackJSON `json:"groups"`
+}
+
+// stacked is /aggregates/timeseries split by a key: the top groups by bytes,
+// biggest first, then the rest ("" key) when there is any; each group's
+// points on the same dense grid as the time series.
+func (s *Server) stacked(w http.ResponseWriter, r *http.Request) {
+	var sq seriesQuery
+	var by string
+	var limit int
+	ins, ok := s.insights(w, r, &stackedParams, &sq.filter, func(get func(string) string) error {
+		var err error
+		if by, err = parseChoice("by", get("by"), "protocol", flowlog.StackKeys, flowlog.StackKeys); err != nil {
+			return err
+		}
+		if limit, err = parseInt("limit", get("limit"), defaultStack, 1, maxStack); err != nil {
+			return err
+		}
+		q, _ := url.ParseQuery(r.URL.RawQuery) // parsed once already by insights
+		q.Del("by")
+		q.Del("limit")
+		sq, err = parseSeriesQuery(q, s.now())
+		return err
+	})
+	if !ok {
+		return
+	}
+	points, err := ins.SeriesBy(r.Context(), sq.filter, sq.step, by, limit)
+	if s.insightFailed(w, r, err, "stacked series") {
+		return
+	}
+	byKey := map[string][]flowlog.Point{}
+	totals := map[string]flowlog.Totals{}
+	for _, p := range points {
+		byKey[p.Key] = append(byKey[p.Key], flowlog.Point{T: p.T, Totals: p.Totals})
+		t := totals[p.Key]
+		t.Bytes, t.Packets, t.Flows = t.Bytes+p.Bytes, t.Packets+p.Packets, t.Flows+p.Flows
+		totals[p.Key] = t
+	}
+	out := stackedJSON{StepSeconds: int64(sq.step / time.Second), By: by, Groups: []stackJSON{}}
+	for k, pts := range byKey {
+		t := totals[k]
+		out.Groups = append(out.Groups, stackJSON{Key: k, Bytes: t.Bytes, Packets: t.Packets, Flows: t.Flows, Points: sq.fill(pts)})
+	}
+	// Biggest first, the rest last.
+	slices.SortFunc(out.Groups, func(a, b stackJSON) int {
+		if c := cmp.Compare(boolInt(a.Key == ""), boolInt(b.Key == "")); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(b.Bytes, a.Bytes); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Key, b.Key)
+	})
+	s.writeJSON(w, r, http.StatusOK, successResponse{Code: http.StatusOK, Message: "stacked series retrieved successfully", Response: out})
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // exportColumns are the CSV header: FlowRow's JSON names, in its order.

@@ -22,6 +22,8 @@ var insight struct {
 	limit  int
 	hosts  []flowlog.HostSummary
 	pairs  []flowlog.NewPair
+	groups []flowlog.GroupPoint
+	step   time.Duration
 }
 
 func (s *fakeStore) Hosts(ctx context.Context, f flowlog.Filter) ([]flowlog.HostSummary, error) {
@@ -32,6 +34,11 @@ func (s *fakeStore) Hosts(ctx context.Context, f flowlog.Filter) ([]flowlog.Host
 func (s *fakeStore) NewPairs(ctx context.Context, q flowlog.NewPairsQuery) ([]flowlog.NewPair, error) {
 	insight.newQ = q
 	return insight.pairs, s.err
+}
+
+func (s *fakeStore) SeriesBy(ctx context.Context, f flowlog.Filter, step time.Duration, by string, limit int) ([]flowlog.GroupPoint, error) {
+	insight.filter, insight.text, insight.limit, insight.step = f, by, limit, step
+	return insight.groups, s.err
 }
 
 func (s *fakeStore) Suggest(ctx context.Context, f flowlog.Filter, text string, limit int) ([]flowlog.Suggestion, error) {
@@ -167,5 +174,40 @@ func TestConsoleEndpointsAreScoped(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(rec.Body.String()), "\n")
 	if rec.Code != 200 || len(lines) != 2 || strings.Count(rec.Body.String(), `"network_id":"mesh1"`) != 2 {
 		t.Errorf("export as one (mesh1): %d %q", rec.Code, rec.Body)
+	}
+}
+
+func TestStackedSeriesGroupsOnTheSeriesGrid(t *testing.T) {
+	h := now0.Truncate(time.Hour)
+	insight.groups = []flowlog.GroupPoint{
+		{Key: "", T: h.Add(-time.Hour), Totals: flowlog.Totals{Bytes: 1000, Flows: 1}},
+		{Key: "6", T: h.Add(-time.Hour), Totals: flowlog.Totals{Bytes: 10, Flows: 1}},
+		{Key: "17", T: h, Totals: flowlog.Totals{Bytes: 20, Flows: 2}},
+		{Key: "6", T: h, Totals: flowlog.Totals{Bytes: 5, Flows: 1}},
+	}
+	s := aggServer(&fakeAgg{}, now0)
+	rec := serve(t, s, "/api/v1/aggregates/stacked?by=protocol&limit=2&step=1h&from=2026-11-24T10:00:00Z&network_id=mesh1")
+	var got struct{ Response stackedJSON }
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil || rec.Code != 200 {
+		t.Fatalf("%d %s", rec.Code, rec.Body)
+	}
+	r := got.Response
+	var keys []string
+	for _, g := range r.Groups {
+		keys = append(keys, fmt.Sprintf("%s=%d/%d", g.Key, g.Bytes, len(g.Points)))
+	}
+	// Biggest first, the rest last whatever its size; 3 hourly buckets
+	// from 10:00 to 12:34.
+	if fmt.Sprint(keys) != "[17=20/3 6=15/3 =1000/3]" || r.StepSeconds != 3600 || r.By != "protocol" {
+		t.Errorf("groups %v step %d by %s", keys, r.StepSeconds, r.By)
+	}
+	if p := r.Groups[1].Points; p[1].Bytes != 10 || p[2].Bytes != 5 || p[0].Bytes != 0 {
+		t.Errorf("tcp points %+v", p)
+	}
+	if insight.text != "protocol" || insight.limit != 2 || insight.step != time.Hour || insight.filter.NetworkID != "mesh1" || !insight.filter.To.Equal(now0) {
+		t.Errorf("asked %+v", insight)
+	}
+	if rec := serve(t, s, "/api/v1/aggregates/stacked?by=country"); rec.Code != 400 || !strings.Contains(rec.Body.String(), `invalid by \"country\"`) {
+		t.Errorf("by=country: %d %s", rec.Code, rec.Body)
 	}
 }

@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/flowlog/flowlog"
 )
@@ -45,6 +46,16 @@ func (s *Store) Suggest(ctx context.Context, f flowlog.Filter, text string, limi
 		return nil, err
 	}
 	r, err := in.Suggest(ctx, f, text, limit)
+	s.count(ctx, StoreQuery, err)
+	return r, err
+}
+
+func (s *Store) SeriesBy(ctx context.Context, f flowlog.Filter, step time.Duration, by string, limit int) ([]flowlog.GroupPoint, error) {
+	in, err := s.insights()
+	if err != nil {
+		return nil, err
+	}
+	r, err := in.SeriesBy(ctx, f, step, by, limit)
 	s.count(ctx, StoreQuery, err)
 	return r, err
 }

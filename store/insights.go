@@ -184,3 +184,54 @@ func (s *Store) Suggest(ctx context.Context, f flowlog.Filter, text string, limi
 	return out, nil
 }
 
+
+// stackKey is the SQL of a stack key: a protocol or port number, or an
+// endpoint's name, else id, else address.
+func stackKey(by string) (string, error) {
+	switch by {
+	case "protocol":
+		return "toString(protocol)", nil
+	case "port":
+		return "toString(dst_port)", nil
+	case "src", "dst":
+		return fmt.Sprintf("multiIf(%[1]s_entity_name != '', %[1]s_entity_name, %[1]s_entity_id != '', %[1]s_entity_id, IPv6NumToString(%[1]s_ip))", by), nil
+	}
+	return "", fmt.Errorf("stacked series: unknown key %q", by)
+}
+
+// SeriesBy reads the merged flows twice: once for the top groups over the
+// whole window, once for the buckets, with the other groups folded into "".
+// Buckets are aligned to the epoch, as Series' are.
+func (s *Store) SeriesBy(ctx context.Context, f flowlog.Filter, step time.Duration, by string, limit int) ([]flowlog.GroupPoint, error) {
+	key, err := stackKey(by)
+	if err != nil {
+		return nil, err
+	}
+	if step < time.Second {
+		return nil, fmt.Errorf("stacked series: step %v below a second", step)
+	}
+	if limit <= 0 {
+		limit = 5
+	}
+	from := s.rawFrom(conds(f))
+	sql := fmt.Sprintf(`SELECT intDiv(toUnixTimestamp(start_ts), %[1]d) * %[1]d AS t,
+		if(k IN (SELECT k FROM (SELECT %[2]s AS k, sum(bytes_sent + bytes_recv) AS kb FROM %[3]s GROUP BY k ORDER BY kb DESC, k LIMIT %[4]d)), k, '') AS g,
+		sum(bytes_sent + bytes_recv) AS b, sum(packets_sent + packets_recv) AS p, count() AS n
+		FROM (SELECT %[2]s AS k, start_ts, bytes_sent, bytes_recv, packets_sent, packets_recv FROM %[3]s)
+		GROUP BY t, g ORDER BY t, g`, int64(step/time.Second), key, from, limit)
+	var rows []struct {
+		T int64  `json:"t"`
+		G string `json:"g"`
+		B uint64 `json:"b"`
+		P uint64 `json:"p"`
+		N uint64 `json:"n"`
+	}
+	if err := s.queryRows(ctx, sql, &rows); err != nil {
+		return nil, fmt.Errorf("querying stacked series: %w", err)
+	}
+	out := make([]flowlog.GroupPoint, len(rows))
+	for i, r := range rows {
+		out[i] = flowlog.GroupPoint{Key: r.G, T: time.Unix(r.T, 0).UTC(), Totals: flowlog.Totals{Bytes: r.B, Packets: r.P, Flows: r.N}}
+	}
+	return out, nil
+}

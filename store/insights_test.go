@@ -83,6 +83,21 @@ func TestInsights(t *testing.T) {
 		t.Errorf("hosts of net2: %+v %v", scoped, err)
 	}
 
+	// Stacked by destination, top 1: alice, and the rest (the two external
+	// addresses) in one bucket of a day, aligned to the epoch.
+	groups, err := s.SeriesBy(ctx, flowlog.Filter{From: win, To: win.Add(24 * time.Hour)}, 24*time.Hour, "dst", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = nil
+	for _, g := range groups {
+		got = append(got, fmt.Sprintf("%s@%s=%d/%d", g.Key, g.T.Format(time.RFC3339), g.Bytes, g.Flows))
+	}
+	want = []string{"@2026-11-25T00:00:00Z=6000/2", "alice@2026-11-25T00:00:00Z=15000/5"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("stacked by dst\n got %q\nwant %q", got, want)
+	}
+
 	sugg, err := s.Suggest(ctx, flowlog.Filter{}, "HOST-", 10)
 	if err != nil {
 		t.Fatal(err)
