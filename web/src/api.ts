@@ -188,6 +188,20 @@ export async function timeseries(q: URLSearchParams, signal?: AbortSignal): Prom
   return r.Response ?? { step_seconds: 60, points: [] };
 }
 
+export interface Stacked {
+  step_seconds: number;
+  by: string;
+  groups: Array<Totals & { key: string; points: Series["points"] }>;
+}
+
+export async function stacked(q: URLSearchParams, by: string, limit: number, signal?: AbortSignal): Promise<Stacked> {
+  const p = new URLSearchParams(q);
+  p.set("by", by);
+  p.set("limit", String(limit));
+  const r = await getJSON<Stacked>(withQuery("aggregates/stacked", p), signal);
+  return r.Response ?? { step_seconds: 60, by, groups: [] };
+}
+
 export async function activeCount(q: URLSearchParams, signal?: AbortSignal): Promise<number> {
   const r = await getJSON<{ flows: number }>(withQuery("aggregates/active", q), signal);
   return r.Response?.flows ?? 0;

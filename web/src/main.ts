@@ -41,6 +41,8 @@ const lostEl = byId("lost-notice");
 const pauseEl = byId<HTMLButtonElement>("pause");
 const byEl = byId<HTMLSelectElement>("talkers-by");
 const metricEl = byId<HTMLSelectElement>("talkers-metric");
+const stackEl = byId<HTMLSelectElement>("stack-by");
+const stackLimit = 6;
 const zoneEl = byId<HTMLSelectElement>("zone");
 const themeEl = byId<HTMLSelectElement>("theme");
 const backEl = byId<HTMLButtonElement>("back");
@@ -277,6 +279,11 @@ backEl.addEventListener("click", () => {
 byId("reset").addEventListener("click", () => apply({ ...F.empty(), view: filters.view }));
 window.addEventListener("popstate", () => apply(F.fromSearch(location.search), false));
 byEl.addEventListener("change", () => void loadTalkers(aggCtl.signal, new Date()));
+stackEl.value = setting("stack", "");
+stackEl.addEventListener("change", () => {
+  saveSetting("stack", stackEl.value);
+  void refreshAggregates();
+});
 metricEl.addEventListener("change", () => void loadTalkers(aggCtl.signal, new Date()));
 document.querySelectorAll<HTMLAnchorElement>(".tabs a").forEach((a) =>
   a.addEventListener("click", (e) => {
@@ -501,11 +508,13 @@ async function refreshAggregates(now = new Date()) {
         activeEl.title = `${n} flows open now (START seen, no DESTROY yet) matching the filters`;
       })
       .catch(() => {}),
-    api
-      .timeseries(F.apiQuery(filters, now, "closed"), signal)
-      .then((s) => {
+    Promise.all([
+      api.timeseries(F.apiQuery(filters, now, "closed"), signal),
+      stackEl.value ? api.stacked(F.apiQuery(filters, now, "closed"), stackEl.value, stackLimit, signal) : null,
+    ])
+      .then(([s, st]) => {
         if (signal.aborted) return;
-        chart.set(s, w.from, to);
+        chart.set(s, w.from, to, st);
         panelState(chartEl, "ready", key);
       })
       .catch((e) => fail(chartEl, key, e, signal)),

@@ -197,6 +197,23 @@ async function run() {
   check(await page.isHidden('[data-testid="detail"]'), "detail still open after close");
   log("times and detail ok");
 
+  // The chart stacked by protocol: one group a protocol, adding up to the
+  // total, which stays what it was.
+  await page.selectOption('[data-testid="stack-by"]', "protocol");
+  await page.waitForFunction(() => document.querySelector('[data-testid="timeseries"]')?.dataset.stack);
+  const perProto = {};
+  for (const f of flows) {
+    const k = { 6: "tcp", 17: "udp" }[f.protocol];
+    perProto[k] = (perProto[k] ?? 0) + f.bytes_sent + f.bytes_recv;
+  }
+  const entries = (o) => Object.entries(o).sort(([a], [b]) => (a < b ? -1 : 1));
+  same(entries(JSON.parse(await page.getAttribute('[data-testid="timeseries"]', "data-stack"))), entries(perProto), "bytes per protocol in the stacked chart");
+  same((await chartSummary()).bytes, expect.all.bytes, "chart total when stacked");
+  same(await page.$$eval("#timeseries .u-legend .u-series .u-label", (ls) => ls.map((l) => l.textContent).slice(1)), [...Object.keys(perProto).sort((a, b) => perProto[a] - perProto[b]), "flows"], "stacked legend");
+  await page.selectOption('[data-testid="stack-by"]', "");
+  await page.waitForFunction(() => !document.querySelector('[data-testid="timeseries"]')?.dataset.stack);
+  log("stacked chart ok");
+
   // Names in the filters, suggested by the server: a participant by part of
   // its name; a host by its name, sent as its id, shown as its name.
   await page.fill('[data-testid="participant"]', "alp");
