@@ -184,7 +184,6 @@ func (s *Store) Suggest(ctx context.Context, f flowlog.Filter, text string, limi
 	return out, nil
 }
 
-
 // stackKey is the SQL of a stack key: a protocol or port number, or an
 // endpoint's name, else id, else address.
 func stackKey(by string) (string, error) {
