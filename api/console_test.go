@@ -211,3 +211,17 @@ func TestStackedSeriesGroupsOnTheSeriesGrid(t *testing.T) {
 		t.Errorf("by=country: %d %s", rec.Code, rec.Body)
 	}
 }
+
+// The export may stream longer than --http-write-timeout: it is exempt, as
+// the live tail is (its pages move the deadline on). A write timeout that
+// has already passed ends a listing, not an export.
+func TestExportOutlivesTheWriteTimeout(t *testing.T) {
+	st := &fakeStore{flows: []flowlog.Flow{{Event: flowlog.Event{FlowID: "f1", Start: now0}}}}
+	h := HTTPLimits{WriteTimeout: time.Nanosecond}.Handler(New(Deps{Store: st, Log: discardLog()}))
+	if rec := serve(t, h, "/api/v1/flows/export?format=jsonl"); rec.Code != 200 || !strings.Contains(rec.Body.String(), `"flow_id":"f1"`) {
+		t.Errorf("export: %d %q", rec.Code, rec.Body)
+	}
+	if rec := serve(t, h, "/api/v1/flows"); strings.Contains(rec.Body.String(), "f1") {
+		t.Errorf("listing answered past its write timeout: %d %q", rec.Code, rec.Body)
+	}
+}
