@@ -124,7 +124,7 @@ async function getJSON<T>(path: string, signal?: AbortSignal): Promise<Envelope<
   try {
     resp = await fetch(path, { headers: headers(), signal });
   } catch (e) {
-    if (!signal?.aborted) statusListener(false, `collector unreachable (${e instanceof Error ? e.message : e})`);
+    if (!signal?.aborted) statusListener(false, e instanceof Error ? e.message : String(e));
     throw e;
   }
   statusListener(resp.status < 500, `${name}: ${resp.status} ${resp.statusText}`);
