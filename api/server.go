@@ -101,6 +101,7 @@ func New(d Deps) *Server {
 		{"GET", "/api/v1/openapi.json", nil, s.openAPI},
 		{"GET", "/healthz", nil, s.health},
 	}
+	s.routes = append(s.routes, s.consoleRoutes()...) // console.go
 	for _, rt := range s.routes {
 		s.mux.HandleFunc(rt.method+" "+rt.path, rt.handler)
 	}
