@@ -20,6 +20,7 @@ import (
 
 	"github.com/flowlog/flowlog"
 	"github.com/flowlog/flowlog/ingest"
+	"github.com/flowlog/flowlog/internal/wiretest"
 	"github.com/flowlog/flowlog/metrics"
 	pb "github.com/flowlog/flowlog/proto/flow"
 )
@@ -44,17 +45,17 @@ func (l *logBuffer) String() string {
 
 // wantStored is the domain event f must be stored as, sent in gen: written
 // out field by field, independently of the decoder.
-func wantStored(gen string, f ingest.Fields) flowlog.Event {
+func wantStored(gen string, f wiretest.Fields) flowlog.Event {
 	part := func(k string) flowlog.Participant {
-		p := f[k].(ingest.Part)
+		p := f[k].(wiretest.Part)
 		name := p.Name
-		if gen == ingest.GenLegacy {
+		if gen == wiretest.GenLegacy {
 			name = ""
 		}
 		return flowlog.Participant{IP: netip.MustParseAddr(p.IP), Type: flowlog.ParticipantType(p.Type), ID: p.ID, Name: name}
 	}
 	hostName := f["host_name"].(string)
-	if gen == ingest.GenLegacy {
+	if gen == wiretest.GenLegacy {
 		hostName = ""
 	}
 	e := flowlog.Event{
@@ -115,33 +116,33 @@ func TestBothWireGenerationsLandInTheirColumns(t *testing.T) {
 
 	type sent struct {
 		gen string
-		f   ingest.Fields
+		f   wiretest.Fields
 	}
 	var all []sent
 	event := func(gen, id string, start bool) []byte {
-		f := ingest.FullEvent(id, now)
+		f := wiretest.FullEvent(id, now)
 		if start {
 			f["type"], f["end_ts_ms"] = uint64(1), int64(0)
 		}
 		all = append(all, sent{gen, f})
-		return ingest.EncodeEvent(gen, f, false)
+		return wiretest.EncodeEvent(gen, f, false)
 	}
 	// Mixed on one stream, within one envelope and envelope by envelope.
 	mixed := newRawStream(t, c.addr)
-	if note := mixed.exchange(event(ingest.GenLegacy, "m-old-destroy", false), event(ingest.GenCurrent, "m-new-destroy", false),
-		event(ingest.GenLegacy, "m-old-start", true)); note != "" {
+	if note := mixed.exchange(event(wiretest.GenLegacy, "m-old-destroy", false), event(wiretest.GenCurrent, "m-new-destroy", false),
+		event(wiretest.GenLegacy, "m-old-start", true)); note != "" {
 		t.Fatalf("mixed envelope: %s", note)
 	}
-	if note := mixed.exchange(event(ingest.GenCurrent, "m-new-start", true)); note != "" {
+	if note := mixed.exchange(event(wiretest.GenCurrent, "m-new-start", true)); note != "" {
 		t.Fatal(note)
 	}
 	// One generation per stream, side by side.
 	old, cur := newRawStream(t, c.addr), newRawStream(t, c.addr)
 	for i := range 3 {
-		if note := old.exchange(event(ingest.GenLegacy, "o-"+string(rune('a'+i)), i%2 == 0)); note != "" {
+		if note := old.exchange(event(wiretest.GenLegacy, "o-"+string(rune('a'+i)), i%2 == 0)); note != "" {
 			t.Fatal(note)
 		}
-		if note := cur.exchange(event(ingest.GenCurrent, "c-"+string(rune('a'+i)), i%2 == 0)); note != "" {
+		if note := cur.exchange(event(wiretest.GenCurrent, "c-"+string(rune('a'+i)), i%2 == 0)); note != "" {
 			t.Fatal(note)
 		}
 	}
@@ -205,7 +206,7 @@ func TestRejectionsAreLoggedAndAnAllRejectedAgentStandsOut(t *testing.T) {
 	now := time.Now()
 	// v1.5+ bytes with a v1.4 start_ts_ms at 13: fits neither generation.
 	neither := func(id string) []byte {
-		b := ingest.EncodeEvent(ingest.GenCurrent, ingest.FullEvent(id, now), false)
+		b := wiretest.EncodeEvent(wiretest.GenCurrent, wiretest.FullEvent(id, now), false)
 		return append(b, 0x68, 0x05)
 	}
 	s := newRawStream(t, c.addr)
@@ -226,7 +227,7 @@ func TestRejectionsAreLoggedAndAnAllRejectedAgentStandsOut(t *testing.T) {
 		t.Errorf("want one WARN with peer, host, count and reasons:\n%s", out)
 	}
 	// A valid event: the agent is no longer all rejected.
-	if note := s.exchange(ingest.EncodeEvent(ingest.GenLegacy, ingest.FullEvent("ok", now), false)); note != "" {
+	if note := s.exchange(wiretest.EncodeEvent(wiretest.GenLegacy, wiretest.FullEvent("ok", now), false)); note != "" {
 		t.Fatal(note)
 	}
 	if got := gatherValue(t, reg, "flowlog_streams_all_rejected"); got != 0 {

@@ -286,4 +286,3 @@ func TestIdleCollectorAcksWithoutWaitingForTheFlushInterval(t *testing.T) {
 		t.Fatalf("stored %d flows, want 15", got)
 	}
 }
-

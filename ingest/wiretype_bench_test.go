@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/flowlog/flowlog/internal/wiretest"
 	pb "github.com/flowlog/flowlog/proto/flow"
 )
 
@@ -16,7 +17,7 @@ import (
 func benchEnvelope() []byte {
 	var b []byte
 	for i := range 500 {
-		ev := EncodeEvent(GenCurrent, FullEvent("bench-"+string(rune('a'+i%26)), time.Now()), false)
+		ev := wiretest.EncodeEvent(wiretest.GenCurrent, wiretest.FullEvent("bench-"+string(rune('a'+i%26)), time.Now()), false)
 		b = protowire.AppendBytes(protowire.AppendTag(b, 1, protowire.BytesType), ev)
 	}
 	return b

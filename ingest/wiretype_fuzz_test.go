@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/flowlog/flowlog/internal/wiretest"
 	pb "github.com/flowlog/flowlog/proto/flow"
 )
 
@@ -16,9 +17,9 @@ import (
 // also valid in the other reading (the two can never be confused).
 func FuzzWireGeneration(f *testing.F) {
 	t0 := time.Now()
-	for _, gen := range []string{GenCurrent, GenLegacy} {
-		f.Add(EncodeEvent(gen, FullEvent("f", t0), false))
-		f.Add(EncodeEvent(gen, FullEvent("f", t0), true))
+	for _, gen := range []string{wiretest.GenCurrent, wiretest.GenLegacy} {
+		f.Add(wiretest.EncodeEvent(gen, wiretest.FullEvent("f", t0), false))
+		f.Add(wiretest.EncodeEvent(gen, wiretest.FullEvent("f", t0), true))
 	}
 	f.Add([]byte{0x08, 0x01})
 	f.Fuzz(func(t *testing.T, raw []byte) {
