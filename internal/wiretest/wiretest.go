@@ -5,9 +5,13 @@
 package wiretest
 
 import (
+	"errors"
 	"time"
 
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	pb "github.com/flowlog/flowlog/proto/flow"
 )
@@ -155,4 +159,42 @@ func FullEvent(flowID string, now time.Time) Fields {
 		"start_ts_ms": ms - 5000, "end_ts_ms": ms - 1000, "bytes_sent": uint64(1111), "bytes_recv": uint64(2222),
 		"packets_sent": uint64(33), "packets_recv": uint64(44), "status": uint64(0x19e), "version": ms + 7,
 	}
+}
+
+// Envelope hand-encodes a FlowEnvelope of already encoded events (field 1,
+// in both generations).
+func Envelope(events ...[]byte) []byte {
+	var b []byte
+	for _, e := range events {
+		b = protowire.AppendBytes(protowire.AppendTag(b, 1, protowire.BytesType), e)
+	}
+	return b
+}
+
+// RawMsg is a message sent as the bytes it is (RawCodec).
+type RawMsg []byte
+
+// RawCodec sends RawMsg bytes as they are and anything else as protobuf:
+// a stream opened with grpc.ForceCodecV2(RawCodec{}) sends hand-encoded
+// envelopes and reads the collector's FlowResponses as usual.
+type RawCodec struct{}
+
+var _ encoding.CodecV2 = RawCodec{}
+
+func (RawCodec) Name() string { return "proto" }
+
+func (RawCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if b, ok := v.(RawMsg); ok {
+		return mem.BufferSlice{mem.SliceBuffer(b)}, nil
+	}
+	m, ok := v.(proto.Message)
+	if !ok {
+		return nil, errors.New("not a proto message")
+	}
+	b, err := proto.Marshal(m)
+	return mem.BufferSlice{mem.SliceBuffer(b)}, err
+}
+
+func (RawCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	return proto.Unmarshal(data.Materialize(), v.(proto.Message))
 }
