@@ -15,7 +15,7 @@ web:
 
 ## build: the one binary, bin/flowlog
 build: web
-	$(GO) build -o bin/flowlog ./cmd/flowlog
+	$(GO) build -ldflags "-X github.com/flowlog/flowlog.version=$$(git describe --tags --always --dirty 2>/dev/null || echo devel)" -o bin/flowlog ./cmd/flowlog
 
 ## run: the collector on the embedded engine, data in ./data, loopback only
 run: setup web build
@@ -27,6 +27,9 @@ test: setup web
 	@./scripts/web-test-deps.sh
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 30m ./...
+	# The store's and ingest's suites once more in cluster mode (Distributed
+	# tables and sharding keys, on a one-shard cluster of the embedded engine).
+	FLOWLOG_TEST_LOCAL_CLUSTER=1 $(GO) test -count=1 -timeout 20m ./store/ ./ingest/
 	FUZZTIME=5s ./scripts/fuzz-short.sh
 
 ## proto: regenerate proto/flow/*.pb.go with pinned generators

@@ -118,7 +118,20 @@ type Rejected struct {
 	HostID   string // as claimed by the event, possibly empty
 	Index    int    // position in its envelope
 	Reason   string
+	Class    string // the reason's class (ingest.Reason*: missing_field, bad_type, ...)
 	Event    string // the original event, protobuf JSON
+}
+
+// RejectedFilter selects rejected events. Zero values mean "any".
+type RejectedFilter struct {
+	HostID   string    // as the event claimed it
+	Class    string    // class of the reason (missing_field, bad_type, ...)
+	From, To time.Time // received in [From, To], both inclusive
+}
+
+// RejectedReader lists rejected events, newest first, by page number.
+type RejectedReader interface {
+	Rejected(ctx context.Context, f RejectedFilter, p Page) ([]Rejected, error)
 }
 
 // Flow is the merged view of a flow: its latest version.
@@ -145,9 +158,14 @@ type Filter struct {
 	SrcEntityID string
 	DstEntityID string
 	Protocols   []uint8
-	HostID      string // the reporting host (Netmaker's node_id)
-	Username    string // src or dst is this user
-	State       State
+	HostID      string // the reporting host
+	// Node is Netmaker's node_id: a Netmaker node id or a host id. A flow is
+	// the node's if its host reported it (host_id) or one of its endpoints
+	// is that node (a participant of type node with that id: stock agents
+	// name mesh nodes by their Netmaker node id).
+	Node     string
+	Username string // src or dst is this user
+	State    State
 
 	// Beyond Netmaker's parameters:
 	IP          netip.Prefix // either endpoint inside (an address is a /32 or /128); zero = any

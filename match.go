@@ -14,6 +14,8 @@ import (
 //     nothing).
 //   - From, To: Start in [From, To), compared in milliseconds as stored.
 //   - SrcTypes, DstTypes, Protocols: in the list when the list is not empty.
+//   - Node: HostID equals it, or the source or the destination is a node
+//     whose entity id equals it.
 //   - Username: the source or the destination is a user whose entity id or
 //     name is Username.
 //   - State: active matches START events, finished DESTROY events.
@@ -35,6 +37,9 @@ func (f Filter) Match(e *Event) bool {
 		return false
 	}
 	if f.HostID != "" && e.HostID != f.HostID {
+		return false
+	}
+	if f.Node != "" && e.HostID != f.Node && !isNode(&e.Src, f.Node) && !isNode(&e.Dst, f.Node) {
 		return false
 	}
 	if f.SrcEntityID != "" && e.Src.ID != f.SrcEntityID {
@@ -111,4 +116,8 @@ func prefix16(p netip.Prefix) netip.Prefix {
 		return netip.PrefixFrom(addr16(p.Addr()), p.Bits()+96)
 	}
 	return p
+}
+
+func isNode(p *Participant, id string) bool {
+	return p.Type == ParticipantNode && p.ID == id
 }

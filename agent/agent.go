@@ -32,9 +32,17 @@ type Pipeline struct {
 	Clock enrich.Clock
 	Stats enrich.Stats
 
-	batch  *export.Batcher // nil with Stdout
-	stdout io.Writer       // JSON lines instead of batches
-	one    pb.FlowEvent    // the stdout mode's reusable event
+	// Undelivered, if set, gets back the Destroys of every envelope the
+	// batcher dropped (full spool), so that the source closes those flows
+	// again later (conntrack.Source.Undelivered): a dropped DESTROY must
+	// not leave its flow open at the collector forever.
+	Undelivered func([]conntrack.Flow)
+
+	batch     *export.Batcher  // nil with Stdout
+	stdout    io.Writer        // JSON lines instead of batches
+	one       pb.FlowEvent     // the stdout mode's reusable event
+	destroys  []conntrack.Flow // the Destroys in the open envelope (with Undelivered)
+	dropsSeen uint64           // batch.Dropped when the open envelope began
 }
 
 // NewPipeline batches into b, or prints JSON lines to w when b is nil.
@@ -72,7 +80,8 @@ func (p *Pipeline) Run(ctx context.Context, flows <-chan conntrack.Flow, interva
 	}
 }
 
-// Handle enriches one flow and queues (or prints) its event.
+// Handle enriches one flow and queues (or prints) its event: a New or an
+// Update (counters so far) as a START, a Destroy as a DESTROY.
 func (p *Pipeline) Handle(f *conntrack.Flow) error {
 	ef := enrich.Flow{
 		Destroy: f.Kind == conntrack.Destroy, ID: f.ID, Proto: f.Proto,
@@ -91,7 +100,11 @@ func (p *Pipeline) Handle(f *conntrack.Flow) error {
 		return nil
 	}
 	if p.batch != nil {
+		if p.Undelivered != nil && f.Kind == conntrack.Destroy {
+			p.destroys = append(p.destroys, *f)
+		}
 		p.batch.Commit()
+		p.sealed()
 		return nil
 	}
 	b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(dst)
@@ -105,7 +118,23 @@ func (p *Pipeline) Handle(f *conntrack.Flow) error {
 func (p *Pipeline) flush() {
 	if p.batch != nil {
 		p.batch.Flush()
+		p.sealed()
 	}
+}
+
+// sealed hands the open envelope's Destroys to Undelivered if the batcher
+// has just sealed it and dropped it.
+func (p *Pipeline) sealed() {
+	if p.batch.Len() != 0 {
+		return // still open
+	}
+	if d := p.batch.Dropped.Load(); d != p.dropsSeen {
+		p.dropsSeen = d
+		if p.Undelivered != nil && len(p.destroys) > 0 {
+			p.Undelivered(p.destroys)
+		}
+	}
+	p.destroys = p.destroys[:0]
 }
 
 // versionFile keeps the clock's high-water mark across restarts, so that a

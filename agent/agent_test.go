@@ -13,6 +13,7 @@ import (
 
 	"github.com/flowlog/flowlog/agent/config"
 	"github.com/flowlog/flowlog/agent/conntrack"
+	"github.com/flowlog/flowlog/agent/enrich"
 	"github.com/flowlog/flowlog/agent/export"
 	"github.com/flowlog/flowlog/agent/spool"
 	pb "github.com/flowlog/flowlog/proto/flow"
@@ -133,4 +134,62 @@ func rssKB() int {
 		}
 	}
 	return 0
+}
+
+// A DESTROY in an envelope the full spool dropped goes back to the source
+// (Undelivered), to be closed again by its next resync; one that was
+// spooled does not.
+func TestDroppedDestroysGoBack(t *testing.T) {
+	cfg, err := config.Parse("bench.yaml", []byte(benchConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, err := spool.Open(t.TempDir(), spool.Options{MaxBytes: 16 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	b := export.NewBatcher(sp, 3, slog.New(slog.DiscardHandler))
+	p := NewPipeline(cfg, b, nil)
+	var back []conntrack.Flow
+	p.Undelivered = func(fs []conntrack.Flow) { back = append(back, fs...) }
+	flows := synthetic(400)
+	for i := range flows {
+		if err := p.Handle(&flows[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.flush()
+	if b.Dropped.Load() == 0 {
+		t.Fatal("the spool never filled up")
+	}
+	spooled := map[string]bool{}
+	for sp.Stats().Entries > 0 {
+		ent, err := sp.Read(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var env pb.FlowEnvelope
+		if err := proto.Unmarshal(ent.Data, &env); err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range env.Events {
+			if ev.Type == pb.EventType_EVENT_DESTROY {
+				spooled[ev.FlowId] = true
+			}
+		}
+		sp.Ack(ent.Seq)
+	}
+	returned := map[string]bool{}
+	for _, f := range back {
+		id := enrich.FlowID("host-1", f.ID, f.Start)
+		if f.Kind != conntrack.Destroy || spooled[id] || returned[id] {
+			t.Fatalf("handed back %+v: spooled %v, twice %v", f, spooled[id], returned[id])
+		}
+		returned[id] = true
+	}
+	if len(spooled)+len(returned) != len(flows)/2 {
+		t.Fatalf("%d DESTROYs spooled + %d handed back, want %d", len(spooled), len(returned), len(flows)/2)
+	}
+	t.Logf("%d DESTROYs spooled, %d dropped and handed back", len(spooled), len(returned))
 }

@@ -22,7 +22,8 @@ import (
 //   - Everything else (/api/..., /metrics, any other path) needs
 //     `Authorization: Bearer <token>` of a reader: 401 with
 //     `WWW-Authenticate: Bearer` when missing or unknown.
-//   - /metrics needs an admin reader: 403 for a read-only one.
+//   - /metrics and /api/v1/rejected need an admin reader: 403 for a
+//     read-only one.
 //
 // The reader goes into the request's context (ReaderFrom); every endpoint
 // that reads flows bounds its filter to the reader's networks (Server.scope).
@@ -37,8 +38,13 @@ type Access struct {
 const (
 	msgNoToken      = "missing bearer token: send Authorization: Bearer <token> (a reader's token of the collector's --readers file)"
 	msgUnknownToken = "unknown bearer token"
-	msgNotAdmin     = "forbidden: /metrics needs a reader with role admin"
+	msgNotAdmin     = "forbidden: %s needs a reader with role admin (reader %q has role %s)"
 )
+
+// adminPath says whether a (cleaned) path needs an admin reader: the
+// collector's own metrics, and rejected events, which carry no network a
+// reader's scope could bound.
+func adminPath(p string) bool { return p == "/metrics" || p == RejectedPath }
 
 type grantKey struct{}
 
@@ -122,8 +128,8 @@ func (a Access) Handler(next http.Handler) http.Handler {
 			unauthorized(w, `Bearer realm="flowlog", error="invalid_token"`, msgUnknownToken)
 			return
 		}
-		if p == "/metrics" && rd.Role != auth.RoleAdmin {
-			writeAccessError(w, http.StatusForbidden, msgNotAdmin+fmt.Sprintf(" (reader %q has role %s)", rd.Name, rd.Role))
+		if adminPath(p) && rd.Role != auth.RoleAdmin {
+			writeAccessError(w, http.StatusForbidden, fmt.Sprintf(msgNotAdmin, p, rd.Name, rd.Role))
 			return
 		}
 		g := &grant{reader: rd, valid: func() bool {

@@ -156,7 +156,11 @@ func TestAccessTokens(t *testing.T) {
 		// The OpenAPI document is for any reader; metrics for admins.
 		{"/api/v1/openapi.json", "Bearer one-token", want{code: 200}},
 		{"/metrics", "Bearer noc-token", want{code: 200}},
-		{"/metrics", "Bearer one-token", want{403, "", msgNotAdmin + ` (reader "one" has role read)`}},
+		{"/metrics", "Bearer one-token", want{403, "", `forbidden: /metrics needs a reader with role admin (reader "one" has role read)`}},
+		// Rejected events too: they carry no network a scope could bound.
+		{"/api/v1/rejected", "", want{401, `Bearer realm="flowlog"`, msgNoToken}},
+		{"/api/v1/rejected", "Bearer one-token", want{403, "", `forbidden: /api/v1/rejected needs a reader with role admin (reader "one" has role read)`}},
+		{"/api/v1/rejected", "Bearer noc-token", want{code: 501}}, // let through; this test's store lists none
 		// A valid token on an unknown API path: the API's own 404.
 		{"/api/v2/nothing", "Bearer one-token", want{code: 404}},
 	}
@@ -261,13 +265,13 @@ func TestAccessScopesEveryEndpoint(t *testing.T) {
 		}
 		st.filters = nil
 		rec = get(t, h, p+"?network_id=mesh2", "one-token")
-		want := `{"Code":403,"Message":"forbidden: network_id \"mesh2\" is not among this token's networks (mesh1)"}` + "\n"
+		want := `{"Code":403,"Message":"forbidden: network_id \"mesh2\" is not among this token's networks (mesh1)","Response":null}` + "\n"
 		if rec.Code != 403 || rec.Body.String() != want || len(st.filters) != 0 {
 			t.Errorf("%s?network_id=mesh2 as one: %d %s (store asked %d times), want 403 %s", p, rec.Code, rec.Body, len(st.filters), want)
 		}
 		// A bad parameter is still a 400, whoever asks.
-		if rec := get(t, h, p+"?netwrok_id=mesh2", "one-token"); rec.Code != 400 {
-			t.Errorf("%s?netwrok_id: %d", p, rec.Code)
+		if rec := get(t, h, p+"?state=nope", "one-token"); rec.Code != 400 {
+			t.Errorf("%s?state=nope: %d", p, rec.Code)
 		}
 	}
 	for p, want := range counts {

@@ -343,6 +343,9 @@ func (s *Server) aggReady(w http.ResponseWriter, r *http.Request, err error, f *
 
 // failed answers a store error (500, or nothing when the client left) and
 // reports whether there was one.
+// queryLimitMessage answers a read the store stopped for its cost.
+const queryLimitMessage = "the query was stopped by the collector's limits (time, memory or rows read); narrow the time range or the filters, or retry later"
+
 func (s *Server) failed(w http.ResponseWriter, r *http.Request, err error, what string) bool {
 	if err == nil {
 		return false
@@ -353,14 +356,13 @@ func (s *Server) failed(w http.ResponseWriter, r *http.Request, err error, what 
 		return true
 	}
 	switch {
-	case errors.Is(err, flowlog.ErrPageTooDeep):
+	case errors.Is(err, flowlog.ErrPageTooDeep): // our own words: the request's fault
 		s.writeError(w, r, http.StatusBadRequest, err.Error())
-	case errors.Is(err, flowlog.ErrQueryLimit):
+	case errors.Is(err, flowlog.ErrQueryLimit): // the engine's words stay in the log
 		s.log.WarnContext(r.Context(), "query over the store's limits", "err", err, "path", r.URL.Path, "query", r.URL.RawQuery)
-		s.writeError(w, r, http.StatusServiceUnavailable, "error fetching "+what+": "+err.Error())
+		s.writeError(w, r, http.StatusServiceUnavailable, "error fetching "+what+": "+queryLimitMessage)
 	default:
-		s.log.ErrorContext(r.Context(), "fetching "+what, "err", err, "path", r.URL.Path, "query", r.URL.RawQuery)
-		s.writeError(w, r, http.StatusInternalServerError, "error fetching "+what+": "+err.Error())
+		s.internalError(w, r, http.StatusInternalServerError, "internal error fetching "+what, err)
 	}
 	return true
 }

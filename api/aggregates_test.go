@@ -357,15 +357,16 @@ func TestAggregatesUnavailable(t *testing.T) {
 	s := New(Deps{Store: &fakeStore{}, Log: discardLog()}) // no Agg
 	for _, p := range []string{"top", "matrix", "timeseries", "active"} {
 		wantBody(t, serve(t, s, "/api/v1/aggregates/"+p), 501,
-			`{"Code":501,"Message":"aggregates are not available: the store does not implement them"}`)
+			`{"Code":501,"Message":"aggregates are not available: the store does not implement them","Response":null}`)
 	}
 }
 
 func TestAggregatesStoreError(t *testing.T) {
 	agg := &fakeAgg{err: errors.New("disk on fire")}
 	for p, what := range map[string]string{"top": "top talkers", "matrix": "traffic matrix", "timeseries": "time series", "active": "active flows"} {
-		wantBody(t, serve(t, aggServer(agg, now0), "/api/v1/aggregates/"+p), 500,
-			`{"Code":500,"Message":"error fetching `+what+`: disk on fire"}`)
+		rec := serve(t, aggServer(agg, now0), "/api/v1/aggregates/"+p)
+		id := rec.Header().Get("X-Request-Id")
+		wantBody(t, rec, 500, `{"Code":500,"Message":"internal error fetching `+what+` (request `+id+`)","Response":null}`)
 	}
 }
 

@@ -22,7 +22,8 @@ type HTTPLimits struct {
 	IdleTimeout    time.Duration // keep-alive connection between requests (default 2m)
 	MaxHeaderBytes int           // request line and headers (default 64 KiB)
 	// Streaming says which requests are long-lived (exempt from
-	// WriteTimeout). Default: the live tail, GET /api/v1/flows/stream.
+	// WriteTimeout). Default: the live tail, GET /api/v1/flows/stream, and
+	// the export, GET /api/v1/flows/export (console.go: a deadline per page).
 	Streaming func(*http.Request) bool
 }
 
@@ -49,7 +50,9 @@ func (l *HTTPLimits) defaults() {
 		l.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
 	if l.Streaming == nil {
-		l.Streaming = func(r *http.Request) bool { return r.URL.Path == "/api/v1/flows/stream" }
+		l.Streaming = func(r *http.Request) bool {
+			return r.URL.Path == "/api/v1/flows/stream" || r.URL.Path == "/api/v1/flows/export"
+		}
 	}
 }
 

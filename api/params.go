@@ -71,35 +71,41 @@ var (
 		noPage: "aggregates have no pages"}
 )
 
-var protocolNames = map[string]uint8{"icmp": 1, "tcp": 6, "udp": 17, "icmpv6": 58}
-
 var stateNames = map[string]flowlog.State{
 	"all":      flowlog.StateAll,
 	"active":   flowlog.StateActive,
 	"finished": flowlog.StateFinished,
 }
 
+// netmakerSingle are Netmaker's own single-valued parameters of
+// /api/v1/flows. For them the endpoint behaves as Netmaker's controller does
+// (pro/controllers/flows.go), which clients and UIs written for Netmaker rely
+// on: the first value counts, page and per_page fall back to their defaults
+// when invalid, per_page is clamped to 1000, to is inclusive, and from after
+// to is an empty answer. Parameters nobody knows are ignored there (UIs add
+// cache busters). Our own parameters stay strict: a bad value is a 400
+// naming it.
+var netmakerSingle = []string{"network_id", "from", "to", "src_entity_id", "dst_entity_id", "node_id", "username", "page", "per_page"}
+
 // ParseFlowsQuery turns the query of /api/v1/flows into a filter and a page.
 // An empty value means the parameter was not given, as in Netmaker, so that
-// forms may send blank fields. Unlike Netmaker, a bad value is an error
-// rather than ignored or clamped: a typo must not silently widen a query.
+// forms may send blank fields.
 func ParseFlowsQuery(q url.Values) (flowlog.Filter, flowlog.Page, error) {
+	q = netmakerLenient(q)
 	p := flowlog.Page{Number: 1, PerPage: defaultPerPage}
 	if err := flowsParams.check(q); err != nil {
 		return flowlog.Filter{}, p, err
 	}
-	f, err := parseFilter(q)
+	f, err := parseFilterFields(q)
 	if err != nil {
 		return f, p, err
 	}
+	if !f.To.IsZero() { // inclusive, at the store's millisecond precision
+		f.To = f.To.Truncate(time.Millisecond).Add(time.Millisecond)
+	}
 	get := getter(q)
-	// page is bounded so that (page-1)*per_page cannot overflow an offset.
-	if p.Number, err = parseInt("page", get("page"), 1, 1, math.MaxInt32); err != nil {
-		return f, p, err
-	}
-	if p.PerPage, err = parseInt("per_page", get("per_page"), defaultPerPage, 1, maxPerPage); err != nil {
-		return f, p, err
-	}
+	p.Number = netmakerInt(get("page"), 1, math.MaxInt32) // bounded so that (page-1)*per_page cannot overflow an offset
+	p.PerPage = netmakerInt(get("per_page"), defaultPerPage, maxPerPage)
 	if c := get("cursor"); c != "" {
 		if get("page") != "" {
 			return f, p, fmt.Errorf("invalid cursor: cannot be combined with page (a cursor already says where the page starts)")
@@ -113,6 +119,37 @@ func ParseFlowsQuery(q url.Values) (flowlog.Filter, flowlog.Page, error) {
 	return f, p, nil
 }
 
+// netmakerLenient is q as /api/v1/flows reads it: unknown parameters
+// dropped, and only the first value of each of Netmaker's single
+// parameters kept.
+func netmakerLenient(q url.Values) url.Values {
+	out := make(url.Values, len(q))
+	for name, vs := range q {
+		switch {
+		case slices.Contains(netmakerSingle, name):
+			out[name] = vs[:1]
+		case slices.Contains(flowsParams.names(), name):
+			out[name] = vs
+		}
+	}
+	return out
+}
+
+// netmakerInt is Netmaker's parseIntOrDefault, clamped to hi: not a
+// number, or not positive, gives def.
+func netmakerInt(s string, def, hi int) int {
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 {
+		return def
+	}
+	return min(n, hi)
+}
+
+// emptyRange says whether f's time range holds nothing (from after to).
+func emptyRange(f flowlog.Filter) bool {
+	return !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To)
+}
+
 // parseStreamQuery parses the query of /api/v1/flows/stream: the filters of
 // /api/v1/flows, no paging.
 func parseStreamQuery(q url.Values) (flowlog.Filter, error) {
@@ -123,8 +160,18 @@ func parseStreamQuery(q url.Values) (flowlog.Filter, error) {
 }
 
 // parseFilter reads the filter parameters present in q; the caller has
-// checked q's names against its endpoint's spec.
+// checked q's names against its endpoint's spec. A from not before to is an
+// error (an aggregate or a tail over nothing is a mistake).
 func parseFilter(q url.Values) (flowlog.Filter, error) {
+	f, err := parseFilterFields(q)
+	if err == nil && emptyRange(f) {
+		err = fmt.Errorf("invalid from %q: must be before to %q", getter(q)("from"), getter(q)("to"))
+	}
+	return f, err
+}
+
+// parseFilterFields is parseFilter without the range check.
+func parseFilterFields(q url.Values) (flowlog.Filter, error) {
 	var (
 		f   flowlog.Filter
 		err error
@@ -134,7 +181,7 @@ func parseFilter(q url.Values) (flowlog.Filter, error) {
 	f.NetworkID = get("network_id")
 	f.SrcEntityID = get("src_entity_id")
 	f.DstEntityID = get("dst_entity_id")
-	f.HostID = get("node_id")
+	f.Node = get("node_id")
 	f.Username = get("username")
 	f.Participant = get("participant")
 
@@ -143,9 +190,6 @@ func parseFilter(q url.Values) (flowlog.Filter, error) {
 	}
 	if f.To, err = parseTime("to", get("to")); err != nil {
 		return f, err
-	}
-	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
-		return f, fmt.Errorf("invalid from %q: must be before to %q", get("from"), get("to"))
 	}
 
 	if f.SrcTypes, err = parseTypes("src_type", listValues(q, "src_type")); err != nil {
@@ -186,14 +230,11 @@ func parseFilter(q url.Values) (flowlog.Filter, error) {
 		return f, err
 	}
 	f.Port = uint16(port)
-	switch d := get("direction"); d {
-	case "":
-	case "ingress":
-		f.Direction = flowlog.DirIngress
-	case "egress":
-		f.Direction = flowlog.DirEgress
-	default:
-		return f, fmt.Errorf("invalid direction %q: must be one of ingress, egress", d)
+	if d := get("direction"); d != "" {
+		var ok bool
+		if f.Direction, ok = flowlog.ParseDirection(d); !ok {
+			return f, fmt.Errorf("invalid direction %q: must be one of ingress, egress", d)
+		}
 	}
 	return f, nil
 }
@@ -270,13 +311,9 @@ func parseTypes(name string, values []string) ([]flowlog.ParticipantType, error)
 func parseProtocols(values []string) ([]uint8, error) {
 	var out []uint8
 	for _, v := range values {
-		n, ok := protocolNames[strings.ToLower(v)]
-		if !ok {
-			u, err := strconv.ParseUint(v, 10, 8)
-			if err != nil {
-				return nil, fmt.Errorf("invalid protocol %q: must be a number 0..255 or one of tcp, udp, icmp, icmpv6", v)
-			}
-			n = uint8(u)
+		n, err := flowlog.ParseProtocol(v)
+		if err != nil {
+			return nil, fmt.Errorf("invalid protocol %q: must be a number 0..255 or one of %s", v, flowlog.ProtocolNameList())
 		}
 		if !slices.Contains(out, n) {
 			out = append(out, n)

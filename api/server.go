@@ -38,11 +38,14 @@ var openAPIDoc []byte
 
 // Deps is what the API serves from.
 type Deps struct {
-	Store flowlog.Store      // required
+	Store Reader             // required
 	Agg   flowlog.Aggregator // nil: the aggregate endpoints answer 501
 	Hub   *tail.Hub          // nil: the live tail answers 501
-	Log   *slog.Logger       // nil: slog.Default()
-	UI    http.Handler       // nil: none; otherwise served for every GET outside /api/ and /healthz
+	// Rejected lists rejected events (/api/v1/rejected, admin readers
+	// only); nil: that endpoint answers 501.
+	Rejected flowlog.RejectedReader
+	Log      *slog.Logger // nil: slog.Default()
+	UI       http.Handler // nil: none; otherwise served for every GET outside /api/ and /healthz
 
 	StreamBuffer int           // events buffered per live-tail client (default DefaultStreamBuffer)
 	Keepalive    time.Duration // between keepalive comments on the live tail (default DefaultKeepalive)
@@ -54,11 +57,19 @@ type Deps struct {
 	MaxTailsPerReader int
 }
 
+// Reader is what the API reads flows from (flowlog.Store is one); the
+// aggregates come from a flowlog.Aggregator.
+type Reader interface {
+	Flows(ctx context.Context, f flowlog.Filter, p flowlog.Page) ([]flowlog.Flow, error)
+	Ping(ctx context.Context) error
+}
+
 // Server is the HTTP API. It holds no state of its own: queries go to the
 // store, live flows come from the hub.
 type Server struct {
-	store     flowlog.Store
+	store     Reader
 	agg       flowlog.Aggregator
+	rejected  flowlog.RejectedReader
 	hub       *tail.Hub
 	log       *slog.Logger
 	mux       *http.ServeMux
@@ -78,7 +89,7 @@ type route struct {
 
 // New returns the API over d.
 func New(d Deps) *Server {
-	s := &Server{store: d.Store, agg: d.Agg, hub: d.Hub, log: d.Log, mux: http.NewServeMux(),
+	s := &Server{store: d.Store, agg: d.Agg, rejected: d.Rejected, hub: d.Hub, log: d.Log, mux: http.NewServeMux(),
 		buffer: d.StreamBuffer, keepalive: d.Keepalive, now: time.Now}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -97,9 +108,11 @@ func New(d Deps) *Server {
 		{"GET", "/api/v1/aggregates/matrix", &matrixParams, s.aggMatrix},
 		{"GET", "/api/v1/aggregates/timeseries", &seriesParams, s.aggSeries},
 		{"GET", "/api/v1/aggregates/active", &activeParams, s.aggActive},
+		{"GET", RejectedPath, &rejectedParams, s.listRejected},
 		{"GET", "/api/v1/openapi.json", nil, s.openAPI},
 		{"GET", "/healthz", nil, s.health},
 	}
+	s.routes = append(s.routes, s.consoleRoutes()...) // console.go
 	for _, rt := range s.routes {
 		s.mux.HandleFunc(rt.method+" "+rt.path, rt.handler)
 	}
@@ -133,8 +146,9 @@ type successResponse struct {
 }
 
 type errorResponse struct {
-	Code    int
-	Message string
+	Code     int
+	Message  string
+	Response any // always null, as in Netmaker's error bodies
 }
 
 // flowsResponse is Netmaker's envelope plus Next, the cursor of the next
@@ -171,6 +185,10 @@ func (s *Server) listFlows(w http.ResponseWriter, r *http.Request) {
 	if !s.scope(w, r, &filter) {
 		return
 	}
+	if emptyRange(filter) { // Netmaker answers from > to with no flows
+		s.writeJSON(w, r, http.StatusOK, flowsResponse{Code: http.StatusOK, Message: flowsMessage, Response: []FlowRow{}})
+		return
+	}
 	flows, err := s.store.Flows(r.Context(), filter, page)
 	if s.failed(w, r, err, "flows") {
 		return
@@ -193,8 +211,10 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
 	defer cancel()
 	if err := s.store.Ping(ctx); err != nil {
-		s.log.WarnContext(r.Context(), "health check failed", "err", err)
-		s.writeJSON(w, r, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": err.Error()})
+		id := requestID()
+		s.log.WarnContext(r.Context(), "health check failed", "request_id", id, "err", err)
+		w.Header().Set("X-Request-Id", id)
+		s.writeJSON(w, r, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": "store not answering (request " + id + ")"})
 		return
 	}
 	s.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ok"})
@@ -218,9 +238,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, code int, ms
 func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, code int, v any) {
 	body, err := json.Marshal(v)
 	if err != nil {
-		s.log.ErrorContext(r.Context(), "encoding response", "err", err)
+		id := requestID()
+		s.log.ErrorContext(r.Context(), "encoding response", "request_id", id, "err", err)
 		code = http.StatusInternalServerError
-		body, _ = json.Marshal(errorResponse{Code: code, Message: "encoding response: " + err.Error()})
+		w.Header().Set("X-Request-Id", id)
+		body, _ = json.Marshal(errorResponse{Code: code, Message: "internal error encoding the response (request " + id + ")"})
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)

@@ -154,13 +154,16 @@ func TestFlowsStoreError(t *testing.T) {
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	rec := serve(t, New(Deps{Store: &fakeStore{err: errors.New("disk on fire")}, Log: log}), "/api/v1/flows?network_id=n1")
-	want := `{"Code":500,"Message":"error fetching flows: disk on fire"}` + "\n"
-	if rec.Code != http.StatusInternalServerError || rec.Body.String() != want {
-		t.Errorf("got %d %q, want 500 %q", rec.Code, rec.Body, want)
+	// The client learns only a request id; the engine's text stays in
+	// the log, under that id, beside the query.
+	id := rec.Header().Get("X-Request-Id")
+	want := `{"Code":500,"Message":"internal error fetching flows (request ` + id + `)","Response":null}` + "\n"
+	if len(id) != 16 || rec.Code != http.StatusInternalServerError || rec.Body.String() != want {
+		t.Errorf("got %d %q (X-Request-Id %q), want 500 %q", rec.Code, rec.Body, id, want)
 	}
 	if l := logs.String(); !strings.Contains(l, "level=ERROR") || !strings.Contains(l, "disk on fire") ||
-		!strings.Contains(l, "network_id=n1") {
-		t.Errorf("log %q lacks the error and the query", l)
+		!strings.Contains(l, "network_id=n1") || !strings.Contains(l, "request_id="+id) {
+		t.Errorf("log %q lacks the error, the query and the request id", l)
 	}
 }
 
@@ -191,7 +194,7 @@ func TestHealthz(t *testing.T) {
 
 	rec = serve(t, New(Deps{Store: &fakeStore{pingErr: errors.New("connection refused")}, Log: discardLog()}), "/healthz")
 	got := decode(t, rec.Body.Bytes())
-	want := map[string]any{"status": "unavailable", "error": "connection refused"}
+	want := map[string]any{"status": "unavailable", "error": "store not answering (request " + rec.Header().Get("X-Request-Id") + ")"}
 	if rec.Code != http.StatusServiceUnavailable || !reflect.DeepEqual(got, want) {
 		t.Errorf("unhealthy: got %d %v, want 503 %v", rec.Code, got, want)
 	}
@@ -251,7 +254,7 @@ func TestUIAndUnknownPaths(t *testing.T) {
 	}
 	for _, h := range []http.Handler{s, New(Deps{Store: &fakeStore{}, Log: discardLog()})} {
 		rec := serve(t, h, "/api/v1/nope?x=1")
-		if want := `{"Code":404,"Message":"no such endpoint: /api/v1/nope (see /api/v1/openapi.json)"}` + "\n"; rec.Code != 404 || rec.Body.String() != want {
+		if want := `{"Code":404,"Message":"no such endpoint: /api/v1/nope (see /api/v1/openapi.json)","Response":null}` + "\n"; rec.Code != 404 || rec.Body.String() != want {
 			t.Errorf("unknown API path: %d %q", rec.Code, rec.Body)
 		}
 		rec = httptest.NewRecorder()

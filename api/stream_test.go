@@ -344,7 +344,7 @@ func TestStreamFilterReachesHub(t *testing.T) {
 
 func TestStreamUnavailable(t *testing.T) {
 	wantBody(t, serve(t, New(Deps{Store: &fakeStore{}, Log: discardLog()}), "/api/v1/flows/stream"), 501,
-		`{"Code":501,"Message":"live tail is not available"}`)
+		`{"Code":501,"Message":"live tail is not available","Response":null}`)
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {

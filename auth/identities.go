@@ -1,6 +1,6 @@
 // Package auth authenticates agents on the collector's gRPC listener and
 // binds each authenticated agent to the host (and networks) it may report
-// for (DESIGN.md pitfall 6: upstream trusts a self-reported host_id).
+// for (docs/design.md pitfall 6: upstream trusts a self-reported host_id).
 //
 // An agent proves who it is with a client certificate verified against
 // --tls-client-ca (mutual TLS) or with a bearer token in the gRPC metadata

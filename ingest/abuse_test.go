@@ -155,7 +155,7 @@ func TestMalformedAndAbusiveMessagesAreRefusedClearly(t *testing.T) {
 	// Wrong wire types inside events reject those events, by index and
 	// reason, and keep them in rejected_events; the valid neighbour is stored.
 	r, err := sendRaw(t, c.addr, envelopeOf(flowIDAsVarint, valid, ipAsFixed))
-	want := "rejected 2 of 3 events: [0] field 2 (flow_id) has wire type varint, want length-delimited; [2] src: field 1 (ip) has wire type fixed32, want length-delimited"
+	want := "rejected 2 of 3 events: [0] fits neither wire generation: as v1.5+ field 2 (flow_id) has wire type varint, want length-delimited (as v1.4 4 fields mismatch); [2] src: field 1 (ip) has wire type fixed32, want length-delimited"
 	if err != nil || !r.Success || r.Error != want {
 		t.Fatalf("wrong wire types in events: got %+v %v, want success with %q", r, err, want)
 	}

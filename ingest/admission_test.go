@@ -23,6 +23,7 @@ import (
 
 	"github.com/flowlog/flowlog/auth"
 	"github.com/flowlog/flowlog/ingest"
+	"github.com/flowlog/flowlog/internal/testutil"
 	pb "github.com/flowlog/flowlog/proto/flow"
 	"github.com/flowlog/flowlog/store"
 )
@@ -280,7 +281,8 @@ func TestRevokedIdentityEndsOpenStreams(t *testing.T) {
 // address is the one the header carries: streams are capped by it and
 // logged with it; the proxy's own health checks (LOCAL) keep its address.
 func TestProxyProtocolGivesTheAgentsAddress(t *testing.T) {
-	st, err := store.Open(context.Background(), engine, store.Options{Database: t.Name()})
+	testutil.NeedEngine(t)
+	st, err := store.OpenEngine(context.Background(), engine, store.Options{Database: t.Name(), Cluster: cluster})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,6 @@
 package ingest_test
 
-// Authenticated agents (DESIGN.md pitfall 6) over real gRPC, real TLS and
+// Authenticated agents (docs/design.md pitfall 6) over real gRPC, real TLS and
 // the real engine: bearer tokens, mutual TLS, the binding of an identity to
 // its host and networks, and the identities file reloaded at runtime.
 

@@ -82,3 +82,170 @@ func TestCommitterGrowsBatchesThenRefusesWhenOverloaded(t *testing.T) {
 		t.Fatalf("submit after close: %v", err)
 	}
 }
+
+// fakeClock is time that moves only when told to.
+type fakeClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	timers []*fakeTimer
+}
+
+type fakeTimer struct {
+	at            time.Time
+	f             func()
+	stopped, done bool
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) AfterFunc(d time.Duration, f func()) func() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &fakeTimer{at: c.now.Add(d), f: f}
+	c.timers = append(c.timers, t)
+	return func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		was := !t.stopped && !t.done
+		t.stopped = true
+		return was
+	}
+}
+
+// Advance moves time on by d and runs the timers that came due.
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	var due []func()
+	for _, t := range c.timers {
+		if !t.stopped && !t.done && !t.at.After(c.now) {
+			t.done = true
+			due = append(due, t.f)
+		}
+	}
+	c.mu.Unlock()
+	for _, f := range due {
+		f()
+	}
+}
+
+// gateStore holds each insert until the test lets it finish, and tells
+// when one starts and how many rows it carries.
+type gateStore struct {
+	flowlog.Store
+	started chan int // rows of each insert, as it starts
+	release chan struct{}
+}
+
+func newGateStore() *gateStore {
+	return &gateStore{started: make(chan int, 100), release: make(chan struct{})}
+}
+
+func (g *gateStore) Insert(ctx context.Context, b *flowlog.Batch) error {
+	g.started <- len(b.Events)
+	<-g.release
+	return nil
+}
+
+// nextInsert is the row count of the next insert to start.
+func (g *gateStore) nextInsert(t *testing.T) int {
+	t.Helper()
+	select {
+	case n := <-g.started:
+		return n
+	case <-time.After(10 * time.Second):
+		t.Fatal("no insert started")
+		return 0
+	}
+}
+
+// waiting is how many envelopes wait in the batch, not handed to a writer.
+func (c *committer) waiting() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.batch)
+}
+
+func waitDone(t *testing.T, tk *ticket) {
+	t.Helper()
+	select {
+	case <-tk.done:
+		if tk.err != nil {
+			t.Fatal(tk.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ticket never answered")
+	}
+}
+
+func newTestCommitter(st flowlog.Store, o Options) (*committer, *fakeClock) {
+	clk := &fakeClock{now: time.Unix(1_800_000_000, 0)}
+	o.clock = clk
+	o.defaults()
+	c := newCommitter(st, o, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return c, clk
+}
+
+// An idle store commits an envelope at once: the clock never moves, and
+// the flush interval is an hour, yet the envelope is answered.
+func TestIdleStoreCommitsWithoutWaitingForTheInterval(t *testing.T) {
+	g := newGateStore()
+	close(g.release)
+	c, _ := newTestCommitter(g, Options{FlushInterval: time.Hour})
+	defer c.close()
+	for i := 1; i <= 3; i++ { // each one alone: the store is idle again each time
+		tk := newTicket(i)
+		if err := c.submit(tk); err != nil {
+			t.Fatal(err)
+		}
+		if n := g.nextInsert(t); n != i {
+			t.Fatalf("insert of %d rows, want %d", n, i)
+		}
+		waitDone(t, tk)
+	}
+}
+
+// While an insert is in flight, envelopes accumulate and the writer that
+// finishes takes them all in one insert; a second writer joins only when
+// the batch's oldest envelope has waited the interval.
+func TestBatchesGrowOnlyWhileACommitIsInFlight(t *testing.T) {
+	g := newGateStore()
+	c, clk := newTestCommitter(g, Options{FlushInterval: time.Second, Writers: 2})
+	defer func() { close(g.release); c.close() }()
+
+	first := newTicket(1)
+	c.submit(first)
+	if n := g.nextInsert(t); n != 1 {
+		t.Fatalf("first insert: %d rows", n)
+	}
+	second, third := newTicket(2), newTicket(3)
+	c.submit(second)
+	c.submit(third)
+	if n := c.waiting(); n != 2 {
+		t.Fatalf("%d envelopes wait, want 2: an insert is in flight, the interval not reached (a writer is idle)", n)
+	}
+
+	g.release <- struct{}{} // the first insert finishes...
+	waitDone(t, first)
+	if n := g.nextInsert(t); n != 5 { // ...and its writer takes what waited, together
+		t.Fatalf("second insert: %d rows, want 5 (2+3 grown while the first was in flight)", n)
+	}
+	fourth := newTicket(4)
+	c.submit(fourth)
+	if n := c.waiting(); n != 1 {
+		t.Fatalf("%d envelopes wait, want 1: the second insert is in flight", n)
+	}
+	clk.Advance(time.Second) // the fourth waited the interval: the idle writer takes it
+	if n := g.nextInsert(t); n != 4 {
+		t.Fatalf("third insert: %d rows, want 4 (in parallel, after the interval)", n)
+	}
+	g.release <- struct{}{}
+	g.release <- struct{}{}
+	waitDone(t, second)
+	waitDone(t, third)
+	waitDone(t, fourth)
+}

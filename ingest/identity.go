@@ -7,7 +7,7 @@ import (
 
 // checkIdentity binds an event to the stream's authenticated identity: the
 // agent may report only as its own host, and only for the networks its
-// identity allows (DESIGN.md pitfall 6). id nil: the stream was allowed
+// identity allows (docs/design.md pitfall 6). id nil: the stream was allowed
 // without identity, and any event passes. The error is the rejected event's
 // reason.
 func checkIdentity(e flowlog.Event, id *auth.Identity) error {

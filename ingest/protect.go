@@ -17,7 +17,8 @@ package ingest
 //   - keepalive enforcement and server pings, idle-connection and handshake
 //     timeouts, a bound on the size of a stream's headers (metadata);
 //   - a message that is not a FlowEnvelope (undecodable bytes, or a known
-//     field with the wrong wire type) ends the stream with InvalidArgument.
+//     field with the wrong wire type) ends the stream with InvalidArgument
+//     (wireCodec, StreamFlows).
 
 import (
 	"context"
@@ -35,10 +36,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/encoding"
-	encproto "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/keepalive"
-	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 
 	"google.golang.org/protobuf/proto"
@@ -96,8 +94,8 @@ type Protection struct {
 	RejectedBytesRate  float64
 	RejectedBytesBurst int
 
-	// StallTimeout ends a stream whose acks could not be sent for this long
-	// (default 60s; negative: never).
+	// StallTimeout ends a stream whose acks could not be sent for this long;
+	// 0: never (DefaultStallTimeout is a good value).
 	StallTimeout time.Duration
 
 	KeepaliveMinTime  time.Duration // agents may ping this often, no more (default 10s; our agent pings every 30s)
@@ -135,7 +133,6 @@ func (p *Protection) defaults(maxEventsPerEnv, maxMessageBytes int) {
 			*v = d
 		}
 	}
-	dur(&p.StallTimeout, DefaultStallTimeout)
 	dur(&p.KeepaliveMinTime, DefaultKeepaliveMinTime)
 	dur(&p.KeepaliveTime, DefaultKeepaliveTime)
 	dur(&p.KeepaliveTimeout, DefaultKeepaliveTimeout)
@@ -206,10 +203,6 @@ type guard struct {
 	rejectBudget *limiter
 	streams      *admission
 	now          func() time.Time
-	// undecodable holds the decoding error of each envelope the codec could
-	// not decode, until RecvMsg takes it (*pb.FlowEnvelope -> error).
-	undecodable sync.Map
-	badEvents   sync.Map // events with invalid UTF-8, by envelope (envelopeCodec)
 }
 
 func newGuard(o Options, log *slog.Logger) *guard {
@@ -239,49 +232,7 @@ func (g *guard) serverOptions() []grpc.ServerOption {
 		grpc.ConnectionTimeout(g.p.HandshakeTimeout),
 		grpc.MaxHeaderListSize(uint32(min(g.p.MaxHeaderBytes, math.MaxUint32))),
 		grpc.ChainStreamInterceptor(g.watch),
-		grpc.ForceServerCodecV2(envelopeCodec{CodecV2: encoding.GetCodecV2(encproto.Name), undecodable: &g.undecodable, badEvents: &g.badEvents}),
 	}
-}
-
-// envelopeCodec is grpc's proto codec, except for an envelope it cannot
-// decode: grpc would end the stream itself, with Internal ("failed to
-// unmarshal"), as if the collector were at fault. Instead the envelope is
-// left empty, the error is remembered, and RecvMsg ends the stream with
-// InvalidArgument.
-//
-// An envelope that fails only for invalid UTF-8 in some events' strings is
-// decoded event by event instead (utf8.go): those events are remembered by
-// index (badEvents) and rejected alone.
-type envelopeCodec struct {
-	encoding.CodecV2
-	undecodable *sync.Map // *pb.FlowEnvelope -> error
-	badEvents   *sync.Map // *pb.FlowEnvelope -> map[int]error
-}
-
-func (c envelopeCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	err := c.CodecV2.Unmarshal(data, v)
-	env, ok := v.(*pb.FlowEnvelope)
-	if !ok || err == nil {
-		return err
-	}
-	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
-	defer buf.Free()
-	if bad, lerr := decodeEnvelopeLeniently(buf.ReadOnlyData(), env); lerr == nil && len(bad) > 0 {
-		c.badEvents.Store(env, bad)
-		return nil
-	}
-	env.Reset()
-	c.undecodable.Store(env, err)
-	return nil
-}
-
-// takeBadEvents returns the events of env the codec found undecodable (by
-// index, with the reason), and forgets them.
-func (g *guard) takeBadEvents(env *pb.FlowEnvelope) map[int]error {
-	if bad, ok := g.badEvents.LoadAndDelete(env); ok {
-		return bad.(map[int]error)
-	}
-	return nil
 }
 
 // admit applies the rate limit to one envelope of a stream authenticated as
@@ -550,25 +501,17 @@ func (w *watchedStream) sendingFor() time.Duration {
 	return time.Since(time.Unix(0, s))
 }
 
-// RecvMsg ends the stream with InvalidArgument, naming what is wrong, for a
-// message that is not a FlowEnvelope: bytes the codec could not decode, or
-// the envelope's events field with the wrong wire type.
+// RecvMsg counts each envelope as owed an answer and binds a stream
+// without identity to the host its first events claim (admission.go). An
+// envelope that is no envelope (wireEnvelope.err) is the server's to refuse.
 func (w *watchedStream) RecvMsg(m any) error {
 	if err := w.ServerStream.RecvMsg(m); err != nil {
 		return err
 	}
 	w.slot.touch(w.g.now())
 	w.slot.inFlight.Add(1) // every envelope gets one answer
-	if env, ok := m.(*pb.FlowEnvelope); ok {
-		if err, bad := w.g.undecodable.LoadAndDelete(env); bad {
-			w.g.log.Warn("malformed message: ending the stream", "peer", peerOf(w.Context(), w.g.p.TrustedProxies), "host", hostOf(w.Context()), "err", err)
-			return status.Errorf(codes.InvalidArgument, "malformed FlowEnvelope: not decodable as protobuf (%v); ending the stream", err)
-		}
-		if err := checkEnvelopeWireTypes(env); err != nil {
-			w.g.log.Warn("malformed envelope: ending the stream", "peer", peerOf(w.Context(), w.g.p.TrustedProxies), "host", hostOf(w.Context()), "err", err)
-			return status.Errorf(codes.InvalidArgument, "malformed FlowEnvelope: %v; ending the stream", err)
-		}
-		if evs := env.GetEvents(); len(evs) > 0 && w.slot.host == "" {
+	if env, ok := m.(*wireEnvelope); ok && env.err == nil && w.slot.host == "" {
+		if evs := env.env.GetEvents(); len(evs) > 0 {
 			if err := w.g.streams.claim(w.slot, evs[0].GetHostId()); err != nil {
 				w.g.log.Warn("stream refused", "peer", peerOf(w.Context(), w.g.p.TrustedProxies), "claimed_host", evs[0].GetHostId(), "err", status.Convert(err).Message())
 				return err

@@ -98,7 +98,7 @@ func TestRateLimitErrorIsTransient(t *testing.T) {
 func TestProtectionDefaults(t *testing.T) {
 	p := Protection{Rate: 50_000, RateBytes: 1 << 20}
 	p.defaults(10_000, 16<<20)
-	if p.Burst != 100_000 || p.BurstBytes != 16<<20 || p.StallTimeout != DefaultStallTimeout || p.KeepaliveMinTime != DefaultKeepaliveMinTime ||
+	if p.Burst != 100_000 || p.BurstBytes != 16<<20 || p.StallTimeout != 0 || p.KeepaliveMinTime != DefaultKeepaliveMinTime ||
 		p.MaxStreamsPerHost != DefaultMaxStreamsPerHost || p.MaxHeaderBytes != DefaultMaxHeaderBytes {
 		t.Fatalf("defaults: %+v", p)
 	}

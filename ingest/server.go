@@ -1,7 +1,7 @@
 // Package ingest is the collector's gRPC side: netmaker.flow.FlowService.
 // Every envelope is validated, group-committed with other streams' envelopes,
 // and answered with one FlowResponse, in arrival order, once its events are
-// durably stored (see DESIGN.md "Semantics that matter").
+// durably stored (see docs/design.md "Semantics that matter").
 package ingest
 
 import (
@@ -17,6 +17,8 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/encoding"
+	encproto "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -28,8 +30,8 @@ import (
 
 // Options are the ingest knobs; zero values take the defaults below.
 type Options struct {
-	FlushRows         int           // commit when this many rows wait (default 50,000)
-	FlushInterval     time.Duration // or when the oldest waited this long (default 500ms)
+	FlushRows         int           // a second insert runs alongside one in flight when this many rows wait (default 50,000)...
+	FlushInterval     time.Duration // ...or the oldest waited this long (default 500ms); an idle store commits at once
 	MaxPendingRows    int           // beyond this, envelopes get success=false (default 1,000,000)
 	InsertTimeout     time.Duration // one insert may take this long (default 30s)
 	Writers           int           // inserts running in parallel (default 2)
@@ -55,7 +57,20 @@ type Options struct {
 	// Clock, if set, is the time of the stream limits (idle, superseding)
 	// and of received events: tests move it. Default time.Now.
 	Clock func() time.Time
+
+	clock clock // the group commit's time (tests); nil: the real one
 }
+
+// Defaults of Options (the collector's DefaultConfig uses them too).
+const (
+	DefaultFlushRows       = 50_000
+	DefaultFlushInterval   = 500 * time.Millisecond
+	DefaultMaxPendingRows  = 1_000_000
+	DefaultWriters         = 2
+	DefaultMaxEventsPerEnv = 10_000
+	DefaultMaxMessageBytes = 16 << 20
+	DefaultMaxStreams      = 1000
+)
 
 func (o *Options) defaults() {
 	def := func(v *int, d int) {
@@ -63,15 +78,15 @@ func (o *Options) defaults() {
 			*v = d
 		}
 	}
-	def(&o.FlushRows, 50_000)
-	def(&o.MaxPendingRows, 1_000_000)
-	def(&o.MaxEventsPerEnv, 10_000)
-	def(&o.MaxMessageBytes, 16<<20)
-	def(&o.MaxStreams, 1000)
+	def(&o.FlushRows, DefaultFlushRows)
+	def(&o.MaxPendingRows, DefaultMaxPendingRows)
+	def(&o.MaxEventsPerEnv, DefaultMaxEventsPerEnv)
+	def(&o.MaxMessageBytes, DefaultMaxMessageBytes)
+	def(&o.MaxStreams, DefaultMaxStreams)
 	def(&o.InFlightPerStream, 64)
-	def(&o.Writers, 2)
+	def(&o.Writers, DefaultWriters)
 	if o.FlushInterval <= 0 {
-		o.FlushInterval = 500 * time.Millisecond
+		o.FlushInterval = DefaultFlushInterval
 	}
 	if o.InsertTimeout <= 0 {
 		o.InsertTimeout = 30 * time.Second
@@ -96,21 +111,41 @@ type Server struct {
 	now     func() time.Time
 	guard   *guard       // rate limit, stall watch, keepalive (protect.go)
 	backlog backlogWatch // for CommitBacklog (ready.go)
+	// allRejected counts open streams that sent events and had every one
+	// rejected (flowlog_streams_all_rejected): an agent nothing of which
+	// is stored, visible at a glance.
+	allRejected atomic.Int64
+	// speaking counts open streams that sent events of each generation
+	// (flowlog_streams_wire_generation).
+	speaking [3]atomic.Int64
+}
+
+// Inserter is all ingest needs of a store (flowlog.Store is one): Insert
+// writes the batch durably, and is safe to call again with the same rows.
+type Inserter interface {
+	Insert(ctx context.Context, b *flowlog.Batch) error
 }
 
 // New returns a FlowService writing to store.
-func New(store flowlog.Store, o Options, log *slog.Logger) *Server {
+func New(store Inserter, o Options, log *slog.Logger) *Server {
 	o.defaults()
 	s := &Server{opts: o, commit: newCommitter(store, o, log), log: log, drain: make(chan struct{}), now: o.Clock}
 	s.guard = newGuard(o, log)
 	o.Metrics.StreamsOpen.Set(func() float64 { return float64(s.streams.Load()) })
+	o.Metrics.StreamsAllRejected.Set(func() float64 { return float64(s.allRejected.Load()) })
+	o.Metrics.StreamsByGeneration.Set(func() map[string]float64 {
+		return map[string]float64{genCurrent.String(): float64(s.speaking[genCurrent].Load()), genLegacy.String(): float64(s.speaking[genLegacy].Load())}
+	})
 	return s
 }
 
 // GRPCServer returns a grpc.Server with the message-size limit set and this
 // service registered.
 func (s *Server) GRPCServer(extra ...grpc.ServerOption) *grpc.Server {
-	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(s.opts.MaxMessageBytes)}
+	opts := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(s.opts.MaxMessageBytes),
+		grpc.ForceServerCodecV2(wireCodec{encoding.GetCodecV2(encproto.Name)}),
+	}
 	if s.opts.Auth != nil {
 		opts = append(opts, grpc.ChainStreamInterceptor(s.countUnauthenticated, s.opts.Auth.StreamInterceptor()), grpc.ChainUnaryInterceptor(s.opts.Auth.UnaryInterceptor()))
 	}
@@ -156,13 +191,18 @@ func (s *Server) StreamFlows(stream pb.FlowService_StreamFlowsServer) error {
 	sendErr := make(chan error, 1)
 	go func() { sendErr <- s.sendAcks(stream, acks) }()
 
-	recvd := make(chan *pb.FlowEnvelope)
+	recvd := make(chan *wireEnvelope)
 	recvErr := make(chan error, 1)
 	go func() {
 		for {
-			env, err := stream.Recv()
-			if err != nil {
+			env := new(wireEnvelope)
+			if err := stream.RecvMsg(env); err != nil {
 				recvErr <- err
+				return
+			}
+			if env.err != nil {
+				s.log.Warn("malformed message: ending the stream", "peer", peerAddr, "host", hostOf(ctx), "err", env.err)
+				recvErr <- status.Errorf(codes.InvalidArgument, "malformed FlowEnvelope: %v; ending the stream", env.err)
 				return
 			}
 			select {
@@ -174,7 +214,9 @@ func (s *Server) StreamFlows(stream pb.FlowService_StreamFlowsServer) error {
 	}()
 
 	id, _, _ := auth.FromContext(ctx) // nil: not authenticated (allowed)
-	final := s.receive(ctx, peerAddr, id, recvd, recvErr, acks)
+	view := s.newAgentView(peerAddr, id)
+	defer view.end()
+	final := s.receive(ctx, view, id, recvd, recvErr, acks)
 	close(acks)
 	if err := <-sendErr; err != nil {
 		return err
@@ -185,18 +227,19 @@ func (s *Server) StreamFlows(stream pb.FlowService_StreamFlowsServer) error {
 // receive turns envelopes into tickets until the agent closes its side, the
 // stream breaks, a limit is exceeded, or shutdown begins. It returns the
 // stream's final status.
-func (s *Server) receive(ctx context.Context, peerAddr string, id *auth.Identity, recvd <-chan *pb.FlowEnvelope, recvErr <-chan error, acks chan<- *ticket) error {
+func (s *Server) receive(ctx context.Context, view *agentView, id *auth.Identity, recvd <-chan *wireEnvelope, recvErr <-chan error, acks chan<- *ticket) error {
+	peerAddr := view.peer
 	for {
 		select {
-		case env := <-recvd:
-			bad := s.guard.takeBadEvents(env) // events with invalid UTF-8: rejected alone
+		case w := <-recvd:
+			env := w.env
 			if n := len(env.GetEvents()); n > s.opts.MaxEventsPerEnv {
 				s.log.Warn("envelope over the event limit; ending stream", "peer", peerAddr, "events", n, "limit", s.opts.MaxEventsPerEnv)
 				return status.Error(codes.InvalidArgument, flowlog.TooManyEvents(n, s.opts.MaxEventsPerEnv))
 			}
 			t := s.guard.admit(env, id, peerAddr) // per-host rate limit: nil if within it
 			if t == nil {
-				t = s.prepare(env, peerAddr, id, bad)
+				t = s.prepare(w, view, id)
 			}
 			select {
 			case acks <- t: // blocks while InFlightPerStream envelopes await commit
@@ -219,34 +262,48 @@ func (s *Server) receive(ctx context.Context, peerAddr string, id *auth.Identity
 // prepare validates an envelope (and, for an authenticated stream, that each
 // event is the identity's to report) and submits it for commit. A ticket
 // that cannot be submitted is already done, with the reason.
-func (s *Server) prepare(env *pb.FlowEnvelope, peerAddr string, id *auth.Identity, bad map[int]error) *ticket {
+func (s *Server) prepare(w *wireEnvelope, view *agentView, id *auth.Identity) *ticket {
+	peerAddr := view.peer
 	t := &ticket{done: make(chan struct{})}
 	now := s.now()
-	events := env.GetEvents()
+	events := w.env.GetEvents()
 	m := s.opts.Metrics
 	m.EnvelopesReceived.Inc()
 	m.EventsReceived.Add(float64(len(events)))
 	t.events = make([]flowlog.Event, 0, len(events))
+	var byGen [3]int
 	for i, ev := range events {
-		e, err := Convert(ev, now)
+		byGen[w.events[i].gen]++
+		var e flowlog.Event
+		err := w.events[i].reject
+		if err == nil {
+			e, err = Convert(ev, now)
+		}
 		if err == nil {
 			err = checkIdentity(e, id)
 		}
-		if b := bad[i]; b != nil {
-			err = b
-		}
 		if err != nil {
 			m.Rejected(ReasonClass(err))
+			original := originalJSON(ev)
+			if w.events[i].raw != nil {
+				original = undecodedJSON(w.events[i].raw)
+			}
 			t.rejected = append(t.rejected, flowlog.Rejected{
 				Received: now, Peer: peerAddr, HostID: ev.GetHostId(), Index: i,
-				Reason: err.Error(), Event: originalJSON(ev),
+				Reason: err.Error(), Class: ReasonClass(err), Event: original,
 			})
 			continue
 		}
 		t.events = append(t.events, e)
 	}
+	for g, n := range byGen {
+		if n > 0 {
+			m.EventsByGeneration.WithLabelValues(generation(g).String()).Add(float64(n))
+		}
+	}
 	s.guard.keepRejected(t.rejected, id, peerAddr) // bounded, and within the host's budget
 	t.note = rejectNote(t.rejected, len(events))
+	view.saw(w, t) // before submit: the writer clears the ticket once committed
 	if t.rows() == 0 {
 		close(t.done)
 		return t

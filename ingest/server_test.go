@@ -18,31 +18,20 @@ import (
 
 	"github.com/flowlog/flowlog"
 	"github.com/flowlog/flowlog/ingest"
+	"github.com/flowlog/flowlog/internal/testutil"
 	pb "github.com/flowlog/flowlog/proto/flow"
 	"github.com/flowlog/flowlog/store"
-	"github.com/flowlog/flowlog/store/chdb"
 )
 
 // The real engine, shared by the tests of this binary (one directory per
-// process); each test uses its own database.
-var engine *chdb.DB
+// process); each test uses its own database. With
+// FLOWLOG_TEST_CLICKHOUSE_URL set, a ClickHouse server (testutil.OpenEngine).
+var (
+	engine  store.Engine
+	cluster string
+)
 
-func TestMain(m *testing.M) {
-	lib, err := chdb.FindLib("")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	dir, _ := os.MkdirTemp("", "ingest-test-")
-	if engine, err = chdb.Open(lib, dir, 3); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	engine.Close()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testutil.RunWithEngine(m, "", 3, &engine, &cluster)) }
 
 type collector struct {
 	st   *store.Store
@@ -53,11 +42,17 @@ type collector struct {
 
 func start(t *testing.T, o ingest.Options, extra ...grpc.ServerOption) *collector {
 	t.Helper()
-	st, err := store.Open(context.Background(), engine, store.Options{Database: t.Name()})
+	return startLogging(t, o, slog.New(slog.NewTextHandler(io.Discard, nil)), extra...)
+}
+
+// startLogging is start with the collector's logs going to log.
+func startLogging(t *testing.T, o ingest.Options, log *slog.Logger, extra ...grpc.ServerOption) *collector {
+	t.Helper()
+	testutil.NeedEngine(t)
+	st, err := store.OpenEngine(context.Background(), engine, store.Options{Database: t.Name(), Cluster: cluster})
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv := ingest.New(st, o, log)
 	g := srv.GRPCServer(extra...)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -276,3 +271,18 @@ func TestShutdownAnswersWhatWasReceived(t *testing.T) {
 }
 
 var _ flowlog.Store = (*store.Store)(nil)
+
+// An idle collector acks at once: with an hour's flush interval the
+// envelope is still committed and answered (before, it waited the interval).
+func TestIdleCollectorAcksWithoutWaitingForTheFlushInterval(t *testing.T) {
+	c := start(t, ingest.Options{FlushInterval: time.Hour})
+	s := newStreamOn(t, dialConn(t, c.addr))
+	for i := range 3 {
+		if r, err := s.exchange(&pb.FlowEnvelope{Events: events(fmt.Sprintf("idle-%d", i), 5)}); err != nil || !r.Success {
+			t.Fatalf("envelope %d: %+v %v", i, r, err)
+		}
+	}
+	if got := count(t, c.st); got != 15 {
+		t.Fatalf("stored %d flows, want 15", got)
+	}
+}

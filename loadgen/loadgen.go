@@ -32,6 +32,10 @@ type Config struct {
 	Hosts             int     // distinct hosts (default = Streams; stream i reports as host i % Hosts)
 	Participants      int     // distinct participants per network (default 500, at most 60,000)
 	ActiveFraction    float64 // share of flows that only get START (stay open); default 0.1, negative means none
+	// Rate paces each stream to this many events per second (an envelope
+	// every EventsPerEnvelope/Rate seconds), for latency at a light load;
+	// 0: as fast as acks allow (throughput).
+	Rate float64
 }
 
 // maxParticipants keeps generated mesh addresses inside their /16s.
@@ -42,7 +46,7 @@ const maxParticipants = 60_000
 // NewGenerator of one measurement: the default NetworkID differs per call.
 func (c Config) WithDefaults() (Config, error) {
 	if c.Streams < 0 || c.Conns < 0 || c.Events < 0 || c.EventsPerEnvelope < 0 || c.Window < 0 ||
-		c.Hosts < 0 || c.Participants < 0 || c.Duration < 0 {
+		c.Hosts < 0 || c.Participants < 0 || c.Duration < 0 || c.Rate < 0 {
 		return c, errors.New("loadgen: negative setting")
 	}
 	if c.ActiveFraction > 1 {

@@ -213,6 +213,14 @@ func (s *stream) send(ctx context.Context, deadline time.Time, budget *atomic.In
 	var retry []*envelope
 	inFlight := 0
 	stopped := false
+	// Pacing (Config.Rate): the next new envelope is due at nextAt; pace
+	// fires then while the sender waits.
+	var every time.Duration
+	if s.cfg.Rate > 0 {
+		every = time.Duration(float64(s.cfg.EventsPerEnvelope) / s.cfg.Rate * float64(time.Second))
+	}
+	nextAt := time.Now()
+	var pace <-chan time.Time
 	handle := func(c completion) {
 		inFlight--
 		if c.ok {
@@ -237,7 +245,12 @@ func (s *stream) send(ctx context.Context, deadline time.Time, budget *atomic.In
 			switch {
 			case len(retry) > 0:
 				env, retry = retry[0], retry[1:]
+			case !stopped && every > 0 && time.Now().Before(nextAt):
+				if pace == nil {
+					pace = time.After(time.Until(nextAt))
+				}
 			case !stopped:
+				nextAt = nextAt.Add(every)
 				n := s.cfg.EventsPerEnvelope
 				if !deadline.IsZero() && !time.Now().Before(deadline) {
 					n = 0
@@ -272,6 +285,8 @@ func (s *stream) send(ctx context.Context, deadline time.Time, budget *atomic.In
 		select {
 		case c := <-s.done:
 			handle(c)
+		case <-pace:
+			pace = nil
 		case <-s.recvDone:
 			return fmt.Errorf("%w with %d envelopes unanswered", errStreamClosed, inFlight)
 		case <-ctx.Done():

@@ -12,6 +12,8 @@ type Agent struct {
 	ConntrackEvents      *FuncVec // flowlog_agent_conntrack_events_total{kind=new|destroy}
 	ConntrackOverruns    Func     // flowlog_agent_conntrack_overruns_total
 	ConntrackResyncs     Func     // flowlog_agent_conntrack_resyncs_total
+	ConntrackUpdates     Func     // flowlog_agent_conntrack_updates_total
+	StateFlows           *FuncVec // flowlog_agent_state_flows_total{kind=restored|corrupt|redelivered}
 	ConntrackResyncFlows *FuncVec // flowlog_agent_conntrack_resync_flows_total{kind=new|destroy}
 	ConntrackUndecodable Func     // flowlog_agent_conntrack_undecodable_total
 	ConntrackOpenFlows   Func     // flowlog_agent_conntrack_open_flows
@@ -40,13 +42,16 @@ func NewAgent(reg prometheus.Registerer) *Agent {
 		ConntrackEvents: r.funcVec(prometheus.CounterValue, "flowlog_agent_conntrack_events_total",
 			"Conntrack events read from the kernel, by kind (new, destroy).", "kind"),
 		ConntrackResyncFlows: r.funcVec(prometheus.CounterValue, "flowlog_agent_conntrack_resync_flows_total",
-			"Flows a table dump corrected, by kind: new (found only in the dump), destroy (gone without a DESTROY; counters lost).", "kind"),
+			"Flows a table dump corrected, by kind: new (found only in the dump), destroy (gone without a DESTROY: ended unobserved, last known counters).", "kind"),
+		StateFlows: r.funcVec(prometheus.CounterValue, "flowlog_agent_state_flows_total",
+			"The announced-flow set on disk: restored (open flows read back at start), corrupt (damaged records ignored), redelivered (DESTROYs a full spool dropped, closed again).", "kind"),
 		Flows: r.funcVec(prometheus.CounterValue, "flowlog_agent_flows_total",
 			"Conntrack flows by verdict of the config: keep (sent), out_of_scope, drop_protocol, drop_port, drop_cidr.", "verdict"),
 	}
 	r.counterFunc(&a.ConntrackOverruns, "flowlog_agent_conntrack_overruns_total",
 		"Netlink overruns (ENOBUFS): the kernel dropped events for us; each is followed by a resync.")
 	r.counterFunc(&a.ConntrackResyncs, "flowlog_agent_conntrack_resyncs_total", "Conntrack table dumps compared with the open flows.")
+	r.counterFunc(&a.ConntrackUpdates, "flowlog_agent_conntrack_updates_total", "Active-timeout updates: open flows reported again with their counters so far.")
 	r.counterFunc(&a.ConntrackUndecodable, "flowlog_agent_conntrack_undecodable_total", "Conntrack messages skipped because they did not decode.")
 	r.gaugeFunc(&a.ConntrackOpenFlows, "flowlog_agent_conntrack_open_flows", "Flows believed open now.")
 	r.counterFunc(&a.EventsEnqueued, "flowlog_agent_events_enqueued_total", "Events written to the spool.")

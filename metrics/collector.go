@@ -20,6 +20,11 @@ var (
 	// StreamEndings are the reason label of flowlog_streams_ended_total:
 	// streams the collector ended on its own (protection, not errors).
 	StreamEndings = []string{EndedIdle, EndedSuperseded, EndedRevoked}
+	// WireGenerations are the generation label of
+	// flowlog_events_wire_generation_total: the FlowEvent numbering an event
+	// was read in (v1.5+: proto/flow/flow.proto; v1.4: netclient <= v1.4.x),
+	// or neither (rejected).
+	WireGenerations = []string{"v1.5+", "v1.4", "neither"}
 	// StoreOps are the op label of flowlog_store_errors_total.
 	StoreOps = []string{StoreInsert, StoreQuery, StorePing}
 )
@@ -53,6 +58,8 @@ type Collector struct {
 	EventsStored      prometheus.Counter     // flowlog_events_stored_total
 	EventsRejected    *prometheus.CounterVec // flowlog_events_rejected_total{reason}
 	EnvelopesAcked    *prometheus.CounterVec // flowlog_envelopes_acked_total{result}
+	// EventsByGeneration: flowlog_events_wire_generation_total{generation}
+	EventsByGeneration *prometheus.CounterVec
 
 	InsertRows     prometheus.Histogram   // flowlog_insert_batch_rows
 	InsertDuration prometheus.Histogram   // flowlog_insert_duration_seconds
@@ -63,7 +70,13 @@ type Collector struct {
 	StreamsEnded         *prometheus.CounterVec // flowlog_streams_ended_total{reason}
 	StreamsOpen          Func                   // flowlog_streams_open
 	TLSHandshakeFailures prometheus.Counter     // flowlog_tls_handshake_failures_total
-	PendingRows          Func                   // flowlog_rows_pending_commit
+	// StreamsAllRejected: flowlog_streams_all_rejected, open streams whose
+	// every event so far was rejected.
+	StreamsAllRejected Func
+	// StreamsByGeneration: flowlog_streams_wire_generation{generation},
+	// open streams that sent events of each wire generation.
+	StreamsByGeneration *FuncVec
+	PendingRows         Func // flowlog_rows_pending_commit
 
 	TailSubscribers Func // flowlog_tail_subscribers
 	TailEventsLost  Func // flowlog_tail_events_lost_total
@@ -88,6 +101,9 @@ func NewCollector(reg prometheus.Registerer) *Collector {
 		EnvelopesAcked: r.counterVec("flowlog_envelopes_acked_total",
 			"Envelopes answered, by result: success, failed_transient (store unavailable, shutdown; the agent retries), overloaded.",
 			"result", AckResults...),
+		EventsByGeneration: r.counterVec("flowlog_events_wire_generation_total",
+			"Events received, by the wire numbering they were read in: v1.5+ (flow.proto), v1.4 (netclient <= v1.4.x), neither (rejected).",
+			"generation", WireGenerations...),
 		InsertRows: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "flowlog_insert_batch_rows",
 			Help:    "Rows (valid and rejected events) per group-commit insert.",
 			Buckets: prometheus.ExponentialBuckets(1, 4, 11)}), // 1 .. ~1M
@@ -115,6 +131,10 @@ func NewCollector(reg prometheus.Registerer) *Collector {
 	}
 	r.add(c.InsertRows, c.InsertDuration, c.HTTPRequests, c.HTTPDuration)
 	r.gaugeFunc(&c.StreamsOpen, "flowlog_streams_open", "Agent streams open now.")
+	r.gaugeFunc(&c.StreamsAllRejected, "flowlog_streams_all_rejected",
+		"Open agent streams that sent events and had every one rejected (nothing of that agent is stored; see the WARN logs and /api/v1/rejected).")
+	c.StreamsByGeneration = r.funcVec(prometheus.GaugeValue, "flowlog_streams_wire_generation",
+		"Open agent streams that sent events of each wire generation (v1.5+, v1.4); a stream mixing both counts in both.", "generation")
 	r.gaugeFunc(&c.PendingRows, "flowlog_rows_pending_commit",
 		"Rows received and not yet committed or failed (beyond --max-pending-rows envelopes are refused as overloaded).")
 	r.gaugeFunc(&c.TailSubscribers, "flowlog_tail_subscribers", "Live-tail (/api/v1/flows/stream) clients connected now.")

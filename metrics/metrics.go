@@ -14,18 +14,26 @@ package metrics
 
 import (
 	"maps"
+	"runtime"
 	"slices"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/flowlog/flowlog"
 )
 
 // NewRegistry returns a registry with the Go runtime and process collectors
-// registered, for a command's /metrics.
+// and flowlog_build_info registered, for a command's /metrics.
 func NewRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "flowlog_build_info",
+		Help:        "Always 1; the labels say which build is running.",
+		ConstLabels: prometheus.Labels{"version": flowlog.Version(), "goversion": runtime.Version()},
+	}, func() float64 { return 1 }))
 	return reg
 }
 

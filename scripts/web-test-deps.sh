@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the browser test (cmd/flowlog/web_e2e_test.go) needs beyond
+# Installs what the browser test (e2e/web_e2e_test.go) needs beyond
 # web/node_modules (playwright-core, from `npm ci` in web-build.sh): Debian's
 # chromium. Idempotent; does nothing when it is there or when not root (the
 # test then skips, saying why). FLOWLOG_CHROMIUM names another browser.

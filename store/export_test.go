@@ -55,3 +55,19 @@ func StopJobs(s *Store) {
 func RollupQuiet(ctx context.Context, s *Store, quiet time.Duration) (RollupStats, error) {
 	return s.rollup(ctx, quiet)
 }
+
+// SetNow sets the clock of the rollup claims (the lease).
+func SetNow(s *Store, now func() time.Time) { s.now = now }
+
+// Claim claims the recomputation of (day, marked) as the job does.
+func Claim(ctx context.Context, s *Store, day string, marked int64) (bool, error) {
+	return s.claim(ctx, day, marked)
+}
+
+// ClusterDDL is the cluster form of one schema statement.
+var ClusterDDL = clusterDDL
+
+// Poller is Follow's poll, one call at a time.
+func Poller(s *Store, overlap time.Duration) func(context.Context) ([]flowlog.Event, error) {
+	return s.newFollower(overlap).poll
+}

@@ -211,6 +211,10 @@ func dimConds(f flowlog.Filter) []string {
 		}
 	}
 	eq("host_id", f.HostID)
+	if f.Node != "" {
+		c = append(c, fmt.Sprintf("(host_id = %[1]s OR (src_type = 'node' AND src_entity_id = %[1]s) OR (dst_type = 'node' AND dst_entity_id = %[1]s))",
+			quote(f.Node)))
+	}
 	eq("src_entity_id", f.SrcEntityID)
 	eq("dst_entity_id", f.DstEntityID)
 	if len(f.SrcTypes) > 0 {

@@ -182,6 +182,7 @@ type RollupStats struct {
 	Days     int // days recomputed
 	Closed   int // dirty days too old to recompute (raw rows expiring): rollup kept as is
 	Busy     int // dirty days left for later: still being written (background job only)
+	Others   int // dirty days another collector claimed (claim.go)
 	Duration time.Duration
 }
 
@@ -227,6 +228,12 @@ func (s *Store) rollup(ctx context.Context, quiet time.Duration) (RollupStats, e
 		}
 		if quiet > 0 && d.Marked > now.Add(-quiet).UnixNano() && d.Last > now.Add(-rollupMaxSkip).UnixNano() {
 			st.Busy++
+			continue
+		}
+		if mine, err := s.claim(ctx, d.Day, d.Marked); err != nil {
+			return st, err
+		} else if !mine {
+			st.Others++ // another collector recomputes this change of the day
 			continue
 		}
 		gen := s.stamp()

@@ -23,14 +23,14 @@ const flowColumns = "event_type, flow_id, host_id, host_name, network_id, protoc
 	"dst_ip, dst_type, dst_entity_id, dst_entity_name, start_ts, end_ts, " +
 	"bytes_sent, bytes_recv, packets_sent, packets_recv, status, version"
 
-const rejectedColumns = "received_at, peer, host_id, idx, reason, event"
+const rejectedColumns = "received_at, peer, host_id, idx, reason, event, reason_class"
 
 const participantEnum = "Enum8('unspecified' = 0, 'node' = 1, 'user' = 2, 'extclient' = 3, 'egress_route' = 4, 'external' = 5)"
 
 // migrations: append only. Never edit a step that has shipped.
 var migrations = []migration{
 	{1, "flows and rejected_events", []string{
-		// Why this shape (DESIGN.md, pitfalls 1 and 4):
+		// Why this shape (docs/design.md, pitfalls 1 and 4):
 		//  - ReplacingMergeTree(version) with version NOT in the sorting key, so a
 		//    flow's START and DESTROY rows collapse to the higher version, and a
 		//    retried row collapses with its twin;
@@ -147,6 +147,30 @@ var migrations = []migration{
 		`INSERT INTO {db}.rollup_dirty (day, marked)
 		SELECT DISTINCT toDate(start_ts), toUnixTimestamp64Nano(now64(9)) FROM {db}.flows`,
 	}},
+	{3, "several collectors: rollup claims, insertion-time index", []string{
+		// Several collectors share one server: each change of a day is
+		// recomputed by the one whose claim landed (claim.go). The
+		// deduplication window makes a second claim of one round a no-op
+		// (replicated tables deduplicate by default, through Keeper).
+		`CREATE TABLE IF NOT EXISTS {db}.rollup_claims (
+			day Date,
+			marked Int64,
+			owner String,
+			claimed Int64
+		) ENGINE = MergeTree
+		ORDER BY (day, marked)
+		TTL toDateTime(intDiv(claimed, 1000000000)) + toIntervalDay(1)
+		SETTINGS non_replicated_deduplication_window = 10000`,
+		// Store.Follow reads the rows inserted in the last seconds: a minmax
+		// index on inserted_at skips every granule written before (parts
+		// written before this step get it as they are merged).
+		`ALTER TABLE {db}.flows ADD INDEX IF NOT EXISTS inserted_at_minmax inserted_at TYPE minmax GRANULARITY 1`,
+	}},
+	{4, "rejected_events.reason_class", []string{
+		// The class of the reason (ingest.Reason*), so the API can filter
+		// rejected events by kind; rows from before it read 'other'.
+		`ALTER TABLE {db}.rejected_events ADD COLUMN IF NOT EXISTS reason_class LowCardinality(String) DEFAULT 'other'`,
+	}},
 }
 
 // Parts of migration 2, shared by its two rollup tables: never edit them.
@@ -174,13 +198,18 @@ const (
 
 // migrate creates the database and applies the steps not yet recorded.
 func (s *Store) migrate(ctx context.Context) error {
-	if err := s.eng.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+s.db); err != nil {
-		return fmt.Errorf("creating database %s: %w", s.db, err)
-	}
-	if err := s.eng.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+s.db+`.schema_migrations (
+	// A schema already there needs no DDL (cluster.go: restarts need no Keeper).
+	if exists, err := s.hasTable(ctx, "schema_migrations"); err != nil {
+		return err
+	} else if !exists {
+		if err := s.execDDL(ctx, "CREATE DATABASE IF NOT EXISTS "+s.db); err != nil {
+			return fmt.Errorf("creating database %s: %w", s.db, err)
+		}
+		if err := s.execDDL(ctx, `CREATE TABLE IF NOT EXISTS `+s.db+`.schema_migrations (
 		version UInt32, name String, applied_at DateTime DEFAULT now()
 	) ENGINE = ReplacingMergeTree ORDER BY version`); err != nil {
-		return fmt.Errorf("creating schema_migrations: %w", err)
+			return fmt.Errorf("creating schema_migrations: %w", err)
+		}
 	}
 	var rows []struct {
 		V uint32 `json:"v"`
@@ -197,7 +226,7 @@ func (s *Store) migrate(ctx context.Context) error {
 			continue
 		}
 		for _, stmt := range m.stmts {
-			if err := s.eng.Exec(ctx, strings.ReplaceAll(stmt, "{db}", s.db)); err != nil {
+			if err := s.execDDL(ctx, strings.ReplaceAll(stmt, "{db}", s.db)); err != nil {
 				return fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
 			}
 		}
@@ -220,19 +249,20 @@ func (s *Store) applyRetention(ctx context.Context, retention time.Duration) err
 	if secs <= 0 {
 		return fmt.Errorf("retention must be positive, got %s", retention)
 	}
-	for table, col := range map[string]string{"flows": "start_ts", "rejected_events": "received_at"} {
+	for _, tc := range [][2]string{{"flows", "start_ts"}, {"rejected_events", "received_at"}} { // in order: the statements are compared as text
+		table, col := tc[0], tc[1]
 		var rows []struct {
 			E string `json:"engine_full"`
 		}
 		if err := s.queryRows(ctx, fmt.Sprintf("SELECT engine_full FROM system.tables WHERE database = %s AND name = %s",
-			quote(strings.Trim(s.db, "`")), quote(table)), &rows); err != nil {
+			quote(strings.Trim(s.db, "`")), quote(s.storageTable(table))), &rows); err != nil {
 			return err
 		}
 		want := fmt.Sprintf("toIntervalSecond(%d)", secs)
 		if len(rows) == 1 && strings.Contains(rows[0].E, want) {
 			continue
 		}
-		if err := s.eng.Exec(ctx, fmt.Sprintf("ALTER TABLE %s.%s MODIFY TTL toDateTime(%s) + %s SETTINGS materialize_ttl_after_modify = 0",
+		if err := s.execDDL(ctx, fmt.Sprintf("ALTER TABLE %s.%s MODIFY TTL toDateTime(%s) + %s SETTINGS materialize_ttl_after_modify = 0",
 			s.db, table, col, want)); err != nil {
 			return fmt.Errorf("setting retention on %s: %w", table, err)
 		}

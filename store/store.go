@@ -22,8 +22,9 @@ type Engine interface {
 	Exec(ctx context.Context, sql string) error
 	// QueryJSON returns the rows of a SELECT as JSONEachRow lines.
 	QueryJSON(ctx context.Context, sql string) ([]byte, error)
-	// InsertRowBinary inserts rows encoded as RowBinary in the column order given.
-	InsertRowBinary(ctx context.Context, table, columns string, rows []byte) error
+	// Insert inserts data in the given input format (Native for flows,
+	// RowBinary for rejected events) into the columns given, in that order.
+	Insert(ctx context.Context, table, columns, format string, data []byte) error
 	Close() error
 }
 
@@ -48,6 +49,10 @@ type Options struct {
 	// per_page); deeper ones are refused with ErrPageTooDeep, pointing to
 	// cursor paging. Default DefaultMaxOffset; negative: none.
 	MaxOffset int
+	// Cluster names the ClickHouse cluster the schema is created on
+	// (replicated local tables behind Distributed ones, cluster.go); empty:
+	// one server, or the embedded engine.
+	Cluster string
 }
 
 // Defaults of the query limits: far above what an interactive read takes
@@ -65,9 +70,13 @@ const DefaultRetention = 30 * 24 * time.Hour
 // Store implements flowlog.Store on an Engine.
 type Store struct {
 	eng       Engine
-	db        string // quoted database name, ready for SQL
-	buf       sync.Pool
+	db        string    // quoted database name, ready for SQL
+	buf       sync.Pool // *rowBinary, for rejected events
+	blocks    sync.Pool // *flowBlock, for flow events
 	retention time.Duration
+	cluster   string           // Options.Cluster
+	owner     string           // this store among collectors sharing a server (claim.go)
+	now       func() time.Time // rollup claims' clock; tests move it
 
 	clock struct { // see stamp
 		sync.Mutex
@@ -93,17 +102,20 @@ var (
 	_ flowlog.Aggregator = (*Store)(nil)
 )
 
-// Open migrates the schema (idempotent) and applies the retention.
-func Open(ctx context.Context, eng Engine, o Options) (*Store, error) {
+// OpenEngine opens the flowlog schema on an engine already open: it
+// migrates the schema (idempotent) and applies the retention. Open picks and
+// opens the engine from a Config.
+func OpenEngine(ctx context.Context, eng Engine, o Options) (*Store, error) {
 	if o.Database == "" {
 		o.Database = "flowlog"
 	}
 	if o.Retention == 0 {
 		o.Retention = DefaultRetention
 	}
-	s := &Store{eng: eng, db: ident(o.Database), retention: o.Retention, slack: rollupClockSlack, stop: make(chan struct{})}
+	s := &Store{eng: eng, db: ident(o.Database), retention: o.Retention, cluster: o.Cluster, owner: newOwner(), now: time.Now, slack: rollupClockSlack, stop: make(chan struct{})}
 	s.readSettings, s.maxOffset = o.limits()
 	s.buf.New = func() any { return &rowBinary{} }
+	s.blocks.New = func() any { return newFlowBlock() }
 	if err := s.migrate(ctx); err != nil {
 		return nil, err
 	}
@@ -129,13 +141,14 @@ func Open(ctx context.Context, eng Engine, o Options) (*Store, error) {
 // (ReplacingMergeTree keys), so a failure in either is safe to retry whole.
 func (s *Store) Insert(ctx context.Context, b *flowlog.Batch) error {
 	ctx = flowlog.IngestContext(ctx) // on the engine's capacity reserved for the ingest
-	w := s.buf.Get().(*rowBinary)
-	defer func() { w.b = w.b[:0]; s.buf.Put(w) }()
 	if len(b.Events) > 0 {
-		for i := range b.Events {
-			w.event(&b.Events[i])
+		blk := s.blocks.Get().(*flowBlock)
+		data, err := blk.encode(b.Events)
+		if err == nil {
+			err = s.eng.Insert(ctx, s.db+".flows", flowColumns, "Native", data)
 		}
-		if err := s.eng.InsertRowBinary(ctx, s.db+".flows", flowColumns, w.b); err != nil {
+		s.blocks.Put(blk)
+		if err != nil {
 			return fmt.Errorf("inserting %d flow events: %w", len(b.Events), err)
 		}
 		// After the rows, before returning (and so before any ack): the
@@ -145,11 +158,14 @@ func (s *Store) Insert(ctx context.Context, b *flowlog.Batch) error {
 		}
 	}
 	if len(b.Rejected) > 0 {
-		w.b = w.b[:0]
+		// Rejected events are few and mostly unique strings: RowBinary
+		// costs them nothing worth a second columnar encoder.
+		w := s.buf.Get().(*rowBinary)
+		defer func() { w.b = w.b[:0]; s.buf.Put(w) }()
 		for i := range b.Rejected {
 			w.rejected(&b.Rejected[i])
 		}
-		if err := s.eng.InsertRowBinary(ctx, s.db+".rejected_events", rejectedColumns, w.b); err != nil {
+		if err := s.eng.Insert(ctx, s.db+".rejected_events", rejectedColumns, "RowBinary", w.b); err != nil {
 			return fmt.Errorf("inserting %d rejected events: %w", len(b.Rejected), err)
 		}
 	}

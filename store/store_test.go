@@ -10,45 +10,33 @@ import (
 	"time"
 
 	"github.com/flowlog/flowlog"
+	"github.com/flowlog/flowlog/internal/testutil"
 	"github.com/flowlog/flowlog/store"
-	"github.com/flowlog/flowlog/store/chdb"
 )
 
 // One chDB directory per process: every test here shares it and isolates
-// itself by database name.
-var engine *chdb.DB
+// itself by database name. With FLOWLOG_TEST_CLICKHOUSE_URL set, a
+// ClickHouse server instead (testutil.OpenEngine), in cluster mode with
+// FLOWLOG_TEST_CLICKHOUSE_CLUSTER.
+var (
+	engine  store.Engine
+	cluster string
+)
 
+// FLOWLOG_STORE_TEST_DIR keeps the data between runs (TestQueryCosts then
+// loads its flows once).
 func TestMain(m *testing.M) {
-	lib, err := chdb.FindLib("")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	// FLOWLOG_STORE_TEST_DIR keeps the data between runs (TestQueryCosts
-	// then loads its flows once).
-	dir, keep := os.Getenv("FLOWLOG_STORE_TEST_DIR"), true
-	if dir == "" {
-		dir, _ = os.MkdirTemp("", "store-test-")
-		keep = false
-	}
-	if engine, err = chdb.Open(lib, dir, 2); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	engine.Close()
-	if !keep {
-		os.RemoveAll(dir)
-	}
-	os.Exit(code)
+	os.Exit(testutil.RunWithEngine(m, os.Getenv("FLOWLOG_STORE_TEST_DIR"), 2, &engine, &cluster))
 }
 
 func open(t *testing.T, o store.Options) *store.Store {
 	t.Helper()
+	testutil.NeedEngine(t)
 	if o.Database == "" {
 		o.Database = strings.ReplaceAll(t.Name(), "/", "_")
 	}
-	s, err := store.Open(context.Background(), engine, o)
+	o.Cluster = cluster
+	s, err := store.OpenEngine(context.Background(), engine, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +196,11 @@ func TestOpenIsIdempotentAndAppliesRetention(t *testing.T) {
 	var tables []struct {
 		E string `json:"engine_full"`
 	}
-	if err := s.QueryRows(ctx, "SELECT engine_full FROM system.tables WHERE database = 'reopen' AND name = 'flows'", &tables); err != nil {
+	storage := "flows" // the table holding the parts: in cluster mode, the local one
+	if cluster != "" {
+		storage = "flows_local"
+	}
+	if err := s.QueryRows(ctx, "SELECT engine_full FROM system.tables WHERE database = 'reopen' AND name = '"+storage+"'", &tables); err != nil {
 		t.Fatal(err)
 	}
 	if len(tables) != 1 || !strings.Contains(tables[0].E, "toIntervalSecond(604800)") {

@@ -1,5 +1,5 @@
 // Package web embeds the collector's web page (built from this directory by
-// `make web`: Vite, TypeScript, uPlot, cytoscape) and serves it.
+// `make web`: Vite, TypeScript, uPlot) and serves it.
 //
 // dist/ is the build output. Only dist/README.txt is committed, so that this
 // package compiles before the first front-end build; such a binary answers

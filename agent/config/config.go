@@ -80,9 +80,6 @@ const (
 	PresetICMP = "icmp"
 )
 
-// ProtocolNames are the protocol names the file accepts, with their numbers.
-var ProtocolNames = map[string]uint8{"icmp": 1, "tcp": 6, "udp": 17, "gre": 47, "icmpv6": 58, "sctp": 132}
-
 // maxIDLen is the collector's limit on ids and names (ingest rejects longer).
 const maxIDLen = 256
 
@@ -351,14 +348,10 @@ func (p *parser) drop(c *Config, n *yaml.Node) {
 		c.Drop.Presets = append(c.Drop.Presets, s)
 	})
 	p.eachScalar(p.optionalList(f, "drop", "protocols"), "drop.protocols", func(v *yaml.Node, vp, s string) {
-		proto, ok := ProtocolNames[strings.ToLower(s)]
-		if !ok {
-			u, err := strconv.ParseUint(s, 10, 8)
-			if err != nil {
-				p.errorf(v, vp, "%q is not a protocol: want a name (tcp, udp, icmp, icmpv6, sctp, gre) or a number 0..255", s)
-				return
-			}
-			proto = uint8(u)
+		proto, err := flowlog.ParseProtocol(s)
+		if err != nil {
+			p.errorf(v, vp, "%v", err)
+			return
 		}
 		c.Drop.Protocols = append(c.Drop.Protocols, proto)
 	})

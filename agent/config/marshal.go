@@ -4,6 +4,8 @@ import (
 	"net/netip"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/flowlog/flowlog"
 )
 
 // The file's shape, for Marshal; key order is the documented order.
@@ -80,10 +82,8 @@ func matchString(p netip.Prefix) string {
 }
 
 func protocolValue(p uint8) any {
-	for name, n := range ProtocolNames {
-		if n == p {
-			return name
-		}
+	if name, ok := flowlog.Protocols[p]; ok {
+		return name
 	}
 	return int(p)
 }

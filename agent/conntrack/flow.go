@@ -13,6 +13,9 @@ type Kind uint8
 const (
 	New     Kind = 1
 	Destroy Kind = 2
+	// Update reports an open flow's counters so far (active timeout): it
+	// repeats its New's Start, as a Destroy does.
+	Update Kind = 3
 )
 
 func (k Kind) String() string {
@@ -21,6 +24,8 @@ func (k Kind) String() string {
 		return "new"
 	case Destroy:
 		return "destroy"
+	case Update:
+		return "update"
 	}
 	return "unknown"
 }
@@ -40,8 +45,9 @@ type Flow struct {
 	ICMPType, ICMPCode uint8      // ICMP and ICMPv6
 	Start              time.Time  // kernel start timestamp if known, else when first seen
 	End                time.Time  // Destroy only: kernel stop timestamp if known, else now
-	// Accounting (Destroy only; zero on New and when nf_conntrack_acct was
-	// off when the kernel created the entry).
+	// Accounting: so far on Update and on a New announced from a dump, final
+	// on Destroy; zero on a New read from an event, and when
+	// nf_conntrack_acct was off when the kernel created the entry.
 	OrigBytes, OrigPackets, ReplyBytes, ReplyPackets uint64
 	Status                                           uint32 // conntrack status bits (IPS_*)
 	Zone                                             uint16
@@ -58,8 +64,9 @@ const (
 	protoUDPLite = 136
 )
 
-// fromKernel converts a decoded kernel flow. Start and End are the kernel's
-// timestamps, zero when absent; the source fills them in.
+// fromKernel converts a decoded kernel flow (an event or a dump entry, with
+// its counters). Start and End are the kernel's timestamps, zero when
+// absent; the source fills them in.
 func fromKernel(k Kind, f *ct.Flow) Flow {
 	t := f.TupleOrig
 	out := Flow{
@@ -84,9 +91,9 @@ func fromKernel(k Kind, f *ct.Flow) Flow {
 		if known(f.Timestamp.Stop) {
 			out.End = f.Timestamp.Stop
 		}
-		out.OrigBytes, out.OrigPackets = f.CountersOrig.Bytes, f.CountersOrig.Packets
-		out.ReplyBytes, out.ReplyPackets = f.CountersReply.Bytes, f.CountersReply.Packets
 	}
+	out.OrigBytes, out.OrigPackets = f.CountersOrig.Bytes, f.CountersOrig.Packets
+	out.ReplyBytes, out.ReplyPackets = f.CountersReply.Bytes, f.CountersReply.Packets
 	return out
 }
 

@@ -30,32 +30,35 @@ func (s *Source) resync(ctx context.Context, why int, emit func(Flow) error) (ag
 	for i := range kflows {
 		dump[i] = fromKernel(New, &kflows[i])
 	}
-	destroyed := s.stats.resyncDestroys.Load()
-	starts, _, err := s.tr.resync(dump, func() error {
+	s.takeUndelivered()
+	n, err := s.tr.resync(dump, func() error {
 		a, err := s.drain(ctx, emit)
 		again = again || a
 		return err
 	}, func(f Flow) error {
-		if f.Kind == New {
+		switch f.Kind {
+		case New:
 			s.stats.resyncStarts.Add(1)
+		case Update:
+			s.stats.updates.Add(1)
 		}
 		return emit(f)
 	})
 	s.stats.open.Store(uint64(len(s.tr.open)))
+	s.tr.sync()
 	if err != nil {
 		return false, err
 	}
-	lost := s.stats.resyncDestroys.Load() - destroyed
 	lvl := slog.LevelInfo
 	switch {
-	case lost > 0:
+	case n.destroys > 0:
 		lvl = slog.LevelWarn
-	case why == resyncPeriodic && starts == 0:
+	case why == resyncPeriodic && n.starts == 0:
 		lvl = slog.LevelDebug
 	}
 	s.log.Log(ctx, lvl, "conntrack: resynchronised from table dump",
 		"reason", [...]string{"", "start", "overrun", "periodic"}[why], "entries", len(dump),
-		"missed_starts", starts, "missed_destroys_counters_lost", lost,
+		"missed_starts", n.starts, "ended_unobserved", n.destroys, "updates", n.updates,
 		"open", len(s.tr.open), "took", time.Since(t0).Round(time.Millisecond))
 	return again, nil
 }

@@ -71,13 +71,13 @@ func (s *Source) run(ctx context.Context, emit func(Flow) error) error {
 			if again {
 				why = resyncOverrun
 			}
-			if s.o.ResyncInterval > 0 {
-				next = time.Now().Add(s.o.ResyncInterval)
+			if p := s.resyncPeriod(); p > 0 {
+				next = time.Now().Add(p)
 			}
 			continue
 		}
-		if s.o.ResyncInterval > 0 && next.IsZero() {
-			next = time.Now().Add(s.o.ResyncInterval)
+		if p := s.resyncPeriod(); p > 0 && next.IsZero() {
+			next = time.Now().Add(p)
 		}
 		s.setDeadline(next, false)
 		msgs, err := s.events.Receive()
@@ -97,7 +97,9 @@ func (s *Source) run(ctx context.Context, emit func(Flow) error) error {
 			}
 			continue
 		}
-		if err := s.handle(msgs, emit); err != nil {
+		err = s.handle(msgs, emit)
+		s.tr.sync()
+		if err != nil {
 			return err
 		}
 	}
@@ -164,6 +166,6 @@ func (s *Source) lookupStart(f *ct.Flow) time.Time {
 
 func (s *Source) lost(f Flow) {
 	s.stats.resyncDestroys.Add(1)
-	s.log.Debug("conntrack: flow ended unseen, counters lost", "id", f.ID, "proto", f.Proto,
+	s.log.Debug("conntrack: flow ended unobserved; closing it with its last known counters", "id", f.ID, "proto", f.Proto,
 		"src", f.Src, "dst", f.Dst, "sport", f.SrcPort, "dport", f.DstPort, "start", f.Start)
 }

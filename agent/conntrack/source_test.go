@@ -92,12 +92,12 @@ func TestSourceFlows(t *testing.T) {
 
 func testSourceFlows(t *testing.T, lookup bool) {
 	p := newPair(t)
-	p.sysctl(t, "nf_conntrack_acct", "0")
-	p.sysctl(t, "nf_conntrack_timestamp", "0")
+	p.Sysctl(t, "nf_conntrack_acct", "0")
+	p.Sysctl(t, "nf_conntrack_timestamp", "0")
 
 	s, c, start, stopSource := startSource(t, p, Options{LookupStart: lookup})
 	for _, n := range []string{"nf_conntrack_acct", "nf_conntrack_timestamp"} {
-		if v := p.readSysctl(t, n); v != "1" {
+		if v := p.ReadSysctl(t, n); v != "1" {
 			t.Fatalf("%s = %s after Open, want 1", n, v)
 		}
 	}
@@ -105,7 +105,7 @@ func testSourceFlows(t *testing.T, lookup bool) {
 
 	// TCP: 100,000 bytes up, 5,000 down, closed cleanly by both sides.
 	var ln net.Listener
-	in(t, p.hB, func() (err error) { ln, err = net.Listen("tcp4", p.addrB.String()+":0"); return err })
+	in(t, p.HB, func() (err error) { ln, err = net.Listen("tcp4", p.AddrB.String()+":0"); return err })
 	defer ln.Close()
 	srvPort := uint16(ln.Addr().(*net.TCPAddr).Port)
 	srvErr := make(chan error, 1)
@@ -126,17 +126,17 @@ func testSourceFlows(t *testing.T, lookup bool) {
 		srvErr <- err
 	}()
 	var cl net.Conn
-	in(t, p.hA, func() (err error) { cl, err = net.DialTimeout("tcp4", ln.Addr().String(), 3*time.Second); return err })
+	in(t, p.HA, func() (err error) { cl, err = net.DialTimeout("tcp4", ln.Addr().String(), 3*time.Second); return err })
 	cliPort := uint16(cl.LocalAddr().(*net.TCPAddr).Port)
 	isTCP := func(f Flow) bool {
-		return f.Proto == protoTCP && f.Src == p.addrA && f.Dst == p.addrB && f.DstPort == srvPort && f.SrcPort == cliPort
+		return f.Proto == protoTCP && f.Src == p.AddrA && f.Dst == p.AddrB && f.DstPort == srvPort && f.SrcPort == cliPort
 	}
 	if _, err := cl.Write(make([]byte, tcpUp)); err != nil {
 		t.Fatal(err)
 	}
 	// The kernel's own start for the TCP entry, read while it is open.
 	var kernelStart time.Time
-	qc, err := ct.Dial(&netlink.Config{NetNS: int(p.hA)})
+	qc, err := ct.Dial(&netlink.Config{NetNS: int(p.HA)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,12 +164,12 @@ func testSourceFlows(t *testing.T, lookup bool) {
 
 	// UDP: one datagram each way.
 	var us, uc *net.UDPConn
-	in(t, p.hB, func() (err error) {
-		us, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.addrB, 0)))
+	in(t, p.HB, func() (err error) {
+		us, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.AddrB, 0)))
 		return err
 	})
 	defer us.Close()
-	in(t, p.hA, func() (err error) { uc, err = net.DialUDP("udp4", nil, us.LocalAddr().(*net.UDPAddr)); return err })
+	in(t, p.HA, func() (err error) { uc, err = net.DialUDP("udp4", nil, us.LocalAddr().(*net.UDPAddr)); return err })
 	if _, err := uc.Write(make([]byte, udpUp)); err != nil {
 		t.Fatal(err)
 	}
@@ -189,18 +189,18 @@ func testSourceFlows(t *testing.T, lookup bool) {
 	uc.Close()
 	udpSrc, udpPort := from.Port(), us.LocalAddr().(*net.UDPAddr).Port
 	isUDP := func(f Flow) bool {
-		return f.Proto == protoUDP && f.Src == p.addrA && f.Dst == p.addrB && f.SrcPort == udpSrc && int(f.DstPort) == udpPort
+		return f.Proto == protoUDP && f.Src == p.AddrA && f.Dst == p.AddrB && f.SrcPort == udpSrc && int(f.DstPort) == udpPort
 	}
 
 	// ICMP: one echo request from a raw socket in A.
 	ping(t, p)
 	isICMP := func(f Flow) bool {
-		return f.Proto == protoICMP && f.Src == p.addrA && f.Dst == p.addrB && f.ICMPType == 8 && f.ICMPCode == 0
+		return f.Proto == protoICMP && f.Src == p.AddrA && f.Dst == p.AddrB && f.ICMPType == 8 && f.ICMPCode == 0
 	}
 	trafficDone := time.Now()
 
 	// Entries expire after 1 s; the reaper's dumps then remove them at once.
-	stop := p.reaper(t, 250*time.Millisecond)
+	stop := p.Reaper(t, 250*time.Millisecond)
 	defer stop()
 	matchers := map[string]func(Flow) bool{"tcp": isTCP, "udp": isUDP, "icmp": isICMP}
 	ok := waitFor(15*time.Second, func() bool {
@@ -260,7 +260,7 @@ func testSourceFlows(t *testing.T, lookup bool) {
 	}
 	stopSource()
 	for _, n := range []string{"nf_conntrack_acct", "nf_conntrack_timestamp"} {
-		if v := p.readSysctl(t, n); v != "0" {
+		if v := p.ReadSysctl(t, n); v != "0" {
 			t.Errorf("%s = %s after Close, want 0 restored", n, v)
 		}
 	}
@@ -279,14 +279,14 @@ func between(t *testing.T, what string, got uint64, payload int) {
 func ping(t *testing.T, p *pair) {
 	t.Helper()
 	var fd int
-	in(t, p.hA, func() (err error) { fd, err = unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_ICMP); return err })
+	in(t, p.HA, func() (err error) { fd, err = unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_ICMP); return err })
 	defer unix.Close(fd)
 	msg := make([]byte, 8+32)
 	msg[0] = 8 // echo request
 	binary.BigEndian.PutUint16(msg[4:], 0x4242)
 	binary.BigEndian.PutUint16(msg[6:], 1)
 	binary.BigEndian.PutUint16(msg[2:], icmpChecksum(msg))
-	if err := unix.Sendto(fd, msg, 0, &unix.SockaddrInet4{Addr: p.addrB.As4()}); err != nil {
+	if err := unix.Sendto(fd, msg, 0, &unix.SockaddrInet4{Addr: p.AddrB.As4()}); err != nil {
 		t.Fatal(err)
 	}
 	_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 3})
@@ -322,15 +322,15 @@ func TestSourceOverrun(t *testing.T) {
 	s, c, start, stop := startSource(t, p, Options{ReadBuffer: 4096})
 
 	var us *net.UDPConn
-	in(t, p.hB, func() (err error) {
-		us, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.addrB, 0)))
+	in(t, p.HB, func() (err error) {
+		us, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.AddrB, 0)))
 		return err
 	})
 	defer us.Close()
 	dst := us.LocalAddr().(*net.UDPAddr)
 	const flows = 300
 	ports := make(map[uint16]bool, flows)
-	in(t, p.hA, func() error {
+	in(t, p.HA, func() error {
 		for range flows {
 			uc, err := net.DialUDP("udp4", nil, dst)
 			if err != nil {
@@ -345,7 +345,7 @@ func TestSourceOverrun(t *testing.T) {
 		}
 		return nil
 	})
-	ours := func(f Flow) bool { return f.Proto == protoUDP && f.Src == p.addrA && ports[f.SrcPort] }
+	ours := func(f Flow) bool { return f.Proto == protoUDP && f.Src == p.AddrA && ports[f.SrcPort] }
 	count := func() (news, destroys map[uint16]int) {
 		news, destroys = map[uint16]int{}, map[uint16]int{}
 		for _, f := range c.all() {
@@ -357,7 +357,7 @@ func TestSourceOverrun(t *testing.T) {
 	}
 
 	start()
-	reap := p.reaper(t, 250*time.Millisecond)
+	reap := p.Reaper(t, 250*time.Millisecond)
 	defer reap()
 	if !waitFor(15*time.Second, func() bool { _, d := count(); return len(d) == len(ports) }) {
 		_, d := count()
@@ -409,7 +409,7 @@ func TestInitialSync(t *testing.T) {
 	t.Parallel()
 	p := newPair(t)
 	var ln net.Listener
-	in(t, p.hB, func() (err error) { ln, err = net.Listen("tcp4", p.addrB.String()+":0"); return err })
+	in(t, p.HB, func() (err error) { ln, err = net.Listen("tcp4", p.AddrB.String()+":0"); return err })
 	defer ln.Close()
 	accepted := make(chan net.Conn, 1)
 	go func() {
@@ -418,10 +418,10 @@ func TestInitialSync(t *testing.T) {
 		}
 	}()
 	var cl net.Conn
-	in(t, p.hA, func() (err error) { cl, err = net.DialTimeout("tcp4", ln.Addr().String(), 3*time.Second); return err })
+	in(t, p.HA, func() (err error) { cl, err = net.DialTimeout("tcp4", ln.Addr().String(), 3*time.Second); return err })
 	defer cl.Close()
 	port := uint16(cl.LocalAddr().(*net.TCPAddr).Port)
-	isOurs := func(f Flow) bool { return f.Proto == protoTCP && f.SrcPort == port && f.Src == p.addrA }
+	isOurs := func(f Flow) bool { return f.Proto == protoTCP && f.SrcPort == port && f.Src == p.AddrA }
 
 	s, c, start, stop := startSource(t, p, Options{InitialSync: true, ResyncInterval: 300 * time.Millisecond})
 	start()
@@ -457,7 +457,7 @@ func TestInitialSync(t *testing.T) {
 func TestOpenNamespaceForms(t *testing.T) {
 	t.Parallel()
 	p := newPair(t)
-	p.sysctl(t, "nf_conntrack_timestamp", "0")
+	p.Sysctl(t, "nf_conntrack_timestamp", "0")
 	check := func(o Options) {
 		o.Log = testLog(t)
 		s, err := Open(o)
@@ -465,7 +465,7 @@ func TestOpenNamespaceForms(t *testing.T) {
 			t.Error(err) // not Fatal: may run on another goroutine
 			return
 		}
-		if v := p.readSysctl(t, "nf_conntrack_timestamp"); v != "1" {
+		if v := p.ReadSysctl(t, "nf_conntrack_timestamp"); v != "1" {
 			t.Errorf("%+v: timestamp = %s after Open", o, v)
 		}
 		// Forced past net.core.rmem_max (4 MiB here); the kernel doubles it.
@@ -480,10 +480,10 @@ func TestOpenNamespaceForms(t *testing.T) {
 		if err := s.Close(); err != nil {
 			t.Error(err)
 		}
-		if v := p.readSysctl(t, "nf_conntrack_timestamp"); v != "0" {
+		if v := p.ReadSysctl(t, "nf_conntrack_timestamp"); v != "0" {
 			t.Errorf("%+v: timestamp = %s after Close", o, v)
 		}
 	}
 	check(Options{NetNS: "/var/run/netns/" + p.A})
-	in(t, p.hA, func() error { check(Options{}); return nil })
+	in(t, p.HA, func() error { check(Options{}); return nil })
 }

@@ -3,6 +3,8 @@ package conntrack
 import (
 	"net/netip"
 	"time"
+
+	"github.com/flowlog/flowlog"
 )
 
 // flowKey names one conntrack entry while it lives. The id alone would do
@@ -28,25 +30,39 @@ func keyOf(f *Flow) flowKey {
 }
 
 // openFlow is what the source remembers about a flow between New and
-// Destroy: 16 bytes.
+// Destroy, and what the state file keeps of it across restarts.
 type openFlow struct {
-	start  int64 // Unix ns, exactly as emitted in New
-	status uint32
+	start int64 // Unix ns, exactly as emitted in New
+	// lastReport is when the flow was last announced (New or update), Unix
+	// ns: the next active-timeout update is due from it.
+	lastReport int64
+	// counters are the last known orig bytes, orig packets, reply bytes,
+	// reply packets (from a dump), for a Destroy the kernel never sent.
+	counters [4]uint64
+	status   uint32
 	// kernelStart: start is the kernel's timestamp, not our clock.
 	kernelStart bool
 	// fromDump: announced by a resync, so a NEW event for it still queued
 	// in the socket is a duplicate.
 	fromDump bool
+	// saved: the state file holds it.
+	saved bool
 }
 
-// flow rebuilds the Destroy of an entry that vanished without one.
+// flow rebuilds the Destroy of an entry that vanished without one, with
+// the last counters known.
 func (k flowKey) flow(o openFlow, end time.Time) Flow {
 	return Flow{
 		Kind: Destroy, ID: k.id, Proto: k.proto, Zone: k.zone,
 		Src: netip.AddrFrom16(k.src).Unmap(), Dst: netip.AddrFrom16(k.dst).Unmap(),
 		SrcPort: k.sport, DstPort: k.dport, ICMPType: k.icmpType, ICMPCode: k.icmpCode,
 		Start: time.Unix(0, o.start), End: end, Status: o.status,
+		OrigBytes: o.counters[0], OrigPackets: o.counters[1], ReplyBytes: o.counters[2], ReplyPackets: o.counters[3],
 	}
+}
+
+func countersOf(f *Flow) [4]uint64 {
+	return [4]uint64{f.OrigBytes, f.OrigPackets, f.ReplyBytes, f.ReplyPackets}
 }
 
 // wall drops the monotonic reading and normalises the location, as the
@@ -60,8 +76,49 @@ type tracker struct {
 	open map[flowKey]openFlow
 	now  func() time.Time
 	// lost is called for every Destroy the tracker makes up because the
-	// kernel's was never seen (its counters are lost).
+	// kernel's was never seen (ended unobserved: last known counters).
 	lost func(Flow)
+	// state persists open; nil: not persisted. saved counts the flows of
+	// open it holds.
+	state *stateLog
+	saved int
+	// activeTimeout: a resync emits an Update for every open flow last
+	// reported this long ago (0: never); dueSlack is half the period of
+	// resyncs, so that the update goes out at the resync nearest its due
+	// time rather than always at the one after.
+	activeTimeout, dueSlack time.Duration
+}
+
+// set stores a flow's state in the open set and the state file.
+func (t *tracker) set(k flowKey, o openFlow) {
+	if t.state != nil {
+		was := o.saved
+		o.saved = t.state.put(k, o, t.saved)
+		if o.saved && !was {
+			t.saved++
+		}
+	}
+	t.open[k] = o
+}
+
+// remove forgets a flow, in the state file too.
+func (t *tracker) remove(k flowKey) {
+	o, ok := t.open[k]
+	if !ok {
+		return
+	}
+	delete(t.open, k)
+	if o.saved && t.state != nil {
+		t.state.del(k)
+		t.saved--
+	}
+}
+
+// sync writes out the state file's buffered changes.
+func (t *tracker) sync() {
+	if t.state != nil {
+		t.state.sync(t.open, t.saved)
+	}
 }
 
 func newTracker() *tracker {
@@ -89,12 +146,15 @@ func (t *tracker) onNew(f Flow, emit func(Flow) error) error {
 			return nil
 		}
 		// Same id and tuple again: the earlier entry's DESTROY was lost.
-		delete(t.open, k)
+		t.remove(k)
 		if err := t.emitLost(k.flow(o, time.Time{}), f.Start, emit); err != nil {
 			return err
 		}
 	}
-	t.open[k] = openFlow{start: f.Start.UnixNano(), status: f.Status, kernelStart: kernelStart}
+	// A NEW's counters are zero by contract (ours: a New announces the
+	// flow, updates and the Destroy carry counters).
+	f.OrigBytes, f.OrigPackets, f.ReplyBytes, f.ReplyPackets = 0, 0, 0, 0
+	t.set(k, openFlow{start: f.Start.UnixNano(), lastReport: wall(t.now()).UnixNano(), status: f.Status, kernelStart: kernelStart})
 	return emit(f)
 }
 
@@ -108,7 +168,7 @@ func (t *tracker) onDestroy(f Flow, emit func(Flow) error) error {
 	k := keyOf(&f)
 	if o, ok := t.open[k]; ok {
 		f.Start = time.Unix(0, o.start)
-		delete(t.open, k)
+		t.remove(k)
 	} else if f.Start.IsZero() {
 		// Began before we listened and before timestamps were on: nothing
 		// better to say than "now", which makes it a zero-length flow.
@@ -124,17 +184,23 @@ func (t *tracker) onDestroy(f Flow, emit func(Flow) error) error {
 
 // reconcile compares the open set with a dump of the kernel's table (Start
 // = kernel timestamp or zero). It returns the dumped flows we never saw (to
-// announce as New; Start still zero where the kernel had none) and the open
-// flows absent from the dump (as Destroys without counters, End unset). An
-// entry whose id and tuple match an open flow but that started later is a
-// new incarnation: it is in both lists. reconcile does not change the open
-// set.
-func (t *tracker) reconcile(dump []Flow) (starts, gone []Flow) {
+// announce as New; Start still zero where the kernel had none), the open
+// flows absent from the dump (as Destroys with the last counters known, End
+// unset) and the open flows due for an active-timeout update (as Updates
+// with the dump's counters). An entry whose id and tuple match an open flow
+// but that started later is a new incarnation: it is in the first two
+// lists. reconcile does not change the open set.
+func (t *tracker) reconcile(dump []Flow, now time.Time) (starts, gone, due []Flow) {
 	seen := make(map[flowKey]struct{}, len(dump))
 	for _, f := range dump {
 		k := keyOf(&f)
 		if o, ok := t.open[k]; ok && !laterIncarnation(o, f.Start) {
 			seen[k] = struct{}{}
+			if t.due(o, now) {
+				u := f
+				u.Kind, u.Start = Update, time.Unix(0, o.start)
+				due = append(due, u)
+			}
 			continue
 		}
 		f.Kind = New
@@ -145,7 +211,13 @@ func (t *tracker) reconcile(dump []Flow) (starts, gone []Flow) {
 			gone = append(gone, k.flow(o, time.Time{}))
 		}
 	}
-	return starts, gone
+	return starts, gone, due
+}
+
+// due reports whether an open flow's next active-timeout update is due by
+// now (give or take dueSlack).
+func (t *tracker) due(o openFlow, now time.Time) bool {
+	return t.activeTimeout > 0 && now.Add(t.dueSlack).Sub(time.Unix(0, o.lastReport)) >= t.activeTimeout
 }
 
 // laterIncarnation reports whether a dumped entry that matches an open one
@@ -163,18 +235,18 @@ func laterIncarnation(o openFlow, dumpStart time.Time) bool {
 }
 
 // resync applies a dump to the open set: it announces the flows we missed,
-// lets drain read what the socket still holds (DESTROY events of flows
-// that ended while we were dumping, and the dump itself reaps expired
-// entries), and only then declares the flows still missing as destroyed:
-// their counters are lost.
-func (t *tracker) resync(dump []Flow, drain func() error, emit func(Flow) error) (starts, destroys int, err error) {
-	st, gone := t.reconcile(dump)
+// sends the updates that are due, lets drain read what the socket still
+// holds (DESTROY events of flows that ended while we were dumping, and the
+// dump itself reaps expired entries), and only then declares the flows
+// still missing as destroyed, with the last counters known.
+func (t *tracker) resync(dump []Flow, drain func() error, emit func(Flow) error) (n resyncCounts, err error) {
+	now := wall(t.now())
+	st, gone, due := t.reconcile(dump, now)
 	replaced := make(map[flowKey]bool, len(st))
 	for i := range st {
 		replaced[keyOf(&st[i])] = true
 	}
 	var later []Flow
-	now := wall(t.now())
 	for _, g := range gone {
 		if !replaced[keyOf(&g)] {
 			later = append(later, g)
@@ -183,9 +255,9 @@ func (t *tracker) resync(dump []Flow, drain func() error, emit func(Flow) error)
 		// The old incarnation must end before the new one starts.
 		if t.forget(g) {
 			if err := t.emitLost(g, now, emit); err != nil {
-				return starts, destroys, err
+				return n, err
 			}
-			destroys++
+			n.destroys++
 		}
 	}
 	for _, f := range st {
@@ -194,32 +266,52 @@ func (t *tracker) resync(dump []Flow, drain func() error, emit func(Flow) error)
 			f.Start = now
 		}
 		f.Start = wall(f.Start)
-		t.open[keyOf(&f)] = openFlow{start: f.Start.UnixNano(), status: f.Status, kernelStart: kernelStart, fromDump: true}
+		// Announced late, with the counters so far.
+		t.set(keyOf(&f), openFlow{start: f.Start.UnixNano(), lastReport: now.UnixNano(), counters: countersOf(&f),
+			status: f.Status, kernelStart: kernelStart, fromDump: true})
 		if err := emit(f); err != nil {
-			return starts, destroys, err
+			return n, err
 		}
-		starts++
+		n.starts++
+	}
+	for _, u := range due {
+		if err := emit(u); err != nil {
+			return n, err
+		}
+		// Only counters that went out: a Destroy made up from them never
+		// reports more than the collector was told.
+		k := keyOf(&u)
+		o := t.open[k]
+		o.counters, o.status, o.lastReport = countersOf(&u), u.Status, now.UnixNano()
+		t.set(k, o)
+		n.updates++
 	}
 	if err := drain(); err != nil {
-		return starts, destroys, err
+		return n, err
 	}
 	now = wall(t.now())
 	for _, g := range later {
 		if t.forget(g) {
 			if err := t.emitLost(g, now, emit); err != nil {
-				return starts, destroys, err
+				return n, err
 			}
-			destroys++
+			n.destroys++
 		}
 	}
-	return starts, destroys, nil
+	return n, nil
 }
 
+// resyncCounts is what one resync emitted.
+type resyncCounts struct{ starts, updates, destroys int }
+
+// emitLost emits the made-up Destroy of a flow found gone: it ended
+// unobserved, now at the latest.
 func (t *tracker) emitLost(g Flow, now time.Time, emit func(Flow) error) error {
 	g.End = now
 	if g.End.Before(g.Start) {
 		g.End = g.Start
 	}
+	g.Status |= flowlog.StatusEndedUnobserved
 	t.lost(g)
 	return emit(g)
 }
@@ -232,6 +324,19 @@ func (t *tracker) forget(g Flow) bool {
 	if !ok || o.start != g.Start.UnixNano() {
 		return false
 	}
-	delete(t.open, k)
+	t.remove(k)
 	return true
+}
+
+// reopen puts back a flow whose Destroy was emitted but never delivered
+// (the pipeline dropped it: full spool), so that the next resync, finding
+// it gone, closes it again, with the Destroy's counters. A flow tracked
+// under the same key meanwhile wins.
+func (t *tracker) reopen(f Flow) {
+	k := keyOf(&f)
+	if _, ok := t.open[k]; ok {
+		return
+	}
+	t.set(k, openFlow{start: wall(f.Start).UnixNano(), lastReport: wall(t.now()).UnixNano(), counters: countersOf(&f),
+		status: f.Status, kernelStart: true})
 }

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	ct "github.com/ti-mo/conntrack"
+
+	"github.com/flowlog/flowlog"
 )
 
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
@@ -82,7 +84,7 @@ func TestReconcile(t *testing.T) {
 	_ = tr.onNew(a, emit)
 	_ = tr.onNew(b, emit)
 	c.Start = t0.Add(time.Second)
-	starts, gone := tr.reconcile([]Flow{b, c})
+	starts, gone, _ := tr.reconcile([]Flow{b, c}, t0)
 	if len(starts) != 1 || starts[0].ID != 3 || starts[0].Kind != New {
 		t.Fatalf("starts %+v", starts)
 	}
@@ -101,12 +103,12 @@ func TestReconcileLaterIncarnation(t *testing.T) {
 	_ = tr.onNew(a, emit)
 	same := tcp(1, 1001)
 	same.Start = t0 // kernel start before we read the NEW: same entry
-	if s, g := tr.reconcile([]Flow{same}); len(s)+len(g) != 0 {
+	if s, g, _ := tr.reconcile([]Flow{same}, t0); len(s)+len(g) != 0 {
 		t.Fatalf("same entry seen as new: %v %v", s, g)
 	}
 	later := tcp(1, 1001)
 	later.Start = t0.Add(time.Hour)
-	if s, g := tr.reconcile([]Flow{later}); len(s) != 1 || len(g) != 1 {
+	if s, g, _ := tr.reconcile([]Flow{later}, t0); len(s) != 1 || len(g) != 1 {
 		t.Fatalf("later entry not replaced: %v %v", s, g)
 	}
 }
@@ -136,12 +138,12 @@ func TestResync(t *testing.T) {
 		}
 		return tr.onNew(missed, emit)
 	}
-	starts, destroys, err := tr.resync([]Flow{stays, missed, again}, drain, emit)
+	n, err := tr.resync([]Flow{stays, missed, again}, drain, emit)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if starts != 2 || destroys != 2 || len(lost) != 2 {
-		t.Fatalf("starts %d destroys %d lost %d", starts, destroys, len(lost))
+	if n.starts != 2 || n.destroys != 2 || n.updates != 0 || len(lost) != 2 {
+		t.Fatalf("resync %+v lost %d", n, len(lost))
 	}
 	// Order: replaced ends, then starts, then the drain, then the rest.
 	want := []struct {
@@ -160,7 +162,7 @@ func TestResync(t *testing.T) {
 	if g := (*got)[3]; g.OrigBytes != 99 {
 		t.Fatalf("real destroy lost its counters: %+v", g)
 	}
-	if g := (*got)[4]; !g.Start.Equal(t0) || g.End.IsZero() || g.OrigBytes != 0 {
+	if g := (*got)[4]; !g.Start.Equal(t0) || g.End.IsZero() || g.OrigBytes != 0 || g.Status&flowlog.StatusEndedUnobserved == 0 {
 		t.Fatalf("made-up destroy %+v", g)
 	}
 	if g := (*got)[2]; !g.Start.Equal(again.Start) {
@@ -192,7 +194,7 @@ func TestFromKernel(t *testing.T) {
 	f.Timestamp.Start = time.Unix(0, 0) // an absent start as the library can report it
 	f.CountersOrig.Bytes = 5
 	g := fromKernel(New, &f)
-	if !g.Src.Is4() || g.ICMPType != 8 || g.SrcPort != 0 || !g.Start.IsZero() || g.OrigBytes != 0 {
+	if !g.Src.Is4() || g.ICMPType != 8 || g.SrcPort != 0 || !g.Start.IsZero() || g.OrigBytes != 5 { // a dump entry's counters so far
 		t.Fatalf("new %+v", g)
 	}
 	f.TupleOrig.Proto = ct.ProtoTuple{Protocol: protoSCTP, SourcePort: 1, DestinationPort: 2}

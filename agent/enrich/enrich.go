@@ -5,7 +5,7 @@
 //
 // All address questions are longest-prefix matches in bart tables (a few
 // nanoseconds each, independent of the number of entries), never a scan of
-// CIDRs in map order (DESIGN.md pitfall 5): the most specific entry wins,
+// CIDRs in map order (docs/design.md pitfall 5): the most specific entry wins,
 // whatever the order in the config file.
 //
 // Rules, for the original tuple Src -> Dst (Src initiated the connection):
@@ -24,7 +24,9 @@
 //     through this host), INGRESS otherwise (traffic entering it).
 //   - Counters are the host's view: on EGRESS sent = Orig (initiator ->
 //     responder) and recv = Reply; on INGRESS sent = Reply and recv = Orig.
-//     START events carry zero counters and end_ts_ms = 0.
+//     START events carry end_ts_ms = 0 and the counters so far: zero for a
+//     flow that just began, the running totals in an active-timeout update
+//     (a later START of the same flow, replacing the earlier by version).
 //   - Participants: the most specific participant entry containing the
 //     address; the host's own addresses are a node named after the host
 //     unless a participant entry for exactly that address (/32, /128) says
@@ -57,7 +59,8 @@ type Flow struct {
 	SrcPort, DstPort   uint16
 	ICMPType, ICMPCode uint8
 	Start, End         time.Time // End only on Destroy
-	// orig = initiator -> responder
+	// orig = initiator -> responder; so far on a START (zero when new),
+	// final on a Destroy
 	OrigBytes, OrigPackets, ReplyBytes, ReplyPackets uint64
 	Status                                           uint32
 }
@@ -268,18 +271,16 @@ func (t *Table) Enrich(f *Flow, version int64, dst *pb.FlowEvent) Verdict {
 	t.fill(dst.Src, src)
 	t.fill(dst.Dst, dstIP)
 	dst.StartTsMs = f.Start.UnixMilli()
+	dst.EndTsMs = 0
 	if f.Destroy {
 		dst.EndTsMs = f.End.UnixMilli()
-		if dir == pb.Direction_DIR_EGRESS {
-			dst.BytesSent, dst.BytesRecv = f.OrigBytes, f.ReplyBytes
-			dst.PacketsSent, dst.PacketsRecv = f.OrigPackets, f.ReplyPackets
-		} else {
-			dst.BytesSent, dst.BytesRecv = f.ReplyBytes, f.OrigBytes
-			dst.PacketsSent, dst.PacketsRecv = f.ReplyPackets, f.OrigPackets
-		}
+	}
+	if dir == pb.Direction_DIR_EGRESS {
+		dst.BytesSent, dst.BytesRecv = f.OrigBytes, f.ReplyBytes
+		dst.PacketsSent, dst.PacketsRecv = f.OrigPackets, f.ReplyPackets
 	} else {
-		dst.EndTsMs = 0
-		dst.BytesSent, dst.BytesRecv, dst.PacketsSent, dst.PacketsRecv = 0, 0, 0, 0
+		dst.BytesSent, dst.BytesRecv = f.ReplyBytes, f.OrigBytes
+		dst.PacketsSent, dst.PacketsRecv = f.ReplyPackets, f.OrigPackets
 	}
 	dst.Status = f.Status
 	dst.Version = version

@@ -162,11 +162,12 @@ func ev(destroy bool, netID string, dir pb.Direction, sport, dport uint32, src, 
 	if destroy {
 		e.Type = pb.EventType_EVENT_DESTROY
 		e.EndTsMs = t1.UnixMilli()
-		if dir == egress {
-			e.BytesSent, e.BytesRecv, e.PacketsSent, e.PacketsRecv = 1000, 50000, 10, 40
-		} else {
-			e.BytesSent, e.BytesRecv, e.PacketsSent, e.PacketsRecv = 50000, 1000, 40, 10
-		}
+	}
+	// A START carries the counters so far (an active-timeout update).
+	if dir == egress {
+		e.BytesSent, e.BytesRecv, e.PacketsSent, e.PacketsRecv = 1000, 50000, 10, 40
+	} else {
+		e.BytesSent, e.BytesRecv, e.PacketsSent, e.PacketsRecv = 50000, 1000, 40, 10
 	}
 	return e
 }
@@ -177,7 +178,7 @@ func TestEvent(t *testing.T) {
 	db := p("10.10.0.7", node, "n-7", "db-1")
 
 	icmp := Flow{Proto: 1, ID: 4242, Src: a("10.10.0.5"), Dst: a("10.10.0.7"), SrcPort: 777, DstPort: 888,
-		ICMPType: 8, ICMPCode: 0, Start: t0, Status: 0x18e}
+		ICMPType: 8, ICMPCode: 0, Start: t0, Status: 0x18e, OrigBytes: 1000, OrigPackets: 10, ReplyBytes: 50000, ReplyPackets: 40}
 	icmpWant := ev(false, "mesh1", egress, 0, 0, hostV4, db)
 	icmpWant.Protocol, icmpWant.IcmpType = 1, 8
 

@@ -2,7 +2,7 @@
 // events are batched into envelopes, every envelope is written to the
 // on-disk spool first, and one goroutine owns the gRPC stream, sending from
 // the spool in order and acknowledging spool entries as the collector's
-// in-order answers arrive (DESIGN.md pitfall 5 is what this replaces).
+// in-order answers arrive (docs/design.md pitfall 5 is what this replaces).
 package export
 
 import (

@@ -5,11 +5,14 @@
 package testutil
 
 import (
+	"flag"
+	"fmt"
 	"os"
 	"os/exec"
 	"testing"
 	"time"
 
+	"github.com/flowlog/flowlog/store"
 	"github.com/flowlog/flowlog/store/chdb"
 )
 
@@ -84,6 +87,9 @@ func EngineLib(t testing.TB) string {
 // it returns "" and the reason when the package's engine tests should skip.
 // Under CI a missing engine is reported as an error instead.
 func EngineLibMain() (lib, skip string, err error) {
+	if !flag.Parsed() {
+		flag.Parse() // TestMain runs before the testing flags are parsed
+	}
 	if testing.Short() {
 		return "", "-short: the embedded engine is not used", nil
 	}
@@ -114,4 +120,56 @@ func Tool(t testing.TB, name string) string {
 		need(t, name+" on PATH (make test installs it)")
 	}
 	return p
+}
+
+// engineSkip is why RunWithEngine left the shared engine closed ("" when
+// it is open).
+var engineSkip string
+
+// RunWithEngine is a TestMain body for packages whose tests share one
+// engine (OpenEngine: the embedded one, one data directory per process, or
+// the server of FLOWLOG_TEST_CLICKHOUSE_URL): it opens it in dir (a
+// temporary one, removed afterwards, when dir is "") into *eng, with the
+// cluster the tests must name in store.Options into *cluster, and runs the
+// tests. In -short, or without the engine library outside CI, *eng stays
+// nil and the tests that need it skip through NeedEngine; the others run.
+func RunWithEngine(m *testing.M, dir string, conns int, eng *store.Engine, cluster *string) int {
+	var lib string
+	if os.Getenv(ServerEnv) == "" {
+		var skip string
+		var err error
+		if lib, skip, err = EngineLibMain(); err != nil {
+			fmt.Fprintln(os.Stderr, "the embedded engine is needed (CI is set):", err)
+			return 1
+		}
+		if skip != "" {
+			engineSkip = skip
+			return m.Run()
+		}
+	}
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "flowlog-engine-test-"); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+	}
+	e, c, err := OpenEngine(lib, dir, conns)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer e.Close()
+	*eng, *cluster = e, c
+	return m.Run()
+}
+
+// NeedEngine skips a test of a RunWithEngine package when the shared
+// engine was not opened, saying why.
+func NeedEngine(t testing.TB) {
+	t.Helper()
+	if engineSkip != "" {
+		t.Skip("SKIPPED: " + engineSkip)
+	}
 }

@@ -2,7 +2,7 @@
 // so the binary needs no cgo toolchain and does not fail before main when the
 // library is absent (chdb-go loads it in init() and panics).
 //
-// Facts of the engine this package is built around (measured, DESIGN.md):
+// Facts of the engine this package is built around (measured, docs/design.md):
 //   - one data directory per process: a second path in the same process fails,
 //     several connections to the same path work and run in parallel, one
 //     connection serializes its queries;
@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -314,17 +315,17 @@ func (db *DB) QueryJSON(ctx context.Context, sql string) ([]byte, error) {
 	return db.Query(ctx, sql, "JSONEachRow")
 }
 
-// insertDir is where InsertRowBinary writes its files, inside the data
-// directory.
+// insertDir is where Insert writes its files, inside the data directory.
 func insertDir(dataDir string) string { return filepath.Join(dataDir, "flowlog-inserts") }
 
-// insertPattern names InsertRowBinary's files.
-const insertPattern = "batch-*.rowbinary"
+// insertPrefix begins the names of Insert's files ("batch-*.rowbinary",
+// "batch-*.native").
+const insertPrefix = "batch-"
 
 // removeInsertLeftovers deletes the insert files a killed process left
 // behind (each up to the size of a group commit), which nothing else would.
 func removeInsertLeftovers(dataDir string) error {
-	left, err := filepath.Glob(filepath.Join(insertDir(dataDir), insertPattern))
+	left, err := filepath.Glob(filepath.Join(insertDir(dataDir), insertPrefix+"*"))
 	if err != nil {
 		return err
 	}
@@ -336,25 +337,26 @@ func removeInsertLeftovers(dataDir string) error {
 	return nil
 }
 
-// InsertRowBinary inserts rows encoded as RowBinary. The engine ends inline
-// binary INSERT data at the first blank line, so the rows go through a file
-// (page cache, removed afterwards): FROM INFILE reads it at full speed.
-func (db *DB) InsertRowBinary(ctx context.Context, table, columns string, rows []byte) error {
+// Insert inserts data in an input format (Native, RowBinary). The engine
+// ends inline binary INSERT data at the first blank line, so the data goes
+// through a file (page cache, removed afterwards): FROM INFILE reads it at
+// full speed.
+func (db *DB) Insert(ctx context.Context, table, columns, format string, data []byte) error {
 	dir := insertDir(db.dir)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, insertPattern)
+	f, err := os.CreateTemp(dir, insertPrefix+"*."+strings.ToLower(format))
 	if err != nil {
 		return err
 	}
 	defer os.Remove(f.Name())
-	if _, err := f.Write(rows); err != nil {
+	if _, err := f.Write(data); err != nil {
 		f.Close()
 		return fmt.Errorf("writing insert file: %w", err)
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("writing insert file: %w", err)
 	}
-	return db.Exec(ctx, fmt.Sprintf("INSERT INTO %s (%s) FROM INFILE '%s' FORMAT RowBinary", table, columns, f.Name()))
+	return db.Exec(ctx, fmt.Sprintf("INSERT INTO %s (%s) FROM INFILE '%s' FORMAT %s", table, columns, f.Name(), format))
 }

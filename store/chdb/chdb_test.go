@@ -2,6 +2,7 @@ package chdb
 
 import (
 	"context"
+	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,11 +15,32 @@ import (
 // testDB opens the package's one engine for this test binary.
 var shared *DB
 
+// skipAll is why the engine was not opened ("" when it was). This package
+// cannot use internal/testutil (which imports it), so it repeats its rule:
+// skip visibly in -short and without the library, fail under CI.
+var skipAll string
+
+func need(t *testing.T) {
+	t.Helper()
+	if skipAll != "" {
+		t.Skip("SKIPPED: " + skipAll)
+	}
+}
+
 func TestMain(m *testing.M) {
+	flag.Parse()
 	lib, err := FindLib("")
-	if err != nil {
+	switch {
+	case testing.Short():
+		skipAll = "-short: the embedded engine is not used"
+	case err != nil && os.Getenv("CI") == "":
+		skipAll = "the embedded engine is not installed (run `make setup`): " + err.Error()
+	case err != nil:
 		println(err.Error())
 		os.Exit(1)
+	}
+	if skipAll != "" {
+		os.Exit(m.Run())
 	}
 	dir, _ := os.MkdirTemp("", "chdb-test-")
 	// What a kill -9 during an insert leaves (TestLeftoverInsertFilesRemoved).
@@ -37,6 +59,7 @@ func TestMain(m *testing.M) {
 }
 
 func TestQueryRoundTrip(t *testing.T) {
+	need(t)
 	out, err := shared.Query(context.Background(), "SELECT 1+1 AS x, 'a\x00b' AS s", "JSONEachRow")
 	if err != nil {
 		t.Fatal(err)
@@ -47,6 +70,7 @@ func TestQueryRoundTrip(t *testing.T) {
 }
 
 func TestQueryErrorIsReported(t *testing.T) {
+	need(t)
 	_, err := shared.Query(context.Background(), "SELECT * FROM no_such_table", "JSONEachRow")
 	if err == nil || !strings.Contains(err.Error(), "no_such_table") {
 		t.Fatalf("want error naming the table, got %v", err)
@@ -56,6 +80,7 @@ func TestQueryErrorIsReported(t *testing.T) {
 // After the engine connected, a Go nil dereference must still be a
 // recoverable panic (chDB's own SIGSEGV handler would hang for minutes).
 func TestGoPanicsStillWorkAfterConnect(t *testing.T) {
+	need(t)
 	if _, err := shared.Query(context.Background(), "SELECT 1", "CSV"); err != nil {
 		t.Fatal(err)
 	}
@@ -76,6 +101,7 @@ func TestGoPanicsStillWorkAfterConnect(t *testing.T) {
 }
 
 func TestSecondDirectoryInProcessIsRefused(t *testing.T) {
+	need(t)
 	lib, _ := FindLib("")
 	_, err := Open(lib, t.TempDir(), 1)
 	if err == nil || !strings.Contains(err.Error(), "one data directory per process") {

@@ -104,8 +104,30 @@ export class ApiError extends Error {
   }
 }
 
+// Reachability of the collector, for the page's one error banner: every
+// request reports whether the collector answered (a 4xx is an answer; a
+// network failure or a 5xx is not).
+type StatusListener = (ok: boolean, msg: string) => void;
+let statusListener: StatusListener = () => {};
+export function onStatus(l: StatusListener) {
+  statusListener = l;
+}
+
+// Requests made, by path (the browser test counts the live refreshes).
+export const requestCounts: Record<string, number> = {};
+(globalThis as { flowlogRequests?: Record<string, number> }).flowlogRequests = requestCounts;
+
 async function getJSON<T>(path: string, signal?: AbortSignal): Promise<Envelope<T>> {
-  const resp = await fetch(path, { headers: headers(), signal });
+  const name = path.split("?")[0];
+  requestCounts[name] = (requestCounts[name] ?? 0) + 1;
+  let resp: Response;
+  try {
+    resp = await fetch(path, { headers: headers(), signal });
+  } catch (e) {
+    if (!signal?.aborted) statusListener(false, e instanceof Error ? e.message : String(e));
+    throw e;
+  }
+  statusListener(resp.status < 500, `${name}: ${resp.status} ${resp.statusText}`);
   let body: Envelope<T> | undefined;
   try {
     body = (await resp.json()) as Envelope<T>;
@@ -166,9 +188,142 @@ export async function timeseries(q: URLSearchParams, signal?: AbortSignal): Prom
   return r.Response ?? { step_seconds: 60, points: [] };
 }
 
+export interface Stacked {
+  step_seconds: number;
+  by: string;
+  groups: Array<Totals & { key: string; points: Series["points"] }>;
+}
+
+export async function stacked(q: URLSearchParams, by: string, limit: number, signal?: AbortSignal): Promise<Stacked> {
+  const p = new URLSearchParams(q);
+  p.set("by", by);
+  p.set("limit", String(limit));
+  const r = await getJSON<Stacked>(withQuery("aggregates/stacked", p), signal);
+  return r.Response ?? { step_seconds: 60, by, groups: [] };
+}
+
 export async function activeCount(q: URLSearchParams, signal?: AbortSignal): Promise<number> {
   const r = await getJSON<{ flows: number }>(withQuery("aggregates/active", q), signal);
   return r.Response?.flows ?? 0;
+}
+
+export interface Host {
+  host_id: string;
+  host_name: string;
+  networks: string[];
+  last_report: string;
+  quiet: boolean;
+  events: number;
+  events_per_second: number;
+  flows: number;
+  active: number;
+  bytes: number;
+  rejected: number;
+}
+
+export async function hosts(q: URLSearchParams, signal?: AbortSignal): Promise<Host[]> {
+  return (await getJSON<Host[]>(withQuery("hosts", q), signal)).Response ?? [];
+}
+
+export interface Endpoint extends Entity {
+  ip: string;
+}
+
+export interface NewPair extends Totals {
+  src: Endpoint;
+  dst: Endpoint;
+  dst_port: number;
+  protocol: number;
+  first: string;
+  last: string;
+}
+
+export interface NewPairs {
+  from: string;
+  to: string;
+  baseline_from: string;
+  pairs: NewPair[];
+}
+
+export async function newPairs(q: URLSearchParams, signal?: AbortSignal): Promise<NewPairs> {
+  const r = await getJSON<NewPairs>(withQuery("new", q), signal);
+  return r.Response ?? { from: "", to: "", baseline_from: "", pairs: [] };
+}
+
+export interface Suggestion {
+  field: "participant" | "node_id" | "network_id";
+  value: string;
+  label: string;
+  type?: string;
+  flows: number;
+}
+
+export async function suggest(q: URLSearchParams, signal?: AbortSignal): Promise<Suggestion[]> {
+  return (await getJSON<Suggestion[]>(withQuery("suggest", q), signal)).Response ?? [];
+}
+
+// observations lists the rows of the same connection (the same 5-tuple
+// around the same start) reported by every host. It asks for every
+// observation (observations=all) where the collector documents that
+// parameter, else the plain listing, which lists each host's row.
+let observationsParam: Promise<boolean> | null = null;
+function hasObservationsParam(): Promise<boolean> {
+  observationsParam ??= fetch(`${base}openapi.json`, { headers: headers() })
+    .then((r) => r.json())
+    .then((d) => JSON.stringify(d?.paths?.["/api/v1/flows"]?.get?.parameters ?? []).includes("observations"))
+    .catch(() => false);
+  return observationsParam;
+}
+
+export async function observations(r: FlowRow, signal?: AbortSignal): Promise<FlowRow[]> {
+  const t = new Date(r.start_ts).getTime();
+  const q = new URLSearchParams({
+    network_id: r.network_id,
+    ip: r.dst_ip,
+    protocol: String(r.protocol),
+    from: new Date(t - 5000).toISOString(),
+    to: new Date(t + 5000).toISOString(),
+    per_page: "100",
+  });
+  if (await hasObservationsParam()) q.set("observations", "all");
+  const rows = (await getJSON<FlowRow[]>(withQuery("flows", q), signal)).Response ?? [];
+  const same = (a: FlowRow) =>
+    (a.src_ip === r.src_ip && a.src_port === r.src_port && a.dst_ip === r.dst_ip && a.dst_port === r.dst_port) ||
+    (a.src_ip === r.dst_ip && a.src_port === r.dst_port && a.dst_ip === r.src_ip && a.dst_port === r.src_port);
+  return rows.filter(same);
+}
+
+// exportUrl is the streamed export of the filter q (format csv or jsonl).
+export function exportUrl(q: URLSearchParams, format: "csv" | "jsonl"): string {
+  const p = new URLSearchParams(q);
+  p.set("format", format);
+  return withQuery("flows/export", p);
+}
+
+// download saves the export: a plain link when no token is needed (the
+// browser streams it to disk), else a fetch with the token into a file.
+export async function download(url: string, name: string): Promise<void> {
+  const a = document.createElement("a");
+  a.download = name;
+  if (!getToken()) {
+    a.href = url;
+    a.click();
+    return;
+  }
+  const resp = await fetch(url, { headers: headers({ Accept: "*/*" }) });
+  if (!resp.ok) throw new ApiError(resp.status, `export: ${resp.status} ${resp.statusText}`);
+  a.href = URL.createObjectURL(await resp.blob());
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+}
+
+export async function healthy(): Promise<boolean> {
+  try {
+    const r = await fetch("healthz", { cache: "no-store" });
+    return r.ok;
+  } catch {
+    return false;
+  }
 }
 
 export interface TailHandlers {

@@ -5,13 +5,33 @@
 export const ranges: Record<string, number> = {
   "15m": 15 * 60,
   "1h": 3600,
+  "6h": 6 * 3600,
   "24h": 24 * 3600,
   "7d": 7 * 24 * 3600,
+  "30d": 30 * 24 * 3600,
 };
 export const defaultRange = "1h";
 
 // Text and select fields passed to the API as they are.
-export const fields = ["network_id", "protocol", "state", "ip", "port", "participant", "direction"] as const;
+export const fields = [
+  "network_id",
+  "protocol",
+  "state",
+  "ip",
+  "port",
+  "participant",
+  "direction",
+  "node_id",
+  "src_entity_id",
+  "dst_entity_id",
+] as const;
+// Fields without an input of their own (set by links: a new pair's flows),
+// shown as removable chips.
+export const chipFields: readonly Field[] = ["src_entity_id", "dst_entity_id"];
+
+// The page's views (URL parameter view; "" is the traffic view).
+export const views = ["", "hosts", "new"] as const;
+export type View = (typeof views)[number];
 export type Field = (typeof fields)[number];
 
 export interface Filters {
@@ -21,12 +41,16 @@ export interface Filters {
   to: string;
   // Page size of the flows table from the URL (per_page); 0: the default.
   perPage: number;
+  view: View;
+  // The new-connections view: window and baseline (API durations).
+  window: string;
+  baseline: string;
 }
 
 export function empty(): Filters {
   const values = {} as Record<Field, string>;
   for (const f of fields) values[f] = "";
-  return { values, range: defaultRange, from: "", to: "", perPage: 0 };
+  return { values, range: defaultRange, from: "", to: "", perPage: 0, view: "", window: "", baseline: "" };
 }
 
 export function fromSearch(search: string): Filters {
@@ -43,6 +67,10 @@ export function fromSearch(search: string): Filters {
   }
   const n = Number(p.get("per_page"));
   if (Number.isInteger(n) && n >= 1 && n <= 1000) f.perPage = n;
+  const v = (p.get("view") ?? "") as View;
+  f.view = views.includes(v) ? v : "";
+  f.window = p.get("window") ?? "";
+  f.baseline = p.get("baseline") ?? "";
   return f;
 }
 
@@ -56,6 +84,9 @@ export function toSearch(f: Filters): string {
     p.set("range", f.range);
   }
   if (f.perPage) p.set("per_page", String(f.perPage));
+  if (f.view) p.set("view", f.view);
+  if (f.window) p.set("window", f.window);
+  if (f.baseline) p.set("baseline", f.baseline);
   const s = p.toString();
   return s ? `?${s}` : "";
 }

@@ -1,8 +1,11 @@
-// The flows table: newest first, cursor paging ("Load more"), live upserts.
+// The flows table: newest first, cursor paging ("Load more"), live upserts,
+// sortable columns (the loaded rows; the server pages by start), a click on
+// a row opens its detail.
 
 import type { FlowRow } from "./api";
 import { h } from "./dom";
 import * as fmt from "./format";
+import { portProtocols } from "./domain.gen";
 
 // The table holds at most this many rows; live flows push the oldest out.
 const maxRows = 5000;
@@ -14,6 +17,15 @@ interface Shown {
   tr: HTMLTableRowElement;
 }
 
+export type SortKey = "start" | "duration" | "bytes" | "packets";
+const sortValue: Record<SortKey, (r: FlowRow) => number> = {
+  start: (r) => startOf(r),
+  // An open flow has lasted until now: it sorts as the longest.
+  duration: (r) => (r.active || !fmt.ended(r.end_ts) ? Number.MAX_SAFE_INTEGER : new Date(r.end_ts).getTime() - startOf(r)),
+  bytes: (r) => r.bytes_sent + r.bytes_recv,
+  packets: (r) => r.packets_sent + r.packets_recv,
+};
+
 export class FlowsTable {
   private body: HTMLTableSectionElement;
   private shown = new Map<string, Shown>();
@@ -22,17 +34,59 @@ export class FlowsTable {
   private emptyEl: HTMLElement;
   next = "";
   private trimmed = false;
+  sortKey: SortKey = "start";
+  sortDesc = true;
 
   constructor(
     private root: HTMLElement,
     private onMore: () => void,
     private onPick: Pick,
+    private onOpen: (r: FlowRow) => void,
   ) {
     this.body = root.querySelector("tbody")!;
     this.more = root.querySelector<HTMLButtonElement>("[data-testid=load-more]")!;
     this.countEl = root.querySelector<HTMLElement>("[data-testid=flows-count]")!;
     this.emptyEl = root.querySelector<HTMLElement>(".empty")!;
     this.more.addEventListener("click", () => this.onMore());
+    for (const th of root.querySelectorAll<HTMLElement>("th[data-sort]")) {
+      th.addEventListener("click", () => this.sortBy(th.dataset.sort as SortKey));
+    }
+    this.body.addEventListener("click", (e) => {
+      const t = e.target as HTMLElement;
+      if (t.closest("a")) return; // a filter link
+      const tr = t.closest<HTMLElement>("tr[data-flow-id]");
+      const s = tr && this.shown.get(tr.dataset.flowId ?? "");
+      if (s) this.select(s);
+    });
+  }
+
+  private selected = "";
+  private select(s: Shown) {
+    this.body.querySelector("tr.selected")?.classList.remove("selected");
+    s.tr.classList.add("selected");
+    this.selected = s.row.flow_id;
+    this.onOpen(s.row);
+  }
+
+  // sortBy orders the loaded rows by a column; again on the same column
+  // flips the direction.
+  sortBy(key: SortKey) {
+    this.sortDesc = key === this.sortKey ? !this.sortDesc : true;
+    this.sortKey = key;
+    for (const th of this.root.querySelectorAll<HTMLElement>("th[data-sort]")) {
+      th.dataset.dir = th.dataset.sort === key ? (this.sortDesc ? "desc" : "asc") : "";
+      th.setAttribute("aria-sort", th.dataset.sort === key ? (this.sortDesc ? "descending" : "ascending") : "none");
+    }
+    this.reorder();
+    this.update();
+  }
+
+  // compare orders rows by the sort column, then as the server does.
+  private compare(a: FlowRow, b: FlowRow): number {
+    const f = sortValue[this.sortKey];
+    const d = (f(a) - f(b)) * (this.sortDesc ? -1 : 1);
+    if (d) return d;
+    return startOf(b) - startOf(a) || (a.flow_id < b.flow_id ? 1 : a.flow_id > b.flow_id ? -1 : 0);
   }
 
   reset(rows: FlowRow[], next: string) {
@@ -52,7 +106,13 @@ export class FlowsTable {
     }
     this.body.append(frag);
     this.next = next;
+    if (this.sortKey !== "start" || !this.sortDesc) this.reorder();
     this.update();
+  }
+
+  private reorder() {
+    const rows = [...this.shown.values()].sort((a, b) => this.compare(a.row, b.row));
+    this.body.append(...rows.map((s) => s.tr));
   }
 
   // upsert shows a row from the live tail: a known flow is updated in place
@@ -65,25 +125,44 @@ export class FlowsTable {
     const tr = this.render(r);
     tr.classList.add("live");
     if (old) {
-      old.tr.replaceWith(tr);
+      // The same row, its cells replaced: nothing around it moves.
+      old.tr.replaceChildren(...tr.childNodes);
+      for (const a of ["data-active", "data-bytes", "class"]) old.tr.setAttribute(a, tr.getAttribute(a) ?? "");
+      old.tr.classList.add("live");
+      if (old.row.flow_id === this.selected) old.tr.classList.add("selected");
+      this.shown.set(r.flow_id, { row: r, tr: old.tr });
+      this.update();
+      return "updated";
     } else {
-      const t = startOf(r);
       let before: Element | null = null;
       for (const el of this.body.children) {
         const s = this.shown.get((el as HTMLElement).dataset.flowId ?? "");
-        if (s && startOf(s.row) <= t) {
+        if (s && this.compare(s.row, r) >= 0) {
           before = el;
           break;
         }
       }
       if (!before && this.next) return ""; // older than everything loaded
-      this.body.insertBefore(tr, before);
+      this.keepScroll(() => this.body.insertBefore(tr, before));
     }
     this.shown.set(r.flow_id, { row: r, tr });
     while (this.shown.size > maxRows) this.trim();
     this.update();
     if (!this.shown.has(r.flow_id)) return "";
     return old ? "updated" : "new";
+  }
+
+  // keepScroll keeps what the reader looks at in place when a row is
+  // inserted above it (the table scrolls within its panel).
+  private keepScroll(insert: () => void) {
+    const wrap = this.root.querySelector<HTMLElement>(".table-wrap")!;
+    const before = wrap.scrollHeight;
+    insert();
+    if (wrap.scrollTop > 0) wrap.scrollTop += wrap.scrollHeight - before;
+  }
+
+  rowOf(id: string): FlowRow | undefined {
+    return this.shown.get(id)?.row;
   }
 
   // trim drops the bottom row to keep a long-open page small; the listing
@@ -102,6 +181,7 @@ export class FlowsTable {
     this.root.dataset.rows = String(n);
     this.countEl.textContent =
       `${n} flow${n === 1 ? "" : "s"} shown` +
+      (this.sortKey !== "start" || !this.sortDesc ? ` (sorted by ${this.sortKey}: the loaded rows)` : "") +
       (this.next ? ", more available" : this.trimmed ? `, older ones trimmed (at most ${maxRows}): Apply to reload` : "");
     this.more.hidden = !this.next;
     this.emptyEl.hidden = n > 0;
@@ -122,12 +202,13 @@ export class FlowsTable {
       "tr",
       {
         "data-flow-id": r.flow_id,
+        "data-start": r.start_ts,
         "data-protocol": r.protocol,
         "data-bytes": total,
         "data-active": r.active ? "true" : "false",
         class: r.active ? "active" : "",
       },
-      h("td", { class: "time", title: `${r.start_ts} (${fmt.ago(r.start_ts, now)})` }, fmt.time(r.start_ts, now)),
+      h("td", { class: "time", title: `${fmt.timeMs(r.start_ts)} ${fmt.zoneLabel()} (${fmt.ago(r.start_ts, now)})` }, fmt.time(r.start_ts, now)),
       h("td", { class: "num" }, r.active ? h("span", { class: "badge live-badge" }, "active") : dur),
       h("td", {}, h("a", { href: "#", class: "chip proto", title: `only ${proto}`, onclick: this.pick("protocol", proto.toLowerCase()) }, proto)),
       this.endpoint(r.src_type, r.src_entity_id, r.src_entity_name, r.src_ip, r.src_port, r.protocol),
@@ -141,14 +222,21 @@ export class FlowsTable {
   }
 
   private endpoint(type: string, id: string, name: string, ip: string, port: number, proto: number) {
-    const label = fmt.entity(type, id, name);
-    const showPort = proto === 6 || proto === 17 || proto === 132;
+    const label = fmt.endpoint(type, id, name, ip);
+    const showPort = portProtocols.includes(proto);
+    // An unnamed external endpoint is its address: the link filters by it.
+    const byIP = !id && !name;
     return h(
       "td",
       { class: "endpoint" },
       h(
         "a",
-        { href: "#", class: `who t-${type}`, title: `${type} ${id}: only flows of ${label}`, onclick: this.pick("participant", id || name) },
+        {
+          href: "#",
+          class: `who t-${type}`,
+          title: byIP ? `${type} ${ip}: only flows of ${ip}` : `${type} ${id}: only flows of ${label}`,
+          onclick: byIP ? this.pick("ip", ip) : this.pick("participant", id || name),
+        },
         label,
       ),
       h("small", {}, h("a", { href: "#", class: "ip", title: `only flows of ${ip}`, onclick: this.pick("ip", ip) }, ip), showPort && port ? `:${port}` : ""),

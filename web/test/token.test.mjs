@@ -1,5 +1,5 @@
 // Browser test of the page against a collector that needs a token (flowlog
-// serve --readers), run by cmd/flowlog/readers_e2e_test.go:
+// serve --readers), run by e2e/readers_e2e_test.go:
 //
 //	FLOWLOG_URL=http://127.0.0.1:PORT FLOWLOG_TOKEN=... FLOWLOG_EXPECT='{"rows":[...]}' node web/test/token.test.mjs
 //

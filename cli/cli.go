@@ -1,0 +1,542 @@
+// Package cli is the collector's command-line client: `flowlog flows`,
+// `flowlog top` and `flowlog tail` (FlowsCmd, TopCmd, TailCmd, with their
+// flags) ask a collector's HTTP API (/api/v1/flows, /api/v1/aggregates/top,
+// /api/v1/flows/stream) and print the answer as a table, JSON or JSON lines.
+// This file holds what the three share: connection and filter flags, the HTTP
+// client, exit codes and the human formats; cli_flows.go, cli_top.go and
+// cli_tail.go hold the commands.
+//
+// Exit codes, the same for the three commands and repeated in their --help
+// (exitCodesHelp) so that scripts can rely on them:
+//
+//	0  success, including an empty result
+//	1  usage: a bad flag value; the message names the flag
+//	2  the server refused the request (HTTP 4xx); its Message is printed
+//	3  the server is unreachable, did not answer within --timeout, answered
+//	   5xx or something unreadable; for tail: the stream ended and
+//	   --no-reconnect was given
+//	4  flows/top with --fail-empty: nothing matched
+//
+// Kong itself rejects unknown flags and missing flag values before a command
+// runs, with its usage status 80; every flag whose value can be wrong is
+// therefore a string checked here, so that a bad value exits 1. The
+// commands print their error themselves (cliIO.finish) and main exits with
+// the code it carries.
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/netip"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/flowlog/flowlog"
+	"github.com/flowlog/flowlog/api"
+	"github.com/flowlog/flowlog/api/client"
+)
+
+const (
+	exitOK          = 0
+	exitUsage       = 1
+	exitRefused     = 2
+	exitUnavailable = 3
+	exitEmpty       = 4
+)
+
+// exitCodesHelp ends the --help of flows and top; tailExitCodesHelp that of
+// tail.
+const exitCodesHelp = `
+Exit status:
+
+    0  success, including an empty result
+    1  bad flag value (the message names the flag)
+    2  the server refused the request (HTTP 4xx); its message is printed
+    3  server unreachable, no answer within --timeout, HTTP 5xx or an unreadable answer
+    4  nothing matched and --fail-empty was given
+
+Sizes are SI with one decimal (1 KB = 1000 B); times are local.`
+
+const tailExitCodesHelp = `
+Exit status:
+
+    0  interrupted (SIGINT, SIGTERM) or --count flows printed
+    1  bad flag value (the message names the flag)
+    2  the server refused the request (HTTP 4xx); its message is printed
+    3  with --no-reconnect: server unreachable, no answer within --timeout,
+       HTTP 5xx, an unreadable answer, or the stream ended or went silent
+
+Sizes are SI with one decimal (1 KB = 1000 B); times are local.`
+
+// exitError is an error with the status the process should exit with
+// (main honours it, ExitCode); printed says the command printed it already.
+type exitError struct {
+	code    int
+	msg     string
+	printed bool
+}
+
+func (e *exitError) Error() string { return e.msg }
+func (e *exitError) ExitCode() int { return e.code }
+func (e *exitError) Printed() bool { return e.printed }
+
+func exitf(code int, format string, args ...any) error {
+	return &exitError{code: code, msg: fmt.Sprintf(format, args...)}
+}
+
+// flagError is a usage error that names the flag.
+func flagError(flag, format string, args ...any) error {
+	return exitf(exitUsage, "--%s: %s", flag, fmt.Sprintf(format, args...))
+}
+
+// exitCode is the status err calls for: its own, 2 when the server refused
+// the request, else 3.
+func exitCode(err error) int {
+	if err == nil {
+		return exitOK
+	}
+	var e *exitError
+	if errors.As(err, &e) {
+		return e.code
+	}
+	var ce *client.Error
+	if errors.As(err, &ce) && ce.Refused {
+		return exitRefused
+	}
+	return exitUnavailable
+}
+
+// cliIO is what the commands print to; zero values mean the process's own
+// (tests inject buffers, a clock and a zone).
+type cliIO struct {
+	stdout, stderr io.Writer
+	now            func() time.Time
+	loc            *time.Location
+}
+
+func (o *cliIO) out() io.Writer {
+	if o.stdout == nil {
+		return os.Stdout
+	}
+	return o.stdout
+}
+
+func (o *cliIO) errOut() io.Writer {
+	if o.stderr == nil {
+		return os.Stderr
+	}
+	return o.stderr
+}
+
+func (o *cliIO) clock() time.Time {
+	if o.now == nil {
+		return time.Now()
+	}
+	return o.now()
+}
+
+func (o *cliIO) zone() *time.Location {
+	if o.loc == nil {
+		return time.Local
+	}
+	return o.loc
+}
+
+// finish prints err the way the client commands do and returns it as an
+// exitError with its status, marked printed, for main to exit with.
+func (o *cliIO) finish(cmd string, err error) error {
+	if err == nil {
+		return nil
+	}
+	code := exitCode(err)
+	// Messages can carry the server's text: no control characters.
+	fmt.Fprintf(o.errOut(), "flowlog %s: %s\n", cmd, sanitize(err.Error()))
+	if code == exitUsage {
+		fmt.Fprintf(o.errOut(), "see 'flowlog %s --help'\n", cmd)
+	}
+	return &exitError{code: code, msg: err.Error(), printed: true}
+}
+
+// clientFlags say where the collector is and how to print its answer.
+type clientFlags struct {
+	Server  string `help:"Collector's HTTP API: URL, or host:port for plain http." default:"http://127.0.0.1:8080" env:"FLOWLOG_SERVER"`
+	Token   string `help:"A reader's bearer token (the collector's --readers file), sent as 'Authorization: Bearer TOKEN' when set." env:"FLOWLOG_READER_TOKEN"`
+	Timeout string `help:"How long to wait for an answer (tail: for the stream to open), e.g. 10s." default:"10s" env:"FLOWLOG_TIMEOUT"`
+	Output  string `short:"o" help:"Output format: table, json or jsonl (one JSON object per line)." default:"table" env:"FLOWLOG_OUTPUT"`
+}
+
+var outputFormats = []string{"table", "json", "jsonl"}
+
+// client checks the flags and returns the API client they describe.
+func (f *clientFlags) client() (*client.Client, error) {
+	if !slices.Contains(outputFormats, f.Output) {
+		return nil, flagError("output", "%q is not one of table, json, jsonl", f.Output)
+	}
+	timeout, err := time.ParseDuration(f.Timeout)
+	if err != nil || timeout <= 0 {
+		return nil, flagError("timeout", "%q is not a positive duration such as 10s or 1m", f.Timeout)
+	}
+	cl, err := client.New(f.Server, f.Token, timeout)
+	if err != nil {
+		return nil, flagError("server", "%v", err)
+	}
+	return cl, nil
+}
+
+// filterFlags mirror the query parameters of /api/v1/flows.
+type filterFlags struct {
+	Network     string   `help:"Only this network (network_id)." placeholder:"ID" env:"FLOWLOG_FILTER_NETWORK"`
+	From        string   `help:"Only flows starting at or after this time: RFC 3339 (2026-11-24T10:00:00Z), local ('2026-11-24 10:00', 2026-11-24), or a duration back from now (30m, 1h, 7d)." placeholder:"TIME" env:"FLOWLOG_FILTER_FROM"`
+	To          string   `help:"Only flows starting before this time (same forms as --from)." placeholder:"TIME" env:"FLOWLOG_FILTER_TO"`
+	SrcType     []string `name:"src-type" help:"Source type (repeatable, or comma-separated): node, user, extclient, egress_route, external." placeholder:"TYPE" env:"FLOWLOG_FILTER_SRC_TYPE"`
+	DstType     []string `name:"dst-type" help:"Destination type (as --src-type)." placeholder:"TYPE" env:"FLOWLOG_FILTER_DST_TYPE"`
+	SrcEntity   string   `name:"src-entity" help:"Source participant id (src_entity_id)." placeholder:"ID" env:"FLOWLOG_FILTER_SRC_ENTITY"`
+	DstEntity   string   `name:"dst-entity" help:"Destination participant id (dst_entity_id)." placeholder:"ID" env:"FLOWLOG_FILTER_DST_ENTITY"`
+	Protocol    []string `help:"Protocol (repeatable, or comma-separated): tcp, udp, icmp, icmpv6 or a number 0-255." placeholder:"PROTO" env:"FLOWLOG_FILTER_PROTOCOL"`
+	Host        string   `help:"Only flows reported by this host id (node_id)." placeholder:"ID" env:"FLOWLOG_FILTER_HOST"`
+	User        string   `help:"Only flows whose source or destination is this user (username); not with --src-*/--dst-*." placeholder:"NAME" env:"FLOWLOG_FILTER_USER"`
+	State       string   `help:"Only open flows (active), ended ones (finished) or both (all)." placeholder:"all|active|finished" env:"FLOWLOG_FILTER_STATE"`
+	IP          string   `name:"ip" help:"Only flows whose source or destination is this address or in this CIDR." placeholder:"ADDR|CIDR" env:"FLOWLOG_FILTER_IP"`
+	Port        string   `help:"Only flows whose source or destination port is this one." placeholder:"PORT" env:"FLOWLOG_FILTER_PORT"`
+	Direction   string   `help:"Only flows the reporting host accepted (ingress) or opened (egress)." placeholder:"ingress|egress" env:"FLOWLOG_FILTER_DIRECTION"`
+	Participant string   `help:"Only flows with this participant as source or destination." placeholder:"ID" env:"FLOWLOG_FILTER_PARTICIPANT"`
+}
+
+
+// query checks the filters and returns them as query parameters; relative
+// times are taken back from now, times without a zone are in loc.
+func (f *filterFlags) query(now time.Time, loc *time.Location) (url.Values, error) {
+	q := url.Values{}
+	set := func(name, v string) {
+		if v = strings.TrimSpace(v); v != "" {
+			q.Set(name, v)
+		}
+	}
+	set("network_id", f.Network)
+	set("src_entity_id", f.SrcEntity)
+	set("dst_entity_id", f.DstEntity)
+	set("node_id", f.Host)
+	set("username", f.User)
+	set("participant", f.Participant)
+
+	from, err := parseWhen("from", f.From, now, loc)
+	if err != nil {
+		return nil, err
+	}
+	to, err := parseWhen("to", f.To, now, loc)
+	if err != nil {
+		return nil, err
+	}
+	if !from.IsZero() && !to.IsZero() && !from.Before(to) {
+		return nil, flagError("from", "%s is not before --to %s", from.Format(time.RFC3339), to.Format(time.RFC3339))
+	}
+	if !from.IsZero() {
+		q.Set("from", from.UTC().Format(time.RFC3339Nano))
+	}
+	if !to.IsZero() {
+		q.Set("to", to.UTC().Format(time.RFC3339Nano))
+	}
+
+	types := flowlog.ParticipantTypeNames[1:]
+	for _, l := range []struct {
+		flag, param string
+		values      []string
+	}{{"src-type", "src_type", f.SrcType}, {"dst-type", "dst_type", f.DstType}} {
+		for _, v := range splitList(l.values) {
+			if !slices.Contains(types, v) {
+				return nil, flagError(l.flag, "%q is not one of %s", v, strings.Join(types, ", "))
+			}
+			q.Add(l.param, v)
+		}
+	}
+	for _, v := range splitList(f.Protocol) {
+		if _, err := flowlog.ParseProtocol(v); err != nil {
+			return nil, flagError("protocol", "%v", err)
+		}
+		q.Add("protocol", strings.ToLower(v))
+	}
+	if f.User != "" && (len(f.SrcType) > 0 || len(f.DstType) > 0 || f.SrcEntity != "" || f.DstEntity != "") {
+		return nil, flagError("user", "cannot be combined with --src-type, --dst-type, --src-entity or --dst-entity")
+	}
+	if s := strings.TrimSpace(f.State); s != "" {
+		if s != "all" && s != "active" && s != "finished" {
+			return nil, flagError("state", "%q is not one of all, active, finished", s)
+		}
+		q.Set("state", s)
+	}
+	if s := strings.TrimSpace(f.IP); s != "" {
+		if _, err := netip.ParseAddr(s); err != nil {
+			if _, err := netip.ParsePrefix(s); err != nil {
+				return nil, flagError("ip", "%q is neither an IP address nor a CIDR such as 10.10.0.0/16", s)
+			}
+		}
+		q.Set("ip", s)
+	}
+	if s := strings.TrimSpace(f.Port); s != "" {
+		if _, err := strconv.ParseUint(s, 10, 16); err != nil {
+			return nil, flagError("port", "%q is not a port number 0-65535", s)
+		}
+		q.Set("port", s)
+	}
+	if s := strings.TrimSpace(f.Direction); s != "" {
+		if _, ok := flowlog.ParseDirection(s); !ok {
+			return nil, flagError("direction", "%q is not ingress or egress", s)
+		}
+		q.Set("direction", s)
+	}
+	return q, nil
+}
+
+// splitList accepts both --x a --x b and --x a,b (kong already splits flag
+// values at commas; env values and stray blanks are handled here).
+func splitList(values []string) []string {
+	var out []string
+	for _, v := range values {
+		for _, part := range strings.Split(v, ",") {
+			if part = strings.TrimSpace(part); part != "" {
+				out = append(out, part)
+			}
+		}
+	}
+	return out
+}
+
+// localLayouts are the times without a zone --from and --to accept, in
+// local time: the table's START column can be pasted back.
+var localLayouts = []string{humanTimeLayout, "2006-01-02 15:04", "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02"}
+
+// parseWhen reads an RFC 3339 time, a local time (localLayouts), "now", or
+// a duration back from now ("30m", "1h", "7d"). The zero time means not given.
+func parseWhen(flag, s string, now time.Time, loc *time.Location) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	switch s {
+	case "":
+		return time.Time{}, nil
+	case "now":
+		return now, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	for _, layout := range localLayouts {
+		if t, err := time.ParseInLocation(layout, s, loc); err == nil {
+			return t, nil
+		}
+	}
+	var d Duration // Go durations and whole days
+	if err := d.UnmarshalText([]byte(strings.TrimPrefix(s, "-"))); err == nil {
+		return now.Add(-time.Duration(d)), nil
+	}
+	return time.Time{}, flagError(flag, "%q is not an RFC 3339 time (2026-11-24T10:00:00Z), a local time (2026-11-24 10:00) or a duration back from now (30m, 1h, 7d)", s)
+}
+
+// Duration is a time.Duration that also accepts whole days ("30d"), the
+// natural unit of a retention and of "how far back".
+type Duration time.Duration
+
+func (d *Duration) UnmarshalText(b []byte) error {
+	s := string(b)
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days <= 0 {
+			return fmt.Errorf("invalid duration %q: want a positive number of days like 30d, or a Go duration like 720h", s)
+		}
+		*d = Duration(time.Duration(days) * 24 * time.Hour)
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v <= 0 {
+		return fmt.Errorf("invalid duration %q: want a positive Go duration like 500ms or 720h, or days like 30d", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// positiveInt reads a count flag.
+func positiveInt(flag, s string, min int) (int, error) {
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || n < min {
+		return 0, flagError(flag, "%q is not a whole number >= %d", s, min)
+	}
+	return n, nil
+}
+
+// writeJSONArray prints elements as one indented JSON array ([] when empty).
+func writeJSONArray(w io.Writer, elems []json.RawMessage) error {
+	if elems == nil {
+		elems = []json.RawMessage{}
+	}
+	b, err := json.MarshalIndent(elems, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+// writeJSONLines prints each element compacted on its own line.
+func writeJSONLines(w io.Writer, elems []json.RawMessage) error {
+	var buf bytes.Buffer
+	for _, e := range elems {
+		if err := json.Compact(&buf, e); err != nil {
+			return err
+		}
+		buf.WriteByte('\n')
+	}
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+// Human formats.
+
+// humanBytes prints a size in SI units with one decimal: 999 B, 1.2 KB,
+// 3.4 MB (1 KB = 1000 B).
+func humanBytes(n uint64) string {
+	if n < 1000 {
+		return strconv.FormatUint(n, 10) + " B"
+	}
+	units := []string{"KB", "MB", "GB", "TB", "PB", "EB"}
+	v := float64(n) / 1000
+	i := 0
+	// 999.95 would print as 1000.0; carry it to the next unit instead.
+	for v >= 999.95 && i < len(units)-1 {
+		v /= 1000
+		i++
+	}
+	return strconv.FormatFloat(v, 'f', 1, 64) + " " + units[i]
+}
+
+// humanDuration prints a duration short and rounded: 350ms, 1.5s, 42s,
+// 3m20s, 2h5m, 3d4h.
+func humanDuration(d time.Duration) string {
+	if d <= 0 {
+		return "0s"
+	}
+	if d < time.Second {
+		return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
+	}
+	if r := d.Round(100 * time.Millisecond); r < time.Minute {
+		return strings.TrimSuffix(strconv.FormatFloat(r.Seconds(), 'f', 1, 64), ".0") + "s"
+	}
+	two := func(a int64, ua string, b int64, ub string) string {
+		if b == 0 {
+			return fmt.Sprintf("%d%s", a, ua)
+		}
+		return fmt.Sprintf("%d%s%d%s", a, ua, b, ub)
+	}
+	if r := d.Round(time.Second); r < time.Hour {
+		s := int64(r / time.Second)
+		return two(s/60, "m", s%60, "s")
+	}
+	if r := d.Round(time.Minute); r < 24*time.Hour {
+		m := int64(r / time.Minute)
+		return two(m/60, "h", m%60, "m")
+	}
+	h := int64(d.Round(time.Hour) / time.Hour)
+	return two(h/24, "d", h%24, "h")
+}
+
+const humanTimeLayout = "2006-01-02 15:04:05"
+
+func protocolName(p uint16) string {
+	if p > 255 {
+		return strconv.Itoa(int(p))
+	}
+	return flowlog.ProtocolName(uint8(p))
+}
+
+// endpoint is a flow's end as people read it: the participant's name when
+// known, else its address, and the port when the protocol has ports.
+func endpoint(name, ip string, port uint16, proto uint16) string {
+	host := name
+	if host == "" {
+		host = ip
+		if strings.Contains(ip, ":") && port != 0 { // IPv6
+			host = "[" + ip + "]"
+		}
+	}
+	if host == "" {
+		host = "?"
+	}
+	if port == 0 {
+		return host
+	}
+	return host + ":" + strconv.Itoa(int(port))
+}
+
+var flowColumns = []string{"START", "DURATION", "HOST", "PROTO", "SRC", "DIR", "DST", "SENT", "RECV", "STATE"}
+
+// flowCells are a flow's table cells, in flowColumns order.
+func flowCells(r *api.FlowRow, loc *time.Location) []string {
+	start := "-"
+	if !r.StartTs.IsZero() && r.StartTs.Unix() != 0 {
+		start = r.StartTs.In(loc).Format(humanTimeLayout)
+	}
+	dur, state := "active", "active"
+	if !r.Active {
+		state = "finished"
+		dur = "-"
+		if r.EndTs.Unix() > 0 && !r.EndTs.Before(r.StartTs) {
+			dur = humanDuration(r.EndTs.Sub(r.StartTs))
+		}
+	}
+	host := r.HostName
+	if host == "" {
+		host = r.HostID
+	}
+	dir := "-"
+	switch r.Direction {
+	case "egress":
+		dir = "→"
+	case "ingress":
+		dir = "←"
+	}
+	cells := []string{
+		start, dur, host, protocolName(r.Protocol),
+		endpoint(r.SrcEntityName, r.SrcIP, r.SrcPort, r.Protocol), dir,
+		endpoint(r.DstEntityName, r.DstIP, r.DstPort, r.Protocol),
+		humanBytes(r.BytesSent), humanBytes(r.BytesRecv), state,
+	}
+	for i, c := range cells {
+		cells[i] = sanitize(c)
+		if cells[i] == "" {
+			cells[i] = "-"
+		}
+	}
+	return cells
+}
+
+// sanitize keeps names that come from agents' configs from moving the
+// terminal's cursor or breaking the table: control characters (tabs and
+// escapes included) become '?'.
+func sanitize(s string) string {
+	if !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+// backoff is the wait before reconnect attempt n (0-based): doubling from
+// first up to max, with ±20% jitter so that many clients do not return at once.
+func backoff(n int, first, max time.Duration) time.Duration {
+	d := first
+	for i := 0; i < n && d < max; i++ {
+		d *= 2
+	}
+	d = min(d, max)
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}

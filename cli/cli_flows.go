@@ -1,0 +1,101 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/flowlog/flowlog/api"
+	"github.com/flowlog/flowlog/api/client"
+)
+
+// FlowsCmd is `flowlog flows`: list flows, newest start first.
+type FlowsCmd struct {
+	Conn   clientFlags `embed:""`
+	Filter filterFlags `embed:"" group:"Filters"`
+
+	Limit     string `help:"Most flows to list (default ${default}); above 1000 the pages are fetched one after another." default:"100" placeholder:"N" env:"FLOWLOG_FLOWS_LIMIT"`
+	All       bool   `help:"List every matching flow, following the pages to the end (ignores --limit)." env:"FLOWLOG_FLOWS_ALL"`
+	FailEmpty bool   `help:"Exit with status 4 when no flow matched." env:"FLOWLOG_FAIL_EMPTY"`
+
+	io cliIO
+}
+
+func (c *FlowsCmd) Help() string {
+	return `Lists the flows a collector stored, newest start first, as a table (START,
+DURATION, HOST, PROTO, SRC, DIR, DST, SENT, RECV, STATE; DIR is → for egress and
+← for ingress, relative to HOST), as one JSON array (--output json) or as one
+JSON object per line (--output jsonl).
+
+    flowlog flows --network mesh1 --from 1h --protocol tcp
+    flowlog flows --state active --ip 10.10.0.0/16 --port 443 -o jsonl
+    flowlog flows --all --from 2026-11-24T00:00:00Z --to 2026-11-25T00:00:00Z -o json
+` + exitCodesHelp
+}
+
+func (c *FlowsCmd) Run(ctx context.Context) error {
+	return c.io.finish("flows", c.run(ctx))
+}
+
+func (c *FlowsCmd) run(ctx context.Context) error {
+	cl, err := c.Conn.client()
+	if err != nil {
+		return err
+	}
+	q, err := c.Filter.query(c.io.clock(), c.io.zone())
+	if err != nil {
+		return err
+	}
+	limit := 0 // every flow
+	if !c.All {
+		if limit, err = positiveInt("limit", c.Limit, 1); err != nil {
+			return err
+		}
+	}
+
+	out := c.io.out()
+	var (
+		rows []api.FlowRow
+		raws []json.RawMessage
+	)
+	n, err := cl.Flows(ctx, q, limit, func(p client.Page) error {
+		if c.Conn.Output == "jsonl" { // print as the pages arrive
+			if err := writeJSONLines(out, p.Raw); err != nil {
+				return exitf(exitUnavailable, "writing output: %v", err)
+			}
+			return nil
+		}
+		rows, raws = append(rows, p.Rows...), append(raws, p.Raw...)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	switch c.Conn.Output {
+	case "json":
+		err = writeJSONArray(out, raws)
+	case "table":
+		err = writeFlowTable(out, rows, c.io.zone())
+	}
+	if err != nil {
+		return exitf(exitUnavailable, "writing output: %v", err)
+	}
+	if n == 0 && c.FailEmpty {
+		return exitf(exitEmpty, "no flows matched")
+	}
+	return nil
+}
+
+// writeFlowTable prints flows aligned under flowColumns.
+func writeFlowTable(w io.Writer, rows []api.FlowRow, loc *time.Location) error {
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(flowColumns, "\t"))
+	for i := range rows {
+		fmt.Fprintln(tw, strings.Join(flowCells(&rows[i], loc), "\t"))
+	}
+	return tw.Flush()
+}

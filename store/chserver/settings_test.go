@@ -1,0 +1,43 @@
+package chserver_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/flowlog/flowlog/internal/testutil"
+	"github.com/flowlog/flowlog/store/chdb"
+	"github.com/flowlog/flowlog/store/chserver"
+)
+
+// Every setting the engine sends is one the server knows (an unknown one
+// fails every statement), checked against the embedded engine's list (the
+// same code as the server's; releases before 24.8 lack some, hence
+// chserver.MinServer).
+func TestSettingsSentExist(t *testing.T) {
+	db, err := chdb.Open(testutil.EngineLib(t), t.TempDir(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	names := chserver.SettingsSent()
+	out, err := db.QueryJSON(context.Background(), "SELECT name FROM system.settings WHERE name IN ('"+strings.Join(names, "', '")+"')")
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		var r struct{ Name string }
+		if json.Unmarshal([]byte(line), &r) == nil {
+			known[r.Name] = true
+		}
+	}
+	// Parameters of the server's HTTP handler itself, not settings.
+	known["wait_end_of_query"] = true
+	for _, n := range names {
+		if !known[n] {
+			t.Errorf("setting %s is not in system.settings", n)
+		}
+	}
+}

@@ -1,0 +1,238 @@
+package store_test
+
+import (
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/flowlog/flowlog/store"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// recorder is an Engine that runs nothing and records the statements: it
+// shows the schema statements a mode sends, as text. (Whether a server
+// accepts them is for the engine tests and the integration suite.)
+type recorder struct {
+	mu    sync.Mutex
+	stmts []string
+}
+
+func (r *recorder) Exec(_ context.Context, sql string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stmts = append(r.stmts, sql)
+	return nil
+}
+func (r *recorder) QueryJSON(context.Context, string) ([]byte, error) { return nil, nil }
+func (r *recorder) Insert(context.Context, string, string, string, []byte) error {
+	return nil
+}
+func (r *recorder) Close() error { return nil }
+
+// schemaText is every statement Open sends on an empty database, one per
+// paragraph.
+func schemaText(t *testing.T, cluster string) (string, []string) {
+	t.Helper()
+	rec := &recorder{}
+	s, err := store.OpenEngine(context.Background(), rec, store.Options{Database: "flowlog", Cluster: cluster})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	var b strings.Builder
+	for _, st := range rec.stmts {
+		b.WriteString(strings.TrimSpace(st))
+		b.WriteString(";\n\n")
+	}
+	return b.String(), rec.stmts
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./store/ -run %s -update to create it)", err, t.Name())
+	}
+	if got != string(want) {
+		t.Errorf("schema statements differ from %s (go test ./store/ -run %s -update, then review the diff):\n%s", path, t.Name(), got)
+	}
+}
+
+// The schema a single server (and the embedded engine) gets, and its
+// cluster form: replicated local tables ON CLUSTER behind Distributed
+// tables with their sharding keys, TTL changes on the local tables.
+func TestSchemaStatementsSingleServerAndCluster(t *testing.T) {
+	single, _ := schemaText(t, "")
+	golden(t, "schema-single.sql", single)
+	cluster, stmts := schemaText(t, "flows_cluster")
+	golden(t, "schema-cluster.sql", cluster)
+
+	// What must hold whatever the golden file says.
+	for _, st := range stmts {
+		if strings.HasPrefix(st, "CREATE") && !strings.Contains(st, " ON CLUSTER `flows_cluster`") {
+			t.Errorf("DDL without ON CLUSTER: %.80s", st)
+		}
+		if strings.Contains(st, "ENGINE = ReplacingMergeTree") || strings.Contains(st, "ENGINE = MergeTree") {
+			t.Errorf("unreplicated table in cluster mode: %.80s", st)
+		}
+	}
+	for _, want := range []string{
+		"CREATE TABLE IF NOT EXISTS `flowlog`.flows ON CLUSTER `flows_cluster` AS `flowlog`.flows_local ENGINE = Distributed(`flows_cluster`, " +
+			"`flowlog`, flows_local, cityHash64(network_id, protocol, src_ip, src_port, dst_ip, dst_port, icmp_type, icmp_code))",
+		"ALTER TABLE `flowlog`.flows_local ON CLUSTER `flows_cluster` MODIFY TTL",
+		"ENGINE = ReplicatedReplacingMergeTree(version)",
+	} {
+		if !strings.Contains(cluster, want) {
+			t.Errorf("cluster schema lacks %q", want)
+		}
+	}
+}
+
+// Every cluster statement parses (EXPLAIN AST on the embedded engine: the
+// same parser as the server's; nothing runs, as there is no cluster here).
+func TestClusterSchemaParses(t *testing.T) {
+	if _, err := engine.QueryJSON(context.Background(), "EXPLAIN AST CREATE TABLE x ON CLUSTER (a UInt8)"); err == nil {
+		t.Fatal("EXPLAIN AST accepted a malformed statement: this test would prove nothing")
+	}
+	_, stmts := schemaText(t, "flows_cluster")
+	for _, st := range stmts {
+		if _, err := engine.QueryJSON(context.Background(), "EXPLAIN AST "+st); err != nil {
+			t.Errorf("%v\n%s", err, st)
+		}
+	}
+}
+
+// A statement without a known cluster form fails the migration (so a new
+// migration cannot half-work on a cluster); column changes reach both the
+// local and the Distributed table, other changes the local one only.
+func TestClusterDDLRewrites(t *testing.T) {
+	const flowsKey = "cityHash64(network_id, protocol, src_ip, src_port, dst_ip, dst_port, icmp_type, icmp_code)"
+	for _, c := range []struct {
+		stmt, want, err string
+	}{
+		{stmt: "CREATE TABLE IF NOT EXISTS `db`.newtable (a UInt8) ENGINE = MergeTree ORDER BY a", err: "table newtable has no sharding key"},
+		{stmt: "CREATE TABLE IF NOT EXISTS `db`.flows (a UInt8) ENGINE = Memory", err: "only *MergeTree engines"},
+		{stmt: "CREATE MATERIALIZED VIEW `db`.mv TO `db`.x AS SELECT 1", err: "no cluster form"},
+		{stmt: "ALTER TABLE `db`.flows ADD COLUMN IF NOT EXISTS conn_key String",
+			want: "ALTER TABLE `db`.flows_local ON CLUSTER `c` ADD COLUMN IF NOT EXISTS conn_key String\n" +
+				"ALTER TABLE `db`.flows ON CLUSTER `c` ADD COLUMN IF NOT EXISTS conn_key String"},
+		{stmt: "ALTER TABLE `db`.flows MODIFY SETTING merge_with_ttl_timeout = 3600",
+			want: "ALTER TABLE `db`.flows_local ON CLUSTER `c` MODIFY SETTING merge_with_ttl_timeout = 3600"},
+		{stmt: "ALTER TABLE `db`.flows_1m ADD COLUMN shadowed UInt8 COMMENT 'a, b (c)', MODIFY ORDER BY (bucket, shadowed)",
+			want: "ALTER TABLE `db`.flows_1m_local ON CLUSTER `c` ADD COLUMN shadowed UInt8 COMMENT 'a, b (c)', MODIFY ORDER BY (bucket, shadowed)\n" +
+				"ALTER TABLE `db`.flows_1m ON CLUSTER `c` ADD COLUMN shadowed UInt8 COMMENT 'a, b (c)'"},
+		{stmt: "DROP TABLE IF EXISTS `db`.flows_v3",
+			want: "DROP TABLE IF EXISTS `db`.flows_v3 ON CLUSTER `c` SYNC\nDROP TABLE IF EXISTS `db`.flows_v3_local ON CLUSTER `c` SYNC"},
+		{stmt: "EXCHANGE TABLES `db`.flows AND `db`.flows_v3",
+			want: "EXCHANGE TABLES `db`.flows_local AND `db`.flows_v3_local ON CLUSTER `c`\n" +
+				"DROP TABLE IF EXISTS `db`.flows ON CLUSTER `c` SYNC\n" +
+				"CREATE TABLE `db`.flows ON CLUSTER `c` AS `db`.flows_local ENGINE = Distributed(`c`, `db`, flows_local, " + flowsKey + ")\n" +
+				"DROP TABLE IF EXISTS `db`.flows_v3 ON CLUSTER `c` SYNC\n" +
+				"CREATE TABLE `db`.flows_v3 ON CLUSTER `c` AS `db`.flows_v3_local ENGINE = Distributed(`c`, `db`, flows_v3_local, " + flowsKey + ")"},
+		{stmt: "EXCHANGE TABLES `db`.flows AND `db`.other", err: "table other has no sharding key"},
+		{stmt: "INSERT INTO `db`.rollup_dirty (day, marked) VALUES ('2026-01-01', 1)",
+			want: "INSERT INTO `db`.rollup_dirty (day, marked) VALUES ('2026-01-01', 1)"},
+	} {
+		got, err := store.ClusterDDL(c.stmt, "c")
+		switch {
+		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
+			t.Errorf("%s: error %v, want one saying %q", c.stmt, err, c.err)
+		case c.err == "" && err != nil:
+			t.Errorf("%s: %v", c.stmt, err)
+		case c.err == "" && strings.Join(got, "\n") != c.want:
+			t.Errorf("%s:\n got %q\nwant %q", c.stmt, strings.Join(got, "\n"), c.want)
+		}
+		for _, st := range got { // and the server's parser takes each
+			if _, err := engine.QueryJSON(context.Background(), "EXPLAIN AST "+st); err != nil {
+				t.Errorf("%v\n%s", err, st)
+			}
+		}
+	}
+}
+
+// Collectors starting at once on an empty database both migrate it: every
+// step is idempotent (IF NOT EXISTS, marks and records that collapse), so
+// both open, and the schema is whole and recorded once per step.
+func TestConcurrentOpensMigrateOnce(t *testing.T) {
+	db := strings.ReplaceAll(t.Name(), "/", "_")
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := store.OpenEngine(context.Background(), engine, store.Options{Database: db, Cluster: cluster})
+			if err == nil {
+				store.StopJobs(s)
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := open(t, store.Options{Database: db})
+	var rows []struct {
+		V uint32 `json:"version"`
+	}
+	if err := s.QueryRows(context.Background(), "SELECT version FROM "+s.Database()+".schema_migrations FINAL ORDER BY version", &rows); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != store.SchemaVersion() {
+		t.Fatalf("schema_migrations after concurrent opens: %+v, want versions 1..%d once each", rows, store.SchemaVersion())
+	}
+}
+
+// ddlCounter passes everything to the shared engine and counts the DDL.
+type ddlCounter struct {
+	store.Engine
+	mu  sync.Mutex
+	ddl []string
+}
+
+func (d *ddlCounter) Exec(ctx context.Context, sql string) error {
+	if s := strings.TrimSpace(sql); strings.HasPrefix(s, "CREATE") || strings.HasPrefix(s, "ALTER") {
+		d.mu.Lock()
+		d.ddl = append(d.ddl, s)
+		d.mu.Unlock()
+	}
+	return d.Engine.Exec(ctx, sql)
+}
+func (d *ddlCounter) Close() error { return nil } // the engine is shared
+
+// A collector restarting on an up-to-date schema sends no DDL: on a cluster
+// DDL needs Keeper, and a restart must not (reads work without it).
+func TestReopenSendsNoDDL(t *testing.T) {
+	first := &ddlCounter{Engine: engine}
+	db := strings.ReplaceAll(t.Name(), "/", "_")
+	s, err := store.OpenEngine(context.Background(), first, store.Options{Database: db, Cluster: cluster})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if len(first.ddl) == 0 {
+		t.Fatal("the first open sent no DDL: this test would prove nothing")
+	}
+	again := &ddlCounter{Engine: engine}
+	if s, err = store.OpenEngine(context.Background(), again, store.Options{Database: db, Cluster: cluster}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if len(again.ddl) != 0 {
+		t.Errorf("reopening sent DDL: %q", again.ddl)
+	}
+}

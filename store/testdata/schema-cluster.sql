@@ -1,0 +1,163 @@
+CREATE DATABASE IF NOT EXISTS `flowlog` ON CLUSTER `flows_cluster`;
+
+CREATE TABLE IF NOT EXISTS `flowlog`.schema_migrations_local ON CLUSTER `flows_cluster` (
+		version UInt32, name String, applied_at DateTime DEFAULT now()
+	) ENGINE = ReplicatedReplacingMergeTree ORDER BY version;
+
+CREATE TABLE IF NOT EXISTS `flowlog`.schema_migrations ON CLUSTER `flows_cluster` AS `flowlog`.schema_migrations_local ENGINE = Distributed(`flows_cluster`, `flowlog`, schema_migrations_local, version);
+
+CREATE TABLE IF NOT EXISTS `flowlog`.flows_local ON CLUSTER `flows_cluster` (
+			event_type Enum8('start' = 1, 'destroy' = 2),
+			flow_id String,
+			host_id LowCardinality(String),
+			host_name LowCardinality(String),
+			network_id LowCardinality(String),
+			protocol UInt8,
+			src_port UInt16,
+			dst_port UInt16,
+			icmp_type UInt8,
+			icmp_code UInt8,
+			direction Enum8('unspecified' = 0, 'ingress' = 1, 'egress' = 2),
+			src_ip IPv6,
+			src_type Enum8('unspecified' = 0, 'node' = 1, 'user' = 2, 'extclient' = 3, 'egress_route' = 4, 'external' = 5),
+			src_entity_id LowCardinality(String),
+			src_entity_name LowCardinality(String),
+			dst_ip IPv6,
+			dst_type Enum8('unspecified' = 0, 'node' = 1, 'user' = 2, 'extclient' = 3, 'egress_route' = 4, 'external' = 5),
+			dst_entity_id LowCardinality(String),
+			dst_entity_name LowCardinality(String),
+			start_ts DateTime64(3, 'UTC'),
+			end_ts DateTime64(3, 'UTC') COMMENT 'epoch (0) while the flow is active',
+			bytes_sent UInt64,
+			bytes_recv UInt64,
+			packets_sent UInt64,
+			packets_recv UInt64,
+			status UInt32,
+			version Int64,
+			inserted_at DateTime64(3, 'UTC') DEFAULT now64(3)
+		) ENGINE = ReplicatedReplacingMergeTree(version)
+		PARTITION BY toDate(start_ts)
+		ORDER BY (network_id, host_id, flow_id)
+		TTL toDateTime(start_ts) + toIntervalSecond(2592000)
+		SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+
+CREATE TABLE IF NOT EXISTS `flowlog`.flows ON CLUSTER `flows_cluster` AS `flowlog`.flows_local ENGINE = Distributed(`flows_cluster`, `flowlog`, flows_local, cityHash64(network_id, protocol, src_ip, src_port, dst_ip, dst_port, icmp_type, icmp_code));
+
+CREATE TABLE IF NOT EXISTS `flowlog`.rejected_events_local ON CLUSTER `flows_cluster` (
+			received_at DateTime64(3, 'UTC'),
+			peer String,
+			host_id LowCardinality(String),
+			idx UInt32,
+			reason String,
+			event String
+		) ENGINE = ReplicatedReplacingMergeTree
+		PARTITION BY toDate(received_at)
+		ORDER BY (host_id, reason, cityHash64(event))
+		TTL toDateTime(received_at) + toIntervalSecond(2592000)
+		SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+
+CREATE TABLE IF NOT EXISTS `flowlog`.rejected_events ON CLUSTER `flows_cluster` AS `flowlog`.rejected_events_local ENGINE = Distributed(`flows_cluster`, `flowlog`, rejected_events_local, cityHash64(host_id, reason, event));
+
+INSERT INTO `flowlog`.schema_migrations (version, name) VALUES (1, 'flows and rejected_events');
+
+CREATE TABLE IF NOT EXISTS `flowlog`.flows_1m_local ON CLUSTER `flows_cluster` (
+			bucket DateTime('UTC'),
+			gen Int64,
+			network_id LowCardinality(String),
+			host_id LowCardinality(String),
+			src_type Enum8('unspecified' = 0, 'node' = 1, 'user' = 2, 'extclient' = 3, 'egress_route' = 4, 'external' = 5),
+			src_entity_id LowCardinality(String),
+			src_entity_name LowCardinality(String),
+			dst_type Enum8('unspecified' = 0, 'node' = 1, 'user' = 2, 'extclient' = 3, 'egress_route' = 4, 'external' = 5),
+			dst_entity_id LowCardinality(String),
+			dst_entity_name LowCardinality(String),
+			protocol UInt8,
+			direction Enum8('unspecified' = 0, 'ingress' = 1, 'egress' = 2),
+			bytes UInt64,
+			packets UInt64,
+			flows UInt64 COMMENT 'flows started in the bucket, active ones included')
+		ENGINE = ReplicatedReplacingMergeTree(gen)
+		PARTITION BY toDate(bucket)
+		ORDER BY (bucket, network_id, host_id, src_type, src_entity_id, src_entity_name, dst_type, dst_entity_id, dst_entity_name, protocol, direction)
+		TTL bucket + toIntervalSecond(604800)
+		SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+
+CREATE TABLE IF NOT EXISTS `flowlog`.flows_1m ON CLUSTER `flows_cluster` AS `flowlog`.flows_1m_local ENGINE = Distributed(`flows_cluster`, `flowlog`, flows_1m_local, toYYYYMMDD(bucket));
+
+CREATE TABLE IF NOT EXISTS `flowlog`.flows_1h_local ON CLUSTER `flows_cluster` (
+			bucket DateTime('UTC'),
+			gen Int64,
+			network_id LowCardinality(String),
+			host_id LowCardinality(String),
+			src_type Enum8('unspecified' = 0, 'node' = 1, 'user' = 2, 'extclient' = 3, 'egress_route' = 4, 'external' = 5),
+			src_entity_id LowCardinality(String),
+			src_entity_name LowCardinality(String),
+			dst_type Enum8('unspecified' = 0, 'node' = 1, 'user' = 2, 'extclient' = 3, 'egress_route' = 4, 'external' = 5),
+			dst_entity_id LowCardinality(String),
+			dst_entity_name LowCardinality(String),
+			protocol UInt8,
+			direction Enum8('unspecified' = 0, 'ingress' = 1, 'egress' = 2),
+			bytes UInt64,
+			packets UInt64,
+			flows UInt64 COMMENT 'flows started in the bucket, active ones included')
+		ENGINE = ReplicatedReplacingMergeTree(gen)
+		PARTITION BY toYYYYMM(bucket)
+		ORDER BY (bucket, network_id, host_id, src_type, src_entity_id, src_entity_name, dst_type, dst_entity_id, dst_entity_name, protocol, direction)
+		TTL bucket + toIntervalSecond(31536000)
+		SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+
+CREATE TABLE IF NOT EXISTS `flowlog`.flows_1h ON CLUSTER `flows_cluster` AS `flowlog`.flows_1h_local ENGINE = Distributed(`flows_cluster`, `flowlog`, flows_1h_local, toYYYYMMDD(bucket));
+
+CREATE TABLE IF NOT EXISTS `flowlog`.rollup_dirty_local ON CLUSTER `flows_cluster` (
+			day Date,
+			marked Int64
+		) ENGINE = ReplicatedReplacingMergeTree(marked)
+		ORDER BY day
+		TTL day + toIntervalDay(400)
+		SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+
+CREATE TABLE IF NOT EXISTS `flowlog`.rollup_dirty ON CLUSTER `flows_cluster` AS `flowlog`.rollup_dirty_local ENGINE = Distributed(`flows_cluster`, `flowlog`, rollup_dirty_local, toYYYYMMDD(day));
+
+CREATE TABLE IF NOT EXISTS `flowlog`.rollup_days_local ON CLUSTER `flows_cluster` (
+			day Date,
+			gen Int64,
+			covers Int64,
+			stamp Int64
+		) ENGINE = ReplicatedReplacingMergeTree(stamp)
+		ORDER BY day
+		TTL day + toIntervalDay(400)
+		SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+
+CREATE TABLE IF NOT EXISTS `flowlog`.rollup_days ON CLUSTER `flows_cluster` AS `flowlog`.rollup_days_local ENGINE = Distributed(`flows_cluster`, `flowlog`, rollup_days_local, toYYYYMMDD(day));
+
+INSERT INTO `flowlog`.rollup_dirty (day, marked)
+		SELECT DISTINCT toDate(start_ts), toUnixTimestamp64Nano(now64(9)) FROM `flowlog`.flows;
+
+INSERT INTO `flowlog`.schema_migrations (version, name) VALUES (2, 'rollups at 1 minute and 1 hour');
+
+CREATE TABLE IF NOT EXISTS `flowlog`.rollup_claims_local ON CLUSTER `flows_cluster` (
+			day Date,
+			marked Int64,
+			owner String,
+			claimed Int64
+		) ENGINE = ReplicatedMergeTree
+		ORDER BY (day, marked)
+		TTL toDateTime(intDiv(claimed, 1000000000)) + toIntervalDay(1)
+		SETTINGS non_replicated_deduplication_window = 10000;
+
+CREATE TABLE IF NOT EXISTS `flowlog`.rollup_claims ON CLUSTER `flows_cluster` AS `flowlog`.rollup_claims_local ENGINE = Distributed(`flows_cluster`, `flowlog`, rollup_claims_local, toYYYYMMDD(day));
+
+ALTER TABLE `flowlog`.flows_local ON CLUSTER `flows_cluster` ADD INDEX IF NOT EXISTS inserted_at_minmax inserted_at TYPE minmax GRANULARITY 1;
+
+INSERT INTO `flowlog`.schema_migrations (version, name) VALUES (3, 'several collectors: rollup claims, insertion-time index');
+
+ALTER TABLE `flowlog`.rejected_events_local ON CLUSTER `flows_cluster` ADD COLUMN IF NOT EXISTS reason_class LowCardinality(String) DEFAULT 'other';
+
+ALTER TABLE `flowlog`.rejected_events ON CLUSTER `flows_cluster` ADD COLUMN IF NOT EXISTS reason_class LowCardinality(String) DEFAULT 'other';
+
+INSERT INTO `flowlog`.schema_migrations (version, name) VALUES (4, 'rejected_events.reason_class');
+
+ALTER TABLE `flowlog`.flows_local ON CLUSTER `flows_cluster` MODIFY TTL toDateTime(start_ts) + toIntervalSecond(2592000) SETTINGS materialize_ttl_after_modify = 0;
+
+ALTER TABLE `flowlog`.rejected_events_local ON CLUSTER `flows_cluster` MODIFY TTL toDateTime(received_at) + toIntervalSecond(2592000) SETTINGS materialize_ttl_after_modify = 0;
+
