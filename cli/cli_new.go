@@ -91,7 +91,7 @@ func (c *NewCmd) run(ctx context.Context) error {
 		return exitf(exitUnavailable, "writing output: %v", err)
 	}
 	if c.FailNew && len(got.Pairs) > 0 {
-		return exitf(exitEmpty, "%d new pairs", len(got.Pairs))
+		return exitf(exitEmpty, "new pairs found: %d", len(got.Pairs))
 	}
 	return nil
 }

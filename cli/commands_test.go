@@ -240,9 +240,9 @@ func TestCLIHosts(t *testing.T) {
 		t.Fatalf("code %d: %s", r.code, r.stderr)
 	}
 	want := "" +
-		"HOST   ID   STATE  LAST REPORT              EV/S  FLOWS  OPEN    BYTES  REJECTED\n" +
-		"db-1   h-2  quiet  2026-11-24 11:40:00.000     0      6     2  5.0 MiB         3\n" +
-		"web-1  h-1  ok     2026-11-24 11:59:58.123  27.8   1.3M  1.5k  3.0 GiB         0\n"
+		"HOST   ID   STATE  LAST REPORT               EV/S  FLOWS  OPEN    BYTES  REJECTED\n" +
+		"db-1   h-2  quiet  2026-11-24 11:40:00.000  <0.01      6     2  5.0 MiB         3\n" +
+		"web-1  h-1  ok     2026-11-24 11:59:58.123   27.8   1.3M  1.5k  3.0 GiB         0\n"
 	if r.stdout != want {
 		t.Errorf("table:\n%s\nwant:\n%s", r.stdout, want)
 	}
@@ -297,7 +297,7 @@ func TestCLINew(t *testing.T) {
 		t.Errorf("requests %q\nwant %q", got, wantURI)
 	}
 	r = runCLI(t, "new", "--server", f.URL, "--fail-new")
-	if r.code != exitEmpty || r.stderr != "flowlog new: 2 new pairs\n" {
+	if r.code != exitEmpty || r.stderr != "flowlog new: new pairs found: 2\n" {
 		t.Errorf("--fail-new: code %d, %q", r.code, r.stderr)
 	}
 	// json: the whole answer (window and pairs); jsonl: one pair a line.

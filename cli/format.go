@@ -56,11 +56,14 @@ func humanCount(n uint64) string {
 	return strconv.FormatFloat(float64(n)/1e9, 'f', 1, 64) + "G"
 }
 
-// humanRate prints a per-second rate: 0, 0.35, 12.5, 1.2k.
+// humanRate prints a per-second rate: 0, <0.01 (not nothing), 0.35, 12.5,
+// 1.2k.
 func humanRate(v float64) string {
 	switch {
 	case v <= 0:
 		return "0"
+	case v < 0.01:
+		return "<0.01"
 	case v < 10:
 		return strings.TrimRight(strings.TrimRight(strconv.FormatFloat(v, 'f', 2, 64), "0"), ".")
 	case v < 1000:
