@@ -231,7 +231,7 @@ func TestCLIFlowsQueryFromFlags(t *testing.T) {
 	if got := f.under("/api/v1/suggest"); len(got) != 4 || !strings.Contains(got[0], "q=h-1") {
 		t.Errorf("suggest requests %q", got)
 	}
-	if a := f.req(len(f.uris())-1).Header.Get("Authorization"); a != "Bearer s3cret" {
+	if a := f.req(len(f.uris()) - 1).Header.Get("Authorization"); a != "Bearer s3cret" {
 		t.Errorf("Authorization = %q", a)
 	}
 

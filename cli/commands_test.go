@@ -269,11 +269,11 @@ func TestCLINew(t *testing.T) {
 	answer := map[string]any{"from": "2026-11-23T12:00:00.000Z", "to": "2026-11-24T12:00:00.000Z", "baseline_from": "2026-11-16T12:00:00.000Z",
 		"pairs": []map[string]any{
 			{"src": map[string]any{"type": "user", "id": "alice", "name": "alice@example.com", "ip": "10.10.8.3"},
-				"dst": map[string]any{"type": "node", "id": "n-7", "name": "db-1", "ip": "10.10.0.7"},
+				"dst":      map[string]any{"type": "node", "id": "n-7", "name": "db-1", "ip": "10.10.0.7"},
 				"dst_port": 5432, "protocol": 6, "first": "2026-11-24T09:15:02.250Z", "last": "2026-11-24T11:00:00.000Z",
 				"bytes": 123456, "packets": 900, "flows": 12},
 			{"src": map[string]any{"type": "node", "id": "n-1", "name": "", "ip": "10.10.0.5"},
-				"dst": map[string]any{"type": "external", "id": "", "name": "", "ip": "203.0.113.9"},
+				"dst":      map[string]any{"type": "external", "id": "", "name": "", "ip": "203.0.113.9"},
 				"dst_port": 0, "protocol": 1, "first": "2026-11-24T10:00:00.000Z", "last": "2026-11-24T10:00:00.000Z",
 				"bytes": 84, "packets": 1, "flows": 1},
 		}}
