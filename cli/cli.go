@@ -52,17 +52,22 @@ const (
 	exitEmpty       = 4
 )
 
-// exitCodesHelp ends the --help of flows and top; tailExitCodesHelp that of
-// tail.
-const exitCodesHelp = `
+// exitCodesHelp ends the --help of the commands that answer once, status
+// 4 meaning four ("": no status 4); tailExitCodesHelp that of tail.
+func exitCodesHelp(four string) string {
+	s := `
 Exit status:
 
     0  success, including an empty result
-    1  bad flag value (the message names the flag)
+    1  unknown flag or bad flag value (the message names the flag)
     2  the server refused the request (HTTP 4xx); its message is printed
     3  server unreachable, no answer within --timeout, HTTP 5xx or an unreadable answer
-    4  nothing matched and --fail-empty was given
-` + formatsHelp
+`
+	if four != "" {
+		s += "    4  " + four + "\n"
+	}
+	return s + formatsHelp
+}
 
 // formatsHelp ends every --help: the units and times of the tables.
 const formatsHelp = `
@@ -74,7 +79,7 @@ const tailExitCodesHelp = `
 Exit status:
 
     0  interrupted (SIGINT, SIGTERM) or --count flows printed
-    1  bad flag value (the message names the flag)
+    1  unknown flag or bad flag value (the message names the flag)
     2  the server refused the request (HTTP 4xx); its message is printed
     3  with --no-reconnect: server unreachable, no answer within --timeout,
        HTTP 5xx, an unreadable answer, or the stream ended or went silent
@@ -210,10 +215,11 @@ func (f *clientFlags) client() (*client.Client, error) {
 }
 
 // timeFlags are the time range of a query; --since and --until are their
-// aliases (hubble's words).
+// aliases (hubble's words). The command says what the range bounds with
+// the tag set:"when=...".
 type timeFlags struct {
-	From string `aliases:"since" help:"Only flows starting at or after this time (alias --since): RFC 3339 (2026-11-24T10:00:00Z), local ('2026-11-24 10:00:00.250', 2026-11-24), or a duration back from now (30m, 1h, 7d)." placeholder:"TIME" env:"FLOWLOG_FILTER_FROM"`
-	To   string `aliases:"until" help:"Only flows starting before this time (alias --until; same forms as --from)." placeholder:"TIME" env:"FLOWLOG_FILTER_TO"`
+	From string `aliases:"since" help:"Only ${when} at or after this time (alias --since): RFC 3339 (2026-11-24T10:00:00Z), local ('2026-11-24 10:00:00.250', 2026-11-24), or a duration back from now (30m, 1h, 7d)." placeholder:"TIME" env:"FLOWLOG_FILTER_FROM"`
+	To   string `aliases:"until" help:"Only ${when} up to this time (alias --until; same forms as --from)." placeholder:"TIME" env:"FLOWLOG_FILTER_TO"`
 }
 
 // window parses --from and --to; a zero time was not given.
@@ -264,7 +270,7 @@ type matchFlags struct {
 
 // filterFlags mirror the query parameters of /api/v1/flows.
 type filterFlags struct {
-	Time  timeFlags  `embed:""`
+	Time  timeFlags  `embed:"" set:"when=flows starting"`
 	Match matchFlags `embed:""`
 	State string     `help:"Only open flows (active), ended ones (finished) or both (all)." placeholder:"all|active|finished" env:"FLOWLOG_FILTER_STATE"`
 }

@@ -32,7 +32,7 @@ name (--host web-1) where ids are expected.
     flowlog flows --network mesh1 --since 1h --protocol tcp --host web-1
     flowlog flows --state active --ip 10.10.0.0/16 --port 443 -o jsonl
     flowlog flows --all --from 2026-11-24T00:00:00Z --to 2026-11-25T00:00:00Z -o json
-` + exitCodesHelp
+` + exitCodesHelp("nothing matched and --fail-empty was given")
 }
 
 func (c *FlowsCmd) Run(ctx context.Context) error {

@@ -17,7 +17,7 @@ type HostsCmd struct {
 
 	Network   string    `help:"Only hosts reporting in this network (network_id)." placeholder:"ID" env:"FLOWLOG_FILTER_NETWORK"`
 	Host      string    `help:"Only this host: its id (node_id) or its name." placeholder:"ID|NAME" env:"FLOWLOG_FILTER_HOST"`
-	Time      timeFlags `embed:""`
+	Time      timeFlags `embed:"" set:"when=flows starting (default: the last 24h)"`
 	Quiet     string    `help:"A host whose last report is older than this is quiet (default: the server's, 5m)." placeholder:"DURATION" env:"FLOWLOG_HOSTS_QUIET"`
 	FailQuiet bool      `help:"Exit with status 4 when a host is quiet." env:"FLOWLOG_HOSTS_FAIL_QUIET"`
 
@@ -34,7 +34,7 @@ open; REJECTED the events the collector refused from it), as one JSON array
 
     flowlog hosts --network mesh1
     flowlog hosts --since 1h --quiet 2m --fail-quiet     # a check for cron
-` + strings.Replace(exitCodesHelp, "nothing matched and --fail-empty was given", "a host is quiet and --fail-quiet was given", 1)
+` + exitCodesHelp("a host is quiet and --fail-quiet was given")
 }
 
 func (c *HostsCmd) Run(ctx context.Context) error {

@@ -37,7 +37,7 @@ object per pair and line (--output jsonl).
 
     flowlog new --network mesh1
     flowlog new --window 1h --baseline 30d --dst-type node --fail-new   # an alert
-` + strings.Replace(exitCodesHelp, "nothing matched and --fail-empty was given", "a new pair was found and --fail-new was given", 1)
+` + exitCodesHelp("a new pair was found and --fail-new was given")
 }
 
 func (c *NewCmd) Run(ctx context.Context) error {

@@ -19,7 +19,7 @@ type RejectedCmd struct {
 
 	Host   string    `help:"Only events claiming this host: its id (host_id) or its name." placeholder:"ID|NAME" env:"FLOWLOG_FILTER_HOST"`
 	Reason string    `help:"Only events rejected for this class of reason: missing_field, bad_type, out_of_range, bad_ip, bad_timestamp, ... (flowlog_events_rejected_total's reason label)." placeholder:"CLASS" env:"FLOWLOG_REJECTED_REASON"`
-	Time   timeFlags `embed:""`
+	Time   timeFlags `embed:"" set:"when=events received"`
 	Page   string    `help:"Which page of --limit events (default ${default})." default:"1" placeholder:"N" env:"FLOWLOG_REJECTED_PAGE"`
 	Limit  string    `help:"Events per page (default ${default}, at most 1000)." default:"100" placeholder:"N" env:"FLOWLOG_REJECTED_LIMIT"`
 
@@ -36,7 +36,7 @@ admin reader's token (--token): a rejected event has no network to scope it by.
 
     flowlog rejected --since 1h
     flowlog rejected --host web-1 --reason bad_ip -o jsonl
-` + exitCodesHelp
+` + exitCodesHelp("")
 }
 
 func (c *RejectedCmd) Run(ctx context.Context) error {

@@ -30,7 +30,7 @@ packets and flows counted in k, M, G), as one JSON array (--output json) or as o
 
     flowlog top --network mesh1 --from 24h
     flowlog top --by ip --metric flows --side dst --limit 20
-` + exitCodesHelp
+` + exitCodesHelp("nothing matched and --fail-empty was given")
 }
 
 func (c *TopCmd) Run(ctx context.Context) error {
