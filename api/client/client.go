@@ -1,8 +1,7 @@
 // Package client is the typed Go client of the collector's HTTP API
 // (package api): the flow list with its paging, the top talkers, the
 // live tail's event stream, hosts, new pairs, suggestions and rejected
-// events. The CLI (`flowlog flows|top|tail`) and the
-// end-to-end tests use it.
+// events. The CLI (package cli) and the end-to-end tests use it.
 //
 // Every failure is an *Error that says whether the server refused the
 // request (HTTP 4xx: asking again will not help) or was unavailable
