@@ -211,7 +211,7 @@ func TestCLIUnknownFlagIsShort(t *testing.T) {
 		{[]string{"flows", "--hots", "web-1"}, "flowlog flows: unknown flag --hots, did you mean \"--host\"?\nsee 'flowlog flows --help'\n"},
 		{[]string{"tail", "--bogus"}, "flowlog tail: unknown flag --bogus\nsee 'flowlog tail --help'\n"},
 		{[]string{"flowz"}, "flowlog: unexpected argument flowz, did you mean \"flows\"?\nsee 'flowlog --help'\n"},
-		{[]string{"top", "--limit"}, "flowlog top: --limit: expected string value but got \"EOL\" (<EOL>)\nsee 'flowlog top --help'\n"},
+		{[]string{"top", "--limit"}, "flowlog top: --limit: needs a value\nsee 'flowlog top --help'\n"},
 	} {
 		_, err := p.Parse(tc.args)
 		if err == nil {

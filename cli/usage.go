@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 
 	"github.com/alecthomas/kong"
 )
@@ -23,6 +24,10 @@ func ParseFailed(w io.Writer, err error) int {
 			cmd = pe.Context.Model.Name
 		}
 	}
-	fmt.Fprintf(w, "%s: %s\nsee '%s --help'\n", cmd, sanitize(err.Error()), cmd)
+	msg := missingValue.ReplaceAllString(err.Error(), "$1: needs a value")
+	fmt.Fprintf(w, "%s: %s\nsee '%s --help'\n", cmd, sanitize(msg), cmd)
 	return exitUsage
 }
+
+// missingValue is kong's message for a flag given last without its value.
+var missingValue = regexp.MustCompile(`^(--[\w-]+): expected \w+ value but got "EOL" \(<EOL>\)$`)
