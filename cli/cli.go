@@ -1,27 +1,27 @@
 // Package cli is the collector's command-line client: `flowlog flows`,
-// `flowlog top` and `flowlog tail` (FlowsCmd, TopCmd, TailCmd, with their
-// flags) ask a collector's HTTP API (/api/v1/flows, /api/v1/aggregates/top,
-// /api/v1/flows/stream) and print the answer as a table, JSON or JSON lines.
-// This file holds what the three share: connection and filter flags, the HTTP
-// client, exit codes and the human formats; cli_flows.go, cli_top.go and
-// cli_tail.go hold the commands.
+// `top`, `tail`, `hosts`, `new` and `rejected` (FlowsCmd, TopCmd, TailCmd,
+// HostsCmd, NewCmd, RejectedCmd, with their flags) ask a collector's HTTP API
+// through api/client and print the answer as an aligned table (coloured on a
+// terminal), JSON or JSON lines. This file holds what they share: connection
+// and filter flags, exit codes; format.go the human formats and tables,
+// resolve.go names given where ids are expected; one file per command.
 //
-// Exit codes, the same for the three commands and repeated in their --help
+// Exit codes, the same for every command and repeated in their --help
 // (exitCodesHelp) so that scripts can rely on them:
 //
 //	0  success, including an empty result
-//	1  usage: a bad flag value; the message names the flag
+//	1  usage: an unknown flag or a bad flag value; the message names the flag
 //	2  the server refused the request (HTTP 4xx); its Message is printed
 //	3  the server is unreachable, did not answer within --timeout, answered
 //	   5xx or something unreadable; for tail: the stream ended and
 //	   --no-reconnect was given
-//	4  flows/top with --fail-empty: nothing matched
+//	4  what --fail-empty, --fail-quiet or --fail-new asked about was found
 //
 // Kong itself rejects unknown flags and missing flag values before a command
-// runs, with its usage status 80; every flag whose value can be wrong is
-// therefore a string checked here, so that a bad value exits 1. The
-// commands print their error themselves (cliIO.finish) and main exits with
-// the code it carries.
+// runs (main prints them with ParseFailed, status 1); every flag whose value
+// can be wrong is a string checked here, so that a bad value exits 1 with a
+// message naming the flag. The commands print their error themselves
+// (cliIO.finish) and main exits with the code it carries.
 package cli
 
 import (
@@ -41,7 +41,6 @@ import (
 	"unicode"
 
 	"github.com/flowlog/flowlog"
-	"github.com/flowlog/flowlog/api"
 	"github.com/flowlog/flowlog/api/client"
 )
 
@@ -53,29 +52,38 @@ const (
 	exitEmpty       = 4
 )
 
-// exitCodesHelp ends the --help of flows and top; tailExitCodesHelp that of
-// tail.
-const exitCodesHelp = `
+// exitCodesHelp ends the --help of the commands that answer once, status
+// 4 meaning four ("": no status 4); tailExitCodesHelp that of tail.
+func exitCodesHelp(four string) string {
+	s := `
 Exit status:
 
     0  success, including an empty result
-    1  bad flag value (the message names the flag)
+    1  unknown flag or bad flag value (the message names the flag)
     2  the server refused the request (HTTP 4xx); its message is printed
     3  server unreachable, no answer within --timeout, HTTP 5xx or an unreadable answer
-    4  nothing matched and --fail-empty was given
+`
+	if four != "" {
+		s += "    4  " + four + "\n"
+	}
+	return s + formatsHelp
+}
 
-Sizes are SI with one decimal (1 KB = 1000 B); times are local.`
+// formatsHelp ends every --help: the units and times of the tables.
+const formatsHelp = `
+Sizes are IEC, as on the web page (1 KiB = 1024 B); counts are k, M, G;
+times are local, with milliseconds. Tables are coloured on a terminal
+(--color; NO_COLOR=1 turns it off).`
 
 const tailExitCodesHelp = `
 Exit status:
 
     0  interrupted (SIGINT, SIGTERM) or --count flows printed
-    1  bad flag value (the message names the flag)
+    1  unknown flag or bad flag value (the message names the flag)
     2  the server refused the request (HTTP 4xx); its message is printed
     3  with --no-reconnect: server unreachable, no answer within --timeout,
        HTTP 5xx, an unreadable answer, or the stream ended or went silent
-
-Sizes are SI with one decimal (1 KB = 1000 B); times are local.`
+` + formatsHelp
 
 // exitError is an error with the status the process should exit with
 // (main honours it, ExitCode); printed says the command printed it already.
@@ -121,6 +129,16 @@ type cliIO struct {
 	stdout, stderr io.Writer
 	now            func() time.Time
 	loc            *time.Location
+	terminal       bool // with stdout injected: whether it is a terminal
+}
+
+// color tells whether tables are coloured under --color mode.
+func (o *cliIO) color(mode string) bool {
+	terminal := o.terminal
+	if o.stdout == nil {
+		terminal = isTerminal(os.Stdout)
+	}
+	return useColor(mode, terminal)
 }
 
 func (o *cliIO) out() io.Writer {
@@ -172,6 +190,7 @@ type clientFlags struct {
 	Token   string `help:"A reader's bearer token (the collector's --readers file), sent as 'Authorization: Bearer TOKEN' when set." env:"FLOWLOG_READER_TOKEN"`
 	Timeout string `help:"How long to wait for an answer (tail: for the stream to open), e.g. 10s." default:"10s" env:"FLOWLOG_TIMEOUT"`
 	Output  string `short:"o" help:"Output format: table, json or jsonl (one JSON object per line)." default:"table" env:"FLOWLOG_OUTPUT"`
+	Color   string `help:"Colour the table: auto (on a terminal, unless NO_COLOR is set), always or never." default:"auto" placeholder:"auto|always|never" env:"FLOWLOG_COLOR"`
 }
 
 var outputFormats = []string{"table", "json", "jsonl"}
@@ -180,6 +199,9 @@ var outputFormats = []string{"table", "json", "jsonl"}
 func (f *clientFlags) client() (*client.Client, error) {
 	if !slices.Contains(outputFormats, f.Output) {
 		return nil, flagError("output", "%q is not one of table, json, jsonl", f.Output)
+	}
+	if !slices.Contains(colorModes, f.Color) {
+		return nil, flagError("color", "%q is not one of auto, always, never", f.Color)
 	}
 	timeout, err := time.ParseDuration(f.Timeout)
 	if err != nil || timeout <= 0 {
@@ -192,29 +214,88 @@ func (f *clientFlags) client() (*client.Client, error) {
 	return cl, nil
 }
 
-// filterFlags mirror the query parameters of /api/v1/flows.
-type filterFlags struct {
-	Network     string   `help:"Only this network (network_id)." placeholder:"ID" env:"FLOWLOG_FILTER_NETWORK"`
-	From        string   `help:"Only flows starting at or after this time: RFC 3339 (2026-11-24T10:00:00Z), local ('2026-11-24 10:00', 2026-11-24), or a duration back from now (30m, 1h, 7d)." placeholder:"TIME" env:"FLOWLOG_FILTER_FROM"`
-	To          string   `help:"Only flows starting before this time (same forms as --from)." placeholder:"TIME" env:"FLOWLOG_FILTER_TO"`
-	SrcType     []string `name:"src-type" help:"Source type (repeatable, or comma-separated): node, user, extclient, egress_route, external." placeholder:"TYPE" env:"FLOWLOG_FILTER_SRC_TYPE"`
-	DstType     []string `name:"dst-type" help:"Destination type (as --src-type)." placeholder:"TYPE" env:"FLOWLOG_FILTER_DST_TYPE"`
-	SrcEntity   string   `name:"src-entity" help:"Source participant id (src_entity_id)." placeholder:"ID" env:"FLOWLOG_FILTER_SRC_ENTITY"`
-	DstEntity   string   `name:"dst-entity" help:"Destination participant id (dst_entity_id)." placeholder:"ID" env:"FLOWLOG_FILTER_DST_ENTITY"`
-	Protocol    []string `help:"Protocol (repeatable, or comma-separated): tcp, udp, icmp, icmpv6 or a number 0-255." placeholder:"PROTO" env:"FLOWLOG_FILTER_PROTOCOL"`
-	Host        string   `help:"Only flows reported by this host id (node_id)." placeholder:"ID" env:"FLOWLOG_FILTER_HOST"`
-	User        string   `help:"Only flows whose source or destination is this user (username); not with --src-*/--dst-*." placeholder:"NAME" env:"FLOWLOG_FILTER_USER"`
-	State       string   `help:"Only open flows (active), ended ones (finished) or both (all)." placeholder:"all|active|finished" env:"FLOWLOG_FILTER_STATE"`
-	IP          string   `name:"ip" help:"Only flows whose source or destination is this address or in this CIDR." placeholder:"ADDR|CIDR" env:"FLOWLOG_FILTER_IP"`
-	Port        string   `help:"Only flows whose source or destination port is this one." placeholder:"PORT" env:"FLOWLOG_FILTER_PORT"`
-	Direction   string   `help:"Only flows the reporting host accepted (ingress) or opened (egress)." placeholder:"ingress|egress" env:"FLOWLOG_FILTER_DIRECTION"`
-	Participant string   `help:"Only flows with this participant as source or destination." placeholder:"ID" env:"FLOWLOG_FILTER_PARTICIPANT"`
+// timeFlags are the time range of a query; --since and --until are their
+// aliases (hubble's words). The command says what the range bounds with
+// the tag set:"when=...".
+type timeFlags struct {
+	From string `aliases:"since" help:"Only ${when} at or after this time (alias --since): RFC 3339 (2026-11-24T10:00:00Z), local ('2026-11-24 10:00:00.250', 2026-11-24), or a duration back from now (30m, 1h, 7d)." placeholder:"TIME" env:"FLOWLOG_FILTER_FROM"`
+	To   string `aliases:"until" help:"Only ${when} up to this time (alias --until; same forms as --from)." placeholder:"TIME" env:"FLOWLOG_FILTER_TO"`
 }
 
+// window parses --from and --to; a zero time was not given.
+func (f *timeFlags) window(now time.Time, loc *time.Location) (from, to time.Time, err error) {
+	if from, err = parseWhen("from", f.From, now, loc); err != nil {
+		return
+	}
+	if to, err = parseWhen("to", f.To, now, loc); err != nil {
+		return
+	}
+	if !from.IsZero() && !to.IsZero() && !from.Before(to) {
+		err = flagError("from", "%s is not before --to %s", from.Format(time.RFC3339Nano), to.Format(time.RFC3339Nano))
+	}
+	return
+}
+
+// set adds the window to q as from and to.
+func (f *timeFlags) set(q url.Values, now time.Time, loc *time.Location) error {
+	from, to, err := f.window(now, loc)
+	if err != nil {
+		return err
+	}
+	if !from.IsZero() {
+		q.Set("from", from.UTC().Format(time.RFC3339Nano))
+	}
+	if !to.IsZero() {
+		q.Set("to", to.UTC().Format(time.RFC3339Nano))
+	}
+	return nil
+}
+
+// matchFlags are the filters of /api/v1/flows other than time and state
+// (what /api/v1/new takes). Ids may be given as names (resolve.go).
+type matchFlags struct {
+	Network     string   `help:"Only this network (network_id)." placeholder:"ID" env:"FLOWLOG_FILTER_NETWORK"`
+	SrcType     []string `name:"src-type" help:"Source type (repeatable, or comma-separated): node, user, extclient, egress_route, external." placeholder:"TYPE" env:"FLOWLOG_FILTER_SRC_TYPE"`
+	DstType     []string `name:"dst-type" help:"Destination type (as --src-type)." placeholder:"TYPE" env:"FLOWLOG_FILTER_DST_TYPE"`
+	SrcEntity   string   `name:"src-entity" help:"Source participant: its id or its name." placeholder:"ID|NAME" env:"FLOWLOG_FILTER_SRC_ENTITY"`
+	DstEntity   string   `name:"dst-entity" help:"Destination participant: its id or its name." placeholder:"ID|NAME" env:"FLOWLOG_FILTER_DST_ENTITY"`
+	Protocol    []string `help:"Protocol (repeatable, or comma-separated): a name (tcp, udp, icmp, ...) or a number 0-255." placeholder:"PROTO" env:"FLOWLOG_FILTER_PROTOCOL"`
+	Host        string   `help:"Only flows reported by this host: its id (node_id) or its name." placeholder:"ID|NAME" env:"FLOWLOG_FILTER_HOST"`
+	User        string   `help:"Only flows whose source or destination is this user (username); not with --src-*/--dst-*." placeholder:"NAME" env:"FLOWLOG_FILTER_USER"`
+	IP          string   `name:"ip" help:"Only flows whose source or destination is this address or in this CIDR." placeholder:"ADDR|CIDR" env:"FLOWLOG_FILTER_IP"`
+	Port        string   `help:"Only flows whose source or destination port is this one (1-65535)." placeholder:"PORT" env:"FLOWLOG_FILTER_PORT"`
+	Direction   string   `help:"Only flows the reporting host accepted (ingress) or opened (egress)." placeholder:"ingress|egress" env:"FLOWLOG_FILTER_DIRECTION"`
+	Participant string   `help:"Only flows with this participant (id or name) as source or destination." placeholder:"ID|NAME" env:"FLOWLOG_FILTER_PARTICIPANT"`
+}
+
+// filterFlags mirror the query parameters of /api/v1/flows.
+type filterFlags struct {
+	Time  timeFlags  `embed:"" set:"when=flows starting"`
+	Match matchFlags `embed:""`
+	State string     `help:"Only open flows (active), ended ones (finished) or both (all)." placeholder:"all|active|finished" env:"FLOWLOG_FILTER_STATE"`
+}
 
 // query checks the filters and returns them as query parameters; relative
 // times are taken back from now, times without a zone are in loc.
 func (f *filterFlags) query(now time.Time, loc *time.Location) (url.Values, error) {
+	q, err := f.Match.query()
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Time.set(q, now, loc); err != nil {
+		return nil, err
+	}
+	if s := strings.TrimSpace(f.State); s != "" {
+		if s != "all" && s != "active" && s != "finished" {
+			return nil, flagError("state", "%q is not one of all, active, finished", s)
+		}
+		q.Set("state", s)
+	}
+	return q, nil
+}
+
+// query checks the filters and returns them as query parameters.
+func (f *matchFlags) query() (url.Values, error) {
 	q := url.Values{}
 	set := func(name, v string) {
 		if v = strings.TrimSpace(v); v != "" {
@@ -227,24 +308,6 @@ func (f *filterFlags) query(now time.Time, loc *time.Location) (url.Values, erro
 	set("node_id", f.Host)
 	set("username", f.User)
 	set("participant", f.Participant)
-
-	from, err := parseWhen("from", f.From, now, loc)
-	if err != nil {
-		return nil, err
-	}
-	to, err := parseWhen("to", f.To, now, loc)
-	if err != nil {
-		return nil, err
-	}
-	if !from.IsZero() && !to.IsZero() && !from.Before(to) {
-		return nil, flagError("from", "%s is not before --to %s", from.Format(time.RFC3339), to.Format(time.RFC3339))
-	}
-	if !from.IsZero() {
-		q.Set("from", from.UTC().Format(time.RFC3339Nano))
-	}
-	if !to.IsZero() {
-		q.Set("to", to.UTC().Format(time.RFC3339Nano))
-	}
 
 	types := flowlog.ParticipantTypeNames[1:]
 	for _, l := range []struct {
@@ -267,12 +330,6 @@ func (f *filterFlags) query(now time.Time, loc *time.Location) (url.Values, erro
 	if f.User != "" && (len(f.SrcType) > 0 || len(f.DstType) > 0 || f.SrcEntity != "" || f.DstEntity != "") {
 		return nil, flagError("user", "cannot be combined with --src-type, --dst-type, --src-entity or --dst-entity")
 	}
-	if s := strings.TrimSpace(f.State); s != "" {
-		if s != "all" && s != "active" && s != "finished" {
-			return nil, flagError("state", "%q is not one of all, active, finished", s)
-		}
-		q.Set("state", s)
-	}
 	if s := strings.TrimSpace(f.IP); s != "" {
 		if _, err := netip.ParseAddr(s); err != nil {
 			if _, err := netip.ParsePrefix(s); err != nil {
@@ -282,8 +339,9 @@ func (f *filterFlags) query(now time.Time, loc *time.Location) (url.Values, erro
 		q.Set("ip", s)
 	}
 	if s := strings.TrimSpace(f.Port); s != "" {
-		if _, err := strconv.ParseUint(s, 10, 16); err != nil {
-			return nil, flagError("port", "%q is not a port number 0-65535", s)
+		// As the API: port 0 would mean "no filter" there, so it refuses it.
+		if n, err := strconv.ParseUint(s, 10, 16); err != nil || n == 0 {
+			return nil, flagError("port", "%q is not a port number 1-65535", s)
 		}
 		q.Set("port", s)
 	}
@@ -311,8 +369,9 @@ func splitList(values []string) []string {
 }
 
 // localLayouts are the times without a zone --from and --to accept, in
-// local time: the table's START column can be pasted back.
-var localLayouts = []string{humanTimeLayout, "2006-01-02 15:04", "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02"}
+// local time (with fractions of a second: Go accepts them after the
+// seconds): the table's times can be pasted back.
+var localLayouts = []string{"2006-01-02 15:04:05", "2006-01-02 15:04", "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02"}
 
 // parseWhen reads an RFC 3339 time, a local time (localLayouts), "now", or
 // a duration back from now ("30m", "1h", "7d"). The zero time means not given.
@@ -396,125 +455,6 @@ func writeJSONLines(w io.Writer, elems []json.RawMessage) error {
 	return err
 }
 
-// Human formats.
-
-// humanBytes prints a size in SI units with one decimal: 999 B, 1.2 KB,
-// 3.4 MB (1 KB = 1000 B).
-func humanBytes(n uint64) string {
-	if n < 1000 {
-		return strconv.FormatUint(n, 10) + " B"
-	}
-	units := []string{"KB", "MB", "GB", "TB", "PB", "EB"}
-	v := float64(n) / 1000
-	i := 0
-	// 999.95 would print as 1000.0; carry it to the next unit instead.
-	for v >= 999.95 && i < len(units)-1 {
-		v /= 1000
-		i++
-	}
-	return strconv.FormatFloat(v, 'f', 1, 64) + " " + units[i]
-}
-
-// humanDuration prints a duration short and rounded: 350ms, 1.5s, 42s,
-// 3m20s, 2h5m, 3d4h.
-func humanDuration(d time.Duration) string {
-	if d <= 0 {
-		return "0s"
-	}
-	if d < time.Second {
-		return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
-	}
-	if r := d.Round(100 * time.Millisecond); r < time.Minute {
-		return strings.TrimSuffix(strconv.FormatFloat(r.Seconds(), 'f', 1, 64), ".0") + "s"
-	}
-	two := func(a int64, ua string, b int64, ub string) string {
-		if b == 0 {
-			return fmt.Sprintf("%d%s", a, ua)
-		}
-		return fmt.Sprintf("%d%s%d%s", a, ua, b, ub)
-	}
-	if r := d.Round(time.Second); r < time.Hour {
-		s := int64(r / time.Second)
-		return two(s/60, "m", s%60, "s")
-	}
-	if r := d.Round(time.Minute); r < 24*time.Hour {
-		m := int64(r / time.Minute)
-		return two(m/60, "h", m%60, "m")
-	}
-	h := int64(d.Round(time.Hour) / time.Hour)
-	return two(h/24, "d", h%24, "h")
-}
-
-const humanTimeLayout = "2006-01-02 15:04:05"
-
-func protocolName(p uint16) string {
-	if p > 255 {
-		return strconv.Itoa(int(p))
-	}
-	return flowlog.ProtocolName(uint8(p))
-}
-
-// endpoint is a flow's end as people read it: the participant's name when
-// known, else its address, and the port when the protocol has ports.
-func endpoint(name, ip string, port uint16, proto uint16) string {
-	host := name
-	if host == "" {
-		host = ip
-		if strings.Contains(ip, ":") && port != 0 { // IPv6
-			host = "[" + ip + "]"
-		}
-	}
-	if host == "" {
-		host = "?"
-	}
-	if port == 0 {
-		return host
-	}
-	return host + ":" + strconv.Itoa(int(port))
-}
-
-var flowColumns = []string{"START", "DURATION", "HOST", "PROTO", "SRC", "DIR", "DST", "SENT", "RECV", "STATE"}
-
-// flowCells are a flow's table cells, in flowColumns order.
-func flowCells(r *api.FlowRow, loc *time.Location) []string {
-	start := "-"
-	if !r.StartTs.IsZero() && r.StartTs.Unix() != 0 {
-		start = r.StartTs.In(loc).Format(humanTimeLayout)
-	}
-	dur, state := "active", "active"
-	if !r.Active {
-		state = "finished"
-		dur = "-"
-		if r.EndTs.Unix() > 0 && !r.EndTs.Before(r.StartTs) {
-			dur = humanDuration(r.EndTs.Sub(r.StartTs))
-		}
-	}
-	host := r.HostName
-	if host == "" {
-		host = r.HostID
-	}
-	dir := "-"
-	switch r.Direction {
-	case "egress":
-		dir = "→"
-	case "ingress":
-		dir = "←"
-	}
-	cells := []string{
-		start, dur, host, protocolName(r.Protocol),
-		endpoint(r.SrcEntityName, r.SrcIP, r.SrcPort, r.Protocol), dir,
-		endpoint(r.DstEntityName, r.DstIP, r.DstPort, r.Protocol),
-		humanBytes(r.BytesSent), humanBytes(r.BytesRecv), state,
-	}
-	for i, c := range cells {
-		cells[i] = sanitize(c)
-		if cells[i] == "" {
-			cells[i] = "-"
-		}
-	}
-	return cells
-}
-
 // sanitize keeps names that come from agents' configs from moving the
 // terminal's cursor or breaking the table: control characters (tabs and
 // escapes included) become '?'.
@@ -539,4 +479,15 @@ func backoff(n int, first, max time.Duration) time.Duration {
 	}
 	d = min(d, max)
 	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+// writeJSONIndented prints one JSON value indented.
+func writeJSONIndented(w io.Writer, v json.RawMessage) error {
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, v, "", "  "); err != nil {
+		return err
+	}
+	buf.WriteByte('\n')
+	_, err := w.Write(buf.Bytes())
+	return err
 }

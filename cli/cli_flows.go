@@ -3,10 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
-	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/flowlog/flowlog/api"
@@ -29,12 +26,13 @@ func (c *FlowsCmd) Help() string {
 	return `Lists the flows a collector stored, newest start first, as a table (START,
 DURATION, HOST, PROTO, SRC, DIR, DST, SENT, RECV, STATE; DIR is → for egress and
 ← for ingress, relative to HOST), as one JSON array (--output json) or as one
-JSON object per line (--output jsonl).
+JSON object per line (--output jsonl). Hosts and participants can be given by
+name (--host web-1) where ids are expected.
 
-    flowlog flows --network mesh1 --from 1h --protocol tcp
+    flowlog flows --network mesh1 --since 1h --protocol tcp --host web-1
     flowlog flows --state active --ip 10.10.0.0/16 --port 443 -o jsonl
     flowlog flows --all --from 2026-11-24T00:00:00Z --to 2026-11-25T00:00:00Z -o json
-` + exitCodesHelp
+` + exitCodesHelp("nothing matched and --fail-empty was given")
 }
 
 func (c *FlowsCmd) Run(ctx context.Context) error {
@@ -57,6 +55,9 @@ func (c *FlowsCmd) run(ctx context.Context) error {
 		}
 	}
 
+	if err := resolveNames(ctx, cl, q); err != nil {
+		return err
+	}
 	out := c.io.out()
 	var (
 		rows []api.FlowRow
@@ -79,7 +80,7 @@ func (c *FlowsCmd) run(ctx context.Context) error {
 	case "json":
 		err = writeJSONArray(out, raws)
 	case "table":
-		err = writeFlowTable(out, rows, c.io.zone())
+		err = writeFlowTable(out, rows, c.io.zone(), c.io.color(c.Conn.Color))
 	}
 	if err != nil {
 		return exitf(exitUnavailable, "writing output: %v", err)
@@ -91,11 +92,10 @@ func (c *FlowsCmd) run(ctx context.Context) error {
 }
 
 // writeFlowTable prints flows aligned under flowColumns.
-func writeFlowTable(w io.Writer, rows []api.FlowRow, loc *time.Location) error {
-	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, strings.Join(flowColumns, "\t"))
+func writeFlowTable(w io.Writer, rows []api.FlowRow, loc *time.Location, color bool) error {
+	cells := make([][]string, len(rows))
 	for i := range rows {
-		fmt.Fprintln(tw, strings.Join(flowCells(&rows[i], loc), "\t"))
+		cells[i] = flowCells(&rows[i], loc)
 	}
-	return tw.Flush()
+	return writeTable(w, newLayout(flowColumns, color, flowStyle), cells)
 }

@@ -31,25 +31,31 @@ type TailCmd struct {
 	Conn   clientFlags `embed:""`
 	Filter filterFlags `embed:"" group:"Filters"`
 
-	Count       string `help:"Exit (status 0) after this many flows; 0 runs until interrupted (default ${default})." default:"0" placeholder:"N" env:"FLOWLOG_TAIL_COUNT"`
+	Last        string `help:"First print the last N flows that started (oldest first), then follow (default ${default})." default:"0" placeholder:"N" env:"FLOWLOG_TAIL_LAST"`
+	Count       string `help:"Exit (status 0) after this many flows, those of --last included; 0 runs until interrupted (default ${default})." default:"0" placeholder:"N" env:"FLOWLOG_TAIL_COUNT"`
 	NoReconnect bool   `help:"Exit with status 3 when the stream ends or breaks instead of reconnecting." env:"FLOWLOG_TAIL_NO_RECONNECT"`
 	IdleTimeout string `help:"Reconnect when nothing, not even a keepalive, arrived for this long; 0 waits forever." default:"2m" env:"FLOWLOG_TAIL_IDLE_TIMEOUT"`
 
 	io           cliIO
 	firstBackoff time.Duration // 0: tailFirstBackoff; tests shorten it
+	table        *layout       // table output: the columns' widths so far
 }
 
 func (c *TailCmd) Help() string {
 	return `Prints flows as the collector commits them (a flow appears when it opens
 and again when it ends), one line per flow with the columns of 'flowlog flows'
-(START DURATION HOST PROTO SRC DIR DST SENT RECV STATE, unaligned), or one JSON
-object per line with --output jsonl (json means jsonl here). When the server
+(START DURATION HOST PROTO SRC DIR DST SENT RECV STATE, aligned; a column
+widens when a longer value comes), or one JSON object per line with --output
+jsonl (json means jsonl here). --last N prints the N flows that started last
+before following (a flow also in the stream is not printed twice). --to is
+refused: the stream only has flows from now on. When the server
 dropped events because this client read too slowly, "-- lost N events (client
 too slow)" goes to stderr. A broken stream is reopened with exponential backoff
 (0.5s doubling to 30s, reported on stderr) unless --no-reconnect is given; a
 4xx answer is never retried. SIGINT or SIGTERM ends it with status 0.
 
-    flowlog tail --network mesh1 --protocol tcp
+    flowlog tail --network mesh1 --protocol tcp --last 20
+    flowlog tail --host web-1 --color never
     flowlog tail -o jsonl --count 10 --no-reconnect
 ` + tailExitCodesHelp
 }
@@ -64,6 +70,11 @@ type tailState struct {
 	count  int    // flows to print before exiting; 0: no limit
 	seen   int    // flows printed
 	lastID string // SSE id of the last event, sent back as Last-Event-ID
+	last   int    // --last: flows to print before following
+	// backlog holds the flows --last printed (flow id and version) until
+	// the stream repeats them: those are skipped.
+	backlog     map[string]bool
+	backlogDone bool
 }
 
 // outputError is a failure to print: reconnecting would not help.
@@ -78,10 +89,20 @@ func (c *TailCmd) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if strings.TrimSpace(c.Filter.Time.To) != "" {
+		return flagError("to", "tail follows flows as they come and would wait forever for the end of a range; use 'flowlog flows --to'")
+	}
 	st := &tailState{}
 	if st.count, err = positiveInt("count", c.Count, 0); err != nil {
 		return err
 	}
+	if st.last, err = positiveInt("last", c.Last, 0); err != nil {
+		return err
+	}
+	if err := resolveNames(ctx, cl, q); err != nil {
+		return err
+	}
+	c.table = newLayout(flowColumns, c.io.color(c.Conn.Color), flowStyle)
 	idle, err := time.ParseDuration(strings.TrimSpace(c.IdleTimeout))
 	if err != nil || idle < 0 {
 		return flagError("idle-timeout", "%q is not a duration such as 2m (0 to wait forever)", c.IdleTimeout)
@@ -135,6 +156,14 @@ func (c *TailCmd) stream(parent context.Context, cl *client.Client, q url.Values
 		return err
 	}
 	defer body.Close()
+	// The backlog is read once the stream is open, so that no flow falls
+	// between the two; one in both is printed once (tailState.backlog).
+	if !st.backlogDone && st.last > 0 {
+		if done, err := c.printBacklog(ctx, cl, q, st); err != nil || done {
+			return err
+		}
+	}
+	st.backlogDone = true
 	if idle > 0 {
 		t := time.AfterFunc(idle, func() { why.CompareAndSwap(0, 2); cancel() })
 		defer t.Stop()
@@ -204,6 +233,54 @@ func (c *TailCmd) readEvents(body io.Reader, st *tailState, alive func(), silent
 	return exitf(exitUnavailable, "stream ended by the server")
 }
 
+// print prints one flow (data: as the server sent it); done means --count
+// was reached.
+func (c *TailCmd) print(row *api.FlowRow, data []byte, st *tailState) (done bool, err error) {
+	var line bytes.Buffer
+	if c.Conn.Output == "table" {
+		line.WriteString(c.table.line(flowCells(row, c.io.zone()), false))
+	} else {
+		if err := json.Compact(&line, data); err != nil {
+			return false, outputError{err}
+		}
+		line.WriteByte('\n')
+	}
+	if _, err := c.io.out().Write(line.Bytes()); err != nil {
+		return false, outputError{err}
+	}
+	st.seen++
+	return st.count > 0 && st.seen >= st.count, nil
+}
+
+// backlogKey identifies one state of a flow: its id and version.
+func backlogKey(r *api.FlowRow) string {
+	return r.FlowID + "@" + r.Version.UTC().Format(time.RFC3339Nano)
+}
+
+// printBacklog prints the --last flows, oldest first, and remembers them;
+// done means --count was reached.
+func (c *TailCmd) printBacklog(ctx context.Context, cl *client.Client, q url.Values, st *tailState) (done bool, err error) {
+	var rows []api.FlowRow
+	var raws []json.RawMessage
+	if _, err := cl.Flows(ctx, q, st.last, func(p client.Page) error {
+		rows, raws = append(rows, p.Rows...), append(raws, p.Raw...)
+		return nil
+	}); err != nil {
+		return false, err
+	}
+	for i := range rows { // widths from the whole backlog, not its first line
+		c.table.fit(flowCells(&rows[i], c.io.zone()))
+	}
+	st.backlog = make(map[string]bool, len(rows))
+	for i := len(rows) - 1; i >= 0; i-- {
+		st.backlog[backlogKey(&rows[i])] = true
+		if done, err := c.print(&rows[i], raws[i], st); err != nil || done {
+			return done, err
+		}
+	}
+	return false, nil
+}
+
 // dispatch handles one event; done means --count was reached.
 func (c *TailCmd) dispatch(event string, data []byte, st *tailState) (done bool, err error) {
 	switch event {
@@ -213,18 +290,11 @@ func (c *TailCmd) dispatch(event string, data []byte, st *tailState) (done bool,
 			fmt.Fprintf(c.io.errOut(), "-- skipping unreadable flow event: %v\n", err)
 			return false, nil
 		}
-		var line bytes.Buffer
-		if c.Conn.Output == "table" {
-			line.WriteString(strings.Join(flowCells(&row, c.io.zone()), "  "))
-		} else if err := json.Compact(&line, data); err != nil {
-			return false, outputError{err}
+		if k := backlogKey(&row); st.backlog[k] {
+			delete(st.backlog, k)
+			return false, nil
 		}
-		line.WriteByte('\n')
-		if _, err := c.io.out().Write(line.Bytes()); err != nil {
-			return false, outputError{err}
-		}
-		st.seen++
-		return st.count > 0 && st.seen >= st.count, nil
+		return c.print(&row, data, st)
 	case "lost":
 		var l struct {
 			Lost uint64 `json:"lost"`

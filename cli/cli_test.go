@@ -36,9 +36,12 @@ type cliRun struct {
 
 // root is the client commands as the binary has them.
 type root struct {
-	Flows FlowsCmd `cmd:""`
-	Top   TopCmd   `cmd:""`
-	Tail  TailCmd  `cmd:""`
+	Flows    FlowsCmd    `cmd:""`
+	Top      TopCmd      `cmd:""`
+	Tail     TailCmd     `cmd:""`
+	Hosts    HostsCmd    `cmd:""`
+	New      NewCmd      `cmd:""`
+	Rejected RejectedCmd `cmd:""`
 }
 
 // parseCLI parses args as main does (defaults, env, repeatable flags).
@@ -70,18 +73,35 @@ func runCLI(t *testing.T, args ...string) cliRun {
 // runCLICtx is runCLI, with tail run under ctx when ctx is not nil.
 func runCLICtx(t *testing.T, ctx context.Context, args ...string) cliRun {
 	t.Helper()
+	return runCLIWith(t, ctx, false, args...)
+}
+
+// runCLIWith is runCLICtx, with stdout a terminal when terminal is true.
+func runCLIWith(t *testing.T, ctx context.Context, terminal bool, args ...string) cliRun {
+	t.Helper()
 	c := parseCLI(t, args...)
 	var out, errb bytes.Buffer
 	var r cliRun
+	io := testIO(&out, &errb, &r.code)
+	io.terminal = terminal
 	switch args[0] {
 	case "flows":
-		c.Flows.io = testIO(&out, &errb, &r.code)
+		c.Flows.io = io
 		r.err = c.Flows.Run(context.Background())
 	case "top":
-		c.Top.io = testIO(&out, &errb, &r.code)
+		c.Top.io = io
 		r.err = c.Top.Run(context.Background())
+	case "hosts":
+		c.Hosts.io = io
+		r.err = c.Hosts.Run(context.Background())
+	case "new":
+		c.New.io = io
+		r.err = c.New.Run(context.Background())
+	case "rejected":
+		c.Rejected.io = io
+		r.err = c.Rejected.Run(context.Background())
 	case "tail":
-		c.Tail.io = testIO(&out, &errb, &r.code)
+		c.Tail.io = io
 		c.Tail.firstBackoff = 10 * time.Millisecond
 		if ctx == nil {
 			ctx = context.Background()
@@ -123,6 +143,17 @@ func (f *fakeAPI) uris() []string {
 	var out []string
 	for _, r := range f.reqs {
 		out = append(out, r.URL.RequestURI())
+	}
+	return out
+}
+
+// under are the requests (as uris) whose path is path.
+func (f *fakeAPI) under(path string) []string {
+	var out []string
+	for _, u := range f.uris() {
+		if strings.HasPrefix(u, path+"?") || u == path {
+			out = append(out, u)
+		}
 	}
 	return out
 }
@@ -193,10 +224,14 @@ func TestCLIFlowsQueryFromFlags(t *testing.T) {
 		"&participant=alice&per_page=50&port=443&protocol=tcp&protocol=17" +
 		"&src_entity_id=n-1&src_type=node&src_type=user&src_type=extclient&state=finished" +
 		"&to=2026-11-24T11%3A30%3A00Z"
-	if got := f.uris(); len(got) != 1 || got[0] != want {
+	if got := f.under("/api/v1/flows"); len(got) != 1 || got[0] != want {
 		t.Errorf("requests:\n got %q\nwant %q", got, want)
 	}
-	if a := f.req(0).Header.Get("Authorization"); a != "Bearer s3cret" {
+	// Each id was looked up as a possible name (none is one: kept as given).
+	if got := f.under("/api/v1/suggest"); len(got) != 4 || !strings.Contains(got[0], "q=h-1") {
+		t.Errorf("suggest requests %q", got)
+	}
+	if a := f.req(len(f.uris()) - 1).Header.Get("Authorization"); a != "Bearer s3cret" {
 		t.Errorf("Authorization = %q", a)
 	}
 
@@ -252,10 +287,11 @@ func TestCLIFlowsTable(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("code %d: %s", r.code, r.stderr)
 	}
+	// Aligned, sizes right-aligned in IEC units, times with milliseconds.
 	want := "" +
-		"START                DURATION  HOST   PROTO  SRC                     DIR  DST            SENT    RECV    STATE\n" +
-		"2026-11-24 11:58:00  active    web-1  tcp    10.10.0.5:51234         →    10.10.0.7:443  1.2 KB  3.5 MB  active\n" +
-		"2026-11-24 11:54:40  3m20s     h-2    udp    alice@example.com:5353  ←    db-1:53        999 B   0 B     finished\n"
+		"START                    DURATION  HOST   PROTO  SRC                     DIR  DST               SENT     RECV  STATE\n" +
+		"2026-11-24 11:58:00.000  active    web-1  tcp    10.10.0.5:51234         →    10.10.0.7:443  1.2 KiB  3.3 MiB  active\n" +
+		"2026-11-24 11:54:40.000  3m20s     h-2    udp    alice@example.com:5353  ←    db-1:53          999 B      0 B  finished\n"
 	if r.stdout != want {
 		t.Errorf("table:\n%s\nwant:\n%s", r.stdout, want)
 	}
@@ -266,10 +302,10 @@ func TestCLIFlowsTable(t *testing.T) {
 	rows[0].SrcIP, rows[0].DstIP = "fd00::5", "fd00::7"
 	rows[0].HostName = "evil\x1b[2Jhost\tx"
 	var buf bytes.Buffer
-	if err := writeFlowTable(&buf, rows, time.FixedZone("CET", 3600)); err != nil {
+	if err := writeFlowTable(&buf, rows, time.FixedZone("CET", 3600), false); err != nil {
 		t.Fatal(err)
 	}
-	wantLine := "2026-11-24 12:58:00  active    evil?[2Jhost?x  tcp    [fd00::5]:51234  →    [fd00::7]:443  1.2 KB  3.5 MB  active\n"
+	wantLine := "2026-11-24 12:58:00.000  active    evil?[2Jhost?x  tcp    [fd00::5]:51234  →    [fd00::7]:443  1.2 KiB  3.3 MiB  active\n"
 	if lines := strings.SplitAfter(buf.String(), "\n"); len(lines) < 2 || lines[1] != wantLine {
 		t.Errorf("row:\n%q\nwant\n%q", buf.String(), wantLine)
 	}
@@ -440,11 +476,12 @@ func TestCLITopTable(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("code %d: %s", r.code, r.stderr)
 	}
+	// Packets and flows are counted in k, M, G, as on the page.
 	want := "" +
-		"RANK  WHO           BYTES   PACKETS  FLOWS\n" +
-		"1     db-1 (node)   3.5 GB  2500000  1200\n" +
-		"2     alice (user)  1.5 KB  12       3\n" +
-		"3     203.0.113.9   0 B     0        1\n"
+		"RANK  WHO             BYTES  PACKETS  FLOWS\n" +
+		"   1  db-1 (node)   3.2 GiB     2.5M   1.2k\n" +
+		"   2  alice (user)  1.5 KiB       12      3\n" +
+		"   3  203.0.113.9       0 B        0      1\n"
 	if r.stdout != want {
 		t.Errorf("table:\n%s\nwant:\n%s", r.stdout, want)
 	}
@@ -531,9 +568,10 @@ func TestCLITailSSE(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("code %d: %s", r.code, r.stderr)
 	}
+	// Aligned as the lines come: a column widens for a longer value.
 	want := "" +
-		"2026-11-24 11:58:00  active  web-1  tcp  10.10.0.5:51234  →  10.10.0.7:443  1.2 KB  3.5 MB  active\n" +
-		"2026-11-24 11:54:40  3m20s  h-2  udp  alice@example.com:5353  ←  db-1:53  999 B  0 B  finished\n"
+		"2026-11-24 11:58:00.000  active    web-1  tcp    10.10.0.5:51234  →    10.10.0.7:443  1.2 KiB  3.3 MiB  active\n" +
+		"2026-11-24 11:54:40.000  3m20s     h-2    udp    alice@example.com:5353  ←    db-1:53          999 B      0 B  finished\n"
 	if r.stdout != want {
 		t.Errorf("lines:\n%s\nwant:\n%s", r.stdout, want)
 	}
@@ -691,6 +729,18 @@ func TestCLIExitCodes(t *testing.T) {
 		// Bad flags: status 1, the flag named, nothing sent.
 		{[]string{"flows", "--server", empty.URL, "--port", "http"}, exitUsage, "--port"},
 		{[]string{"flows", "--server", empty.URL, "--port", "70000"}, exitUsage, "--port"},
+		// As the server: port 0 would silently mean "any port" there.
+		{[]string{"flows", "--server", empty.URL, "--port", "0"}, exitUsage, `--port: "0" is not a port number 1-65535`},
+		{[]string{"tail", "--server", empty.URL, "--to", "now"}, exitUsage, "--to: tail follows flows as they come and would wait forever"},
+		{[]string{"tail", "--server", empty.URL, "--until", "2026-11-25"}, exitUsage, "--to: tail follows"},
+		{[]string{"tail", "--server", empty.URL, "--last", "x"}, exitUsage, "--last"},
+		{[]string{"flows", "--server", empty.URL, "--color", "yes"}, exitUsage, "--color"},
+		{[]string{"hosts", "--server", empty.URL, "--quiet", "soon"}, exitUsage, "--quiet"},
+		{[]string{"new", "--server", empty.URL, "--window", "0s"}, exitUsage, "--window"},
+		{[]string{"new", "--server", empty.URL, "--limit", "0"}, exitUsage, "--limit"},
+		{[]string{"rejected", "--server", empty.URL, "--reason", "bad"}, exitUsage, "--reason"},
+		{[]string{"rejected", "--server", empty.URL, "--limit", "5000"}, exitUsage, "--limit"},
+		{[]string{"rejected", "--server", empty.URL, "--page", "0"}, exitUsage, "--page"},
 		{[]string{"flows", "--server", empty.URL, "--protocol", "tcp,quic"}, exitUsage, `--protocol: unknown protocol "quic"`},
 		{[]string{"flows", "--server", empty.URL, "--from", "yesterday"}, exitUsage, "--from"},
 		{[]string{"flows", "--server", empty.URL, "--from", "1h", "--to", "2h"}, exitUsage, "--from"},
@@ -727,10 +777,11 @@ func TestCLIExitCodes(t *testing.T) {
 }
 
 func TestHumanBytes(t *testing.T) {
+	// The page's units and rounding (web/src/format.ts).
 	for n, want := range map[uint64]string{
-		0: "0 B", 999: "999 B", 1000: "1.0 KB", 1234: "1.2 KB", 999_949: "999.9 KB",
-		999_950: "1.0 MB", 3_456_789: "3.5 MB", 1_000_000_000: "1.0 GB", 2_500_000_000_000: "2.5 TB",
-		18_446_744_073_709_551_615: "18.4 EB",
+		0: "0 B", 999: "999 B", 1023: "1023 B", 1024: "1.0 KiB", 1234: "1.2 KiB", 10_188: "9.9 KiB", 10_189: "10 KiB",
+		999_949: "977 KiB", 3_456_789: "3.3 MiB", 1 << 30: "1.0 GiB", 2_500_000_000_000: "2.3 TiB",
+		18_446_744_073_709_551_615: "16 EiB",
 	} {
 		if got := humanBytes(n); got != want {
 			t.Errorf("humanBytes(%d) = %q, want %q", n, got, want)
@@ -765,7 +816,7 @@ func TestProtocolsAreTheDomains(t *testing.T) {
 		}
 	}
 	var f filterFlags
-	f.Protocol = []string{"GRE", "sctp"}
+	f.Match.Protocol = []string{"GRE", "sctp"}
 	if _, err := f.query(time.Now(), time.UTC); err != nil {
 		t.Errorf("--protocol GRE,sctp refused: %v", err)
 	}

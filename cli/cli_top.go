@@ -2,11 +2,9 @@ package cli
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/flowlog/flowlog/api/client"
 )
@@ -27,15 +25,14 @@ type TopCmd struct {
 
 func (c *TopCmd) Help() string {
 	return `Lists who moved the most among the flows matching the filters, as a table
-(RANK, WHO, BYTES, PACKETS, FLOWS; WHO is "name (type)" or an address), as one
-JSON array (--output json) or as one JSON object per line (--output jsonl).
+(RANK, WHO, BYTES, PACKETS, FLOWS; WHO is "name (type)" or an address;
+packets and flows counted in k, M, G), as one JSON array (--output json) or as one JSON object per line (--output jsonl).
 
     flowlog top --network mesh1 --from 24h
     flowlog top --by ip --metric flows --side dst --limit 20
-` + exitCodesHelp
+` + exitCodesHelp("nothing matched and --fail-empty was given")
 }
 
-// talker is one entry of /api/v1/aggregates/top.
 func (c *TopCmd) Run(ctx context.Context) error {
 	return c.io.finish("top", c.run(ctx))
 }
@@ -62,6 +59,9 @@ func (c *TopCmd) run(ctx context.Context) error {
 		return err
 	}
 	q.Set("limit", strconv.Itoa(limit))
+	if err := resolveNames(ctx, cl, q); err != nil {
+		return err
+	}
 
 	rows, raws, err := cl.Top(ctx, q)
 	if err != nil {
@@ -74,7 +74,7 @@ func (c *TopCmd) run(ctx context.Context) error {
 	case "jsonl":
 		err = writeJSONLines(out, raws)
 	default:
-		err = writeTopTable(out, rows, c.By == "ip")
+		err = writeTopTable(out, rows, c.By == "ip", c.io.color(c.Conn.Color))
 	}
 	if err != nil {
 		return exitf(exitUnavailable, "writing output: %v", err)
@@ -108,12 +108,14 @@ func who(t *client.Talker, byIP bool) string {
 	return "-"
 }
 
-func writeTopTable(w io.Writer, rows []client.Talker, byIP bool) error {
-	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "RANK\tWHO\tBYTES\tPACKETS\tFLOWS")
+var topColumns = []column{{title: "RANK", right: true}, {title: "WHO"}, {title: "BYTES", right: true},
+	{title: "PACKETS", right: true}, {title: "FLOWS", right: true}}
+
+func writeTopTable(w io.Writer, rows []client.Talker, byIP, color bool) error {
+	cells := make([][]string, len(rows))
 	for i := range rows {
 		t := &rows[i]
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\n", i+1, sanitize(who(t, byIP)), humanBytes(t.Bytes), t.Packets, t.Flows)
+		cells[i] = cleanCells([]string{strconv.Itoa(i + 1), who(t, byIP), humanBytes(t.Bytes), humanCount(t.Packets), humanCount(t.Flows)})
 	}
-	return tw.Flush()
+	return writeTable(w, newLayout(topColumns, color, nil), cells)
 }

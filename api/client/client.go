@@ -1,7 +1,7 @@
 // Package client is the typed Go client of the collector's HTTP API
-// (package api): the flow list with its paging, the top talkers and the
-// live tail's event stream. The CLI (`flowlog flows|top|tail`) and the
-// end-to-end tests use it.
+// (package api): the flow list with its paging, the top talkers, the
+// live tail's event stream, hosts, new pairs, suggestions and rejected
+// events. The CLI (package cli) and the end-to-end tests use it.
 //
 // Every failure is an *Error that says whether the server refused the
 // request (HTTP 4xx: asking again will not help) or was unavailable
@@ -273,21 +273,7 @@ type Talker struct {
 // Top fetches the top talkers matching q (with by, metric, side, limit),
 // decoded and as the server sent each.
 func (c *Client) Top(ctx context.Context, q url.Values) ([]Talker, []json.RawMessage, error) {
-	env, err := c.GetJSON(ctx, "/api/v1/aggregates/top", q)
-	if err != nil {
-		return nil, nil, err
-	}
-	raws, err := rawArray(env.Response)
-	if err != nil {
-		return nil, nil, unavailable("unreadable answer from %s: %v", c.URL("/api/v1/aggregates/top", q), err)
-	}
-	rows := make([]Talker, len(raws))
-	for i, r := range raws {
-		if err := json.Unmarshal(r, &rows[i]); err != nil {
-			return nil, nil, unavailable("unreadable entry in the answer: %v", err)
-		}
-	}
-	return rows, raws, nil
+	return getArray[Talker](ctx, c, "/api/v1/aggregates/top", q)
 }
 
 // Stream opens the live tail (/api/v1/flows/stream) of the flows matching
@@ -307,4 +293,123 @@ func (c *Client) Stream(ctx context.Context, q url.Values, lastID string) (io.Re
 		return nil, unavailable("%s answered %s, not an event stream", c.URL("/api/v1/flows/stream", q), ct)
 	}
 	return resp.Body, nil
+}
+
+// getArray fetches path?q and decodes its Response array into rows, keeping
+// each element as the server sent it (to print it unchanged).
+func getArray[T any](ctx context.Context, c *Client, path string, q url.Values) ([]T, []json.RawMessage, error) {
+	env, err := c.GetJSON(ctx, path, q)
+	if err != nil {
+		return nil, nil, err
+	}
+	raws, err := rawArray(env.Response)
+	if err != nil {
+		return nil, nil, unavailable("unreadable answer from %s: %v", c.URL(path, q), err)
+	}
+	rows := make([]T, len(raws))
+	for i, r := range raws {
+		if err := json.Unmarshal(r, &rows[i]); err != nil {
+			return nil, nil, unavailable("unreadable entry in the answer of %s: %v", path, err)
+		}
+	}
+	return rows, raws, nil
+}
+
+// Suggestion is one entry of /api/v1/suggest: a value a filter field takes
+// (Field "participant", "node_id" or "network_id") and its name (Label).
+type Suggestion struct {
+	Field string `json:"field"`
+	Value string `json:"value"`
+	Label string `json:"label"`
+	Type  string `json:"type"`
+	Flows uint64 `json:"flows"`
+}
+
+// Suggest fetches the values (ids and names) containing q's "q" that the
+// filter fields take.
+func (c *Client) Suggest(ctx context.Context, q url.Values) ([]Suggestion, error) {
+	rows, _, err := getArray[Suggestion](ctx, c, "/api/v1/suggest", q)
+	return rows, err
+}
+
+// Rejected fetches one page of rejected events (api.RejectedQuery builds q);
+// the endpoint is for admin readers only.
+func (c *Client) Rejected(ctx context.Context, q url.Values) ([]api.RejectedRow, []json.RawMessage, error) {
+	return getArray[api.RejectedRow](ctx, c, api.RejectedPath, q)
+}
+
+// Host is one entry of /api/v1/hosts: a host that reported in the window.
+type Host struct {
+	HostID          string    `json:"host_id"`
+	HostName        string    `json:"host_name"`
+	Networks        []string  `json:"networks"`
+	LastReport      time.Time `json:"last_report"`
+	Quiet           bool      `json:"quiet"`
+	Events          uint64    `json:"events"`
+	EventsPerSecond float64   `json:"events_per_second"`
+	Flows           uint64    `json:"flows"`
+	Active          uint64    `json:"active"`
+	Bytes           uint64    `json:"bytes"`
+	Rejected        uint64    `json:"rejected"`
+}
+
+// Hosts fetches the hosts that reported flows matching q (network_id,
+// node_id, from, to, quiet).
+func (c *Client) Hosts(ctx context.Context, q url.Values) ([]Host, []json.RawMessage, error) {
+	return getArray[Host](ctx, c, "/api/v1/hosts", q)
+}
+
+// Endpoint is one side of a new pair: a participant, or an external address.
+type Endpoint struct {
+	Type string `json:"type"`
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	IP   string `json:"ip"`
+}
+
+// NewPair is a conversation seen in the window but never in the baseline.
+type NewPair struct {
+	Src      Endpoint  `json:"src"`
+	Dst      Endpoint  `json:"dst"`
+	DstPort  uint16    `json:"dst_port"`
+	Protocol uint8     `json:"protocol"`
+	First    time.Time `json:"first"`
+	Last     time.Time `json:"last"`
+	Bytes    uint64    `json:"bytes"`
+	Packets  uint64    `json:"packets"`
+	Flows    uint64    `json:"flows"`
+}
+
+// NewPairs is the answer of /api/v1/new: the window [From, To), the start of
+// the baseline before it, and the pairs, as decoded and as sent.
+type NewPairs struct {
+	From         time.Time `json:"from"`
+	To           time.Time `json:"to"`
+	BaselineFrom time.Time `json:"baseline_from"`
+	Pairs        []NewPair `json:"pairs"`
+	// Raw is the whole answer, RawPairs each pair, as the server sent them.
+	Raw      json.RawMessage   `json:"-"`
+	RawPairs []json.RawMessage `json:"-"`
+}
+
+// NewPairs fetches the pairs first seen in the window (q: the flow filters
+// without time and state, window, baseline, limit).
+func (c *Client) NewPairs(ctx context.Context, q url.Values) (*NewPairs, error) {
+	const path = "/api/v1/new"
+	env, err := c.GetJSON(ctx, path, q)
+	if err != nil {
+		return nil, err
+	}
+	var out NewPairs
+	var raw struct {
+		Pairs []json.RawMessage `json:"pairs"`
+	}
+	if err := json.Unmarshal(env.Response, &out); err != nil {
+		return nil, unavailable("unreadable answer from %s: %v", c.URL(path, q), err)
+	}
+	if err := json.Unmarshal(env.Response, &raw); err != nil {
+		return nil, unavailable("unreadable answer from %s: %v", c.URL(path, q), err)
+	}
+	out.Raw, out.RawPairs = env.Response, raw.Pairs
+	return &out, nil
 }

@@ -1,6 +1,7 @@
 // Command flowlog is the flow-log system's one binary: `flowlog serve` is the
 // collector (package collector), `flowlog agent` the agent (agent.Run),
-// `flowlog flows|top|tail` the API's command-line client, `flowlog bench` the
+// `flowlog flows|top|tail|hosts|new|rejected` the API's command-line client
+// (package cli), `flowlog bench` the
 // load benchmark (package bench). This package only maps flags onto those
 // packages' configurations and prints; every flag has a FLOWLOG_...
 // environment twin, and its default comes from the package's DefaultConfig
@@ -30,12 +31,15 @@ type flags struct {
 	LogFormat string           `help:"Log format: text or json." enum:"text,json" default:"text" env:"FLOWLOG_LOG_FORMAT"`
 	Version   kong.VersionFlag `help:"Print the version and exit."`
 
-	Serve serveCmd     `cmd:"" help:"Run the collector: gRPC ingest, ClickHouse store, HTTP API."`
-	Agent agentCmd     `cmd:"" help:"Run the agent on a mesh host: conntrack flows to the collector."`
-	Bench benchCmd     `cmd:"" help:"Load-test a collector with synthetic agents and verify what it stored."`
-	Flows cli.FlowsCmd `cmd:"" help:"List a collector's flows (HTTP API client); exit 0 ok, 1 bad flag, 2 refused (4xx), 3 unreachable/5xx, 4 empty with --fail-empty."`
-	Top   cli.TopCmd   `cmd:"" help:"Rank a collector's top talkers by bytes, packets or flows; exit 0 ok, 1 bad flag, 2 refused (4xx), 3 unreachable/5xx, 4 empty with --fail-empty."`
-	Tail  cli.TailCmd  `cmd:"" help:"Follow flows as a collector commits them; exit 0 interrupted or --count reached, 1 bad flag, 2 refused (4xx), 3 unreachable/5xx with --no-reconnect."`
+	Serve    serveCmd        `cmd:"" help:"Run the collector: gRPC ingest, ClickHouse store, HTTP API."`
+	Agent    agentCmd        `cmd:"" help:"Run the agent on a mesh host: conntrack flows to the collector."`
+	Bench    benchCmd        `cmd:"" help:"Load-test a collector with synthetic agents and verify what it stored."`
+	Flows    cli.FlowsCmd    `cmd:"" help:"List a collector's flows (HTTP API client); exit 0 ok, 1 bad flag, 2 refused (4xx), 3 unreachable/5xx, 4 empty with --fail-empty."`
+	Top      cli.TopCmd      `cmd:"" help:"Rank a collector's top talkers by bytes, packets or flows; exit 0 ok, 1 bad flag, 2 refused (4xx), 3 unreachable/5xx, 4 empty with --fail-empty."`
+	Tail     cli.TailCmd     `cmd:"" help:"Follow flows as a collector commits them; exit 0 interrupted or --count reached, 1 bad flag, 2 refused (4xx), 3 unreachable/5xx with --no-reconnect."`
+	Hosts    cli.HostsCmd    `cmd:"" help:"List the hosts reporting to a collector, quiet ones marked; exit 0 ok, 1 bad flag, 2 refused (4xx), 3 unreachable/5xx, 4 a host quiet with --fail-quiet."`
+	New      cli.NewCmd      `cmd:"" help:"List conversations seen for the first time (window against baseline); exit 0 ok, 1 bad flag, 2 refused (4xx), 3 unreachable/5xx, 4 some with --fail-new."`
+	Rejected cli.RejectedCmd `cmd:"" help:"List the events a collector rejected (admin readers); exit 0 ok, 1 bad flag, 2 refused (4xx), 3 unreachable/5xx."`
 }
 
 // options are kong's settings, shared by main and the tests that parse
@@ -48,26 +52,24 @@ func options() []kong.Option {
 	return []kong.Option{
 		kong.Name("flowlog"),
 		kong.Description("Flow logs for WireGuard meshes (Netmaker-compatible)."),
-		kong.UsageOnError(),
 		vars,
 	}
 }
 
 func main() {
 	var c flags
-	kctx := kong.Parse(&c, append(options(),
-		// A usage error (unknown flag, missing value) exits 1 like every other
-		// bad input, not kong's own 80: scripts rely on the documented codes.
-		kong.Exit(func(code int) {
-			if code == 80 {
-				code = 1
-			}
-			os.Exit(code)
-		}))...)
+	parser := kong.Must(&c, options()...)
+	// A usage error (unknown flag, missing value) is one short line and
+	// status 1 like every other bad input, not the whole help and kong's
+	// own 80: scripts rely on the documented codes.
+	kctx, err := parser.Parse(os.Args[1:])
+	if err != nil {
+		os.Exit(cli.ParseFailed(os.Stderr, err))
+	}
 	log := newLogger(c.LogLevel, c.LogFormat)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	kctx.BindTo(ctx, (*context.Context)(nil))
-	err := kctx.Run(log)
+	err = kctx.Run(log)
 	stop()
 	os.Exit(exitStatus(err, kctx.Command(), log))
 }
