@@ -18,7 +18,8 @@ type Config struct {
 	ChdbLib string // path of libchdb.so; empty: chdb.FindLib's search ($FLOWLOG_CHDB_LIB, the cache)
 	// Conns is how many statements may run at once: each connection runs
 	// one at a time, so the insert writers and the API's queries each need
-	// their own. Default 4.
+	// their own. Default 4. The embedded engine reserves Conns-2 of them
+	// for the ingest (flowlog.IngestContext), which queries cannot take.
 	Conns int
 
 	// ClickHouseURL selects a ClickHouse server instead of the embedded
