@@ -33,6 +33,8 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/flowlog/flowlog"
 )
 
 // Config says which server or cluster to use.
@@ -79,6 +81,11 @@ var MinServer = [2]uint64{24, 8}
 type Engine struct {
 	conn    driver.Conn
 	cluster string
+	// reads bounds the statements outside the ingest (queries, the rollup
+	// job) to half the pool: however many or slow, they leave the rest to
+	// the group commits (flowlog.IngestContext), as the embedded engine's
+	// reserved connections do.
+	reads chan struct{}
 }
 
 // Open connects to the first address of the URL that answers and checks
@@ -92,7 +99,7 @@ func Open(ctx context.Context, c Config) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ClickHouse %s: %w", redact(c.URL), err)
 	}
-	e := &Engine{conn: conn, cluster: c.Cluster}
+	e := &Engine{conn: conn, cluster: c.Cluster, reads: make(chan struct{}, max(1, opt.MaxOpenConns/2))}
 	if err := e.check(ctx); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("ClickHouse %s: %w", redact(c.URL), err)
@@ -206,8 +213,27 @@ func (e *Engine) check(ctx context.Context) error {
 	return nil
 }
 
+// read takes one of the connections statements outside the ingest may
+// hold; release gives it back. The ingest's statements pass.
+func (e *Engine) read(ctx context.Context) (release func(), err error) {
+	if flowlog.IsIngest(ctx) || e.reads == nil {
+		return func() {}, nil
+	}
+	select {
+	case e.reads <- struct{}{}:
+		return func() { <-e.reads }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
 // Exec runs a statement whose output is not needed.
 func (e *Engine) Exec(ctx context.Context, sql string) error {
+	release, err := e.read(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 	return classify("statement", e.conn.Exec(ctx, sql))
 }
 
@@ -217,6 +243,11 @@ var querySettings = clickhouse.Settings{"wait_end_of_query": 1}
 
 // QueryJSON runs a SELECT and returns its rows as JSONEachRow lines.
 func (e *Engine) QueryJSON(ctx context.Context, sql string) ([]byte, error) {
+	release, err := e.read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(querySettings))
 	r, err := e.conn.QueryFormat(ctx, "JSONEachRow", sql)
 	if err != nil {

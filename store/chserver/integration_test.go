@@ -175,3 +175,36 @@ func TestServerRetriedInsertIsDeduplicated(t *testing.T) {
 		t.Errorf("%d rows before any merge, want 1 (the retry deduplicated)", n)
 	}
 }
+
+// Queries cannot take the ingest's share of the pool: with every read slot
+// held by slow queries, a statement of the ingest still runs at once.
+func TestServerQueriesCannotTakeTheIngestsConnections(t *testing.T) {
+	url, cluster := testutil.Server(t)
+	ctx := context.Background()
+	eng, err := chserver.Open(ctx, chserver.Config{URL: url, Cluster: cluster, Conns: 2}) // one for reads
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	slow := make(chan error, 2)
+	for range 2 {
+		go func() {
+			_, err := eng.QueryJSON(ctx, "SELECT sleepEachRow(1) FROM numbers(2) SETTINGS max_block_size = 1")
+			slow <- err
+		}()
+	}
+	time.Sleep(200 * time.Millisecond) // both slow queries sent (one waits for the read slot)
+	if _, err := eng.QueryJSON(flowlog.IngestContext(ctx), "SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-slow:
+		t.Fatalf("the ingest's statement waited for a slow query to end (%v)", err)
+	default:
+	}
+	for range 2 {
+		if err := <-slow; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
