@@ -107,6 +107,7 @@ func (p parts) bind(m *metrics.Agent) {
 	if sp := p.spool; sp != nil {
 		m.SpoolEntries.Set(func() float64 { return u(sp.Stats().Entries) })
 		m.SpoolBytes.Set(func() float64 { return float64(sp.Stats().Bytes) })
+		m.SpoolDamaged.Set(func() float64 { return u(sp.Stats().Damaged) })
 	}
 	if e := p.exp; e != nil {
 		s := &e.Stats
@@ -114,6 +115,7 @@ func (p parts) bind(m *metrics.Agent) {
 		m.EnvelopesAcked.Set(func() float64 { return u(s.Acked.Load()) })
 		m.EnvelopesFailed.Set(func() float64 { return u(s.Failed.Load()) })
 		m.EventsRejected.Set(func() float64 { return u(s.RejectedEvents.Load()) })
+		m.EventsOversize.Set(func() float64 { return u(s.Oversize.Load()) })
 		m.Reconnects.Set(func() float64 { return u(s.Reconnects.Load()) })
 		m.Connected.Set(func() float64 {
 			if s.Connected.Load() {

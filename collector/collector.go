@@ -188,6 +188,12 @@ func (c *Collector) listen(p *parts) error {
 		p.grpcLn.Close()
 		return err
 	}
+	if c.cfg.ProxyProtocol {
+		// Connections from the trusted proxies start with a PROXY
+		// protocol header naming the agent's address.
+		proxies, _ := c.cfg.trustedProxies() // checked by Validate
+		p.grpcLn = ingest.ProxyListener(p.grpcLn, proxies)
+	}
 	if p.httpLn, err = net.Listen("tcp", c.cfg.HTTPAddr); err != nil {
 		p.grpcLn.Close()
 		return fmt.Errorf("HTTP listener: %w", err)
@@ -210,7 +216,7 @@ func (c *Collector) start(ctx context.Context, p *parts) error {
 	if err != nil {
 		return err
 	}
-	sc := c.cfg.Store
+	sc := c.cfg.storeConfig()
 	sc.Conns = c.cfg.InsertWriters + 2 // a connection per insert writer, two for the API's queries
 	if sc.Logger == nil {
 		sc.Logger = c.log
@@ -234,7 +240,8 @@ func (c *Collector) start(ctx context.Context, p *parts) error {
 	}
 	p.ing = ingest.New(p.store, o, c.log)
 
-	grpcOpts, err := c.grpcCreds()
+	p.obs.ready.commits = func() error { return p.ing.Ready(c.cfg.ReadyMaxCommitStall) }
+	grpcOpts, err := c.grpcCreds(p.obs.m.TLSHandshakeFailures.Inc)
 	if err != nil {
 		return err
 	}
@@ -250,7 +257,8 @@ func (c *Collector) start(ctx context.Context, p *parts) error {
 	if err != nil {
 		return err
 	}
-	deps := api.Deps{Store: p.obs.store, Agg: p.obs.store, Hub: hub, Log: c.log, UI: web.Handler(), StreamBuffer: c.cfg.StreamBuffer}
+	deps := api.Deps{Store: p.obs.store, Agg: p.obs.store, Hub: hub, Log: c.log, UI: web.Handler(), StreamBuffer: c.cfg.StreamBuffer,
+		MaxTails: off(c.cfg.MaxTails), MaxTailsPerReader: off(c.cfg.MaxTailsPerReader)}
 	if r, ok := p.store.(flowlog.RejectedReader); ok {
 		deps.Rejected = r // /api/v1/rejected (admin readers)
 	}
@@ -282,7 +290,7 @@ func (c *Collector) authenticator(ctx context.Context) (*auth.Authenticator, err
 }
 
 // grpcCreds are the gRPC listener's TLS options (none: plaintext).
-func (c *Collector) grpcCreds() ([]grpc.ServerOption, error) {
+func (c *Collector) grpcCreds(onHandshakeFailure func()) ([]grpc.ServerOption, error) {
 	if c.cfg.TLSCert == "" {
 		return nil, nil
 	}
@@ -290,7 +298,9 @@ func (c *Collector) grpcCreds() ([]grpc.ServerOption, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []grpc.ServerOption{grpc.Creds(credentials.NewTLS(cfg))}, nil
+	// Failed handshakes (no client certificate, wrong CA) are counted and
+	// logged: otherwise they leave no trace here.
+	return []grpc.ServerOption{grpc.Creds(auth.WatchHandshakes(credentials.NewTLS(cfg), c.log, onHandshakeFailure))}, nil
 }
 
 // stop shuts down in reverse order: readiness, then (concurrently) ingest's

@@ -3,6 +3,8 @@ package collector
 import (
 	"fmt"
 	"log/slog"
+	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/flowlog/flowlog/api"
@@ -52,8 +54,29 @@ type Config struct {
 	IngestRate         int
 	IngestBurst        int
 	StreamStallTimeout time.Duration
+	// The same in bytes (0 = unlimited; burst 0 = twice the rate).
+	IngestRateBytes, IngestBurstBytes int
+	// Streams one host, one client address may hold (0 = no cap); a
+	// stream idle this long is ended (0 = never).
+	MaxStreamsPerHost, MaxStreamsPerAddress int
+	StreamIdleTimeout                       time.Duration
+	GRPCMaxHeaderBytes                      int // a stream's metadata, bytes
+	// Rejected events' bodies kept per host: bytes per second (0 =
+	// unlimited) and bucket; past it only reasons and 128 bytes.
+	RejectedRateBytes, RejectedBurstBytes int
+	// TrustedProxies: comma-separated CIDRs of TLS-terminating proxies in
+	// front of the gRPC listener, whose X-Forwarded-For (or, with
+	// ProxyProtocol, PROXY protocol header) names the agent's address.
+	TrustedProxies string
+	ProxyProtocol  bool
+	// ReadyMaxCommitStall: /readyz fails when received rows have waited
+	// this long without a commit succeeding.
+	ReadyMaxCommitStall time.Duration
 
 	StreamBuffer int // live tail: events buffered per client
+	// Live tails open at once, and per reader (client address when the
+	// API is open).
+	MaxTails, MaxTailsPerReader int
 
 	// HTTP: readers (bearer tokens), anonymous access, TLS, limits.
 	Readers            string // readers file (auth.LoadReaders), hot-reloaded; empty: the API is open
@@ -77,6 +100,8 @@ func DefaultConfig() Config {
 	return Config{
 		Store: store.Config{DataDir: "./data", Options: store.Options{
 			Database: "flowlog", Retention: store.DefaultRetention, RollupEvery: store.DefaultRollupEvery,
+			MaxQueryTime: store.DefaultMaxQueryTime, MaxQueryMemory: store.DefaultMaxQueryMemory,
+			MaxQueryRows: store.DefaultMaxQueryRows, MaxOffset: store.DefaultMaxOffset,
 		}},
 		GRPCAddr:           "127.0.0.1:50051",
 		HTTPAddr:           "127.0.0.1:8080",
@@ -90,7 +115,14 @@ func DefaultConfig() Config {
 		MaxStreams:         ingest.DefaultMaxStreams,
 		IngestRate:         50_000,
 		StreamStallTimeout: ingest.DefaultStallTimeout,
-		StreamBuffer:       api.DefaultStreamBuffer,
+		IngestRateBytes:    ingest.DefaultRateBytes,
+		MaxStreamsPerHost:  ingest.DefaultMaxStreamsPerHost, MaxStreamsPerAddress: ingest.DefaultMaxStreamsPerAddress,
+		StreamIdleTimeout:  ingest.DefaultStreamIdleTimeout,
+		GRPCMaxHeaderBytes: ingest.DefaultMaxHeaderBytes,
+		RejectedRateBytes:  ingest.DefaultRejectedBytesRate, RejectedBurstBytes: ingest.DefaultRejectedBytesBurst,
+		ReadyMaxCommitStall: ingest.DefaultMaxCommitStall,
+		StreamBuffer:        api.DefaultStreamBuffer,
+		MaxTails:            api.DefaultMaxTails, MaxTailsPerReader: api.DefaultMaxTailsPerReader,
 		HTTPLimits: api.HTTPLimits{
 			ReadHeaderTimeout: api.DefaultReadHeaderTimeout, ReadTimeout: api.DefaultReadTimeout,
 			WriteTimeout: api.DefaultWriteTimeout, IdleTimeout: api.DefaultIdleTimeout,
@@ -111,6 +143,7 @@ func (c *Config) Validate() error {
 		{"--max-events-per-envelope", c.MaxEvents}, {"--max-message-bytes", c.MaxMessageBytes},
 		{"--max-streams", c.MaxStreams}, {"--insert-writers", c.InsertWriters},
 		{"--stream-buffer", c.StreamBuffer},
+		{"--grpc-max-header-bytes", c.GRPCMaxHeaderBytes},
 	} {
 		if f.v < 1 {
 			return fmt.Errorf("%s must be at least 1, got %d", f.name, f.v)
@@ -121,6 +154,28 @@ func (c *Config) Validate() error {
 	}
 	if c.NetmakerDatabase != "" && c.Store.ClickHouseURL == "" {
 		return fmt.Errorf("--netmaker-database needs --clickhouse (Netmaker's server reads a ClickHouse server)")
+	}
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"--ingest-rate-bytes", int64(c.IngestRateBytes)}, {"--ingest-burst-bytes", int64(c.IngestBurstBytes)},
+		{"--max-streams-per-host", int64(c.MaxStreamsPerHost)}, {"--max-streams-per-address", int64(c.MaxStreamsPerAddress)},
+		{"--rejected-rate-bytes", int64(c.RejectedRateBytes)}, {"--rejected-burst-bytes", int64(c.RejectedBurstBytes)},
+		{"--stream-idle-timeout", int64(c.StreamIdleTimeout)}, {"--ready-max-commit-stall", int64(c.ReadyMaxCommitStall)},
+		{"--query-timeout", int64(c.Store.MaxQueryTime)}, {"--query-max-memory", c.Store.MaxQueryMemory},
+		{"--query-max-rows", c.Store.MaxQueryRows}, {"--max-offset", int64(c.Store.MaxOffset)},
+		{"--max-tails", int64(c.MaxTails)}, {"--max-tails-per-reader", int64(c.MaxTailsPerReader)},
+	} {
+		if f.v < 0 {
+			return fmt.Errorf("%s must not be negative (0 turns it off)", f.name)
+		}
+	}
+	if _, err := c.trustedProxies(); err != nil {
+		return err
+	}
+	if c.ProxyProtocol && c.TrustedProxies == "" {
+		return fmt.Errorf("--proxy-protocol needs --trusted-proxies: only a trusted proxy may say who the agent is")
 	}
 	if _, err := api.ParseCORSOrigins(c.HTTPCORSOrigins); err != nil {
 		return fmt.Errorf("--http-cors-origins: %w", err)
@@ -185,9 +240,54 @@ func (c *Config) grpcPolicy() auth.ListenerPolicy {
 // ingestOptions are the ingest service's settings; the hooks (commit,
 // metrics, authentication) are added by Run.
 func (c *Config) ingestOptions() ingest.Options {
+	proxies, _ := c.trustedProxies() // checked by Validate
 	return ingest.Options{
 		FlushRows: c.FlushRows, FlushInterval: c.FlushInterval, MaxPendingRows: c.MaxPendingRows, Writers: c.InsertWriters,
 		MaxEventsPerEnv: c.MaxEvents, MaxMessageBytes: c.MaxMessageBytes, MaxStreams: c.MaxStreams,
-		Protect: ingest.Protection{Rate: float64(c.IngestRate), Burst: c.IngestBurst, StallTimeout: c.StreamStallTimeout},
+		Protect: ingest.Protection{
+			Rate: float64(c.IngestRate), Burst: c.IngestBurst, StallTimeout: c.StreamStallTimeout,
+			RateBytes: float64(c.IngestRateBytes), BurstBytes: c.IngestBurstBytes,
+			MaxStreamsPerHost: off(c.MaxStreamsPerHost), MaxStreamsPerAddress: off(c.MaxStreamsPerAddress),
+			StreamIdleTimeout: off(c.StreamIdleTimeout), MaxHeaderBytes: c.GRPCMaxHeaderBytes,
+			RejectedBytesRate: float64(off(c.RejectedRateBytes)), RejectedBytesBurst: c.RejectedBurstBytes,
+			TrustedProxies: proxies,
+		},
 	}
+}
+
+// off maps this Config's "0 = off" onto the packages' options, where zero
+// takes the package's default and a negative value is off.
+func off[T int | int64 | time.Duration](v T) T {
+	if v == 0 {
+		return -1
+	}
+	return v
+}
+
+// storeOptions are Store's options with the query limits' "0 = none" mapped.
+func (c *Config) storeConfig() store.Config {
+	sc := c.Store
+	sc.MaxQueryTime, sc.MaxQueryMemory, sc.MaxQueryRows, sc.MaxOffset =
+		off(sc.MaxQueryTime), off(sc.MaxQueryMemory), off(sc.MaxQueryRows), off(sc.MaxOffset)
+	return sc
+}
+
+// trustedProxies parses TrustedProxies.
+func (c *Config) trustedProxies() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range strings.Split(c.TrustedProxies, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return nil, fmt.Errorf("--trusted-proxies: %q is not an address or a CIDR prefix", s)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }

@@ -59,6 +59,7 @@ func (o *observability) handler(api http.Handler, access apipkg.Access, cors api
 // reason. (Liveness is /healthz: the store is open.)
 type readiness struct {
 	store       interface{ Ping(context.Context) error }
+	commits     func() error // nil, or why commits are stuck (ingest.Server.Ready)
 	log         *slog.Logger
 	grpcServing atomic.Bool
 	stopping    atomic.Bool
@@ -83,6 +84,9 @@ func (r *readiness) check(ctx context.Context) error {
 	defer cancel()
 	if err := r.store.Ping(ctx); err != nil {
 		return errors.New("store not answering: " + err.Error())
+	}
+	if r.commits != nil {
+		return r.commits()
 	}
 	return nil
 }

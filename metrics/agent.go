@@ -25,6 +25,7 @@ type Agent struct {
 	SpoolEntries   Func // flowlog_agent_spool_entries
 	SpoolBytes     Func // flowlog_agent_spool_bytes
 	SpoolDamaged   Func // flowlog_agent_spool_damaged_total
+	EventsOversize Func // flowlog_agent_events_oversize_total
 
 	EnvelopesSent   Func // flowlog_agent_envelopes_sent_total
 	EnvelopesAcked  Func // flowlog_agent_envelopes_acked_total
@@ -60,6 +61,8 @@ func NewAgent(reg prometheus.Registerer) *Agent {
 	r.gaugeFunc(&a.SpoolBytes, "flowlog_agent_spool_bytes", "Bytes of spool segment files on disk.")
 	r.counterFunc(&a.SpoolDamaged, "flowlog_agent_spool_damaged_total",
 		"Unacknowledged envelopes lost to damage of the spool on disk (each damaged record is skipped alone; spool.Stats().Damaged).")
+	r.counterFunc(&a.EventsOversize, "flowlog_agent_events_oversize_total",
+		"Events dropped because alone they are larger than the collector accepts (split envelopes cannot carry them).")
 	r.counterFunc(&a.EnvelopesSent, "flowlog_agent_envelopes_sent_total", "Envelopes sent to the collector (resends included).")
 	r.counterFunc(&a.EnvelopesAcked, "flowlog_agent_envelopes_acked_total", "Envelopes the collector acknowledged with success=true.")
 	r.counterFunc(&a.EnvelopesFailed, "flowlog_agent_envelopes_failed_total", "Envelopes answered success=false (to be resent).")

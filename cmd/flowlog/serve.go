@@ -48,9 +48,26 @@ type serveCmd struct {
 	ShutdownTimeout time.Duration `help:"How long shutdown may take to answer and commit what was received; past it the collector exits with status 1 and agents resend what was not acknowledged." default:"${serve_shutdown_timeout}" env:"FLOWLOG_SHUTDOWN_TIMEOUT"`
 
 	// Abuse limits (SECURITY.md).
-	IngestRate         int           `name:"ingest-rate" help:"Events per second one agent host may send (its authenticated host_id, else its IP address); more is answered success=false, retry later. 0: unlimited." default:"${serve_ingest_rate}" env:"FLOWLOG_INGEST_RATE"`
-	IngestBurst        int           `name:"ingest-burst" help:"Events a host may send at once above --ingest-rate (token bucket size); 0: twice the rate. At least --max-events-per-envelope." default:"${serve_ingest_burst}" env:"FLOWLOG_INGEST_BURST"`
-	StreamStallTimeout time.Duration `name:"stream-stall-timeout" help:"End an agent stream whose acks could not be sent this long (the agent stopped reading). 0: never." default:"${serve_stream_stall_timeout}" env:"FLOWLOG_STREAM_STALL_TIMEOUT"`
+	IngestRate           int           `name:"ingest-rate" help:"Events per second one agent host may send (its authenticated host_id, else its IP address); more is answered success=false, retry later. 0: unlimited." default:"${serve_ingest_rate}" env:"FLOWLOG_INGEST_RATE"`
+	IngestBurst          int           `name:"ingest-burst" help:"Events a host may send at once above --ingest-rate (token bucket size); 0: twice the rate. At least --max-events-per-envelope." default:"${serve_ingest_burst}" env:"FLOWLOG_INGEST_BURST"`
+	IngestRateBytes      int           `name:"ingest-rate-bytes" help:"Envelope bytes per second one agent host may send (huge events cost as much as many small ones). 0: unlimited." default:"${serve_ingest_rate_bytes}" env:"FLOWLOG_INGEST_RATE_BYTES"`
+	IngestBurstBytes     int           `name:"ingest-burst-bytes" help:"Bytes a host may send at once above --ingest-rate-bytes; 0: twice the rate." default:"0" env:"FLOWLOG_INGEST_BURST_BYTES"`
+	MaxStreamsPerHost    int           `name:"max-streams-per-host" help:"Streams one agent host may hold (authenticated, or as its events claim); at the cap its longest-idle stream makes room. 0: no cap." default:"${serve_max_streams_per_host}" env:"FLOWLOG_MAX_STREAMS_PER_HOST"`
+	MaxStreamsPerAddress int           `name:"max-streams-per-address" help:"Streams one client address may hold. 0: no cap." default:"${serve_max_streams_per_address}" env:"FLOWLOG_MAX_STREAMS_PER_ADDRESS"`
+	StreamIdleTimeout    time.Duration `name:"stream-idle-timeout" help:"End an agent stream that sent nothing and is owed nothing this long (leaked streams). 0: never." default:"${serve_stream_idle_timeout}" env:"FLOWLOG_STREAM_IDLE_TIMEOUT"`
+	GRPCMaxHeaderBytes   int           `name:"grpc-max-header-bytes" help:"Largest gRPC metadata of a stream, bytes." default:"${serve_grpc_max_header_bytes}" env:"FLOWLOG_GRPC_MAX_HEADER_BYTES"`
+	RejectedRateBytes    int           `name:"rejected-rate-bytes" help:"Bytes of rejected events' bodies kept per second per host (each cut to 4 KiB, with its size and SHA-256); past it only reasons. 0: unlimited." default:"${serve_rejected_rate_bytes}" env:"FLOWLOG_REJECTED_RATE_BYTES"`
+	RejectedBurstBytes   int           `name:"rejected-burst-bytes" help:"Bucket of --rejected-rate-bytes." default:"${serve_rejected_burst_bytes}" env:"FLOWLOG_REJECTED_BURST_BYTES"`
+	TrustedProxies       string        `name:"trusted-proxies" help:"Comma-separated addresses or CIDRs of TLS-terminating proxies in front of the gRPC listener: their X-Forwarded-For (or PROXY protocol header) names the agent." env:"FLOWLOG_TRUSTED_PROXIES"`
+	ProxyProtocol        bool          `name:"proxy-protocol" help:"Read a PROXY protocol (v1/v2) header on connections from --trusted-proxies." env:"FLOWLOG_PROXY_PROTOCOL"`
+	ReadyMaxCommitStall  time.Duration `name:"ready-max-commit-stall" help:"/readyz fails when received rows waited this long without a commit succeeding." default:"${serve_ready_max_commit_stall}" env:"FLOWLOG_READY_MAX_COMMIT_STALL"`
+	MaxTails             int           `name:"max-tails" help:"Live tails open at once; more are answered 429." default:"${serve_max_tails}" env:"FLOWLOG_MAX_TAILS"`
+	MaxTailsPerReader    int           `name:"max-tails-per-reader" help:"Live tails of one reader (one client address when the API is open)." default:"${serve_max_tails_per_reader}" env:"FLOWLOG_MAX_TAILS_PER_READER"`
+	QueryTimeout         time.Duration `name:"query-timeout" help:"Longest a read query may run (ClickHouse max_execution_time); past it 503. 0: none." default:"${serve_query_timeout}" env:"FLOWLOG_QUERY_TIMEOUT"`
+	QueryMaxMemory       int64         `name:"query-max-memory" help:"Memory one read query may use, bytes (max_memory_usage). 0: none." default:"${serve_query_max_memory}" env:"FLOWLOG_QUERY_MAX_MEMORY"`
+	QueryMaxRows         int64         `name:"query-max-rows" help:"Rows one read query may read (max_rows_to_read). 0: none." default:"${serve_query_max_rows}" env:"FLOWLOG_QUERY_MAX_ROWS"`
+	MaxOffset            int           `name:"max-offset" help:"Deepest offset page (page x per_page) of /api/v1/flows; deeper pages get a 400 pointing to cursor paging. 0: none." default:"${serve_max_offset}" env:"FLOWLOG_MAX_OFFSET"`
+	StreamStallTimeout   time.Duration `name:"stream-stall-timeout" help:"End an agent stream whose acks could not be sent this long (the agent stopped reading). 0: never." default:"${serve_stream_stall_timeout}" env:"FLOWLOG_STREAM_STALL_TIMEOUT"`
 
 	HTTPReadHeaderTimeout time.Duration `name:"http-read-header-timeout" help:"HTTP: time to read a request's headers." default:"${serve_http_read_header_timeout}" env:"FLOWLOG_HTTP_READ_HEADER_TIMEOUT"`
 	HTTPReadTimeout       time.Duration `name:"http-read-timeout" help:"HTTP: time to read a whole request." default:"${serve_http_read_timeout}" env:"FLOWLOG_HTTP_READ_TIMEOUT"`
@@ -79,7 +96,14 @@ func serveVars() kong.Vars {
 		"serve_max_streams": itoa(d.MaxStreams), "serve_stream_buffer": itoa(d.StreamBuffer),
 		"serve_shutdown_timeout": dur(d.ShutdownTimeout),
 		"serve_ingest_rate":      itoa(d.IngestRate), "serve_ingest_burst": itoa(d.IngestBurst),
-		"serve_stream_stall_timeout":     dur(d.StreamStallTimeout),
+		"serve_stream_stall_timeout": dur(d.StreamStallTimeout),
+		"serve_ingest_rate_bytes":    itoa(d.IngestRateBytes), "serve_max_streams_per_host": itoa(d.MaxStreamsPerHost),
+		"serve_max_streams_per_address": itoa(d.MaxStreamsPerAddress), "serve_stream_idle_timeout": dur(d.StreamIdleTimeout),
+		"serve_grpc_max_header_bytes": itoa(d.GRPCMaxHeaderBytes), "serve_rejected_rate_bytes": itoa(d.RejectedRateBytes),
+		"serve_rejected_burst_bytes": itoa(d.RejectedBurstBytes), "serve_ready_max_commit_stall": dur(d.ReadyMaxCommitStall),
+		"serve_max_tails": itoa(d.MaxTails), "serve_max_tails_per_reader": itoa(d.MaxTailsPerReader),
+		"serve_query_timeout": dur(d.Store.MaxQueryTime), "serve_query_max_memory": itoa(d.Store.MaxQueryMemory),
+		"serve_query_max_rows": itoa(d.Store.MaxQueryRows), "serve_max_offset": itoa(d.Store.MaxOffset),
 		"serve_http_read_header_timeout": dur(d.HTTPLimits.ReadHeaderTimeout), "serve_http_read_timeout": dur(d.HTTPLimits.ReadTimeout),
 		"serve_http_write_timeout": dur(d.HTTPLimits.WriteTimeout), "serve_http_idle_timeout": dur(d.HTTPLimits.IdleTimeout),
 		"serve_http_max_header_bytes": itoa(d.HTTPLimits.MaxHeaderBytes),
@@ -91,7 +115,8 @@ func (c *serveCmd) config(log *slog.Logger) collector.Config {
 	return collector.Config{
 		Store: store.Config{DataDir: c.Data, ChdbLib: c.ChdbLib, ClickHouseURL: c.ClickHouse, ClickHouseCA: c.ClickHouseCA,
 			Options: store.Options{Database: c.Database, Retention: time.Duration(c.Retention), RollupEvery: c.RollupEvery,
-				Cluster: c.ClickHouseCluster, Logger: log}},
+				Cluster: c.ClickHouseCluster, Logger: log, MaxQueryTime: c.QueryTimeout, MaxQueryMemory: c.QueryMaxMemory,
+				MaxQueryRows: c.QueryMaxRows, MaxOffset: c.MaxOffset}},
 		NetmakerDatabase: c.NetmakerDatabase,
 		GRPCAddr:         c.GRPCAddr, HTTPAddr: c.HTTPAddr, AddrFile: c.AddrFile, GoMemoryLimit: c.GoMemoryLimit,
 		TLSCert: c.TLSCert, TLSKey: c.TLSKey, TLSClientCA: c.TLSClientCA, Identities: c.Identities,
@@ -99,6 +124,12 @@ func (c *serveCmd) config(log *slog.Logger) collector.Config {
 		FlushRows: c.FlushRows, FlushInterval: c.FlushInterval, MaxPendingRows: c.MaxPendingRows, InsertWriters: c.InsertWriters,
 		MaxEvents: c.MaxEvents, MaxMessageBytes: c.MaxMessageBytes, MaxStreams: c.MaxStreams,
 		IngestRate: c.IngestRate, IngestBurst: c.IngestBurst, StreamStallTimeout: c.StreamStallTimeout,
+		IngestRateBytes: c.IngestRateBytes, IngestBurstBytes: c.IngestBurstBytes,
+		MaxStreamsPerHost: c.MaxStreamsPerHost, MaxStreamsPerAddress: c.MaxStreamsPerAddress,
+		StreamIdleTimeout: c.StreamIdleTimeout, GRPCMaxHeaderBytes: c.GRPCMaxHeaderBytes,
+		RejectedRateBytes: c.RejectedRateBytes, RejectedBurstBytes: c.RejectedBurstBytes,
+		TrustedProxies: c.TrustedProxies, ProxyProtocol: c.ProxyProtocol, ReadyMaxCommitStall: c.ReadyMaxCommitStall,
+		MaxTails: c.MaxTails, MaxTailsPerReader: c.MaxTailsPerReader,
 		StreamBuffer: c.StreamBuffer,
 		Readers:      c.Readers, HTTPAllowAnonymous: c.HTTPAllowAnonymous, HTTPTLSCert: c.HTTPTLSCert, HTTPTLSKey: c.HTTPTLSKey,
 		HTTPCORSOrigins: c.HTTPCORSOrigins,
