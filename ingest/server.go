@@ -39,6 +39,13 @@ type Options struct {
 	MaxMessageBytes   int           // larger messages end the stream with ResourceExhausted (default 16 MiB)
 	MaxStreams        int           // concurrent streams; more get ResourceExhausted (default 1,000)
 	InFlightPerStream int           // envelopes received but not yet answered, per stream (default 64)
+	// DrainQuiet: on shutdown a stream still takes (commits and answers)
+	// envelopes until none arrived for this long, then ends (default
+	// DefaultDrainQuiet). The stock Netmaker exporter flushes concurrently
+	// on one stream and reads whichever ack comes next: ending a stream
+	// between two of its envelopes could hand the first one's success to
+	// the flush of the second, which is then never resent.
+	DrainQuiet time.Duration
 	// OnCommit, if set, sees the events of every committed insert (the live
 	// tail). It runs on the commit goroutine: it must be quick and must not
 	// keep the slice, which is reused.
@@ -70,6 +77,12 @@ const (
 	DefaultMaxEventsPerEnv = 10_000
 	DefaultMaxMessageBytes = 16 << 20
 	DefaultMaxStreams      = 1000
+	// DefaultDrainQuiet: envelopes of one flush burst arrive within
+	// milliseconds; a stream quiet this long has sent what it had.
+	DefaultDrainQuiet = 200 * time.Millisecond
+	// drainMax bounds a stream's drain however busy its agent: shutdown
+	// (and so the restart gap agents see) must not wait on a busy sender.
+	drainMax = time.Second
 )
 
 func (o *Options) defaults() {
@@ -84,6 +97,9 @@ func (o *Options) defaults() {
 	def(&o.MaxMessageBytes, DefaultMaxMessageBytes)
 	def(&o.MaxStreams, DefaultMaxStreams)
 	def(&o.InFlightPerStream, 64)
+	if o.DrainQuiet <= 0 {
+		o.DrainQuiet = DefaultDrainQuiet
+	}
 	def(&o.Writers, DefaultWriters)
 	if o.FlushInterval <= 0 {
 		o.FlushInterval = DefaultFlushInterval
@@ -229,9 +245,15 @@ func (s *Server) StreamFlows(stream pb.FlowService_StreamFlowsServer) error {
 // stream's final status.
 func (s *Server) receive(ctx context.Context, view *agentView, id *auth.Identity, recvd <-chan *wireEnvelope, recvErr <-chan error, acks chan<- *ticket) error {
 	peerAddr := view.peer
+	drain := s.drain
+	var quiet, drainEnd <-chan time.Time // while draining: nothing arrived for DrainQuiet; drainMax passed
+	var quietTimer *time.Timer
 	for {
 		select {
 		case w := <-recvd:
+			if quietTimer != nil {
+				quietTimer.Reset(s.opts.DrainQuiet)
+			}
 			env := w.env
 			if n := len(env.GetEvents()); n > s.opts.MaxEventsPerEnv {
 				s.log.Warn("envelope over the event limit; ending stream", "peer", peerAddr, "events", n, "limit", s.opts.MaxEventsPerEnv)
@@ -251,7 +273,15 @@ func (s *Server) receive(ctx context.Context, view *agentView, id *auth.Identity
 				return nil
 			}
 			return err
-		case <-s.drain:
+		case <-drain:
+			drain = nil
+			quietTimer = time.NewTimer(s.opts.DrainQuiet)
+			defer quietTimer.Stop()
+			quiet = quietTimer.C
+			drainEnd = time.After(drainMax)
+		case <-drainEnd:
+			return status.Error(codes.Unavailable, "collector shutting down; reconnect and resend unacknowledged envelopes")
+		case <-quiet:
 			return status.Error(codes.Unavailable, "collector shutting down; reconnect and resend unacknowledged envelopes")
 		case <-ctx.Done():
 			return ctx.Err()
