@@ -62,6 +62,15 @@ func (w *rowBinary) event(e *flowlog.Event) {
 	w.u64(e.PacketsRecv)
 	w.u32(e.Status)
 	w.i64(e.Version)
+	w.bool(e.EndApprox)
+}
+
+func (w *rowBinary) bool(v bool) {
+	if v {
+		w.u8(1)
+	} else {
+		w.u8(0)
+	}
 }
 
 func (w *rowBinary) participant(p *flowlog.Participant) {

@@ -8,7 +8,9 @@ import (
 )
 
 // FlowsSQL exposes the flows query to tests that EXPLAIN it.
-var FlowsSQL = (*Store).flowsSQL
+func FlowsSQL(s *Store, f flowlog.Filter, p flowlog.Page) string {
+	return s.flowsSQL(f, p, s.staleCutoff(), nil)
+}
 
 // ForceRaw makes the aggregates read raw flows only (true) or choose (false).
 func ForceRaw(s *Store, raw bool) {

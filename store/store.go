@@ -37,7 +37,27 @@ type Options struct {
 	// day not rolled up; Rollup can be called by hand).
 	RollupEvery time.Duration
 	Logger      *slog.Logger // for the background job; default slog.Default()
+
+	// StaleAfter: an open flow with no event for longer than this is stale,
+	// not active (the agent that would close it is gone, or lost its
+	// DESTROY). Zero: DefaultStaleAfter.
+	StaleAfter time.Duration
+	// PeerSkew: two observations of one connection (one from each end)
+	// match when their starts are at most this far apart (the two hosts'
+	// clocks differ). Zero: DefaultPeerSkew.
+	PeerSkew time.Duration
+	// Now is the clock deciding staleness; default time.Now (tests set it).
+	Now func() time.Time
 }
+
+// DefaultStaleAfter outlasts conntrack's timeout for established TCP
+// connections (nf_conntrack_tcp_timeout_established, 5 days): by then the
+// kernel has ended any idle flow, so its DESTROY was lost.
+const DefaultStaleAfter = 6 * 24 * time.Hour
+
+// DefaultPeerSkew tolerates hosts whose clocks differ by a few seconds
+// (NTP keeps them within milliseconds; a host without it drifts further).
+const DefaultPeerSkew = 5 * time.Second
 
 // DefaultRetention is how long flows are kept unless configured.
 const DefaultRetention = 30 * 24 * time.Hour
@@ -63,6 +83,11 @@ type Store struct {
 	// rollup path of the aggregates, and the merged read (FINAL or argMax).
 	path  readPath
 	merge mergeMode
+
+	ident      registry // flows being inserted (identity.go)
+	staleAfter time.Duration
+	peerSkew   time.Duration
+	now        func() time.Time
 }
 
 var (
@@ -78,9 +103,26 @@ func Open(ctx context.Context, eng Engine, o Options) (*Store, error) {
 	if o.Retention == 0 {
 		o.Retention = DefaultRetention
 	}
-	s := &Store{eng: eng, db: ident(o.Database), retention: o.Retention, slack: rollupClockSlack, stop: make(chan struct{})}
+	if o.StaleAfter <= 0 {
+		o.StaleAfter = DefaultStaleAfter
+	}
+	if o.PeerSkew <= 0 {
+		o.PeerSkew = DefaultPeerSkew
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	s := &Store{eng: eng, db: ident(o.Database), retention: o.Retention, slack: rollupClockSlack, stop: make(chan struct{}),
+		staleAfter: o.StaleAfter, peerSkew: o.PeerSkew.Truncate(time.Millisecond), now: o.Now}
+	if s.peerSkew <= 0 {
+		s.peerSkew = time.Millisecond
+	}
+	s.ident.table = newLookupTable(s.db)
 	s.buf.New = func() any { return &rowBinary{} }
 	if err := s.migrate(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.createLookup(ctx); err != nil {
 		return nil, err
 	}
 	if err := s.applyRetention(ctx, o.Retention); err != nil {
@@ -107,6 +149,13 @@ func (s *Store) Insert(ctx context.Context, b *flowlog.Batch) error {
 	w := s.buf.Get().(*rowBinary)
 	defer func() { w.b = w.b[:0]; s.buf.Put(w) }()
 	if len(b.Events) > 0 {
+		// Every event gets its flow's start first (identity.go); the batch
+		// stays visible to other batches' lookups until its rows are.
+		p, err := s.resolve(ctx, b.Events, s.now())
+		if err != nil {
+			return err
+		}
+		defer s.release(p)
 		for i := range b.Events {
 			w.event(&b.Events[i])
 		}
@@ -142,6 +191,8 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) Close() error {
 	s.closing.Do(func() { close(s.stop) })
 	s.jobs.Wait()
+	// Best effort: the table is in memory and empty after a restart anyway.
+	_ = s.eng.Exec(context.Background(), "DROP TABLE IF EXISTS "+s.ident.table)
 	return s.eng.Close()
 }
 

@@ -1,0 +1,89 @@
+package store
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/flowlog/flowlog"
+)
+
+// One connection, one count. In a mesh both ends of most connections run an
+// agent, and each reports the connection: the initiator as egress, the
+// responder as ingress, under different flow ids. Both observations carry
+// the connection's original tuple (src = initiator, dst = responder) and the
+// same network, so conn_key (a hash of network, protocol, addresses, ports
+// and ICMP type and code, computed by the table at insert) is the same for
+// both.
+//
+// An ingress observation is "shadowed" when an egress observation with its
+// conn_key started within PeerSkew of it (the hosts' clocks differ). Reads
+// that count connections leave shadowed rows out: each connection counts
+// once, as its initiator saw it, and a connection only one end reports
+// counts once as it did before. Shadowing is decided when reading (raw
+// flows) or when a day's rollup is recomputed (the shadowed column of the
+// rollups), never at insert: the two observations arrive in any order,
+// minutes apart when an agent was away.
+//
+// How: starts are cut into buckets of PeerSkew; an ingress row is shadowed
+// when (conn_key, its bucket - 1, 0 or +1) is in the set of egress
+// (conn_key, bucket) of the range. That matches every pair within
+// PeerSkew (and some pairs up to 2 x PeerSkew apart).
+//
+// Filters on the reporting host or the direction select one end's
+// observations, where each connection appears once already: they read every
+// row (dedupes is false), and so does Observations = ObserveAll.
+
+// dedupes says whether a read under f leaves shadowed rows out.
+func dedupes(f flowlog.Filter) bool {
+	return f.Observations == flowlog.ObserveOne && f.HostID == "" && f.Direction == flowlog.DirUnspecified
+}
+
+// unshadowed is the condition leaving shadowed rows out of a read of the
+// given day partitions (nil: the filter's range).
+func (s *Store) unshadowed(f flowlog.Filter, days []string) string {
+	return "NOT " + s.shadowedExpr(s.egressBounds(f.From, f.To, days))
+}
+
+// shadowedExpr is true for an ingress row of the flows table whose
+// connection has an egress observation (among the rows meeting bounds)
+// starting within PeerSkew.
+func (s *Store) shadowedExpr(bounds []string) string {
+	b := fmt.Sprintf("intDiv(toUnixTimestamp64Milli(start_ts), %d)", s.peerSkew.Milliseconds())
+	// The three INs share one subquery text: the engine builds its set once.
+	set := fmt.Sprintf("(SELECT conn_key, %s FROM %s.flows %s)", b, s.db,
+		whereOf(append([]string{"direction = 'egress'"}, bounds...)))
+	return fmt.Sprintf("(direction = 'ingress' AND ((conn_key, %[1]s) IN %[2]s OR (conn_key, %[1]s - 1) IN %[2]s OR (conn_key, %[1]s + 1) IN %[2]s))",
+		b, set)
+}
+
+// egressBounds prunes the egress set to the partitions (and starts) an
+// ingress row of the read may match: the read's days and their neighbours,
+// or its range widened by twice PeerSkew.
+func (s *Store) egressBounds(from, to time.Time, days []string) []string {
+	if days != nil {
+		near := map[string]bool{}
+		var out []string
+		for _, d := range days {
+			t, err := time.Parse("20060102", d)
+			if err != nil {
+				continue
+			}
+			for _, n := range []time.Time{t.Add(-24 * time.Hour), t, t.Add(24 * time.Hour)} {
+				if k := n.Format("20060102"); !near[k] {
+					near[k] = true
+					out = append(out, k)
+				}
+			}
+		}
+		return []string{partitionIn(out)}
+	}
+	widen := 2 * s.peerSkew
+	var from2, to2 time.Time
+	if !from.IsZero() {
+		from2 = from.Add(-widen)
+	}
+	if !to.IsZero() {
+		to2 = to.Add(widen)
+	}
+	return timeConds(from2, to2)
+}
