@@ -39,8 +39,9 @@ func (w *rowBinary) ms(t time.Time) {
 	w.i64(t.UnixMilli())
 }
 
-// event appends one row in the order of flowColumns.
-func (w *rowBinary) event(e *flowlog.Event) {
+// event appends one row in the order of flowColumns, inserted at now (the
+// Store's clock, which also decides staleness).
+func (w *rowBinary) event(e *flowlog.Event, now time.Time) {
 	w.u8(uint8(e.Type))
 	w.str(e.FlowID)
 	w.str(e.HostID)
@@ -63,6 +64,7 @@ func (w *rowBinary) event(e *flowlog.Event) {
 	w.u32(e.Status)
 	w.i64(e.Version)
 	w.bool(e.EndApprox)
+	w.ms(now)
 }
 
 func (w *rowBinary) bool(v bool) {

@@ -369,8 +369,7 @@ var argMaxColumns = func() string {
 			b = append(b, "argMax(flows."+c+", flows.rank) AS "+c)
 		}
 	}
-	return strings.Join(append(b, "argMax(flows.inserted_at, flows.rank) AS inserted_at",
-		"any(flows.conn_key) AS conn_key"), ", ")
+	return strings.Join(append(b, "any(flows.conn_key) AS conn_key"), ", ")
 }()
 
 // rawFrom is the FROM (and WHERE) of a read of merged flows meeting every

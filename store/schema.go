@@ -23,7 +23,7 @@ type migration struct {
 const flowColumns = "event_type, flow_id, host_id, host_name, network_id, protocol, src_port, dst_port, " +
 	"icmp_type, icmp_code, direction, src_ip, src_type, src_entity_id, src_entity_name, " +
 	"dst_ip, dst_type, dst_entity_id, dst_entity_name, start_ts, end_ts, " +
-	"bytes_sent, bytes_recv, packets_sent, packets_recv, status, version, end_approx"
+	"bytes_sent, bytes_recv, packets_sent, packets_recv, status, version, end_approx, inserted_at"
 
 // flowColumnsV1 are the columns of migration 1's flows table.
 const flowColumnsV1 = "event_type, flow_id, host_id, host_name, network_id, protocol, src_port, dst_port, " +

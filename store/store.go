@@ -151,13 +151,14 @@ func (s *Store) Insert(ctx context.Context, b *flowlog.Batch) error {
 	if len(b.Events) > 0 {
 		// Every event gets its flow's start first (identity.go); the batch
 		// stays visible to other batches' lookups until its rows are.
-		p, err := s.resolve(ctx, b.Events, s.now())
+		now := s.now()
+		p, err := s.resolve(ctx, b.Events, now)
 		if err != nil {
 			return err
 		}
 		defer s.release(p)
 		for i := range b.Events {
-			w.event(&b.Events[i])
+			w.event(&b.Events[i], now)
 		}
 		if err := s.eng.InsertRowBinary(ctx, s.db+".flows", flowColumns, w.b); err != nil {
 			return fmt.Errorf("inserting %d flow events: %w", len(b.Events), err)
