@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/flowlog/flowlog"
@@ -56,4 +58,27 @@ func StopJobs(s *Store) {
 // within quiet for later.
 func RollupQuiet(ctx context.Context, s *Store, quiet time.Duration) (RollupStats, error) {
 	return s.rollup(ctx, quiet)
+}
+
+// OldSchema creates database db at schema version v (its statements only),
+// as a build of that version left it.
+func OldSchema(ctx context.Context, eng Engine, db string, v int) error {
+	s := &Store{eng: eng, db: ident(db)}
+	if err := eng.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+s.db); err != nil {
+		return err
+	}
+	if err := eng.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+s.db+".schema_migrations (version UInt32, name String, applied_at DateTime DEFAULT now()) ENGINE = ReplacingMergeTree ORDER BY version"); err != nil {
+		return err
+	}
+	for _, m := range migrations[:v] {
+		for _, stmt := range m.stmts {
+			if err := eng.Exec(ctx, strings.ReplaceAll(stmt, "{db}", s.db)); err != nil {
+				return err
+			}
+		}
+		if err := eng.Exec(ctx, fmt.Sprintf("INSERT INTO %s.schema_migrations (version, name) VALUES (%d, %s)", s.db, m.version, quote(m.name))); err != nil {
+			return err
+		}
+	}
+	return nil
 }
