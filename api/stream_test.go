@@ -137,13 +137,13 @@ func TestStreamDeliversMatchingFlows(t *testing.T) {
 			`"src_ip":"10.10.0.5","src_type":"node","src_entity_id":"n-5","src_entity_name":"web-1",` +
 			`"dst_ip":"10.10.0.7","dst_type":"node","dst_entity_id":"n-7","dst_entity_name":"db-1",` +
 			`"start_ts":"2026-11-24T10:00:00Z","end_ts":"1970-01-01T00:00:00Z","bytes_sent":0,"bytes_recv":0,` +
-			`"packets_sent":0,"packets_recv":0,"status":0,"version":"2026-11-24T10:00:00Z","active":true}`},
+			`"packets_sent":0,"packets_recv":0,"status":0,"version":"2026-11-24T10:00:00Z","active":true,"state":"active"}`},
 		{event: "flow", data: `{"flow_id":"f1","host_id":"h1","host_name":"web-1","network_id":"a","protocol":6,` +
 			`"src_port":51000,"dst_port":5432,"icmp_type":0,"icmp_code":0,"direction":"egress",` +
 			`"src_ip":"10.10.0.5","src_type":"node","src_entity_id":"n-5","src_entity_name":"web-1",` +
 			`"dst_ip":"10.10.0.7","dst_type":"node","dst_entity_id":"n-7","dst_entity_name":"db-1",` +
 			`"start_ts":"2026-11-24T10:00:00Z","end_ts":"2026-11-24T10:00:02.5Z","bytes_sent":100,"bytes_recv":2000,` +
-			`"packets_sent":3,"packets_recv":4,"status":14,"version":"2026-11-24T10:00:02.501Z","active":false}`},
+			`"packets_sent":3,"packets_recv":4,"status":14,"version":"2026-11-24T10:00:02.501Z","active":false,"state":"finished"}`},
 	}
 	for i, w := range want {
 		f, err := sse.next()
@@ -162,7 +162,7 @@ func TestStreamDeliversMatchingFlows(t *testing.T) {
 		t.Errorf("raw line %q", line)
 	}
 	line, _ = sse.r.ReadString('\n')
-	if !strings.HasPrefix(line, `data: {"flow_id":"f2",`) || !strings.HasSuffix(line, `"active":true}`+"\n") {
+	if !strings.HasPrefix(line, `data: {"flow_id":"f2",`) || !strings.HasSuffix(line, `"active":true,"state":"active"}`+"\n") {
 		t.Errorf("raw line %q", line)
 	}
 	if line, _ = sse.r.ReadString('\n'); line != "\n" {
@@ -309,7 +309,7 @@ func TestStreamBadParams(t *testing.T) {
 		"per_page=10":  "invalid per_page: the stream has no pages",
 		"cursor=abc":   "invalid cursor: the stream has no pages",
 		"ip=10.0.0.1/": `invalid ip "10.0.0.1/": must be an IP address or a CIDR prefix such as 10.0.0.0/8 or fd00::/64`,
-		"state=open":   `invalid state "open": must be one of all, active, finished`,
+		"state=open":   `invalid state "open": must be one of all, active, finished, stale`,
 		"limit=1": `unknown parameter "limit": known are network_id, from, to, src_entity_id, dst_entity_id, node_id, ` +
 			`username, state, ip, port, direction, participant, src_type, dst_type, protocol`,
 	} {
