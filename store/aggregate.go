@@ -105,8 +105,7 @@ func maxTime(a, b time.Time) time.Time {
 // DateTime64(3)), the rollup dimensions, src_ip and dst_ip (raw only), and
 // nb, np, nf: bytes, packets, flows.
 func (s *Store) sources(f flowlog.Filter, p plan, withIPs bool) string {
-	raw := s.conds(f, s.staleCutoff(), nil)
-	var parts []string
+	var parts, skip []string
 	if p.r != nil {
 		days := make([]string, 0, len(p.days))
 		for d := range p.days {
@@ -117,7 +116,7 @@ func (s *Store) sources(f flowlog.Filter, p plan, withIPs bool) string {
 		ids := make([]string, len(days))
 		for i, d := range days {
 			set[i] = fmt.Sprintf("('%s', %d)", d, p.days[d])
-			ids[i] = "'" + strings.ReplaceAll(d, "-", "") + "'"
+			ids[i] = strings.ReplaceAll(d, "-", "")
 		}
 		last, _ := time.Parse(dayLayout, days[len(days)-1])
 		rc := dimConds(f)
@@ -130,9 +129,9 @@ func (s *Store) sources(f flowlog.Filter, p plan, withIPs bool) string {
 			"(toDate(bucket), gen) IN ("+strings.Join(set, ", ")+")")
 		parts = append(parts, fmt.Sprintf("SELECT toDateTime64(bucket, 3, 'UTC') AS t, %s, toUInt128(bytes) AS nb, toUInt128(packets) AS np, toUInt128(flows) AS nf FROM %s.%s %s",
 			rollupDims, s.db, p.r.name, whereOf(rc)))
-		// The raw read covers the other days.
-		raw = append(raw, "_partition_id NOT IN ("+strings.Join(ids, ", ")+")")
+		skip = ids // the raw read covers the other days
 	}
+	raw := s.condsExcept(f, s.staleCutoff(), nil, skip)
 	ips := ""
 	if withIPs {
 		ips = "src_ip, dst_ip, "

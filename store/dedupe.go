@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/flowlog/flowlog"
@@ -38,12 +39,6 @@ func dedupes(f flowlog.Filter) bool {
 	return f.Observations == flowlog.ObserveOne && f.HostID == "" && f.Direction == flowlog.DirUnspecified
 }
 
-// unshadowed is the condition leaving shadowed rows out of a read of the
-// given day partitions (nil: the filter's range).
-func (s *Store) unshadowed(f flowlog.Filter, days []string) string {
-	return "NOT " + s.shadowedExpr(s.egressBounds(f.From, f.To, days))
-}
-
 // shadowedExpr is true for an ingress row of the flows table whose
 // connection has an egress observation (among the rows meeting bounds)
 // starting within PeerSkew.
@@ -57,25 +52,12 @@ func (s *Store) shadowedExpr(bounds []string) string {
 }
 
 // egressBounds prunes the egress set to the partitions (and starts) an
-// ingress row of the read may match: the read's days and their neighbours,
-// or its range widened by twice PeerSkew.
-func (s *Store) egressBounds(from, to time.Time, days []string) []string {
+// ingress row of a read may match: the read's days and their neighbours,
+// or its range widened by twice PeerSkew, less the skipped days (read from
+// the rollups) whose neighbours are skipped too.
+func (s *Store) egressBounds(from, to time.Time, days, skip []string) []string {
 	if days != nil {
-		near := map[string]bool{}
-		var out []string
-		for _, d := range days {
-			t, err := time.Parse("20060102", d)
-			if err != nil {
-				continue
-			}
-			for _, n := range []time.Time{t.Add(-24 * time.Hour), t, t.Add(24 * time.Hour)} {
-				if k := n.Format("20060102"); !near[k] {
-					near[k] = true
-					out = append(out, k)
-				}
-			}
-		}
-		return []string{partitionIn(out)}
+		return []string{partitionIn(neighbours(days))}
 	}
 	widen := 2 * s.peerSkew
 	var from2, to2 time.Time
@@ -85,5 +67,56 @@ func (s *Store) egressBounds(from, to time.Time, days []string) []string {
 	if !to.IsZero() {
 		to2 = to.Add(widen)
 	}
-	return timeConds(from2, to2)
+	c := timeConds(from2, to2)
+	near := map[string]bool{}
+	for _, d := range neighbours(daysNotIn(skip)) {
+		near[d] = true
+	}
+	var interior []string
+	for _, d := range skip {
+		if !near[d] {
+			interior = append(interior, d)
+		}
+	}
+	if len(interior) > 0 {
+		c = append(c, "_partition_id NOT IN ('"+strings.Join(interior, "', '")+"')")
+	}
+	return c
 }
+
+// neighbours returns the days (YYYYMMDD) and the day before and after each.
+func neighbours(days []string) []string {
+	near := map[string]bool{}
+	var out []string
+	for _, d := range days {
+		t, err := time.Parse(partitionLayout, d)
+		if err != nil {
+			continue
+		}
+		for _, n := range []time.Time{t.Add(-24 * time.Hour), t, t.Add(24 * time.Hour)} {
+			if k := n.Format(partitionLayout); !near[k] {
+				near[k] = true
+				out = append(out, k)
+			}
+		}
+	}
+	return out
+}
+
+// daysNotIn returns the days just outside a set of days (YYYYMMDD): the
+// edges of the skipped runs, whose rows are read raw.
+func daysNotIn(skip []string) []string {
+	in := map[string]bool{}
+	for _, d := range skip {
+		in[d] = true
+	}
+	var out []string
+	for _, d := range neighbours(skip) {
+		if !in[d] {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+const partitionLayout = "20060102"

@@ -71,11 +71,22 @@ func totalsOf(t *testing.T, s *store.Store, f flowlog.Filter) flowlog.Totals {
 // A stock agent stamps the START with its clock and the DESTROY with the
 // kernel's: 2 ms apart, here on either side of UTC midnight (two day
 // partitions). One flow, finished, with the DESTROY's bytes.
+// Through the Store that stored the START (its memory), and through a new
+// one (a restart: the table).
 func TestStartAndDestroyAcrossMidnightAreOneFlow(t *testing.T) {
+	for _, restart := range []bool{false, true} {
+		t.Run(fmt.Sprint("restart=", restart), func(t *testing.T) { testAcrossMidnight(t, restart) })
+	}
+}
+
+func testAcrossMidnight(t *testing.T, restart bool) {
 	s := open(t, store.Options{})
 	st := ev("f1", flowlog.EventStart, midnight.Add(-time.Millisecond), 1)
 	de := ev("f1", flowlog.EventDestroy, midnight.Add(time.Millisecond), 2)
 	insert(t, s, st)
+	if restart {
+		s = open(t, store.Options{})
+	}
 	insert(t, s, de)
 	flows := allFlows(t, s, flowlog.Filter{})
 	if len(flows) != 1 || flows[0].Active || !flows[0].Start.Equal(st.Start) || flows[0].BytesSent != 1000 || flows[0].BytesRecv != 2000 {
@@ -163,6 +174,7 @@ func TestReusedFlowIDIsANewFlow(t *testing.T) {
 	insert(t, s, a)
 	insert(t, s, ae)
 	insert(t, s, b)
+	s = open(t, store.Options{}) // a restart: b's DESTROY finds b in the table
 	insert(t, s, be)
 	insert(t, s, c)
 	flows := allFlows(t, s, flowlog.Filter{})
@@ -180,12 +192,24 @@ func TestReusedFlowIDIsANewFlow(t *testing.T) {
 // the START's start; a retry changes nothing; one with no START stands
 // for a flow of its own.
 func TestDestroyWithoutKernelTimestampsClosesItsFlow(t *testing.T) {
+	for _, restart := range []bool{false, true} {
+		t.Run(fmt.Sprint("restart=", restart), func(t *testing.T) { testNoKernelTimestamps(t, restart) })
+	}
+}
+
+func testNoKernelTimestamps(t *testing.T, restart bool) {
 	s := open(t, store.Options{})
 	st := ev("f1", flowlog.EventStart, midnight.Add(-time.Hour), 1)
 	de := ev("f1", flowlog.EventDestroy, time.Time{}, 2)
 	de.End, de.EndApprox, de.HostName = midnight.Add(time.Hour), true, ""
 	insert(t, s, st)
+	if restart {
+		s = open(t, store.Options{})
+	}
 	insert(t, s, de)
+	if restart {
+		s = open(t, store.Options{})
+	}
 	retry := de
 	retry.End = de.End.Add(time.Minute) // received again, later
 	insert(t, s, retry)

@@ -171,15 +171,24 @@ func whereOf(c []string) string {
 // the given day partitions (YYYYMMDD; nil: every day of the filter's range),
 // with the stale horizon at cutoff.
 func (s *Store) conds(f flowlog.Filter, cutoff time.Time, days []string) []string {
+	return s.condsExcept(f, cutoff, days, nil)
+}
+
+// condsExcept is conds for a read of the days of the range but the days
+// in skip (YYYYMMDD), which the caller reads elsewhere (rollups).
+func (s *Store) condsExcept(f flowlog.Filter, cutoff time.Time, days, skip []string) []string {
 	c := timeConds(f.From, f.To)
 	if days != nil {
 		c = append(c, partitionIn(days))
+	}
+	if len(skip) > 0 {
+		c = append(c, "_partition_id NOT IN ('"+strings.Join(skip, "', '")+"')")
 	}
 	c = append(c, dimConds(f)...)
 	c = append(c, rawConds(f)...)
 	c = append(c, stateConds(f.State, cutoff)...)
 	if dedupes(f) {
-		c = append(c, s.unshadowed(f, days))
+		c = append(c, "NOT "+s.shadowedExpr(s.egressBounds(f.From, f.To, days, skip)))
 	}
 	return c
 }

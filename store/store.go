@@ -156,11 +156,12 @@ func (s *Store) Insert(ctx context.Context, b *flowlog.Batch) error {
 		if err != nil {
 			return err
 		}
-		defer s.release(p)
 		for i := range b.Events {
 			w.event(&b.Events[i], now)
 		}
-		if err := s.eng.InsertRowBinary(ctx, s.db+".flows", flowColumns, w.b); err != nil {
+		err = s.eng.InsertRowBinary(ctx, s.db+".flows", flowColumns, w.b)
+		s.release(p, err == nil)
+		if err != nil {
 			return fmt.Errorf("inserting %d flow events: %w", len(b.Events), err)
 		}
 		// After the rows, before returning (and so before any ack): the
