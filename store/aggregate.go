@@ -130,6 +130,9 @@ func (s *Store) sources(f flowlog.Filter, p plan, withIPs bool) string {
 		parts = append(parts, fmt.Sprintf("SELECT toDateTime64(bucket, 3, 'UTC') AS t, %s, toUInt128(bytes) AS nb, toUInt128(packets) AS np, toUInt128(flows) AS nf FROM %s.%s %s",
 			rollupDims, s.db, p.r.name, whereOf(rc)))
 		skip = ids // the raw read covers the other days
+		if coversRange(f, days) {
+			return "(" + parts[0] + ")" // no other day: no raw read at all
+		}
 	}
 	raw := s.condsExcept(f, s.staleCutoff(), nil, skip)
 	ips := ""
@@ -139,6 +142,16 @@ func (s *Store) sources(f flowlog.Filter, p plan, withIPs bool) string {
 	parts = append(parts, fmt.Sprintf("SELECT start_ts AS t, %s, %s%s AS nb, %s AS np, "+
 		"toUInt128(1) AS nf FROM %s", rollupDims, ips, sumBytes, sumPackets, s.rawFrom(raw)))
 	return "(" + strings.Join(parts, " UNION ALL ") + ")"
+}
+
+// coversRange says whether days (2006-01-02, sorted) are every day of the
+// bounded range [f.From, f.To), which starts and ends at midnight.
+func coversRange(f flowlog.Filter, days []string) bool {
+	if f.From.IsZero() || f.To.IsZero() || !f.From.Equal(f.From.Truncate(24*time.Hour)) || !f.To.Equal(f.To.Truncate(24*time.Hour)) {
+		return false
+	}
+	return len(days) > 0 && days[0] == f.From.UTC().Format(dayLayout) &&
+		len(days) == int(f.To.Sub(f.From)/(24*time.Hour))
 }
 
 // aggregate plans and renders one aggregate: SELECT sel FROM <sources> tail.

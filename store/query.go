@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -186,11 +187,13 @@ func (s *Store) condsExcept(f flowlog.Filter, cutoff time.Time, days, skip []str
 	}
 	c = append(c, dimConds(f)...)
 	c = append(c, rawConds(f)...)
-	c = append(c, stateConds(f.State, cutoff)...)
 	if dedupes(f) {
-		c = append(c, "NOT "+s.shadowedExpr(s.egressBounds(f.From, f.To, days, skip)))
+		// The ingress rows this read may keep: its conditions on single
+		// rows (a merged row is one of its rows), the state's included.
+		cand := append(slices.Clone(c), stateRowConds(f.State)...)
+		c = append(c, "NOT "+s.shadowedExpr(s.egressBounds(f.From, f.To, days, skip), cand))
 	}
-	return c
+	return append(c, stateConds(f.State, cutoff)...)
 }
 
 func partitionIn(days []string) string {
@@ -204,6 +207,18 @@ func partitionIn(days []string) string {
 // stale.
 func (s *Store) staleCutoff() time.Time {
 	return s.now().Add(-s.staleAfter)
+}
+
+// stateRowConds is what a row of a flow in a state is, whichever of its
+// rows: a START for an open flow, a DESTROY for a finished one.
+func stateRowConds(st flowlog.State) []string {
+	switch st {
+	case flowlog.StateActive, flowlog.StateStale:
+		return []string{"event_type = 'start'"}
+	case flowlog.StateFinished:
+		return []string{"event_type = 'destroy'"}
+	}
+	return nil
 }
 
 // stateConds selects flows by state. A flow's last event is its merged
