@@ -349,8 +349,11 @@ func (s *Store) Series(ctx context.Context, f flowlog.Filter, step time.Duration
 // (event_type) and measured faster than through the rollups
 // (BENCHMARKS.md).
 func (s *Store) Active(ctx context.Context, f flowlog.Filter) (uint64, error) {
-	cutoff := s.staleCutoff()
-	c := append(s.conds(f, cutoff, nil), stateConds(flowlog.StateActive, cutoff)...)
+	if f.State != flowlog.StateAll && f.State != flowlog.StateActive {
+		return 0, nil // open now and finished (or stale) at once: none
+	}
+	f.State = flowlog.StateActive
+	c := s.conds(f, s.staleCutoff(), nil)
 	var rows []struct {
 		N uint64 `json:"n"`
 	}

@@ -42,7 +42,7 @@ func dedupes(f flowlog.Filter) bool {
 // shadowedExpr is true for an ingress row of the flows table whose
 // connection has an egress observation (among the rows meeting bounds)
 // starting within PeerSkew; cand are conditions every ingress row asked
-// about meets (on single rows, no FINAL).
+// about meets (on single rows, or on merged rows with candFinal).
 //
 // The egress set is what costs (a hash set of (conn_key, bucket) built per
 // query: 0.4-0.8 s for 600,000 egress rows, measured), so it is built of the
@@ -50,9 +50,13 @@ func dedupes(f flowlog.Filter) bool {
 // single UInt64 first), and only ingress rows probe it (if is
 // short-circuited; measured 2x). Each egress row enters the set with the
 // buckets before and after its own, so one probe covers the three.
-func (s *Store) shadowedExpr(bounds, cand []string) string {
+func (s *Store) shadowedExpr(bounds, cand []string, candFinal bool) string {
 	b := fmt.Sprintf("intDiv(toUnixTimestamp64Milli(start_ts), %d)", s.peerSkew.Milliseconds())
-	ingress := fmt.Sprintf("SELECT conn_key FROM %s.flows %s", s.db, whereOf(append([]string{"direction = 'ingress'"}, cand...)))
+	from := s.db + ".flows"
+	if candFinal {
+		from += " FINAL"
+	}
+	ingress := fmt.Sprintf("SELECT conn_key FROM %s %s", from, whereOf(append([]string{"direction = 'ingress'"}, cand...)))
 	set := fmt.Sprintf("SELECT conn_key, %s + arrayJoin([-1, 0, 1]) FROM %s.flows %s", b, s.db,
 		whereOf(append([]string{"direction = 'egress'", "conn_key IN (" + ingress + ")"}, bounds...)))
 	return fmt.Sprintf("if(direction = 'ingress', (conn_key, %s) IN (%s), 0)", b, set)

@@ -189,9 +189,13 @@ func (s *Store) condsExcept(f flowlog.Filter, cutoff time.Time, days, skip []str
 	c = append(c, rawConds(f)...)
 	if dedupes(f) {
 		// The ingress rows this read may keep: its conditions on single
-		// rows (a merged row is one of its rows), the state's included.
-		cand := append(slices.Clone(c), stateRowConds(f.State)...)
-		c = append(c, "NOT "+s.shadowedExpr(s.egressBounds(f.From, f.To, days, skip), cand))
+		// rows (a merged row is one of its rows), the state's included;
+		// open flows are few, so those are picked exactly (FINAL).
+		cand, final := append(slices.Clone(c), stateRowConds(f.State)...), false
+		if f.State == flowlog.StateActive || f.State == flowlog.StateStale {
+			cand, final = append(slices.Clone(c), stateConds(f.State, cutoff)...), true
+		}
+		c = append(c, "NOT "+s.shadowedExpr(s.egressBounds(f.From, f.To, days, skip), cand, final))
 	}
 	return append(c, stateConds(f.State, cutoff)...)
 }

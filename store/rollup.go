@@ -282,7 +282,7 @@ func (s *Store) rollupInsertSQL(r rollupTable, day string, gen int64) string {
 		WHERE _partition_id = '%[7]s'
 		GROUP BY bucket_r, %[6]s, shadowed_r`,
 		s.db, r.name, "bucket, gen, "+rollupDims, r.fn, gen, rollupDims, part,
-		s.shadowedExpr(s.egressBounds(time.Time{}, time.Time{}, []string{part}, nil), []string{"_partition_id = '" + part + "'"}), sumBytes, sumPackets, maxUInt64)
+		s.shadowedExpr(s.egressBounds(time.Time{}, time.Time{}, []string{part}, nil), []string{"_partition_id = '" + part + "'"}, false), sumBytes, sumPackets, maxUInt64)
 }
 
 // cleanDays returns the days (UTC midnight, formatted 2006-01-02) whose
