@@ -65,24 +65,31 @@ type instance struct {
 	approx     bool  // end is a receive time (DESTROY without kernel timestamp)
 }
 
-// registry holds the instances of the batches being inserted.
+// registry holds the instances of the batches being inserted, one map per
+// batch (dropped whole: a map that keeps losing keys gets slow to probe).
 type registry struct {
-	mu     sync.Mutex // held across a batch's lookup and registration
-	next   uint64
-	m      map[flowKey][]regEntry
-	recent recent // committed lately
-	table  string // per-Store Memory table of the keys to look up
-}
-
-type regEntry struct {
-	batch uint64
-	inst  instance
+	mu       sync.Mutex // held across a batch's lookup and registration
+	next     uint64
+	inflight map[uint64]map[flowKey][]instance
+	recent   recent // committed lately
+	table    string // per-Store Memory table of the keys to look up
 }
 
 // pending is a registered batch: release it once its insert has returned.
-type pending struct {
-	id   uint64
-	keys []flowKey
+type pending struct{ id uint64 }
+
+// instances are the known instances of k outside the batch being resolved.
+func (r *registry) instances(k flowKey) []instance {
+	var is []instance
+	for _, b := range r.inflight {
+		for _, inst := range b[k] {
+			is = upsert(is, inst)
+		}
+	}
+	for _, inst := range r.recent.get(k) {
+		is = upsert(is, inst)
+	}
+	return is
 }
 
 func newLookupTable(db string) string {
@@ -114,62 +121,61 @@ func (s *Store) resolve(ctx context.Context, evs []flowlog.Event, now time.Time)
 	r := &s.ident
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	known := map[flowKey][]instance{}
-	var p pending
-	var ask []int // DESTROYs with no match in memory
-	for i := range evs {
-		k := keyOf(&evs[i])
+	mine := make(map[flowKey][]instance, len(evs)) // this batch's flows
+	known := map[flowKey][]instance{}              // others' flows of this batch's keys
+	instances := func(k flowKey) []instance {
 		is, ok := known[k]
 		if !ok {
-			p.keys = append(p.keys, k)
-			for _, e := range r.m[k] {
-				is = upsert(is, e.inst)
-			}
-			for _, inst := range r.recent.m[k] {
+			is = r.instances(k)
+			known[k] = is
+		}
+		for _, inst := range mine[k] {
+			is = upsert(is, inst)
+		}
+		return is
+	}
+	// One pass settles every event its memory has an answer for; a DESTROY
+	// it has none for, and every later event of its flow, wait for the
+	// table.
+	var ask []int
+	asked := map[flowKey]bool{}
+	for i := range evs {
+		e := &evs[i]
+		k := keyOf(e)
+		if asked[k] {
+			ask = append(ask, i)
+			continue
+		}
+		is := instances(k)
+		if e.Type == flowlog.EventDestroy && match(e, is) == nil {
+			asked[k] = true
+			ask = append(ask, i)
+			continue
+		}
+		mine[k] = upsert(mine[k], settle(e, is, now))
+	}
+	if len(ask) > 0 {
+		stored, err := s.lookup(ctx, evs, ask)
+		if err != nil {
+			return pending{}, err
+		}
+		for k, is := range stored {
+			for _, inst := range known[k] {
 				is = upsert(is, inst)
 			}
 			known[k] = is
 		}
-		if evs[i].Type == flowlog.EventDestroy && match(&evs[i], is) == nil {
-			ask = append(ask, i)
-		}
-		// Later events of the batch see this one's flow (a START and its
-		// DESTROY in one batch); its final start is settled below.
-		if e := &evs[i]; !e.Start.IsZero() {
-			inst := instance{start: e.Start.UnixMilli()}
-			if e.Type == flowlog.EventDestroy {
-				inst.end = e.End.UnixMilli()
-			}
-			known[k] = upsert(known[k], inst)
+		for _, i := range ask {
+			k := keyOf(&evs[i])
+			mine[k] = upsert(mine[k], settle(&evs[i], instances(k), now))
 		}
 	}
-	stored, err := s.lookup(ctx, evs, ask)
-	if err != nil {
-		return pending{}, err
-	}
-	clear(known)
 	r.next++
-	p.id = r.next
-	if r.m == nil {
-		r.m = map[flowKey][]regEntry{}
+	if r.inflight == nil {
+		r.inflight = map[uint64]map[flowKey][]instance{}
 	}
-	for i := range evs {
-		k := keyOf(&evs[i])
-		is, ok := known[k]
-		if !ok {
-			is = stored[k]
-			for _, e := range r.m[k] {
-				is = upsert(is, e.inst)
-			}
-			for _, inst := range r.recent.m[k] {
-				is = upsert(is, inst)
-			}
-		}
-		inst := settle(&evs[i], is, now)
-		known[k] = upsert(is, inst)
-		r.m[k] = append(r.m[k], regEntry{p.id, inst})
-	}
-	return p, nil
+	r.inflight[r.next] = mine
+	return pending{r.next}, nil
 }
 
 // release drops a batch from the registry: into the recent cache when its
@@ -178,49 +184,42 @@ func (s *Store) release(p pending, committed bool) {
 	r := &s.ident
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, k := range p.keys {
-		es := r.m[k][:0]
-		for _, e := range r.m[k] {
-			if e.batch != p.id {
-				es = append(es, e)
-			} else if committed {
-				r.recent.add(k, e.inst)
-			}
-		}
-		if len(es) == 0 {
-			delete(r.m, k)
-		} else {
-			r.m[k] = es
+	if committed {
+		for k, is := range r.inflight[p.id] {
+			r.recent.add(k, is)
 		}
 	}
+	delete(r.inflight, p.id)
 }
 
-// recentFlows bounds the recent cache: keys of the latest flows committed
-// (about 40 MB). At 25,000 flows a second it remembers the last 10 s; a
-// DESTROY of an older flow costs a table lookup.
+// recentFlows bounds the recent cache: it holds the flows of the latest
+// recentFlows/2 to recentFlows flows committed (about 40 MB at most). At
+// 25,000 flows a second that is the last 5 to 10 s; a DESTROY of an older
+// flow costs a table lookup.
 const recentFlows = 1 << 18
 
-// recent is a bounded FIFO of the flows this Store committed lately.
+// recent is the flows this Store committed lately: two generations of
+// maps, the older dropped whole when the newer is full.
 type recent struct {
-	m    map[flowKey][]instance
-	ring []flowKey
-	next int
+	cur, old map[flowKey][]instance
 }
 
-func (c *recent) add(k flowKey, inst instance) {
-	if c.m == nil {
-		c.m = map[flowKey][]instance{}
-		c.ring = make([]flowKey, recentFlows)
+func (c *recent) get(k flowKey) []instance {
+	if is, ok := c.cur[k]; ok {
+		return is
 	}
-	is, ok := c.m[k]
-	if !ok {
-		if old := c.ring[c.next]; old != (flowKey{}) {
-			delete(c.m, old)
-		}
-		c.ring[c.next] = k
-		c.next = (c.next + 1) % len(c.ring)
+	return c.old[k]
+}
+
+// add records a batch's instances of k. They replace those of earlier
+// batches in the newer generation: a DESTROY's instance is its START's,
+// ended; a flow_id's older instance, should there be one, is then left to
+// the table.
+func (c *recent) add(k flowKey, is []instance) {
+	if c.cur == nil || len(c.cur) >= recentFlows/2 {
+		c.old, c.cur = c.cur, make(map[flowKey][]instance, recentFlows/2)
 	}
-	c.m[k] = upsert(is, inst)
+	c.cur[k] = is
 }
 
 // upsert adds inst to a key's instances, merging it into the one with its
