@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -131,3 +132,27 @@ func daysNotIn(skip []string) []string {
 }
 
 const partitionLayout = "20060102"
+
+// Observations returns every observation of f's connection: f itself and
+// the other end's (egress first, then by start), each a merged flow, those
+// starting within twice PeerSkew of f's start. A flow detail shows both
+// reports of a connection with it.
+func (s *Store) Observations(ctx context.Context, f flowlog.Flow) ([]flowlog.Flow, error) {
+	widen := 2 * s.peerSkew
+	c := append(timeConds(f.Start.Add(-widen), f.Start.Add(widen+time.Millisecond)),
+		"network_id = "+quote(f.NetworkID),
+		fmt.Sprintf("protocol = %d AND src_port = %d AND dst_port = %d AND icmp_type = %d AND icmp_code = %d",
+			f.Protocol, f.SrcPort, f.DstPort, f.ICMPType, f.ICMPCode),
+		"src_ip = toIPv6("+quote(f.Src.IP.String())+")", "dst_ip = toIPv6("+quote(f.Dst.IP.String())+")")
+	var rows []flowRow
+	q := fmt.Sprintf("SELECT %s FROM %s ORDER BY direction DESC, start_ts, host_id, flow_id LIMIT 100", selectFlow, s.rawFrom(c))
+	if err := s.queryRows(ctx, q, &rows); err != nil {
+		return nil, fmt.Errorf("querying observations: %w", err)
+	}
+	cutoff := s.staleCutoff()
+	out := make([]flowlog.Flow, len(rows))
+	for i := range rows {
+		out[i] = rows[i].flow(cutoff)
+	}
+	return out, nil
+}

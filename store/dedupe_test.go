@@ -56,6 +56,16 @@ func TestEachConnectionCountsOnce(t *testing.T) {
 	if got := flowsOf(flowlog.Filter{Direction: flowlog.DirIngress}); got != "b2 b1 b3" {
 		t.Errorf("ingress flows %q", got)
 	}
+	// A flow's detail: both observations, the initiator's first.
+	for _, f := range allFlows(t, s, flowlog.Filter{Observations: flowlog.ObserveAll}) {
+		if f.FlowID != "b3" {
+			continue
+		}
+		both, err := s.Observations(ctx, f)
+		if err != nil || ids(both) != "a3 b3" {
+			t.Errorf("observations of b3: %q %v, want a3 b3", ids(both), err)
+		}
+	}
 	bothPaths(t, s, func(t *testing.T) {
 		// a3 10000 + a2 300 + b2 700; P1 open, 0 bytes.
 		if tot := totalsOf(t, s, flowlog.Filter{}); tot.Flows != 4 || tot.Bytes != 11000 {
