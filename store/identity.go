@@ -42,15 +42,19 @@ import (
 //     stands for a flow of its own, starting when it ended.
 // An event matching no instance keeps its start: a new flow.
 //
-// Instances come from the table (committed rows) and from the batches being
-// inserted right now (registry): the lookup and the registration of a
-// batch hold one lock, and a batch leaves the registry only once its rows
-// are committed (or failed), so two batches inserted in parallel (the
-// collector's insert writers) see each other's flows. Several collectors
-// writing one ClickHouse server see each other's committed rows only.
+// Instances come from the batches being inserted right now (registry),
+// from the flows this Store committed lately (recent cache), and, for a
+// DESTROY neither has a match for, from the table: the lookup and the
+// registration of a batch hold one lock, and a batch leaves the registry
+// (for the cache) only once its rows are committed, so two batches
+// inserted in parallel (the collector's insert writers) see each other's
+// flows. Several collectors writing one ClickHouse server see each other's
+// committed rows only.
 //
-// Cost: one lookup query per batch on the key's prefix, pruned to the day
-// partitions of the batch's starts (BENCHMARKS.md).
+// Cost: Go maps for most events; one lookup query on the key's prefix,
+// pruned to the day partitions of the starts, for a batch with DESTROYs
+// the maps cannot place (after a restart, or of flows older than the cache
+// holds) (BENCHMARKS.md).
 
 // startTolerance is how far apart two start times of one flow may be.
 const startTolerance = 5 * time.Second
