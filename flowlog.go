@@ -274,7 +274,8 @@ type Batch struct {
 type Store interface {
 	// Insert writes the batch durably; when it returns nil every row is
 	// committed. It is safe to call again with the same rows (retries
-	// converge to one row per flow and version).
+	// converge to one row per flow and version). It may rewrite an event's
+	// Start (and a DESTROY's approximate End) to its flow's.
 	Insert(ctx context.Context, b *Batch) error
 	// Flows returns the merged flows matching f, newest start first.
 	Flows(ctx context.Context, f Filter, p Page) ([]Flow, error)

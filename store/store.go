@@ -145,6 +145,8 @@ func Open(ctx context.Context, eng Engine, o Options) (*Store, error) {
 // Insert writes the batch's valid events and its rejected events. Each insert
 // is durable when it returns (fsync_after_insert) and idempotent under retry
 // (ReplacingMergeTree keys), so a failure in either is safe to retry whole.
+// It gives each event its flow's start first (identity.go), in place: the
+// caller's events then show what was stored (the live tail does).
 func (s *Store) Insert(ctx context.Context, b *flowlog.Batch) error {
 	w := s.buf.Get().(*rowBinary)
 	defer func() { w.b = w.b[:0]; s.buf.Put(w) }()
