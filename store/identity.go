@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -74,7 +75,7 @@ type instance struct {
 type registry struct {
 	mu       sync.Mutex // held across a batch's lookup and registration
 	next     uint64
-	inflight map[uint64]map[flowKey][]instance
+	inflight map[uint64]*batchFlows
 	recent   recent // committed lately
 	table    string // per-Store Memory table of the keys to look up
 }
@@ -82,18 +83,30 @@ type registry struct {
 // pending is a registered batch: release it once its insert has returned.
 type pending struct{ id uint64 }
 
-// instances are the known instances of k outside the batch being resolved.
+// instances are the known instances of k outside the batch being resolved,
+// read-only (they may be another batch's or the cache's own slice).
 func (r *registry) instances(k flowKey) []instance {
-	var is []instance
+	is := r.recent.get(k)
 	for _, b := range r.inflight {
-		for _, inst := range b[k] {
-			is = upsert(is, inst)
-		}
-	}
-	for _, inst := range r.recent.get(k) {
-		is = upsert(is, inst)
+		is = merged(is, b.mine(k))
 	}
 	return is
+}
+
+// merged is a and b as one set of instances, without changing either: a or
+// b itself when the other is empty (the common case: no allocation).
+func merged(a, b []instance) []instance {
+	switch {
+	case len(b) == 0:
+		return a
+	case len(a) == 0:
+		return b
+	}
+	out := slices.Clone(a)
+	for _, inst := range b {
+		out = upsert(out, inst)
+	}
+	return out
 }
 
 func newLookupTable(db string) string {
@@ -125,38 +138,33 @@ func (s *Store) resolve(ctx context.Context, evs []flowlog.Event, now time.Time)
 	r := &s.ident
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	mine := make(map[flowKey][]instance, len(evs)) // this batch's flows
-	known := map[flowKey][]instance{}              // others' flows of this batch's keys
-	instances := func(k flowKey) []instance {
-		is, ok := known[k]
-		if !ok {
-			is = r.instances(k)
-			known[k] = is
+	b := newBatchFlows(len(evs))
+	state := func(k flowKey) *keyFlows {
+		if i, ok := b.idx[k]; ok {
+			return &b.keys[i]
 		}
-		for _, inst := range mine[k] {
-			is = upsert(is, inst)
-		}
-		return is
+		b.idx[k] = int32(len(b.keys))
+		b.keys = append(b.keys, keyFlows{others: r.instances(k)}) // capacity: no move
+		return &b.keys[len(b.keys)-1]
 	}
 	// One pass settles every event its memory has an answer for; a DESTROY
 	// it has none for, and every later event of its flow, wait for the
 	// table.
 	var ask []int
-	asked := map[flowKey]bool{}
 	for i := range evs {
 		e := &evs[i]
-		k := keyOf(e)
-		if asked[k] {
+		st := state(keyOf(e))
+		if st.asked {
 			ask = append(ask, i)
 			continue
 		}
-		is := instances(k)
+		is := merged(st.others, st.mine)
 		if e.Type == flowlog.EventDestroy && match(e, is) == nil {
-			asked[k] = true
+			st.asked = true
 			ask = append(ask, i)
 			continue
 		}
-		mine[k] = upsert(mine[k], settle(e, is, now))
+		b.own(st, settle(e, is, now))
 	}
 	if len(ask) > 0 {
 		stored, err := s.lookup(ctx, evs, ask)
@@ -164,22 +172,56 @@ func (s *Store) resolve(ctx context.Context, evs []flowlog.Event, now time.Time)
 			return pending{}, err
 		}
 		for k, is := range stored {
-			for _, inst := range known[k] {
-				is = upsert(is, inst)
-			}
-			known[k] = is
+			st := state(k)
+			st.others = merged(is, st.others)
 		}
 		for _, i := range ask {
-			k := keyOf(&evs[i])
-			mine[k] = upsert(mine[k], settle(&evs[i], instances(k), now))
+			st := state(keyOf(&evs[i]))
+			b.own(st, settle(&evs[i], merged(st.others, st.mine), now))
 		}
 	}
 	r.next++
 	if r.inflight == nil {
-		r.inflight = map[uint64]map[flowKey][]instance{}
+		r.inflight = map[uint64]*batchFlows{}
 	}
-	r.inflight[r.next] = mine
+	r.inflight[r.next] = b
 	return pending{r.next}, nil
+}
+
+// batchFlows are a batch's flows, by key: one map access per event.
+type batchFlows struct {
+	idx   map[flowKey]int32
+	keys  []keyFlows
+	arena []instance // one instance per key, in one array
+}
+
+// keyFlows: others are the instances known outside the batch (read-only:
+// they may be another batch's or the cache's slice); mine are the batch's
+// own.
+type keyFlows struct {
+	others, mine []instance
+	asked        bool // waits for the table
+}
+
+func newBatchFlows(n int) *batchFlows {
+	return &batchFlows{idx: make(map[flowKey]int32, n), keys: make([]keyFlows, 0, n), arena: make([]instance, n)}
+}
+
+func (b *batchFlows) own(st *keyFlows, inst instance) {
+	if st.mine != nil {
+		st.mine = upsert(st.mine, inst)
+		return
+	}
+	b.arena[0] = inst
+	st.mine, b.arena = b.arena[:1:1], b.arena[1:]
+}
+
+// mine returns the batch's instances of k.
+func (b *batchFlows) mine(k flowKey) []instance {
+	if i, ok := b.idx[k]; ok {
+		return b.keys[i].mine
+	}
+	return nil
 }
 
 // release drops a batch from the registry: into the recent cache when its
@@ -188,9 +230,11 @@ func (s *Store) release(p pending, committed bool) {
 	r := &s.ident
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if committed {
-		for k, is := range r.inflight[p.id] {
-			r.recent.add(k, is)
+	if b := r.inflight[p.id]; b != nil && committed {
+		for k, i := range b.idx {
+			if is := b.keys[i].mine; is != nil {
+				r.recent.add(k, is)
+			}
 		}
 	}
 	delete(r.inflight, p.id)
@@ -227,7 +271,8 @@ func (c *recent) add(k flowKey, is []instance) {
 }
 
 // upsert adds inst to a key's instances, merging it into the one with its
-// start (an end, once known, stays).
+// start (an end, once known, stays). It changes is: only for slices the
+// caller owns.
 func upsert(is []instance, inst instance) []instance {
 	for i := range is {
 		if is[i].start == inst.start {

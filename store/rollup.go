@@ -161,24 +161,35 @@ func (s *Store) seedClock(ctx context.Context) error {
 // markDirty records that the given events' days changed. Called after their
 // rows are committed, before Insert returns.
 func (s *Store) markDirty(ctx context.Context, evs []flowlog.Event) error {
-	days := map[string]struct{}{}
+	const dayMS = 24 * 60 * 60 * 1000
+	near := (2 * s.peerSkew).Milliseconds()
+	days := map[int64]struct{}{} // days since the epoch (a few per batch: cheaper than formatting each)
 	for i := range evs {
 		// The neighbour day too when the start is near midnight: whether
 		// an ingress row there is shadowed depends on this one (dedupe.go).
-		for _, t := range []time.Time{evs[i].Start.Add(-2 * s.peerSkew), evs[i].Start, evs[i].Start.Add(2 * s.peerSkew)} {
-			days[t.UTC().Format(dayLayout)] = struct{}{}
+		ms := evs[i].Start.UnixMilli()
+		for _, t := range []int64{ms - near, ms, ms + near} {
+			days[floorDiv(t, dayMS)] = struct{}{}
 		}
 	}
 	st := strconv.FormatInt(s.stamp(), 10)
 	vals := make([]string, 0, len(days))
 	for d := range days {
-		vals = append(vals, "('"+d+"', "+st+")")
+		vals = append(vals, "('"+time.UnixMilli(d*dayMS).UTC().Format(dayLayout)+"', "+st+")")
 	}
 	sort.Strings(vals)
 	if err := s.eng.Exec(ctx, "INSERT INTO "+s.db+".rollup_dirty (day, marked) VALUES "+strings.Join(vals, ", ")); err != nil {
 		return fmt.Errorf("marking %d days for the rollups: %w", len(vals), err)
 	}
 	return nil
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b < 0 {
+		q--
+	}
+	return q
 }
 
 // RollupStats says what one Rollup pass did.
