@@ -291,24 +291,32 @@ func TestMigrationKeepsFlowsAndJoinsSplitPairs(t *testing.T) {
 		return fmt.Sprintf("('%s', '%s', 'h1', 'host-1', 'net1', 6, 1, 2, 0, 0, 'egress', toIPv6('10.0.0.1'), 'node', 'n1', 'node-1', "+
 			"toIPv6('10.0.0.2'), 'node', 'n2', 'node-2', '%s', '%s', %d, 0, 1, 0, 0, %d)", typ, id, start, end, bytes, version)
 	}
+	// An older build run with --retention 40d kept flows of 35 days ago.
+	if err := engine.Exec(ctx, "ALTER TABLE `"+db+"`.flows MODIFY TTL toDateTime(start_ts) + toIntervalSecond(3456000)"); err != nil {
+		t.Fatal(err)
+	}
 	day := midnight.Format("2006-01-02")
 	prev := midnight.Add(-time.Hour).Format("2006-01-02")
+	old := midnight.AddDate(0, 0, -35).Format("2006-01-02")
 	if err := engine.Exec(ctx, "INSERT INTO `"+db+"`.flows (event_type, flow_id, host_id, host_name, network_id, protocol, src_port, dst_port, "+
 		"icmp_type, icmp_code, direction, src_ip, src_type, src_entity_id, src_entity_name, dst_ip, dst_type, dst_entity_id, dst_entity_name, "+
 		"start_ts, end_ts, bytes_sent, bytes_recv, packets_sent, packets_recv, status, version) VALUES "+
 		row("start", "split", prev+" 23:59:59.999", "1970-01-01 00:00:00", 0, 1)+", "+
 		row("destroy", "split", day+" 00:00:00.001", day+" 00:00:01.000", 500, 2)+", "+
-		row("start", "open", day+" 01:00:00", "1970-01-01 00:00:00", 0, 1)); err != nil {
+		row("start", "open", day+" 01:00:00", "1970-01-01 00:00:00", 0, 1)+", "+
+		row("destroy", "old", old+" 12:00:00", old+" 12:00:01", 700, 2)); err != nil {
 		t.Fatal(err)
 	}
-	s := open(t, store.Options{Database: db})
+	o := store.Options{Database: db, Retention: 40 * 24 * time.Hour}
+	s := open(t, o)
 	flows := allFlows(t, s, flowlog.Filter{})
-	if len(flows) != 2 || flows[0].FlowID != "open" || !flows[0].Active || flows[1].FlowID != "split" || flows[1].Active || flows[1].BytesSent != 500 {
+	if len(flows) != 3 || flows[0].FlowID != "open" || !flows[0].Active || flows[1].FlowID != "split" || flows[1].Active || flows[1].BytesSent != 500 ||
+		flows[2].FlowID != "old" || flows[2].BytesSent != 700 {
 		t.Fatalf("after migration: %s", describe(flows))
 	}
 	// Opening again (migrated already) changes nothing.
-	s2 := open(t, store.Options{Database: db})
-	if got := ids(allFlows(t, s2, flowlog.Filter{})); got != "open split" {
+	s2 := open(t, o)
+	if got := ids(allFlows(t, s2, flowlog.Filter{})); got != "open split old" {
 		t.Fatalf("reopened: %q", got)
 	}
 }

@@ -228,7 +228,11 @@ func migrateV3(ctx context.Context, s *Store) error {
 		tmp := s.db + ".flows_v3"
 		for _, q := range []string{
 			"DROP TABLE IF EXISTS " + tmp, // a copy a crash interrupted
-			strings.ReplaceAll(flowsV3, "{table}", tmp),
+			// With the configured retention from the start: a TTL applies
+			// to the rows copied in, and the 30 days written above would
+			// drop older rows that a longer --retention keeps.
+			strings.ReplaceAll(strings.ReplaceAll(flowsV3, "{table}", tmp), "toIntervalSecond(2592000)",
+				fmt.Sprintf("toIntervalSecond(%d)", int64(s.retention/time.Second))),
 			"INSERT INTO " + tmp + " (" + flowColumnsV1 + ", inserted_at) SELECT " + flowColumnsV1 + ", inserted_at FROM " +
 				s.db + ".flows FINAL SETTINGS do_not_merge_across_partitions_select_final = 0",
 			"EXCHANGE TABLES " + s.db + ".flows AND " + tmp,
