@@ -170,6 +170,28 @@ func TestStreamDeliversMatchingFlows(t *testing.T) {
 	}
 }
 
+// An event whose version cannot be printed as a time (ingest refuses it
+// now) reaches the tail anyway, clamped, and the events after it too.
+func TestStreamSurvivesAnUnprintableVersion(t *testing.T) {
+	hub := tail.NewHub()
+	srv, client := streamServer(t, Deps{Hub: hub})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, sse := openStream(t, ctx, client, srv.URL+"/api/v1/flows/stream")
+	bad := streamEvent("bad", "a", flowlog.EventStart)
+	bad.Version = bad.Start.UnixMicro() // year 58,000 as milliseconds
+	hub.Publish([]flowlog.Event{bad, streamEvent("good", "a", flowlog.EventStart)})
+	for _, want := range []string{`"flow_id":"bad"`, `"flow_id":"good"`} {
+		f, err := sse.next()
+		if err != nil || !strings.Contains(f.data, want) {
+			t.Fatalf("frame %+v %v, want %s", f, err, want)
+		}
+		if want == `"flow_id":"bad"` && !strings.Contains(f.data, `"version":"9999-12-31T23:59:59.999Z"`) {
+			t.Errorf("version not clamped: %s", f.data)
+		}
+	}
+}
+
 // A client that does not read while events pour in loses some; "lost"
 // events account for every one of them, each at the place of its gap.
 func TestStreamSlowReaderGetsLost(t *testing.T) {
