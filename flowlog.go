@@ -101,8 +101,13 @@ type Event struct {
 	ICMPCode  uint8
 	Direction Direction
 	Src, Dst  Participant
-	Start     time.Time // always set
-	End       time.Time // zero while the flow is active (START)
+	// Start is set, except on a DESTROY whose agent had no kernel timestamp
+	// (year 1 on the wire): the store then gives it its flow's start.
+	Start time.Time
+	End   time.Time // zero while the flow is active (START)
+	// EndApprox: End is when the collector received the DESTROY, not when
+	// the kernel saw the flow end (the agent had no kernel timestamp).
+	EndApprox bool
 
 	BytesSent, BytesRecv     uint64
 	PacketsSent, PacketsRecv uint64
@@ -137,16 +142,35 @@ type RejectedReader interface {
 // Flow is the merged view of a flow: its latest version.
 type Flow struct {
 	Event
-	Active bool // no DESTROY seen yet
+	Active bool // no DESTROY seen yet, and an event within the stale horizon
+	Stale  bool // no DESTROY seen, but no event for longer than the stale horizon
 }
+
+// MaxVersion is the largest version (and the largest time, in Unix
+// milliseconds) anything stores or prints: 9999-12-31T23:59:59.999Z, the
+// last instant RFC 3339 (and Go's JSON) can write.
+const MaxVersion = 253402300799999
 
 // State selects flows by whether they have ended.
 type State uint8
 
 const (
 	StateAll      State = iota
-	StateActive         // START seen, no DESTROY yet
+	StateActive         // START seen, no DESTROY yet, an event within the stale horizon
 	StateFinished       // DESTROY seen
+	StateStale          // START seen, no DESTROY, no event for longer than the stale horizon
+)
+
+// Observations says which observations of a connection a query sees when
+// both of its ends report it (one as egress, the other as ingress).
+type Observations uint8
+
+const (
+	// ObserveOne: each connection once, as its initiator's (egress)
+	// observation; an ingress observation counts only when no egress
+	// observation of the same connection exists.
+	ObserveOne Observations = iota
+	ObserveAll              // every observation, each host's report of the connection
 )
 
 // Filter selects flows. Zero values mean "any".
@@ -172,6 +196,8 @@ type Filter struct {
 	Port        uint16       // either port; 0 = any
 	Direction   Direction    // DirUnspecified = any
 	Participant string       // either endpoint's entity name or id equals this
+	// Observations: one per connection (default) or every host's.
+	Observations Observations
 
 	// Networks are the allowed networks (an API token's scope): nil = any;
 	// an empty, non-nil list allows none. Unlike NetworkID, which a caller
@@ -266,7 +292,8 @@ type Batch struct {
 type Store interface {
 	// Insert writes the batch durably; when it returns nil every row is
 	// committed. It is safe to call again with the same rows (retries
-	// converge to one row per flow and version).
+	// converge to one row per flow and version). It may rewrite an event's
+	// Start (and a DESTROY's approximate End) to its flow's.
 	Insert(ctx context.Context, b *Batch) error
 	// Flows returns the merged flows matching f, newest start first.
 	Flows(ctx context.Context, f Filter, p Page) ([]Flow, error)

@@ -18,7 +18,7 @@ import (
 //     whose entity id equals it.
 //   - Username: the source or the destination is a user whose entity id or
 //     name is Username.
-//   - State: active matches START events, finished DESTROY events.
+//   - State: active matches START events, finished DESTROY events, stale none.
 //   - IP: either endpoint's address is inside the prefix, compared as the
 //     store compares its IPv6 columns: IPv4 is its IPv4-mapped IPv6 form, so
 //     10.0.0.5 and ::ffff:10.0.0.5 are both inside 10.0.0.0/8 and inside
@@ -77,6 +77,8 @@ func (f Filter) Match(e *Event) bool {
 		if e.Type != EventDestroy {
 			return false
 		}
+	case StateStale:
+		return false // an event arriving is the opposite of stale
 	}
 	if f.IP.IsValid() {
 		p := prefix16(f.IP)

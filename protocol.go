@@ -68,3 +68,16 @@ func ParseDirection(s string) (Direction, bool) {
 	}
 	return 0, false
 }
+
+// StateNames are the API names of the states a query selects, by State.
+var StateNames = [...]string{StateAll: "all", StateActive: "active", StateFinished: "finished", StateStale: "stale"}
+
+// ParseState accepts a state's API name ("active").
+func ParseState(s string) (State, bool) {
+	for i, n := range StateNames {
+		if s == n {
+			return State(i), true
+		}
+	}
+	return 0, false
+}

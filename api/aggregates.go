@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -197,11 +198,16 @@ func parseStep(text string) (time.Duration, error) {
 
 // buckets returns the first bucket (from aligned down to a multiple of step
 // since the Unix epoch, which for steps dividing a day is the UTC clock) and
-// how many buckets reach to.
+// how many buckets reach to. The arithmetic is in seconds: a time.Duration
+// overflows past 292 years, and RFC 3339 times span 10,000.
 func buckets(from, to time.Time, step time.Duration) (time.Time, int) {
+	s := int64(step / time.Second)
 	first := alignDown(from, step)
-	span := to.Sub(first)
-	return first, int((span + step - 1) / step)
+	span := to.Unix() - first.Unix()
+	if to.Nanosecond() > 0 {
+		span++ // to is exclusive: a bucket holds its fraction of a second
+	}
+	return first, int((span + s - 1) / s)
 }
 
 func alignDown(t time.Time, step time.Duration) time.Time {
@@ -218,24 +224,33 @@ func alignDown(t time.Time, step time.Duration) time.Time {
 // are zeros, points are added to the bucket their time falls in, points
 // outside the range are left out.
 func (q *seriesQuery) fill(points []flowlog.Point) []pointJSON {
+	s, first := int64(q.step/time.Second), q.first.Unix()
 	out := make([]pointJSON, q.n)
 	for i := range out {
-		out[i].T = q.first.Add(time.Duration(i) * q.step).Format(time.RFC3339)
+		out[i].T = time.Unix(first+int64(i)*s, 0).UTC().Format(time.RFC3339)
 	}
 	for _, p := range points {
-		d := p.T.Sub(q.first)
+		d := p.T.Unix() - first
 		if d < 0 {
 			continue
 		}
-		i := int(d / q.step)
-		if i >= q.n {
+		i := d / s
+		if i >= int64(q.n) {
 			continue
 		}
-		out[i].Bytes += p.Bytes
-		out[i].Packets += p.Packets
-		out[i].Flows += p.Flows
+		out[i].Bytes = addSat(out[i].Bytes, p.Bytes)
+		out[i].Packets = addSat(out[i].Packets, p.Packets)
+		out[i].Flows = addSat(out[i].Flows, p.Flows)
 	}
 	return out
+}
+
+// addSat adds without wrapping: totals saturate at 2^64-1, as the store's do.
+func addSat(a, b uint64) uint64 {
+	if c := a + b; c >= a {
+		return c
+	}
+	return math.MaxUint64
 }
 
 // Handlers.

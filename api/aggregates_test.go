@@ -285,6 +285,34 @@ func TestTimeseriesStepFitting(t *testing.T) {
 	}
 }
 
+// A range of centuries with a step of a year is answered in full, the
+// points on its grid (it once panicked: makeslice, from a time.Duration
+// that overflowed).
+func TestTimeseriesOfCenturies(t *testing.T) {
+	agg := &fakeAgg{points: []flowlog.Point{{T: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), Totals: flowlog.Totals{Flows: 7}}}}
+	rec := serve(t, aggServer(agg, now0), "/api/v1/aggregates/timeseries?from=1700-01-01T00:00:00Z&to=2100-01-01T00:00:00Z&step=365d")
+	if rec.Code != 200 {
+		t.Fatalf("%d %s", rec.Code, rec.Body)
+	}
+	var got struct {
+		Response seriesJSON
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	pts := got.Response.Points
+	var flows uint64
+	for _, p := range pts {
+		flows += p.Flows
+	}
+	if len(pts) != 402 || pts[0].T > "1700-01-01T00:00:00Z" || pts[len(pts)-1].T < "2099" || flows != 7 {
+		t.Fatalf("%d points from %s to %s holding %d flows", len(pts), pts[0].T, pts[len(pts)-1].T, flows)
+	}
+	if !agg.filter.From.Equal(time.Date(1700, 1, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("asked the store from %s", agg.filter.From)
+	}
+}
+
 func TestTimeseriesBadValues(t *testing.T) {
 	tests := []struct{ query, message string }{
 		{"step=0s", `invalid step "0s": must be a whole number of seconds from 1s to 365d, such as 10s, 1m, 5m, 1h or 1d`},
@@ -300,9 +328,16 @@ func TestTimeseriesBadValues(t *testing.T) {
 		{"from=2026-11-25T00:00:00Z", `invalid from "2026-11-25T00:00:00Z": must be before to (default: now, 2026-11-24T12:34:56.789Z)`},
 		{"from=2026-11-25T00:00:00Z&to=2026-11-24T00:00:00Z", `invalid from "2026-11-25T00:00:00Z": must be before to "2026-11-24T00:00:00Z"`},
 		{"step=1m&step=5m", "invalid step: given 2 times, at most once allowed"},
+		// Ranges a time.Duration cannot hold (292 years) are counted right.
+		// (0001-01-01T00:00:00Z, Go's zero time, is read as a nanosecond later:
+		// it once read as "not given", and the series covered the last day.)
+		{"from=0001-01-01T00:00:00Z&to=9999-12-31T23:59:59Z", `invalid from "0001-01-01T00:00:00.000000001Z": the range to ` +
+			`9999-12-31T23:59:59Z needs 3652059 points even with step 1d, at most 10000 allowed`},
+		{"from=0001-01-01T00:00:00Z&to=9999-12-31T23:59:59Z&step=365d", `invalid step "365d": gives 10007 points from ` +
+			`0001-01-01T00:00:00.000000001Z to 9999-12-31T23:59:59Z, at most 10000 allowed`},
 		{"page=1", "invalid page: aggregates have no pages"},
 		{"limit=5", `unknown parameter "limit": known are network_id, from, to, src_entity_id, dst_entity_id, node_id, ` +
-			`username, state, ip, port, direction, participant, step, src_type, dst_type, protocol`},
+			`username, state, ip, port, direction, participant, observations, step, src_type, dst_type, protocol`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.query, func(t *testing.T) {
@@ -328,16 +363,16 @@ func TestAggregatesBadValues(t *testing.T) {
 		{"top", "per_page=5", "invalid per_page: aggregates have no pages"},
 		{"top", "cursor=x", "invalid cursor: aggregates have no pages"},
 		{"top", "step=1m", `unknown parameter "step": known are network_id, from, to, src_entity_id, dst_entity_id, node_id, ` +
-			`username, state, ip, port, direction, participant, by, metric, side, limit, src_type, dst_type, protocol`},
+			`username, state, ip, port, direction, participant, observations, by, metric, side, limit, src_type, dst_type, protocol`},
 		{"top", "port=0", `invalid port "0": must be between 1 and 65535`},
 		{"top", "network_id=%zz", `invalid query string: invalid URL escape "%zz"`},
 		{"matrix", "limit=0", `invalid limit "0": must be between 1 and 1000`},
 		{"matrix", "by=ip", `unknown parameter "by": known are network_id, from, to, src_entity_id, dst_entity_id, node_id, ` +
-			`username, state, ip, port, direction, participant, limit, src_type, dst_type, protocol`},
+			`username, state, ip, port, direction, participant, observations, limit, src_type, dst_type, protocol`},
 		{"matrix", "direction=up", `invalid direction "up": must be one of ingress, egress`},
 		{"matrix", "page=2", "invalid page: aggregates have no pages"},
 		{"active", "state=active", `unknown parameter "state": known are network_id, from, to, src_entity_id, dst_entity_id, ` +
-			`node_id, username, ip, port, direction, participant, src_type, dst_type, protocol`},
+			`node_id, username, ip, port, direction, participant, observations, src_type, dst_type, protocol`},
 		{"active", "ip=nope", `invalid ip "nope": must be an IP address or a CIDR prefix such as 10.0.0.0/8 or fd00::/64`},
 		{"active", "username=a&src_type=node", `invalid username "a": cannot be combined with src_type`},
 	}

@@ -34,6 +34,9 @@ var (
 	listParams = []string{"src_type", "dst_type", "protocol"}
 	// pageParams belong to /api/v1/flows alone.
 	pageParams = []string{"page", "per_page", "cursor"}
+	// countParams belong to the stored reads (list, aggregates), not the
+	// live tail, which shows each event as it comes.
+	countParams = []string{"observations"}
 )
 
 // paramSpec is the set of parameters one endpoint accepts.
@@ -55,27 +58,21 @@ var (
 	flowsParams = paramSpec{
 		// Netmaker's order first, so its known list reads as before.
 		single: []string{"network_id", "from", "to", "src_entity_id", "dst_entity_id", "node_id", "username",
-			"page", "per_page", "state", "ip", "port", "direction", "participant", "cursor"},
+			"page", "per_page", "state", "ip", "port", "direction", "participant", "cursor", "observations"},
 		list: listParams,
 	}
 	streamParams = paramSpec{single: filterParams, list: listParams,
 		noPage: "the stream has no pages"}
-	topParams = paramSpec{single: slices.Concat(filterParams, []string{"by", "metric", "side", "limit"}), list: listParams,
+	topParams = paramSpec{single: slices.Concat(filterParams, countParams, []string{"by", "metric", "side", "limit"}), list: listParams,
 		noPage: "aggregates have no pages"}
-	matrixParams = paramSpec{single: slices.Concat(filterParams, []string{"limit"}), list: listParams,
+	matrixParams = paramSpec{single: slices.Concat(filterParams, countParams, []string{"limit"}), list: listParams,
 		noPage: "aggregates have no pages"}
-	seriesParams = paramSpec{single: slices.Concat(filterParams, []string{"step"}), list: listParams,
+	seriesParams = paramSpec{single: slices.Concat(filterParams, countParams, []string{"step"}), list: listParams,
 		noPage: "aggregates have no pages"}
 	// /aggregates/active counts open flows: a state would contradict it.
-	activeParams = paramSpec{single: without(filterParams, "state"), list: listParams,
+	activeParams = paramSpec{single: slices.Concat(without(filterParams, "state"), countParams), list: listParams,
 		noPage: "aggregates have no pages"}
 )
-
-var stateNames = map[string]flowlog.State{
-	"all":      flowlog.StateAll,
-	"active":   flowlog.StateActive,
-	"finished": flowlog.StateFinished,
-}
 
 // netmakerSingle are Netmaker's own single-valued parameters of
 // /api/v1/flows. For them the endpoint behaves as Netmaker's controller does
@@ -214,9 +211,9 @@ func parseFilterFields(q url.Values) (flowlog.Filter, error) {
 	}
 
 	if s := get("state"); s != "" {
-		st, ok := stateNames[s]
+		st, ok := flowlog.ParseState(s)
 		if !ok {
-			return f, fmt.Errorf("invalid state %q: must be one of all, active, finished", s)
+			return f, fmt.Errorf("invalid state %q: must be one of %s", s, strings.Join(flowlog.StateNames[:], ", "))
 		}
 		f.State = st
 	}
@@ -236,6 +233,11 @@ func parseFilterFields(q url.Values) (flowlog.Filter, error) {
 			return f, fmt.Errorf("invalid direction %q: must be one of ingress, egress", d)
 		}
 	}
+	// Only where the endpoint's spec knows it (checked by the caller).
+	if f.Observations, err = parseChoice("observations", get("observations"), flowlog.ObserveOne, []string{"one", "all"},
+		[]flowlog.Observations{flowlog.ObserveOne, flowlog.ObserveAll}); err != nil {
+		return f, err
+	}
 	return f, nil
 }
 
@@ -254,15 +256,33 @@ func (p *paramSpec) check(q url.Values) error {
 	for _, name := range names {
 		switch {
 		case slices.Contains(p.list, name):
+			for _, v := range q[name] {
+				if err := notBlank(name, v); err != nil {
+					return err
+				}
+			}
 		case slices.Contains(p.single, name):
 			if n := len(q[name]); n > 1 {
 				return fmt.Errorf("invalid %s: given %d times, at most once allowed", name, n)
+			}
+			if err := notBlank(name, q[name][0]); err != nil {
+				return err
 			}
 		case p.noPage != "" && slices.Contains(pageParams, name):
 			return fmt.Errorf("invalid %s: %s", name, p.noPage)
 		default:
 			return fmt.Errorf("unknown parameter %q: known are %s", name, strings.Join(p.names(), ", "))
 		}
+	}
+	return nil
+}
+
+// notBlank refuses a value of only whitespace (network_id=%0A): an empty
+// value means "not given", as in Netmaker, but whitespace is a value gone
+// wrong, and reading it as absent would widen the query.
+func notBlank(name, v string) error {
+	if v != "" && strings.TrimSpace(v) == "" {
+		return fmt.Errorf("invalid %s %q: only whitespace (leave it empty or out to mean any)", name, v)
 	}
 	return nil
 }
@@ -289,6 +309,12 @@ func parseTime(name, s string) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("invalid %s %q: must be an RFC 3339 time such as 2026-11-24T10:00:00Z", name, s)
+	}
+	if t.IsZero() {
+		// 0001-01-01T00:00:00Z is Go's zero time, which a Filter reads as
+		// "not given" (a time series would then cover the last day only).
+		// A nanosecond later selects the same flows.
+		t = t.Add(time.Nanosecond)
 	}
 	return t.UTC(), nil
 }

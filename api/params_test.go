@@ -140,6 +140,10 @@ func TestFlowsParamsBadValues(t *testing.T) {
 	tests := []struct {
 		query, message string
 	}{
+		{"network_id=%0A", `invalid network_id "\n": only whitespace (leave it empty or out to mean any)`},
+		{"node_id=%20%09", `invalid node_id " \t": only whitespace (leave it empty or out to mean any)`},
+		{"protocol=tcp&protocol=%20", `invalid protocol " ": only whitespace (leave it empty or out to mean any)`},
+		{"observations=some", `invalid observations "some": must be one of one, all`},
 		{"from=yesterday", `invalid from "yesterday": must be an RFC 3339 time such as 2026-11-24T10:00:00Z`},
 		{"from=2026-11-24", `invalid from "2026-11-24": must be an RFC 3339 time such as 2026-11-24T10:00:00Z`},
 		{"to=1764000000", `invalid to "1764000000": must be an RFC 3339 time such as 2026-11-24T10:00:00Z`},
@@ -153,7 +157,7 @@ func TestFlowsParamsBadValues(t *testing.T) {
 		{"username=alice&dst_type=user", `invalid username "alice": cannot be combined with dst_type`},
 		{"username=alice&src_entity_id=x", `invalid username "alice": cannot be combined with src_entity_id`},
 		{"username=alice&dst_entity_id=x", `invalid username "alice": cannot be combined with dst_entity_id`},
-		{"state=open", `invalid state "open": must be one of all, active, finished`},
+		{"state=open", `invalid state "open": must be one of all, active, finished, stale`},
 		{"network_id=%zz", `invalid query string: invalid URL escape "%zz"`},
 		{"ip=10.0.0", `invalid ip "10.0.0": must be an IP address or a CIDR prefix such as 10.0.0.0/8 or fd00::/64`},
 		{"ip=10.0.0.0/33", `invalid ip "10.0.0.0/33": must be an IP address or a CIDR prefix such as 10.0.0.0/8 or fd00::/64`},

@@ -46,6 +46,12 @@ type FlowRow struct {
 	// flow.proto) as DateTime64(3) and prints it as a time; we follow.
 	Version time.Time `json:"version"`
 	Active  bool      `json:"active"`
+	// Ours: State is "active", "finished" or "stale" (open, but no event
+	// for longer than the collector's stale horizon: its DESTROY was
+	// lost); EndApprox says end_ts is when the collector received the
+	// DESTROY, the agent having no kernel timestamp.
+	State     string `json:"state"`
+	EndApprox bool   `json:"end_approx,omitempty"`
 }
 
 // NewFlowRow renders a flow in the API's shape.
@@ -69,16 +75,42 @@ func NewFlowRow(f flowlog.Flow) FlowRow {
 		DstType:       f.Dst.Type.String(),
 		DstEntityID:   f.Dst.ID,
 		DstEntityName: f.Dst.Name,
-		StartTs:       timeOrEpoch(f.Start),
-		EndTs:         timeOrEpoch(f.End),
+		StartTs:       printable(timeOrEpoch(f.Start)),
+		EndTs:         printable(timeOrEpoch(f.End)),
 		BytesSent:     f.BytesSent,
 		BytesRecv:     f.BytesRecv,
 		PacketsSent:   f.PacketsSent,
 		PacketsRecv:   f.PacketsRecv,
 		Status:        f.Status,
-		Version:       time.UnixMilli(f.Version).UTC(),
+		Version:       printable(time.UnixMilli(f.Version)),
 		Active:        f.Active,
+		State:         stateOf(f),
+		EndApprox:     f.EndApprox,
 	}
+}
+
+func stateOf(f flowlog.Flow) string {
+	switch {
+	case f.Stale:
+		return "stale"
+	case f.Type == flowlog.EventDestroy:
+		return "finished"
+	}
+	return "active"
+}
+
+// printable keeps a time within what RFC 3339 (and so Go's JSON) can
+// write, years 0 to 9999: ingest refuses anything else, but one row stored
+// before it did must not fail a whole page or a tail with "year outside of
+// range".
+func printable(t time.Time) time.Time {
+	t = t.UTC()
+	if y := t.Year(); y > 9999 {
+		return time.UnixMilli(flowlog.MaxVersion).UTC()
+	} else if y < 0 {
+		return epoch
+	}
+	return t
 }
 
 var epoch = time.Unix(0, 0).UTC()

@@ -140,13 +140,13 @@ func TestStreamDeliversMatchingFlows(t *testing.T) {
 			`"src_ip":"10.10.0.5","src_type":"node","src_entity_id":"n-5","src_entity_name":"web-1",` +
 			`"dst_ip":"10.10.0.7","dst_type":"node","dst_entity_id":"n-7","dst_entity_name":"db-1",` +
 			`"start_ts":"2026-11-24T10:00:00Z","end_ts":"1970-01-01T00:00:00Z","bytes_sent":0,"bytes_recv":0,` +
-			`"packets_sent":0,"packets_recv":0,"status":0,"version":"2026-11-24T10:00:00Z","active":true}`},
+			`"packets_sent":0,"packets_recv":0,"status":0,"version":"2026-11-24T10:00:00Z","active":true,"state":"active"}`},
 		{event: "flow", data: `{"flow_id":"f1","host_id":"h1","host_name":"web-1","network_id":"a","protocol":6,` +
 			`"src_port":51000,"dst_port":5432,"icmp_type":0,"icmp_code":0,"direction":"egress",` +
 			`"src_ip":"10.10.0.5","src_type":"node","src_entity_id":"n-5","src_entity_name":"web-1",` +
 			`"dst_ip":"10.10.0.7","dst_type":"node","dst_entity_id":"n-7","dst_entity_name":"db-1",` +
 			`"start_ts":"2026-11-24T10:00:00Z","end_ts":"2026-11-24T10:00:02.5Z","bytes_sent":100,"bytes_recv":2000,` +
-			`"packets_sent":3,"packets_recv":4,"status":14,"version":"2026-11-24T10:00:02.501Z","active":false}`},
+			`"packets_sent":3,"packets_recv":4,"status":14,"version":"2026-11-24T10:00:02.501Z","active":false,"state":"finished"}`},
 	}
 	for i, w := range want {
 		f, err := sse.next()
@@ -165,11 +165,33 @@ func TestStreamDeliversMatchingFlows(t *testing.T) {
 		t.Errorf("raw line %q", line)
 	}
 	line, _ = sse.r.ReadString('\n')
-	if !strings.HasPrefix(line, `data: {"flow_id":"f2",`) || !strings.HasSuffix(line, `"active":true}`+"\n") {
+	if !strings.HasPrefix(line, `data: {"flow_id":"f2",`) || !strings.HasSuffix(line, `"active":true,"state":"active"}`+"\n") {
 		t.Errorf("raw line %q", line)
 	}
 	if line, _ = sse.r.ReadString('\n'); line != "\n" {
 		t.Errorf("raw line %q, want the blank line ending the event", line)
+	}
+}
+
+// An event whose version cannot be printed as a time (ingest refuses it
+// now) reaches the tail anyway, clamped, and the events after it too.
+func TestStreamSurvivesAnUnprintableVersion(t *testing.T) {
+	hub := tail.NewHub()
+	srv, client := streamServer(t, Deps{Hub: hub})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, sse := openStream(t, ctx, client, srv.URL+"/api/v1/flows/stream")
+	bad := streamEvent("bad", "a", flowlog.EventStart)
+	bad.Version = bad.Start.UnixMicro() // year 58,000 as milliseconds
+	hub.Publish([]flowlog.Event{bad, streamEvent("good", "a", flowlog.EventStart)})
+	for _, want := range []string{`"flow_id":"bad"`, `"flow_id":"good"`} {
+		f, err := sse.next()
+		if err != nil || !strings.Contains(f.data, want) {
+			t.Fatalf("frame %+v %v, want %s", f, err, want)
+		}
+		if want == `"flow_id":"bad"` && !strings.Contains(f.data, `"version":"9999-12-31T23:59:59.999Z"`) {
+			t.Errorf("version not clamped: %s", f.data)
+		}
 	}
 }
 
@@ -313,7 +335,7 @@ func TestStreamBadParams(t *testing.T) {
 		"per_page=10":  "invalid per_page: the stream has no pages",
 		"cursor=abc":   "invalid cursor: the stream has no pages",
 		"ip=10.0.0.1/": `invalid ip "10.0.0.1/": must be an IP address or a CIDR prefix such as 10.0.0.0/8 or fd00::/64`,
-		"state=open":   `invalid state "open": must be one of all, active, finished`,
+		"state=open":   `invalid state "open": must be one of all, active, finished, stale`,
 		"limit=1": `unknown parameter "limit": known are network_id, from, to, src_entity_id, dst_entity_id, node_id, ` +
 			`username, state, ip, port, direction, participant, src_type, dst_type, protocol`,
 	} {

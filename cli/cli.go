@@ -272,7 +272,10 @@ type matchFlags struct {
 type filterFlags struct {
 	Time  timeFlags  `embed:"" set:"when=flows starting"`
 	Match matchFlags `embed:""`
-	State string     `help:"Only open flows (active), ended ones (finished) or both (all)." placeholder:"all|active|finished" env:"FLOWLOG_FILTER_STATE"`
+	State string     `help:"Only open flows (active), ended ones (finished), open ones nobody reported for --stale-after (stale), or all." placeholder:"all|active|finished|stale" env:"FLOWLOG_FILTER_STATE"`
+	// Observations: a connection both ends report is one flow (the
+	// initiator's observation) unless all are asked for.
+	Observations string `help:"A connection both of its hosts report: its initiator's observation only (one) or every host's (all)." placeholder:"one|all" env:"FLOWLOG_FILTER_OBSERVATIONS"`
 }
 
 // query checks the filters and returns them as query parameters; relative
@@ -286,10 +289,16 @@ func (f *filterFlags) query(now time.Time, loc *time.Location) (url.Values, erro
 		return nil, err
 	}
 	if s := strings.TrimSpace(f.State); s != "" {
-		if s != "all" && s != "active" && s != "finished" {
-			return nil, flagError("state", "%q is not one of all, active, finished", s)
+		if _, ok := flowlog.ParseState(s); !ok {
+			return nil, flagError("state", "%q is not one of %s", s, strings.Join(flowlog.StateNames[:], ", "))
 		}
 		q.Set("state", s)
+	}
+	if s := strings.TrimSpace(f.Observations); s != "" {
+		if s != "one" && s != "all" {
+			return nil, flagError("observations", "%q is not one or all", s)
+		}
+		q.Set("observations", s)
 	}
 	return q, nil
 }

@@ -148,9 +148,14 @@ var flowColumns = []column{{title: "START"}, {title: "DURATION"}, {title: "HOST"
 
 // flowCells are a flow's table cells, in flowColumns order.
 func flowCells(r *api.FlowRow, loc *time.Location) []string {
-	dur, state := "active", "active"
-	if !r.Active {
-		state = "finished"
+	dur, state := "active", r.State // active, finished or stale
+	if state == "" {                // a collector from before the states
+		state = map[bool]string{true: "active", false: "finished"}[r.Active]
+	}
+	if state == "stale" {
+		dur = "stale"
+	}
+	if !r.Active && state != "stale" {
 		dur = "-"
 		if r.EndTs.Unix() > 0 && !r.EndTs.Before(r.StartTs) {
 			dur = humanDuration(r.EndTs.Sub(r.StartTs))

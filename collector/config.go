@@ -102,6 +102,7 @@ func DefaultConfig() Config {
 			Database: "flowlog", Retention: store.DefaultRetention, RollupEvery: store.DefaultRollupEvery,
 			MaxQueryTime: store.DefaultMaxQueryTime, MaxQueryMemory: store.DefaultMaxQueryMemory,
 			MaxQueryRows: store.DefaultMaxQueryRows, MaxOffset: store.DefaultMaxOffset,
+			StaleAfter: store.DefaultStaleAfter, PeerSkew: store.DefaultPeerSkew,
 		}},
 		GRPCAddr:           "127.0.0.1:50051",
 		HTTPAddr:           "127.0.0.1:8080",
@@ -166,6 +167,7 @@ func (c *Config) Validate() error {
 		{"--query-timeout", int64(c.Store.MaxQueryTime)}, {"--query-max-memory", c.Store.MaxQueryMemory},
 		{"--query-max-rows", c.Store.MaxQueryRows}, {"--max-offset", int64(c.Store.MaxOffset)},
 		{"--max-tails", int64(c.MaxTails)}, {"--max-tails-per-reader", int64(c.MaxTailsPerReader)},
+		{"--stale-after", int64(c.Store.StaleAfter)}, {"--peer-skew", int64(c.Store.PeerSkew)},
 	} {
 		if f.v < 0 {
 			return fmt.Errorf("%s must not be negative (0 turns it off)", f.name)

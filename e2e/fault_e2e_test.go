@@ -94,7 +94,7 @@ func runKillLoad(cc *grpc.ClientConn, network string, stream, perEnv int, succes
 			for _, st := range starts[e-2] {
 				d := &pb.FlowEvent{Type: pb.EventType_EVENT_DESTROY, FlowId: st.FlowId, HostId: st.HostId, NetworkId: network,
 					Protocol: 6, SrcPort: st.SrcPort, DstPort: 443, Direction: pb.Direction_DIR_EGRESS, Src: st.Src, Dst: st.Dst,
-					StartTsMs: st.StartTsMs, EndTsMs: st.StartTsMs + 5, Version: st.Version + 1, BytesSent: 100, BytesRecv: 200}
+					StartTsMs: st.StartTsMs, EndTsMs: st.StartTsMs + 5, Version: st.Version + 1, BytesSent: 100, BytesRecv: 200, PacketsSent: 1, PacketsRecv: 1}
 				evs = append(evs, d)
 				rec = append(rec, flowVersion{d.FlowId, d.Version})
 			}

@@ -162,13 +162,13 @@ func ackReader(s pb.FlowService_StreamFlowsClient) <-chan *pb.FlowResponse {
 	return ch
 }
 
-// destroys are n finished flows of one envelope; bytes_sent is 1..n, so a
+// destroys are n finished flows of one envelope; bytes_sent is 100..100n, so a
 // flow counted twice shows in the sum.
 func destroys(prefix string, n int) []*pb.FlowEvent {
 	evs := events(prefix, n)
 	for i, e := range evs {
 		e.Type, e.EndTsMs, e.Version = pb.EventType_EVENT_DESTROY, e.StartTsMs+10, e.Version+1
-		e.BytesSent = uint64(i + 1)
+		e.BytesSent, e.PacketsSent = uint64(i+1)*100, 1
 	}
 	return evs
 }
@@ -278,7 +278,7 @@ func TestFaultStoreStallsMidInsert(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantN := uint64(streams*perStream*perEnv + 2*perEnv)
-	wantBytes := uint64(streams*perStream*perEnv*(perEnv+1)/2 + 2*perEnv*(2*perEnv+1)/2)
+	wantBytes := 100 * uint64(streams*perStream*perEnv*(perEnv+1)/2+2*perEnv*(2*perEnv+1)/2)
 	if got[0].N != wantN || got[0].Bytes != wantBytes {
 		t.Fatalf("store holds %d flows, %d bytes; want %d flows, %d bytes (each once)", got[0].N, got[0].Bytes, wantN, wantBytes)
 	}

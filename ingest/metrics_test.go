@@ -176,6 +176,7 @@ func TestMetricsReasonClasses(t *testing.T) {
 		{func(e *pb.FlowEvent) { e.StartTsMs = 5 }, "bad_timestamp"},
 		{func(e *pb.FlowEvent) { e.StartTsMs = now.Add(48 * time.Hour).UnixMilli() }, "bad_timestamp"},
 		{func(e *pb.FlowEvent) { e.HostId = string(make([]byte, 300)) }, "too_long"},
+		{func(e *pb.FlowEvent) { e.BytesSent = 1 }, "bad_counters"},
 	}
 	for _, tc := range cases {
 		ev := events("c", 1)[0]
@@ -190,7 +191,7 @@ func TestMetricsReasonClasses(t *testing.T) {
 		}
 	}
 	for _, cl := range []string{ingest.ReasonMissingField, ingest.ReasonBadType, ingest.ReasonOutOfRange, ingest.ReasonBadIP,
-		ingest.ReasonBadTimestamp, ingest.ReasonTooLong, ingest.ReasonForbiddenHost, ingest.ReasonForbiddenNetwork, ingest.ReasonOther} {
+		ingest.ReasonBadTimestamp, ingest.ReasonBadCounters, ingest.ReasonTooLong, ingest.ReasonForbiddenHost, ingest.ReasonForbiddenNetwork, ingest.ReasonOther} {
 		if !slices.Contains(metrics.RejectReasons, cl) {
 			t.Errorf("ingest class %q missing from metrics.RejectReasons", cl)
 		}

@@ -19,6 +19,29 @@ const (
 	// Timestamps further in the future than this are clock skew we refuse to
 	// store: they would sort above every real flow for a long time.
 	maxFutureSkew = 24 * time.Hour
+	// noKernelTimestampMS is what a stock agent sends as start_ts_ms and
+	// end_ts_ms of a DESTROY the kernel gave no timestamps (Go's zero
+	// time, 0001-01-01): a connection opened before conntrack timestamps
+	// were turned on.
+	noKernelTimestampMS = -62135596800000
+)
+
+// Counter bounds: what no link can produce (Convert's counters).
+const (
+	// maxPacketBytes is the largest packet conntrack can count: it counts
+	// skbs, and a GSO/GRO super-packet is at most GSO_MAX_SIZE = 8 x
+	// 65535 = 524280 bytes since BIG TCP (Linux 5.19; 65536 before).
+	maxPacketBytes = 524280
+	// minPacketBytes: conntrack counts layer-3 lengths, and an IPv4 header
+	// alone is 20 bytes (IPv6: 40).
+	minPacketBytes = 20
+	// maxLinkBytesPerSecond is 1.6 Tbit/s, the fastest Ethernet standard
+	// (802.3dj): no host's flow counts more bytes a second in one direction.
+	maxLinkBytesPerSecond = 200_000_000_000
+	// maxCounter bounds every counter, times known or not (2^62, 4 EiB): a
+	// row's bytes_sent + bytes_recv then fits a UInt64, and values near
+	// 2^64 are refused instead of wrapping a sum.
+	maxCounter = 1 << 62
 )
 
 // Reason classes of invalid events: the reason label of
@@ -30,6 +53,7 @@ const (
 	ReasonOutOfRange       = "out_of_range"      // a number out of its range (protocol, ports, ICMP, version)
 	ReasonBadIP            = "bad_ip"            // not an IP address
 	ReasonBadTimestamp     = "bad_timestamp"     // before 2000, too far in the future, or ending before it starts
+	ReasonBadCounters      = "bad_counters"      // counters no link could produce
 	ReasonTooLong          = "too_long"          // an id or name over 256 bytes
 	ReasonForbiddenHost    = "forbidden_host"    // host_id is not the authenticated agent's
 	ReasonForbiddenNetwork = "forbidden_network" // network_id not allowed for the authenticated agent
@@ -118,23 +142,32 @@ func Convert(ev *pb.FlowEvent, now time.Time) (flowlog.Event, error) {
 	if e.Dst, err = participant("dst", ev.GetDst()); err != nil {
 		return e, err
 	}
-	if e.Start, err = timestamp("start_ts_ms", ev.GetStartTsMs(), now); err != nil {
+	if e.Start, err = eventTime(e.Type, "start_ts_ms", ev.GetStartTsMs(), now); err != nil {
 		return e, err
 	}
 	if e.Type == flowlog.EventDestroy {
-		if e.End, err = timestamp("end_ts_ms", ev.GetEndTsMs(), now); err != nil {
+		if e.End, err = eventTime(e.Type, "end_ts_ms", ev.GetEndTsMs(), now); err != nil {
 			return e, err
 		}
-		if e.End.Before(e.Start) {
+		if e.End.IsZero() { // no kernel timestamp: when we received it
+			e.End, e.EndApprox = now.UTC().Truncate(time.Millisecond), true
+		}
+		if !e.Start.IsZero() && !e.EndApprox && e.End.Before(e.Start) {
 			return e, invalid(ReasonBadTimestamp, "DESTROY ends before it starts (end_ts_ms %d < start_ts_ms %d)", ev.GetEndTsMs(), ev.GetStartTsMs())
 		}
 	}
-	if ev.GetVersion() <= 0 {
-		return e, invalid(ReasonOutOfRange, "version %d must be > 0", ev.GetVersion())
+	// Versions are milliseconds since the epoch (flow.proto): one past
+	// year 9999 (a microsecond clock is enough) cannot be printed as the
+	// time the API shows it as.
+	if v := ev.GetVersion(); v <= 0 || v > flowlog.MaxVersion {
+		return e, invalid(ReasonOutOfRange, "version %d must be in 1..%d (milliseconds up to 9999-12-31)", v, int64(flowlog.MaxVersion))
 	}
 	e.Version = ev.GetVersion()
 	e.BytesSent, e.BytesRecv = ev.GetBytesSent(), ev.GetBytesRecv()
 	e.PacketsSent, e.PacketsRecv = ev.GetPacketsSent(), ev.GetPacketsRecv()
+	if err := checkCounters(&e, now); err != nil {
+		return e, err
+	}
 	e.Status = ev.GetStatus()
 	return e, nil
 }
@@ -178,6 +211,54 @@ func participant(side string, p *pb.FlowParticipant) (flowlog.Participant, error
 		return flowlog.Participant{}, err
 	}
 	return flowlog.Participant{IP: ip.WithZone(""), Type: flowlog.ParticipantType(p.GetType()), ID: p.GetId(), Name: p.GetName()}, nil
+}
+
+// eventTime is timestamp, except that a DESTROY may carry no kernel
+// timestamp (the zero time).
+func eventTime(typ flowlog.EventType, name string, ms int64, now time.Time) (time.Time, error) {
+	if typ == flowlog.EventDestroy && ms == noKernelTimestampMS {
+		return time.Time{}, nil
+	}
+	return timestamp(name, ms, now)
+}
+
+// checkCounters refuses counters no link could produce, per direction:
+// bytes without packets, more bytes a packet than the largest packet the
+// kernel counts or fewer than a bare IP header, more bytes than the fastest
+// link carries over the flow's lifetime (plus a second of timestamp
+// granularity; until now, with maxFutureSkew of clock skew, for a START
+// reporting counters so far), any counter past maxCounter.
+func checkCounters(e *flowlog.Event, now time.Time) error {
+	var life time.Duration
+	switch {
+	case e.Start.IsZero():
+		life = -1 // unknown: only the static bounds
+	case e.Type == flowlog.EventDestroy && !e.EndApprox:
+		life = e.End.Sub(e.Start) + time.Second
+	default:
+		life = max(now.Sub(e.Start), 0) + maxFutureSkew
+	}
+	for _, d := range []struct {
+		name           string
+		bytes, packets uint64
+	}{{"sent", e.BytesSent, e.PacketsSent}, {"recv", e.BytesRecv, e.PacketsRecv}} {
+		b, p := d.bytes, d.packets
+		switch {
+		case b > maxCounter || p > maxCounter:
+			return invalid(ReasonBadCounters, "bytes_%[1]s %[2]d or packets_%[1]s %[3]d exceeds %[4]d", d.name, b, p, uint64(maxCounter))
+		case p == 0 && b > 0:
+			return invalid(ReasonBadCounters, "bytes_%[1]s %[2]d with packets_%[1]s 0", d.name, b)
+		case b > p*maxPacketBytes:
+			return invalid(ReasonBadCounters, "bytes_%[1]s %[2]d over packets_%[1]s %[3]d is more than %[4]d bytes a packet (the largest the kernel counts)",
+				d.name, b, p, maxPacketBytes)
+		case b < p*minPacketBytes:
+			return invalid(ReasonBadCounters, "bytes_%[1]s %[2]d over packets_%[1]s %[3]d is less than %[4]d bytes a packet (an IP header)",
+				d.name, b, p, minPacketBytes)
+		case life >= 0 && float64(b) > life.Seconds()*maxLinkBytesPerSecond:
+			return invalid(ReasonBadCounters, "bytes_%[1]s %[2]d in %[3]s is faster than 1.6 Tbit/s", d.name, b, life.Round(time.Millisecond))
+		}
+	}
+	return nil
 }
 
 func timestamp(name string, ms int64, now time.Time) (time.Time, error) {

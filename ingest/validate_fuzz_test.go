@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/flowlog/flowlog"
 	pb "github.com/flowlog/flowlog/proto/flow"
 )
 
@@ -14,7 +15,11 @@ import (
 // Convert must never panic, and whatever it accepts must satisfy the
 // invariants the store relies on.
 func FuzzConvert(f *testing.F) {
-	for _, ev := range []*pb.FlowEvent{goodEvent(), {}, {Type: 7, Protocol: 300}} {
+	noTS := goodEvent()
+	noTS.StartTsMs, noTS.EndTsMs = noKernelTimestampMS, noKernelTimestampMS
+	huge := goodEvent()
+	huge.BytesSent, huge.PacketsSent = 1<<64-1, 1<<63
+	for _, ev := range []*pb.FlowEvent{goodEvent(), {}, {Type: 7, Protocol: 300}, noTS, huge} {
 		b, _ := proto.Marshal(ev)
 		f.Add(b)
 	}
@@ -39,11 +44,22 @@ func FuzzConvert(f *testing.F) {
 		if !e.Src.IP.IsValid() || !e.Dst.IP.IsValid() {
 			t.Fatalf("accepted an invalid IP: %+v", e)
 		}
-		if e.Start.Before(time.UnixMilli(minTimestampMS)) || e.Start.After(now.Add(maxFutureSkew)) {
+		// A start is in range, or absent on a DESTROY without kernel
+		// timestamps (the store gives it its START's).
+		if e.Start.IsZero() && e.Type != 2 || !e.Start.IsZero() && (e.Start.Before(time.UnixMilli(minTimestampMS)) || e.Start.After(now.Add(maxFutureSkew))) {
 			t.Fatalf("accepted start %s", e.Start)
 		}
-		if e.Type == 2 && e.End.Before(e.Start) {
+		if e.Type == 2 && !e.Start.IsZero() && e.End.Before(e.Start) {
 			t.Fatalf("accepted a DESTROY ending before its start")
+		}
+		if e.Version > flowlog.MaxVersion {
+			t.Fatalf("accepted version %d, past year 9999", e.Version)
+		}
+		// Counters a row can sum without wrapping, and that a link could
+		// carry: bytes only with packets.
+		if e.BytesSent > maxCounter || e.BytesRecv > maxCounter || e.PacketsSent > maxCounter || e.PacketsRecv > maxCounter ||
+			e.BytesSent > 0 && e.PacketsSent == 0 || e.BytesRecv > 0 && e.PacketsRecv == 0 {
+			t.Fatalf("accepted counters %d/%d bytes, %d/%d packets", e.BytesSent, e.BytesRecv, e.PacketsSent, e.PacketsRecv)
 		}
 	})
 }

@@ -10,7 +10,7 @@ var (
 	// reason label (ingest.ReasonClass derives them from the validation
 	// error; the error's text itself is in rejected_events and the ack).
 	RejectReasons = []string{"missing_field", "bad_type", "out_of_range", "bad_ip", "bad_timestamp",
-		"too_long", "forbidden_host", "forbidden_network", "other"}
+		"bad_counters", "too_long", "forbidden_host", "forbidden_network", "other"}
 	// AckResults are the result label of flowlog_envelopes_acked_total:
 	// success=true, success=false for transient trouble (store unavailable,
 	// shutdown), success=false because too many rows wait for commit.

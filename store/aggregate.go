@@ -105,8 +105,7 @@ func maxTime(a, b time.Time) time.Time {
 // DateTime64(3)), the rollup dimensions, src_ip and dst_ip (raw only), and
 // nb, np, nf: bytes, packets, flows.
 func (s *Store) sources(f flowlog.Filter, p plan, withIPs bool) string {
-	raw := conds(f)
-	var parts []string
+	var parts, skip []string
 	if p.r != nil {
 		days := make([]string, 0, len(p.days))
 		for d := range p.days {
@@ -117,25 +116,42 @@ func (s *Store) sources(f flowlog.Filter, p plan, withIPs bool) string {
 		ids := make([]string, len(days))
 		for i, d := range days {
 			set[i] = fmt.Sprintf("('%s', %d)", d, p.days[d])
-			ids[i] = "'" + strings.ReplaceAll(d, "-", "") + "'"
+			ids[i] = strings.ReplaceAll(d, "-", "")
 		}
 		last, _ := time.Parse(dayLayout, days[len(days)-1])
-		rc := append(dimConds(f), // the bounds prune parts; the set picks each day's generation
+		rc := dimConds(f)
+		if dedupes(f) {
+			rc = append(rc, "shadowed = 0")
+		}
+		rc = append(rc, // the bounds prune parts; the set picks each day's generation
 			"bucket >= toDateTime('"+days[0]+" 00:00:00', 'UTC')",
 			"bucket < toDateTime('"+last.Add(24*time.Hour).Format(dayLayout)+" 00:00:00', 'UTC')",
 			"(toDate(bucket), gen) IN ("+strings.Join(set, ", ")+")")
-		parts = append(parts, fmt.Sprintf("SELECT toDateTime64(bucket, 3, 'UTC') AS t, %s, bytes AS nb, packets AS np, flows AS nf FROM %s.%s %s",
+		parts = append(parts, fmt.Sprintf("SELECT toDateTime64(bucket, 3, 'UTC') AS t, %s, toUInt128(bytes) AS nb, toUInt128(packets) AS np, toUInt128(flows) AS nf FROM %s.%s %s",
 			rollupDims, s.db, p.r.name, whereOf(rc)))
-		// The raw read covers the other days.
-		raw = append(raw, "_partition_id NOT IN ("+strings.Join(ids, ", ")+")")
+		skip = ids // the raw read covers the other days
+		if coversRange(f, days) {
+			return "(" + parts[0] + ")" // no other day: no raw read at all
+		}
 	}
+	raw := s.condsExcept(f, s.staleCutoff(), nil, skip)
 	ips := ""
 	if withIPs {
 		ips = "src_ip, dst_ip, "
 	}
-	parts = append(parts, fmt.Sprintf("SELECT start_ts AS t, %s, %sbytes_sent + bytes_recv AS nb, packets_sent + packets_recv AS np, "+
-		"toUInt64(1) AS nf FROM %s", rollupDims, ips, s.rawFrom(raw)))
+	parts = append(parts, fmt.Sprintf("SELECT start_ts AS t, %s, %s%s AS nb, %s AS np, "+
+		"toUInt128(1) AS nf FROM %s", rollupDims, ips, sumBytes, sumPackets, s.rawFrom(raw)))
 	return "(" + strings.Join(parts, " UNION ALL ") + ")"
+}
+
+// coversRange says whether days (2006-01-02, sorted) are every day of the
+// bounded range [f.From, f.To), which starts and ends at midnight.
+func coversRange(f flowlog.Filter, days []string) bool {
+	if f.From.IsZero() || f.To.IsZero() || !f.From.Equal(f.From.Truncate(24*time.Hour)) || !f.To.Equal(f.To.Truncate(24*time.Hour)) {
+		return false
+	}
+	return len(days) > 0 && days[0] == f.From.UTC().Format(dayLayout) &&
+		len(days) == int(f.To.Sub(f.From)/(24*time.Hour))
 }
 
 // aggregate plans and renders one aggregate: SELECT sel FROM <sources> tail.
@@ -147,7 +163,18 @@ func (s *Store) aggregateSQL(ctx context.Context, f flowlog.Filter, step time.Du
 	return "SELECT " + sel + " FROM " + s.sources(f, p, withIPs) + " " + tail, nil
 }
 
-const totalsSel = "sum(nb) AS bytes, sum(np) AS packets, sum(nf) AS flows"
+// Sums never wrap. ClickHouse's sum of UInt64 is a UInt64 that wraps
+// (2^64-1 + 21 sums to 20, checked on the engine), and so does the +
+// of two UInt64: one agent could then subtract from a participant's
+// totals. Ingest refuses counters near 2^64 (ingest.Convert); reads still sum
+// in UInt128 and saturate at 2^64-1, the largest total the API can print.
+const (
+	sumBytes   = "toUInt128(bytes_sent) + bytes_recv"
+	sumPackets = "toUInt128(packets_sent) + packets_recv"
+	maxUInt64  = "18446744073709551615"
+	totalsSel  = "toUInt64(least(sum(nb), " + maxUInt64 + ")) AS bytes, toUInt64(least(sum(np), " + maxUInt64 + ")) AS packets, " +
+		"toUInt64(least(sum(nf), " + maxUInt64 + ")) AS flows"
+)
 
 type totalsRow struct {
 	Bytes   uint64 `json:"bytes"`
@@ -317,11 +344,16 @@ func (s *Store) Series(ctx context.Context, f flowlog.Filter, step time.Duration
 }
 
 // Active counts the flows matching f that are open now (START seen, no
-// DESTROY yet), among flows starting in [f.From, f.To) when those are set.
-// It always reads the raw flows: it needs one narrow column (event_type) and
-// measured faster than through the rollups (BENCHMARKS.md).
+// DESTROY yet, not stale), among flows starting in [f.From, f.To) when those
+// are set. It always reads the raw flows: it needs one narrow column
+// (event_type) and measured faster than through the rollups
+// (BENCHMARKS.md).
 func (s *Store) Active(ctx context.Context, f flowlog.Filter) (uint64, error) {
-	c := append(conds(f), "event_type = 'start'")
+	if f.State != flowlog.StateAll && f.State != flowlog.StateActive {
+		return 0, nil // open now and finished (or stale) at once: none
+	}
+	f.State = flowlog.StateActive
+	c := s.conds(f, s.staleCutoff(), nil)
 	var rows []struct {
 		N uint64 `json:"n"`
 	}

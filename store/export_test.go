@@ -2,13 +2,17 @@ package store
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/flowlog/flowlog"
 )
 
 // FlowsSQL exposes the flows query to tests that EXPLAIN it.
-var FlowsSQL = (*Store).flowsSQL
+func FlowsSQL(s *Store, f flowlog.Filter, p flowlog.Page) string {
+	return s.flowsSQL(f, p, s.staleCutoff(), nil)
+}
 
 // ForceRaw makes the aggregates read raw flows only (true) or choose (false).
 func ForceRaw(s *Store, raw bool) {
@@ -70,4 +74,27 @@ var ClusterDDL = clusterDDL
 // Poller is Follow's poll, one call at a time.
 func Poller(s *Store, overlap time.Duration) func(context.Context) ([]flowlog.Event, error) {
 	return s.newFollower(overlap).poll
+}
+
+// OldSchema creates database db at schema version v (its statements only),
+// as a build of that version left it.
+func OldSchema(ctx context.Context, eng Engine, db string, v int) error {
+	s := &Store{eng: eng, db: ident(db)}
+	if err := eng.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+s.db); err != nil {
+		return err
+	}
+	if err := eng.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+s.db+".schema_migrations (version UInt32, name String, applied_at DateTime DEFAULT now()) ENGINE = ReplacingMergeTree ORDER BY version"); err != nil {
+		return err
+	}
+	for _, m := range migrations[:v] {
+		for _, stmt := range m.stmts {
+			if err := eng.Exec(ctx, strings.ReplaceAll(stmt, "{db}", s.db)); err != nil {
+				return err
+			}
+		}
+		if err := eng.Exec(ctx, fmt.Sprintf("INSERT INTO %s.schema_migrations (version, name) VALUES (%d, %s)", s.db, m.version, quote(m.name))); err != nil {
+			return err
+		}
+	}
+	return nil
 }

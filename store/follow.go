@@ -123,7 +123,7 @@ func (f *follower) poll(ctx context.Context) (evs []flowlog.Event, err error) {
 			continue
 		}
 		f.seen[k] = r.InsMS
-		evs = append(evs, r.flow().Event)
+		evs = append(evs, r.flow(time.Time{}).Event)
 		f.cursor = max(f.cursor, r.InsMS)
 	}
 	for k, ms := range f.seen {

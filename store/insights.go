@@ -20,6 +20,9 @@ var _ flowlog.Insights = (*Store)(nil)
 // host that went quiet is listed too, with zeros), with its activity over
 // f's window. Networks scope both (f.NetworkID, f.Networks).
 func (s *Store) Hosts(ctx context.Context, f flowlog.Filter) ([]flowlog.HostSummary, error) {
+	// What each host reported, both ends of a connection included: this
+	// is about the reporters, not about counting connections once.
+	f.Observations = flowlog.ObserveAll
 	// The last report is the newest insert of any row of the host: a plain
 	// (unmerged) read of two columns, no FINAL needed for a max.
 	var last []struct {
@@ -42,7 +45,7 @@ func (s *Store) Hosts(ctx context.Context, f flowlog.Filter) ([]flowlog.HostSumm
 	}
 	if err := s.queryRows(ctx, fmt.Sprintf(`SELECT host_id, arraySort(groupUniqArray(network_id)) AS nets, count() AS flows,
 		countIf(event_type = 'start') AS open, sum(bytes_sent + bytes_recv) AS b FROM %s GROUP BY host_id`,
-		s.rawFrom(conds(f))), &win); err != nil {
+		s.rawFrom(s.conds(f, s.staleCutoff(), nil))), &win); err != nil {
 		return nil, fmt.Errorf("querying host activity: %w", err)
 	}
 	rejected := map[string]uint64{}
@@ -129,7 +132,7 @@ func (s *Store) NewPairs(ctx context.Context, q flowlog.NewPairsQuery) ([]flowlo
 		count() AS n, sum(bytes_sent + bytes_recv) AS b, sum(packets_sent + packets_recv) AS p
 		FROM %s GROUP BY st, sk, dt, dk, dp, pr HAVING min(start_ts) >= %s
 		ORDER BY n DESC, b DESC, first_ms ASC, sk, dk, dp, pr LIMIT %d`,
-		pairKey("src"), pairKey("dst"), s.rawFrom(conds(f)), ms(q.Filter.From), q.Limit)
+		pairKey("src"), pairKey("dst"), s.rawFrom(s.conds(f, s.staleCutoff(), nil)), ms(q.Filter.From), q.Limit)
 	if err := s.queryRows(ctx, sql, &rows); err != nil {
 		return nil, fmt.Errorf("querying new pairs: %w", err)
 	}
@@ -149,10 +152,13 @@ func (s *Store) NewPairs(ctx context.Context, q flowlog.NewPairsQuery) ([]flowlo
 // flow; counts only rank) and answers participants by id (externals have
 // none: they are filtered by address), hosts and networks.
 func (s *Store) Suggest(ctx context.Context, f flowlog.Filter, text string, limit int) ([]flowlog.Suggestion, error) {
+	// What each host reported, both ends of a connection included: this
+	// is about the reporters, not about counting connections once.
+	f.Observations = flowlog.ObserveAll
 	if limit <= 0 {
 		limit = 20
 	}
-	w := whereOf(conds(f))
+	w := whereOf(s.conds(f, s.staleCutoff(), nil))
 	part := func(side string) string {
 		return fmt.Sprintf("SELECT 'participant' AS field, %[1]s_entity_id AS value, %[1]s_entity_name AS label, toString(%[1]s_type) AS t, count() AS n FROM %[2]s.flows %[3]s GROUP BY value, label, t",
 			side, s.db, w)
@@ -212,7 +218,7 @@ func (s *Store) SeriesBy(ctx context.Context, f flowlog.Filter, step time.Durati
 	if limit <= 0 {
 		limit = 5
 	}
-	from := s.rawFrom(conds(f))
+	from := s.rawFrom(s.conds(f, s.staleCutoff(), nil))
 	sql := fmt.Sprintf(`SELECT intDiv(toUnixTimestamp(start_ts), %[1]d) * %[1]d AS t,
 		if(k IN (SELECT k FROM (SELECT %[2]s AS k, sum(bytes_sent + bytes_recv) AS kb FROM %[3]s GROUP BY k ORDER BY kb DESC, k LIMIT %[4]d)), k, '') AS g,
 		sum(bytes_sent + bytes_recv) AS b, sum(packets_sent + packets_recv) AS p, count() AS n

@@ -61,6 +61,8 @@ type flowBlock struct {
 	bytesSent, bytesRecv, packetsSent, packetsRecv proto.ColUInt64
 	status                                         proto.ColUInt32
 	version                                        proto.ColInt64
+	endApprox                                      proto.ColUInt8
+	insertedAt                                     *proto.ColDateTime64
 	input                                          proto.Input
 	buf                                            proto.Buffer
 }
@@ -71,7 +73,7 @@ func newFlowBlock() *flowBlock {
 		srcType: newEnum8(participantEnum), dstType: newEnum8(participantEnum),
 		hostID: lowCard(), hostName: lowCard(), networkID: lowCard(),
 		srcID: lowCard(), srcName: lowCard(), dstID: lowCard(), dstName: lowCard(),
-		start: utcMillis(), end: utcMillis(),
+		start: utcMillis(), end: utcMillis(), insertedAt: utcMillis(),
 	}
 	b.input = proto.Input{
 		{Name: "event_type", Data: b.eventType}, {Name: "flow_id", Data: &b.flowID},
@@ -84,6 +86,7 @@ func newFlowBlock() *flowBlock {
 		{Name: "bytes_sent", Data: &b.bytesSent}, {Name: "bytes_recv", Data: &b.bytesRecv},
 		{Name: "packets_sent", Data: &b.packetsSent}, {Name: "packets_recv", Data: &b.packetsRecv},
 		{Name: "status", Data: &b.status}, {Name: "version", Data: &b.version},
+		{Name: "end_approx", Data: &b.endApprox}, {Name: "inserted_at", Data: b.insertedAt},
 	}
 	return b
 }
@@ -96,7 +99,7 @@ func millis(t time.Time) proto.DateTime64 {
 	return proto.DateTime64(t.UnixMilli())
 }
 
-func (b *flowBlock) append(e *flowlog.Event) {
+func (b *flowBlock) append(e *flowlog.Event, now proto.DateTime64) {
 	b.eventType.Append(int8(e.Type))
 	b.flowID.Append(e.FlowID)
 	b.hostID.Append(e.HostID)
@@ -124,15 +127,23 @@ func (b *flowBlock) append(e *flowlog.Event) {
 	b.packetsRecv.Append(e.PacketsRecv)
 	b.status.Append(e.Status)
 	b.version.Append(e.Version)
+	var approx uint8
+	if e.EndApprox {
+		approx = 1
+	}
+	b.endApprox.Append(approx)
+	b.insertedAt.AppendRaw(now)
 }
 
-// encode returns the events as one Native block. The bytes are valid until
+// encode returns the events as one Native block, inserted at now (the
+// Store's clock, which also decides staleness). The bytes are valid until
 // the next encode.
-func (b *flowBlock) encode(events []flowlog.Event) ([]byte, error) {
+func (b *flowBlock) encode(events []flowlog.Event, now time.Time) ([]byte, error) {
 	b.input.Reset()
 	b.buf.Reset()
+	at := millis(now)
 	for i := range events {
-		b.append(&events[i])
+		b.append(&events[i], at)
 	}
 	// Version 0: the Native *format* (what INSERT ... FORMAT Native reads)
 	// has no block info and no per-column serialization flag; those belong

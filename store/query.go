@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -40,6 +41,8 @@ type flowRow struct {
 	PacketsRecv   uint64 `json:"packets_recv"`
 	Status        uint32 `json:"status"`
 	Version       int64  `json:"version"`
+	EndApprox     uint8  `json:"end_approx"`
+	SeenMS        int64  `json:"seen_ms"`
 }
 
 // selectFlow reads enums as their numbers and times as epoch milliseconds, so
@@ -50,7 +53,8 @@ const selectFlow = `event_type, flow_id, host_id, host_name, network_id, protoco
 	IPv6NumToString(src_ip) AS src_ip_s, toInt8(src_type) AS src_type_n, src_entity_id, src_entity_name,
 	IPv6NumToString(dst_ip) AS dst_ip_s, toInt8(dst_type) AS dst_type_n, dst_entity_id, dst_entity_name,
 	toUnixTimestamp64Milli(start_ts) AS start_ms, toUnixTimestamp64Milli(end_ts) AS end_ms,
-	bytes_sent, bytes_recv, packets_sent, packets_recv, status, version`
+	bytes_sent, bytes_recv, packets_sent, packets_recv, status, version, end_approx,
+	toUnixTimestamp64Milli(inserted_at) AS seen_ms`
 
 // Flows returns merged flows, newest start first (then flow id, descending).
 // FINAL merges each flow's rows at read time, so a flow whose START and
@@ -82,8 +86,9 @@ func (s *Store) Flows(ctx context.Context, f flowlog.Filter, p flowlog.Page) ([]
 		return nil, fmt.Errorf("%w: page %d of %d starts %d flows deep, beyond the %d that offset paging reaches: use cursor paging (pass the answer's Next as cursor=, as fast on any page as on the first)",
 			flowlog.ErrPageTooDeep, p.Number, p.PerPage, deep, s.maxOffset)
 	}
+	cutoff := s.staleCutoff()
 	if p.Number > 1 && p.After == nil {
-		if err := s.queryRows(ctx, s.flowsSQL(f, p), &rows); err != nil {
+		if err := s.queryRows(ctx, s.flowsSQL(f, p, cutoff, nil), &rows); err != nil {
 			return nil, fmt.Errorf("querying flows: %w", err)
 		}
 	} else {
@@ -96,7 +101,7 @@ func (s *Store) Flows(ctx context.Context, f flowlog.Filter, p flowlog.Page) ([]
 			var more []flowRow
 			q := p
 			q.PerPage = p.PerPage - len(rows)
-			if err := s.queryRows(ctx, s.flowsSQL(f, q, "_partition_id IN ('"+strings.Join(win, "', '")+"')"), &more); err != nil {
+			if err := s.queryRows(ctx, s.flowsSQL(f, q, cutoff, win), &more); err != nil {
 				return nil, fmt.Errorf("querying flows: %w", err)
 			}
 			rows = append(rows, more...)
@@ -104,7 +109,7 @@ func (s *Store) Flows(ctx context.Context, f flowlog.Filter, p flowlog.Page) ([]
 	}
 	flows := make([]flowlog.Flow, len(rows))
 	for i := range rows {
-		flows[i] = rows[i].flow()
+		flows[i] = rows[i].flow(cutoff)
 	}
 	return flows, nil
 }
@@ -142,22 +147,22 @@ func (s *Store) flowDays(ctx context.Context, f flowlog.Filter, after *flowlog.C
 }
 
 // flowsSQL is the listing query: a page by offset, or after a cursor,
-// with extra conditions.
-func (s *Store) flowsSQL(f flowlog.Filter, p flowlog.Page, extra ...string) string {
-	c := append(conds(f), extra...)
+// over the given day partitions (YYYYMMDD; nil: all).
+func (s *Store) flowsSQL(f flowlog.Filter, p flowlog.Page, cutoff time.Time, days []string) string {
 	offset := (p.Number - 1) * p.PerPage
+	var after []string
 	if a := p.After; a != nil {
 		offset = 0
-		c = append(c, "_partition_id <= "+quote(a.Start.UTC().Format("20060102")),
-			fmt.Sprintf("(start_ts, flow_id) < (%s, %s)", ms(a.Start), quote(a.FlowID)))
+		// Nothing after the cursor starts later than it: bounding the range
+		// prunes partitions, the connection deduplication's included.
+		if end := a.Start.Add(time.Millisecond); f.To.IsZero() || f.To.After(end) {
+			f.To = end
+		}
+		after = append(after, fmt.Sprintf("(start_ts, flow_id) < (%s, %s)", ms(a.Start), quote(a.FlowID)))
 	}
+	c := append(s.conds(f, cutoff, days), after...)
 	return fmt.Sprintf("SELECT %s FROM %s ORDER BY start_ts DESC, flow_id DESC LIMIT %d OFFSET %d",
 		selectFlow, s.rawFrom(c), p.PerPage, offset)
-}
-
-// where renders a filter as a WHERE clause ("" when it selects everything).
-func where(f flowlog.Filter) string {
-	return whereOf(conds(f))
 }
 
 func whereOf(c []string) string {
@@ -167,11 +172,75 @@ func whereOf(c []string) string {
 	return "WHERE " + strings.Join(c, " AND ")
 }
 
-// conds renders every condition of a filter on the flows table.
-func conds(f flowlog.Filter) []string {
+// conds renders every condition of a filter on the flows table, read in
+// the given day partitions (YYYYMMDD; nil: every day of the filter's range),
+// with the stale horizon at cutoff.
+func (s *Store) conds(f flowlog.Filter, cutoff time.Time, days []string) []string {
+	return s.condsExcept(f, cutoff, days, nil)
+}
+
+// condsExcept is conds for a read of the days of the range but the days
+// in skip (YYYYMMDD), which the caller reads elsewhere (rollups).
+func (s *Store) condsExcept(f flowlog.Filter, cutoff time.Time, days, skip []string) []string {
 	c := timeConds(f.From, f.To)
+	if days != nil {
+		c = append(c, partitionIn(days))
+	}
+	if len(skip) > 0 {
+		c = append(c, "_partition_id NOT IN ('"+strings.Join(skip, "', '")+"')")
+	}
 	c = append(c, dimConds(f)...)
-	return append(c, rawConds(f)...)
+	c = append(c, rawConds(f)...)
+	if dedupes(f) {
+		// The ingress rows this read may keep: its conditions on single
+		// rows (a merged row is one of its rows), the state's included;
+		// open flows are few, so those are picked exactly (FINAL).
+		cand, final := append(slices.Clone(c), stateRowConds(f.State)...), false
+		if f.State == flowlog.StateActive || f.State == flowlog.StateStale {
+			cand, final = append(slices.Clone(c), stateConds(f.State, cutoff)...), true
+		}
+		c = append(c, "NOT "+s.shadowedExpr(s.egressBounds(f.From, f.To, days, skip), cand, final))
+	}
+	return append(c, stateConds(f.State, cutoff)...)
+}
+
+func partitionIn(days []string) string {
+	if len(days) == 0 {
+		return "0 = 1"
+	}
+	return "_partition_id IN ('" + strings.Join(days, "', '") + "')"
+}
+
+// staleCutoff: an open flow whose last event was inserted before this is
+// stale.
+func (s *Store) staleCutoff() time.Time {
+	return s.now().Add(-s.staleAfter)
+}
+
+// stateRowConds is what a row of a flow in a state is, whichever of its
+// rows: a START for an open flow, a DESTROY for a finished one.
+func stateRowConds(st flowlog.State) []string {
+	switch st {
+	case flowlog.StateActive, flowlog.StateStale:
+		return []string{"event_type = 'start'"}
+	case flowlog.StateFinished:
+		return []string{"event_type = 'destroy'"}
+	}
+	return nil
+}
+
+// stateConds selects flows by state. A flow's last event is its merged
+// row's: inserted_at of the latest version.
+func stateConds(st flowlog.State, cutoff time.Time) []string {
+	switch st {
+	case flowlog.StateActive:
+		return []string{"event_type = 'start'", "inserted_at >= " + ms(cutoff)}
+	case flowlog.StateStale:
+		return []string{"event_type = 'start'", "inserted_at < " + ms(cutoff)}
+	case flowlog.StateFinished:
+		return []string{"event_type = 'destroy'"}
+	}
+	return nil
 }
 
 // timeConds bounds start_ts to [from, to) (zero = unbounded). With FINAL,
@@ -241,8 +310,9 @@ func dimConds(f flowlog.Filter) []string {
 	return c
 }
 
-// rawConds renders the filter's conditions that only the flows table can
-// answer (rollups keep neither addresses, ports nor state).
+// rawConds renders the filter's conditions on addresses and ports, which
+// only the flows table can answer (rollups keep neither addresses, ports
+// nor state: see stateConds).
 func rawConds(f flowlog.Filter) []string {
 	var c []string
 	if f.IP.IsValid() {
@@ -252,18 +322,12 @@ func rawConds(f flowlog.Filter) []string {
 	if f.Port != 0 {
 		c = append(c, fmt.Sprintf("(src_port = %[1]d OR dst_port = %[1]d)", f.Port))
 	}
-	switch f.State {
-	case flowlog.StateActive:
-		c = append(c, "event_type = 'start'")
-	case flowlog.StateFinished:
-		c = append(c, "event_type = 'destroy'")
-	}
 	return c
 }
 
 // rollupable says whether a filter uses only rollup dimensions.
 func rollupable(f flowlog.Filter) bool {
-	return len(rawConds(f)) == 0
+	return len(rawConds(f)) == 0 && f.State == flowlog.StateAll
 }
 
 // ipRange is the first and last address of a prefix as IPv6 literals, the
@@ -295,13 +359,17 @@ func ints[T ~uint8](vs []T) string {
 	return strings.Join(s, ", ")
 }
 
-func (r *flowRow) flow() flowlog.Flow {
-	f := flowlog.Flow{Active: r.EventType == "start"}
+func (r *flowRow) flow(cutoff time.Time) flowlog.Flow {
+	var f flowlog.Flow
 	e := &f.Event
 	e.Type = flowlog.EventStart
-	if !f.Active {
+	if r.EventType == "start" {
+		f.Stale = r.SeenMS < cutoff.UnixMilli()
+		f.Active = !f.Stale
+	} else {
 		e.Type = flowlog.EventDestroy
 		e.End = time.UnixMilli(r.EndMS).UTC()
+		e.EndApprox = r.EndApprox == 1
 	}
 	e.FlowID, e.HostID, e.HostName, e.NetworkID = r.FlowID, r.HostID, r.HostName, r.NetworkID
 	e.Protocol, e.SrcPort, e.DstPort, e.ICMPType, e.ICMPCode = r.Protocol, r.SrcPort, r.DstPort, r.ICMPType, r.ICMPCode
@@ -332,15 +400,12 @@ var argMaxColumns = func() string {
 	var b []string
 	for _, c := range strings.Split(flowColumns, ", ") {
 		switch c {
-		case "network_id", "host_id", "flow_id":
-		case "version":
-			b = append(b, "max(flows.version) AS version")
+		case "network_id", "host_id", "flow_id", "start_ts":
 		default:
-			// flows.version: the column, not the alias of the merged one.
-			b = append(b, "argMax(flows."+c+", flows.version) AS "+c)
+			b = append(b, "argMax(flows."+c+", flows.rank) AS "+c)
 		}
 	}
-	return strings.Join(b, ", ")
+	return strings.Join(append(b, "any(flows.conn_key) AS conn_key"), ", ")
 }()
 
 // rawFrom is the FROM (and WHERE) of a read of merged flows meeting every
@@ -357,7 +422,7 @@ func (s *Store) rawFrom(c []string) string {
 				out = append(out, x)
 			}
 		}
-		return fmt.Sprintf("(SELECT network_id, host_id, flow_id, %s FROM %s.flows %s GROUP BY network_id, host_id, flow_id) %s",
+		return fmt.Sprintf("(SELECT network_id, host_id, flow_id, start_ts, %s FROM %s.flows %s GROUP BY network_id, host_id, flow_id, start_ts) %s",
 			argMaxColumns, s.db, whereOf(in), whereOf(out))
 	}
 	return s.db + ".flows FINAL " + whereOf(c)

@@ -9,6 +9,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -137,7 +138,19 @@ func TestQueryCosts(t *testing.T) {
 	rawFinal := variant{"raw FINAL", true, false}
 	rawArgMax := variant{"raw argMax", true, true}
 	rollup := variant{"rollup (+ today raw)", false, false}
+	// Every query is measured twice: each connection once (the default),
+	// and every observation (no deduplication), FLOWLOG_COST_OBSERVATIONS=
+	// one or all to measure one of them only.
+	obs := flowlog.ObserveOne
+	var measureOnce func(name string, vs []variant, q func() (int, error))
 	measure := func(name string, vs []variant, q func() (int, error)) {
+		t.Helper()
+		for _, o := range costObservations() {
+			obs = o
+			measureOnce(name+[]string{"", " [observations=all]"}[o], vs, q)
+		}
+	}
+	measureOnce = func(name string, vs []variant, q func() (int, error)) {
 		t.Helper()
 		var cells []string
 		for _, v := range vs {
@@ -163,6 +176,7 @@ func TestQueryCosts(t *testing.T) {
 	}
 	flows := func(f flowlog.Filter, p flowlog.Page) func() (int, error) {
 		return func() (int, error) {
+			f.Observations = obs
 			r, err := s.Flows(ctx, f, p)
 			return len(r), err
 		}
@@ -190,6 +204,7 @@ func TestQueryCosts(t *testing.T) {
 	measure(fmt.Sprintf("Flows page %d by cursor", deep), final, flows(flowlog.Filter{}, flowlog.Page{PerPage: 100, After: store.CursorOf(&prev[len(prev)-1])}))
 	top := func(q flowlog.TopQuery) func() (int, error) {
 		return func() (int, error) {
+			q.Filter.Observations = obs
 			r, err := s.Top(ctx, q)
 			return len(r), err
 		}
@@ -198,11 +213,14 @@ func TestQueryCosts(t *testing.T) {
 	measure("Top 10 participants, src, flows, all", two, top(flowlog.TopQuery{Side: flowlog.SideSrc, Metric: flowlog.MetricFlows}))
 	measure("Top 10 IPs, any side, bytes, 30 days", final, top(flowlog.TopQuery{Filter: month, ByIP: true}))
 	measure("Matrix top 100, 30 days", two, func() (int, error) {
-		r, err := s.Matrix(ctx, month, 100)
+		f := month
+		f.Observations = obs
+		r, err := s.Matrix(ctx, f, 100)
 		return len(r), err
 	})
 	series := func(f flowlog.Filter, step time.Duration) func() (int, error) {
 		return func() (int, error) {
+			f.Observations = obs
 			r, err := s.Series(ctx, f, step)
 			return len(r), err
 		}
@@ -215,13 +233,24 @@ func TestQueryCosts(t *testing.T) {
 	measure("Series 1 day, 5m step, network filter", two, series(flowlog.Filter{From: day.From, To: day.To, NetworkID: "net1"}, 5*time.Minute))
 	// Active always reads raw (measured faster than through the rollups).
 	measure("Active, all", pair, func() (int, error) {
-		n, err := s.Active(ctx, flowlog.Filter{})
+		n, err := s.Active(ctx, flowlog.Filter{Observations: obs})
 		return int(n), err
 	})
 	measure("Active, 30 days, one host", final, func() (int, error) {
-		n, err := s.Active(ctx, flowlog.Filter{From: month.From, To: month.To, HostID: "host-07"})
+		n, err := s.Active(ctx, flowlog.Filter{From: month.From, To: month.To, HostID: "host-07", Observations: obs})
 		return int(n), err
 	})
+}
+
+// costObservations: FLOWLOG_COST_OBSERVATIONS=one|all measures one way only.
+func costObservations() []flowlog.Observations {
+	switch os.Getenv("FLOWLOG_COST_OBSERVATIONS") {
+	case "one":
+		return []flowlog.Observations{flowlog.ObserveOne}
+	case "all":
+		return []flowlog.Observations{flowlog.ObserveAll}
+	}
+	return []flowlog.Observations{flowlog.ObserveOne, flowlog.ObserveAll}
 }
 
 func fmtDur(d time.Duration) string {

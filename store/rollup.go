@@ -161,20 +161,35 @@ func (s *Store) seedClock(ctx context.Context) error {
 // markDirty records that the given events' days changed. Called after their
 // rows are committed, before Insert returns.
 func (s *Store) markDirty(ctx context.Context, evs []flowlog.Event) error {
-	days := map[string]struct{}{}
+	const dayMS = 24 * 60 * 60 * 1000
+	near := (2 * s.peerSkew).Milliseconds()
+	days := map[int64]struct{}{} // days since the epoch (a few per batch: cheaper than formatting each)
 	for i := range evs {
-		days[evs[i].Start.UTC().Format(dayLayout)] = struct{}{}
+		// The neighbour day too when the start is near midnight: whether
+		// an ingress row there is shadowed depends on this one (dedupe.go).
+		ms := evs[i].Start.UnixMilli()
+		for _, t := range []int64{ms - near, ms, ms + near} {
+			days[floorDiv(t, dayMS)] = struct{}{}
+		}
 	}
 	st := strconv.FormatInt(s.stamp(), 10)
 	vals := make([]string, 0, len(days))
 	for d := range days {
-		vals = append(vals, "('"+d+"', "+st+")")
+		vals = append(vals, "('"+time.UnixMilli(d*dayMS).UTC().Format(dayLayout)+"', "+st+")")
 	}
 	sort.Strings(vals)
 	if err := s.eng.Exec(ctx, "INSERT INTO "+s.db+".rollup_dirty (day, marked) VALUES "+strings.Join(vals, ", ")); err != nil {
 		return fmt.Errorf("marking %d days for the rollups: %w", len(vals), err)
 	}
 	return nil
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b < 0 {
+		q--
+	}
+	return q
 }
 
 // RollupStats says what one Rollup pass did.
@@ -273,15 +288,19 @@ func (s *Store) writeRollupDay(ctx context.Context, day string, gen, covers int6
 	return nil
 }
 
-// rollupInsertSQL recomputes one day of one rollup from the merged flows.
+// rollupInsertSQL recomputes one day of one rollup from the merged flows,
+// each row's shadowing decided against the egress rows of the day and its
+// neighbours (dedupe.go); sums saturate (aggregate.go).
 func (s *Store) rollupInsertSQL(r rollupTable, day string, gen int64) string {
-	return fmt.Sprintf(`INSERT INTO %[1]s.%[2]s (%[3]s, bytes, packets, flows)
-		SELECT %[4]s(start_ts) AS bucket_r, toInt64(%[5]d) AS gen_r, %[6]s,
-			sum(bytes_sent + bytes_recv), sum(packets_sent + packets_recv), count()
+	part := strings.ReplaceAll(day, "-", "")
+	return fmt.Sprintf(`INSERT INTO %[1]s.%[2]s (%[3]s, shadowed, bytes, packets, flows)
+		SELECT %[4]s(start_ts) AS bucket_r, toInt64(%[5]d) AS gen_r, %[6]s, toUInt8(%[8]s) AS shadowed_r,
+			toUInt64(least(sum(%[9]s), %[11]s)), toUInt64(least(sum(%[10]s), %[11]s)), count()
 		FROM %[1]s.flows FINAL
 		WHERE _partition_id = '%[7]s'
-		GROUP BY bucket_r, %[6]s`,
-		s.db, r.name, "bucket, gen, "+rollupDims, r.fn, gen, rollupDims, strings.ReplaceAll(day, "-", ""))
+		GROUP BY bucket_r, %[6]s, shadowed_r`,
+		s.db, r.name, "bucket, gen, "+rollupDims, r.fn, gen, rollupDims, part,
+		s.shadowedExpr(s.egressBounds(time.Time{}, time.Time{}, []string{part}, nil), []string{"_partition_id = '" + part + "'"}, false), sumBytes, sumPackets, maxUInt64)
 }
 
 // cleanDays returns the days (UTC midnight, formatted 2006-01-02) whose

@@ -15,10 +15,18 @@ type migration struct {
 	version int
 	name    string
 	stmts   []string // {db} is replaced by the quoted database name
+	// fn, when set, runs after stmts; like them it must be safe to repeat.
+	fn func(ctx context.Context, s *Store) error
 }
 
 // Column lists shared by the schema, the encoder and the queries.
 const flowColumns = "event_type, flow_id, host_id, host_name, network_id, protocol, src_port, dst_port, " +
+	"icmp_type, icmp_code, direction, src_ip, src_type, src_entity_id, src_entity_name, " +
+	"dst_ip, dst_type, dst_entity_id, dst_entity_name, start_ts, end_ts, " +
+	"bytes_sent, bytes_recv, packets_sent, packets_recv, status, version, end_approx, inserted_at"
+
+// flowColumnsV1 are the columns of migration 1's flows table.
+const flowColumnsV1 = "event_type, flow_id, host_id, host_name, network_id, protocol, src_port, dst_port, " +
 	"icmp_type, icmp_code, direction, src_ip, src_type, src_entity_id, src_entity_name, " +
 	"dst_ip, dst_type, dst_entity_id, dst_entity_name, start_ts, end_ts, " +
 	"bytes_sent, bytes_recv, packets_sent, packets_recv, status, version"
@@ -92,7 +100,7 @@ var migrations = []migration{
 		ORDER BY (host_id, reason, cityHash64(event))
 		TTL toDateTime(received_at) + toIntervalSecond(2592000)
 		SETTINGS fsync_after_insert = 1, fsync_part_directory = 1`,
-	}},
+	}, nil},
 	{2, "rollups at 1 minute and 1 hour", []string{
 		// Rollups: flows summed per time bucket (by start) and per dimension,
 		// with their own TTLs (Rollup1mTTL: 7 days, shorter than the raw
@@ -146,8 +154,9 @@ var migrations = []migration{
 		// Flows stored before this migration: every day is dirty once.
 		`INSERT INTO {db}.rollup_dirty (day, marked)
 		SELECT DISTINCT toDate(start_ts), toUnixTimestamp64Nano(now64(9)) FROM {db}.flows`,
-	}},
-	{3, "several collectors: rollup claims, insertion-time index", []string{
+	}, nil},
+	{3, "flow identity by start; one count per connection", nil, migrateV3},
+	{4, "several collectors: rollup claims, insertion-time index", []string{
 		// Several collectors share one server: each change of a day is
 		// recomputed by the one whose claim landed (claim.go). The
 		// deduplication window makes a second claim of one round a no-op
@@ -165,12 +174,135 @@ var migrations = []migration{
 		// index on inserted_at skips every granule written before (parts
 		// written before this step get it as they are merged).
 		`ALTER TABLE {db}.flows ADD INDEX IF NOT EXISTS inserted_at_minmax inserted_at TYPE minmax GRANULARITY 1`,
-	}},
-	{4, "rejected_events.reason_class", []string{
+	}, nil},
+	{5, "rejected_events.reason_class", []string{
 		// The class of the reason (ingest.Reason*), so the API can filter
 		// rejected events by kind; rows from before it read 'other'.
 		`ALTER TABLE {db}.rejected_events ADD COLUMN IF NOT EXISTS reason_class LowCardinality(String) DEFAULT 'other'`,
-	}},
+	}, nil},
+}
+
+// flowsV3 is the flows table from migration 3 on ({table}: its name).
+// What changed from migration 1, and why:
+//   - ORDER BY adds start_ts: a flow is (network, host, flow_id, start), since
+//     the kernel reuses the conntrack ids a stock agent's flow_id is made of;
+//     Insert gives a START and its DESTROY the same start (identity.go), so
+//     they still share the key and the day partition;
+//   - ReplacingMergeTree(rank): rank is the version, plus 2^62 for a DESTROY,
+//     so a DESTROY wins over every START of its flow, a version tie
+//     included: an ended flow does not reopen (a START after the end is a
+//     new flow, with its own start). Versions are at most
+//     flowlog.MaxVersion (< 2^48), so rank cannot overflow;
+//   - end_approx: the DESTROY had no kernel timestamp; end_ts is when the
+//     collector received it;
+//   - conn_key: the connection an observation is of, the same from both of
+//     its ends (src and dst are the initiator and the responder on both
+//     sides): the aggregates count each connection once (dedupe.go).
+const flowsV3 = `CREATE TABLE IF NOT EXISTS {table} (
+	event_type Enum8('start' = 1, 'destroy' = 2),
+	flow_id String,
+	host_id LowCardinality(String),
+	host_name LowCardinality(String),
+	network_id LowCardinality(String),
+	protocol UInt8,
+	src_port UInt16,
+	dst_port UInt16,
+	icmp_type UInt8,
+	icmp_code UInt8,
+	direction Enum8('unspecified' = 0, 'ingress' = 1, 'egress' = 2),
+	src_ip IPv6,
+	src_type ` + participantEnum + `,
+	src_entity_id LowCardinality(String),
+	src_entity_name LowCardinality(String),
+	dst_ip IPv6,
+	dst_type ` + participantEnum + `,
+	dst_entity_id LowCardinality(String),
+	dst_entity_name LowCardinality(String),
+	start_ts DateTime64(3, 'UTC'),
+	end_ts DateTime64(3, 'UTC') COMMENT 'epoch (0) while the flow is active',
+	bytes_sent UInt64,
+	bytes_recv UInt64,
+	packets_sent UInt64,
+	packets_recv UInt64,
+	status UInt32,
+	version Int64,
+	end_approx UInt8 COMMENT '1: end_ts is the receive time (no kernel timestamp)',
+	inserted_at DateTime64(3, 'UTC') DEFAULT now64(3),
+	rank Int64 MATERIALIZED version + if(event_type = 'destroy', 4611686018427387904, 0),
+	conn_key UInt64 MATERIALIZED cityHash64(network_id, protocol, src_ip, src_port, dst_ip, dst_port, icmp_type, icmp_code)
+) ENGINE = ReplacingMergeTree(rank)
+PARTITION BY toDate(start_ts)
+ORDER BY (network_id, host_id, flow_id, start_ts)
+TTL toDateTime(start_ts) + toIntervalSecond(2592000)
+SETTINGS fsync_after_insert = 1, fsync_part_directory = 1`
+
+// migrateV3 rebuilds flows with the shape of flowsV3 (a sorting key cannot
+// be changed in place): copy into flows_v3, swap the two atomically, drop
+// the old one. The copy is merged across partitions, so a START and
+// DESTROY that migration 1 stored on either side of midnight become one
+// flow. Repeatable: the copy runs only while flows still has the old shape.
+// The rollups get the column shadowed (dedupe.go) and every day is
+// recomputed.
+func migrateV3(ctx context.Context, s *Store) error {
+	hasRank, err := s.hasColumn(ctx, "flows", "rank")
+	if err != nil {
+		return err
+	}
+	if !hasRank {
+		tmp := s.db + ".flows_v3"
+		for _, q := range []string{
+			"DROP TABLE IF EXISTS " + tmp, // a copy a crash interrupted
+			// With the configured retention from the start: a TTL applies
+			// to the rows copied in, and the 30 days written above would
+			// drop older rows that a longer --retention keeps.
+			strings.ReplaceAll(strings.ReplaceAll(flowsV3, "{table}", tmp), "toIntervalSecond(2592000)",
+				fmt.Sprintf("toIntervalSecond(%d)", int64(s.retention/time.Second))),
+			"INSERT INTO " + tmp + " (" + flowColumnsV1 + ", inserted_at) SELECT " + flowColumnsV1 + ", inserted_at FROM " +
+				s.db + ".flows FINAL SETTINGS do_not_merge_across_partitions_select_final = 0",
+			"EXCHANGE TABLES " + s.db + ".flows AND " + tmp,
+		} {
+			if err := s.execDDL(ctx, q); err != nil {
+				return fmt.Errorf("rebuilding flows: %w", err)
+			}
+		}
+	}
+	if err := s.execDDL(ctx, "DROP TABLE IF EXISTS "+s.db+".flows_v3"); err != nil {
+		return err
+	}
+	for _, r := range []string{"flows_1m", "flows_1h"} {
+		has, err := s.hasColumn(ctx, r, "shadowed")
+		if err != nil || has {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		// A column joining the sorting key must come without a default
+		// expression (its zero is what old rows read).
+		// Another collector migrating at the same time may have added it
+		// since hasColumn looked (DUPLICATE_COLUMN): that is done, then.
+		if err := s.execDDL(ctx, fmt.Sprintf("ALTER TABLE %s.%s ADD COLUMN shadowed UInt8 "+
+			"COMMENT 'ingress observations of connections their initiator reported too', MODIFY ORDER BY (%s, shadowed)",
+			s.db, r, rollupKeyV2)); err != nil {
+			if strings.Contains(err.Error(), "Code: 15.") {
+				continue
+			}
+			return fmt.Errorf("adding shadowed to %s: %w", r, err)
+		}
+	}
+	return s.execDDL(ctx, "INSERT INTO "+s.db+".rollup_dirty (day, marked) "+
+		"SELECT DISTINCT toDate(start_ts), toUnixTimestamp64Nano(now64(9)) FROM "+s.db+".flows")
+}
+
+func (s *Store) hasColumn(ctx context.Context, table, col string) (bool, error) {
+	var rows []struct {
+		N uint64 `json:"n"`
+	}
+	if err := s.queryRows(ctx, fmt.Sprintf("SELECT count() AS n FROM system.columns WHERE database = %s AND table = %s AND name = %s",
+		quote(strings.Trim(s.db, "`")), quote(table), quote(col)), &rows); err != nil {
+		return false, err
+	}
+	return len(rows) == 1 && rows[0].N > 0, nil
 }
 
 // Parts of migration 2, shared by its two rollup tables: never edit them.
@@ -227,6 +359,11 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 		for _, stmt := range m.stmts {
 			if err := s.execDDL(ctx, strings.ReplaceAll(stmt, "{db}", s.db)); err != nil {
+				return fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
+			}
+		}
+		if m.fn != nil {
+			if err := m.fn(ctx, s); err != nil {
 				return fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
 			}
 		}

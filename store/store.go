@@ -53,6 +53,16 @@ type Options struct {
 	// (replicated local tables behind Distributed ones, cluster.go); empty:
 	// one server, or the embedded engine.
 	Cluster string
+	// StaleAfter: an open flow with no event for longer than this is stale,
+	// not active (the agent that would close it is gone, or lost its
+	// DESTROY). Zero: DefaultStaleAfter.
+	StaleAfter time.Duration
+	// PeerSkew: two observations of one connection (one from each end)
+	// match when their starts are at most this far apart (the two hosts'
+	// clocks differ). Zero: DefaultPeerSkew.
+	PeerSkew time.Duration
+	// Now is the clock deciding staleness; default time.Now (tests set it).
+	Now func() time.Time
 }
 
 // Defaults of the query limits: far above what an interactive read takes
@@ -63,6 +73,15 @@ const (
 	DefaultMaxQueryRows   = 10_000_000_000
 	DefaultMaxOffset      = 100_000
 )
+
+// DefaultStaleAfter outlasts conntrack's timeout for established TCP
+// connections (nf_conntrack_tcp_timeout_established, 5 days): by then the
+// kernel has ended any idle flow, so its DESTROY was lost.
+const DefaultStaleAfter = 6 * 24 * time.Hour
+
+// DefaultPeerSkew tolerates hosts whose clocks differ by a few seconds
+// (NTP keeps them within milliseconds; a host without it drifts further).
+const DefaultPeerSkew = 5 * time.Second
 
 // DefaultRetention is how long flows are kept unless configured.
 const DefaultRetention = 30 * 24 * time.Hour
@@ -76,7 +95,7 @@ type Store struct {
 	retention time.Duration
 	cluster   string           // Options.Cluster
 	owner     string           // this store among collectors sharing a server (claim.go)
-	now       func() time.Time // rollup claims' clock; tests move it
+	now       func() time.Time // Options.Now: staleness, inserted_at, rollup claims
 
 	clock struct { // see stamp
 		sync.Mutex
@@ -93,8 +112,11 @@ type Store struct {
 	path  readPath
 	merge mergeMode
 
-	readSettings string // SETTINGS of every SELECT: querySettings and the limits
-	maxOffset    int    // 0: none
+	readSettings string   // SETTINGS of every SELECT: querySettings and the limits
+	maxOffset    int      // 0: none
+	ident        registry // flows being inserted (identity.go)
+	staleAfter   time.Duration
+	peerSkew     time.Duration
 }
 
 var (
@@ -112,8 +134,22 @@ func OpenEngine(ctx context.Context, eng Engine, o Options) (*Store, error) {
 	if o.Retention == 0 {
 		o.Retention = DefaultRetention
 	}
-	s := &Store{eng: eng, db: ident(o.Database), retention: o.Retention, cluster: o.Cluster, owner: newOwner(), now: time.Now, slack: rollupClockSlack, stop: make(chan struct{})}
+	if o.StaleAfter <= 0 {
+		o.StaleAfter = DefaultStaleAfter
+	}
+	if o.PeerSkew <= 0 {
+		o.PeerSkew = DefaultPeerSkew
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	s := &Store{eng: eng, db: ident(o.Database), retention: o.Retention, cluster: o.Cluster, owner: newOwner(), now: o.Now,
+		slack: rollupClockSlack, stop: make(chan struct{}), staleAfter: o.StaleAfter, peerSkew: o.PeerSkew.Truncate(time.Millisecond)}
+	if s.peerSkew <= 0 {
+		s.peerSkew = time.Millisecond
+	}
 	s.readSettings, s.maxOffset = o.limits()
+	s.ident.table = newLookupTable(s.db)
 	s.buf.New = func() any { return &rowBinary{} }
 	s.blocks.New = func() any { return newFlowBlock() }
 	if err := s.migrate(ctx); err != nil {
@@ -139,15 +175,25 @@ func OpenEngine(ctx context.Context, eng Engine, o Options) (*Store, error) {
 // Insert writes the batch's valid events and its rejected events. Each insert
 // is durable when it returns (fsync_after_insert) and idempotent under retry
 // (ReplacingMergeTree keys), so a failure in either is safe to retry whole.
+// It gives each event its flow's start first (identity.go), in place: the
+// caller's events then show what was stored (the live tail does).
 func (s *Store) Insert(ctx context.Context, b *flowlog.Batch) error {
 	ctx = flowlog.IngestContext(ctx) // on the engine's capacity reserved for the ingest
 	if len(b.Events) > 0 {
+		// Every event gets its flow's start first (identity.go); the batch
+		// stays visible to other batches' lookups until its rows are.
+		now := s.now()
+		p, err := s.resolve(ctx, b.Events, now)
+		if err != nil {
+			return err
+		}
 		blk := s.blocks.Get().(*flowBlock)
-		data, err := blk.encode(b.Events)
+		data, err := blk.encode(b.Events, now)
 		if err == nil {
 			err = s.eng.Insert(ctx, s.db+".flows", flowColumns, "Native", data)
 		}
 		s.blocks.Put(blk)
+		s.release(p, err == nil)
 		if err != nil {
 			return fmt.Errorf("inserting %d flow events: %w", len(b.Events), err)
 		}
@@ -184,6 +230,12 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) Close() error {
 	s.closing.Do(func() { close(s.stop) })
 	s.jobs.Wait()
+	// Best effort: the table is in memory and empty after a restart anyway.
+	s.ident.mu.Lock()
+	if s.ident.created {
+		_ = s.eng.Exec(context.Background(), "DROP TABLE IF EXISTS "+s.ident.table)
+	}
+	s.ident.mu.Unlock()
 	return s.eng.Close()
 }
 

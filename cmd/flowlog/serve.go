@@ -23,6 +23,8 @@ type serveCmd struct {
 	Retention         cli.Duration  `help:"How long flows are kept (TTL), e.g. 30d or 720h." default:"${serve_retention}" env:"FLOWLOG_RETENTION"`
 	Database          string        `help:"ClickHouse database name." default:"${serve_database}" env:"FLOWLOG_DATABASE"`
 	GoMemoryLimit     int64         `help:"Soft limit of the Go heap in bytes (GC works harder near it); the engine's memory comes on top. GOMEMLIMIT, if set, wins. 0 = none." default:"${serve_go_memory_limit}" env:"FLOWLOG_GO_MEMORY_LIMIT"`
+	StaleAfter        cli.Duration  `name:"stale-after" help:"An open flow with no event for this long is stale: listed as such, not counted as active (its agent is gone or lost its DESTROY); e.g. 6d." default:"${serve_stale_after}" env:"FLOWLOG_STALE_AFTER"`
+	PeerSkew          time.Duration `name:"peer-skew" help:"Two hosts' observations of one connection match when their starts are at most this far apart (their clocks differ)." default:"${serve_peer_skew}" env:"FLOWLOG_PEER_SKEW"`
 	RollupEvery       time.Duration `help:"How often the 1-minute and 1-hour rollups of changed days are recomputed (0 = never; aggregates then read raw flows)." default:"${serve_rollup_every}" env:"FLOWLOG_ROLLUP_EVERY"`
 	ClickHouse        string        `name:"clickhouse" help:"Store flows in this ClickHouse server (its HTTP interface, every replica to fail over to, credentials): https://user:pass@ch1:8443,ch2:8443. Default: the embedded engine." env:"FLOWLOG_CLICKHOUSE"`
 	ClickHouseCluster string        `name:"clickhouse-cluster" help:"Cluster mode on --clickhouse: this cluster's Replicated tables behind Distributed ones (DDL ON CLUSTER)." env:"FLOWLOG_CLICKHOUSE_CLUSTER"`
@@ -88,7 +90,7 @@ func serveVars() kong.Vars {
 	d := collector.DefaultConfig()
 	return kong.Vars{
 		"serve_data": d.Store.DataDir, "serve_grpc_addr": d.GRPCAddr, "serve_http_addr": d.HTTPAddr,
-		"serve_retention": days(d.Store.Retention), "serve_database": d.Store.Database,
+		"serve_retention": days(d.Store.Retention), "serve_stale_after": days(d.Store.StaleAfter), "serve_peer_skew": dur(d.Store.PeerSkew), "serve_database": d.Store.Database,
 		"serve_go_memory_limit": itoa(d.GoMemoryLimit), "serve_rollup_every": dur(d.Store.RollupEvery),
 		"serve_flush_rows": itoa(d.FlushRows), "serve_flush_interval": dur(d.FlushInterval),
 		"serve_max_pending_rows": itoa(d.MaxPendingRows), "serve_insert_writers": itoa(d.InsertWriters),
@@ -116,7 +118,8 @@ func (c *serveCmd) config(log *slog.Logger) collector.Config {
 		Store: store.Config{DataDir: c.Data, ChdbLib: c.ChdbLib, ClickHouseURL: c.ClickHouse, ClickHouseCA: c.ClickHouseCA,
 			Options: store.Options{Database: c.Database, Retention: time.Duration(c.Retention), RollupEvery: c.RollupEvery,
 				Cluster: c.ClickHouseCluster, Logger: log, MaxQueryTime: c.QueryTimeout, MaxQueryMemory: c.QueryMaxMemory,
-				MaxQueryRows: c.QueryMaxRows, MaxOffset: c.MaxOffset}},
+				MaxQueryRows: c.QueryMaxRows, MaxOffset: c.MaxOffset,
+				StaleAfter: time.Duration(c.StaleAfter), PeerSkew: c.PeerSkew}},
 		NetmakerDatabase: c.NetmakerDatabase,
 		GRPCAddr:         c.GRPCAddr, HTTPAddr: c.HTTPAddr, AddrFile: c.AddrFile, GoMemoryLimit: c.GoMemoryLimit,
 		TLSCert: c.TLSCert, TLSKey: c.TLSKey, TLSClientCA: c.TLSClientCA, Identities: c.Identities,

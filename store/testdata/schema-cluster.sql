@@ -135,6 +135,78 @@ INSERT INTO `flowlog`.rollup_dirty (day, marked)
 
 INSERT INTO `flowlog`.schema_migrations (version, name) VALUES (2, 'rollups at 1 minute and 1 hour');
 
+DROP TABLE IF EXISTS `flowlog`.flows_v3 ON CLUSTER `flows_cluster` SYNC;
+
+DROP TABLE IF EXISTS `flowlog`.flows_v3_local ON CLUSTER `flows_cluster` SYNC;
+
+CREATE TABLE IF NOT EXISTS `flowlog`.flows_v3_local ON CLUSTER `flows_cluster` (
+	event_type Enum8('start' = 1, 'destroy' = 2),
+	flow_id String,
+	host_id LowCardinality(String),
+	host_name LowCardinality(String),
+	network_id LowCardinality(String),
+	protocol UInt8,
+	src_port UInt16,
+	dst_port UInt16,
+	icmp_type UInt8,
+	icmp_code UInt8,
+	direction Enum8('unspecified' = 0, 'ingress' = 1, 'egress' = 2),
+	src_ip IPv6,
+	src_type Enum8('unspecified' = 0, 'node' = 1, 'user' = 2, 'extclient' = 3, 'egress_route' = 4, 'external' = 5),
+	src_entity_id LowCardinality(String),
+	src_entity_name LowCardinality(String),
+	dst_ip IPv6,
+	dst_type Enum8('unspecified' = 0, 'node' = 1, 'user' = 2, 'extclient' = 3, 'egress_route' = 4, 'external' = 5),
+	dst_entity_id LowCardinality(String),
+	dst_entity_name LowCardinality(String),
+	start_ts DateTime64(3, 'UTC'),
+	end_ts DateTime64(3, 'UTC') COMMENT 'epoch (0) while the flow is active',
+	bytes_sent UInt64,
+	bytes_recv UInt64,
+	packets_sent UInt64,
+	packets_recv UInt64,
+	status UInt32,
+	version Int64,
+	end_approx UInt8 COMMENT '1: end_ts is the receive time (no kernel timestamp)',
+	inserted_at DateTime64(3, 'UTC') DEFAULT now64(3),
+	rank Int64 MATERIALIZED version + if(event_type = 'destroy', 4611686018427387904, 0),
+	conn_key UInt64 MATERIALIZED cityHash64(network_id, protocol, src_ip, src_port, dst_ip, dst_port, icmp_type, icmp_code)
+) ENGINE = ReplicatedReplacingMergeTree(rank)
+PARTITION BY toDate(start_ts)
+ORDER BY (network_id, host_id, flow_id, start_ts)
+TTL toDateTime(start_ts) + toIntervalSecond(2592000)
+SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+
+CREATE TABLE IF NOT EXISTS `flowlog`.flows_v3 ON CLUSTER `flows_cluster` AS `flowlog`.flows_v3_local ENGINE = Distributed(`flows_cluster`, `flowlog`, flows_v3_local, cityHash64(network_id, protocol, src_ip, src_port, dst_ip, dst_port, icmp_type, icmp_code));
+
+INSERT INTO `flowlog`.flows_v3 (event_type, flow_id, host_id, host_name, network_id, protocol, src_port, dst_port, icmp_type, icmp_code, direction, src_ip, src_type, src_entity_id, src_entity_name, dst_ip, dst_type, dst_entity_id, dst_entity_name, start_ts, end_ts, bytes_sent, bytes_recv, packets_sent, packets_recv, status, version, inserted_at) SELECT event_type, flow_id, host_id, host_name, network_id, protocol, src_port, dst_port, icmp_type, icmp_code, direction, src_ip, src_type, src_entity_id, src_entity_name, dst_ip, dst_type, dst_entity_id, dst_entity_name, start_ts, end_ts, bytes_sent, bytes_recv, packets_sent, packets_recv, status, version, inserted_at FROM `flowlog`.flows FINAL SETTINGS do_not_merge_across_partitions_select_final = 0;
+
+EXCHANGE TABLES `flowlog`.flows_local AND `flowlog`.flows_v3_local ON CLUSTER `flows_cluster`;
+
+DROP TABLE IF EXISTS `flowlog`.flows ON CLUSTER `flows_cluster` SYNC;
+
+CREATE TABLE `flowlog`.flows ON CLUSTER `flows_cluster` AS `flowlog`.flows_local ENGINE = Distributed(`flows_cluster`, `flowlog`, flows_local, cityHash64(network_id, protocol, src_ip, src_port, dst_ip, dst_port, icmp_type, icmp_code));
+
+DROP TABLE IF EXISTS `flowlog`.flows_v3 ON CLUSTER `flows_cluster` SYNC;
+
+CREATE TABLE `flowlog`.flows_v3 ON CLUSTER `flows_cluster` AS `flowlog`.flows_v3_local ENGINE = Distributed(`flows_cluster`, `flowlog`, flows_v3_local, cityHash64(network_id, protocol, src_ip, src_port, dst_ip, dst_port, icmp_type, icmp_code));
+
+DROP TABLE IF EXISTS `flowlog`.flows_v3 ON CLUSTER `flows_cluster` SYNC;
+
+DROP TABLE IF EXISTS `flowlog`.flows_v3_local ON CLUSTER `flows_cluster` SYNC;
+
+ALTER TABLE `flowlog`.flows_1m_local ON CLUSTER `flows_cluster` ADD COLUMN shadowed UInt8 COMMENT 'ingress observations of connections their initiator reported too', MODIFY ORDER BY (bucket, network_id, host_id, src_type, src_entity_id, src_entity_name, dst_type, dst_entity_id, dst_entity_name, protocol, direction, shadowed);
+
+ALTER TABLE `flowlog`.flows_1m ON CLUSTER `flows_cluster` ADD COLUMN shadowed UInt8 COMMENT 'ingress observations of connections their initiator reported too';
+
+ALTER TABLE `flowlog`.flows_1h_local ON CLUSTER `flows_cluster` ADD COLUMN shadowed UInt8 COMMENT 'ingress observations of connections their initiator reported too', MODIFY ORDER BY (bucket, network_id, host_id, src_type, src_entity_id, src_entity_name, dst_type, dst_entity_id, dst_entity_name, protocol, direction, shadowed);
+
+ALTER TABLE `flowlog`.flows_1h ON CLUSTER `flows_cluster` ADD COLUMN shadowed UInt8 COMMENT 'ingress observations of connections their initiator reported too';
+
+INSERT INTO `flowlog`.rollup_dirty (day, marked) SELECT DISTINCT toDate(start_ts), toUnixTimestamp64Nano(now64(9)) FROM `flowlog`.flows;
+
+INSERT INTO `flowlog`.schema_migrations (version, name) VALUES (3, 'flow identity by start; one count per connection');
+
 CREATE TABLE IF NOT EXISTS `flowlog`.rollup_claims_local ON CLUSTER `flows_cluster` (
 			day Date,
 			marked Int64,
@@ -149,13 +221,13 @@ CREATE TABLE IF NOT EXISTS `flowlog`.rollup_claims ON CLUSTER `flows_cluster` AS
 
 ALTER TABLE `flowlog`.flows_local ON CLUSTER `flows_cluster` ADD INDEX IF NOT EXISTS inserted_at_minmax inserted_at TYPE minmax GRANULARITY 1;
 
-INSERT INTO `flowlog`.schema_migrations (version, name) VALUES (3, 'several collectors: rollup claims, insertion-time index');
+INSERT INTO `flowlog`.schema_migrations (version, name) VALUES (4, 'several collectors: rollup claims, insertion-time index');
 
 ALTER TABLE `flowlog`.rejected_events_local ON CLUSTER `flows_cluster` ADD COLUMN IF NOT EXISTS reason_class LowCardinality(String) DEFAULT 'other';
 
 ALTER TABLE `flowlog`.rejected_events ON CLUSTER `flows_cluster` ADD COLUMN IF NOT EXISTS reason_class LowCardinality(String) DEFAULT 'other';
 
-INSERT INTO `flowlog`.schema_migrations (version, name) VALUES (4, 'rejected_events.reason_class');
+INSERT INTO `flowlog`.schema_migrations (version, name) VALUES (5, 'rejected_events.reason_class');
 
 ALTER TABLE `flowlog`.flows_local ON CLUSTER `flows_cluster` MODIFY TTL toDateTime(start_ts) + toIntervalSecond(2592000) SETTINGS materialize_ttl_after_modify = 0;
 

@@ -1,0 +1,452 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/flowlog/flowlog"
+)
+
+// Flow identity. A flow is (network_id, host_id, flow_id, start_ts): the
+// sorting key of the flows table, and start_ts also picks its day partition.
+// flow_id alone is not enough: a stock agent's flow_id is a hash of its host
+// and the conntrack id, and the kernel reuses conntrack ids, so a later
+// connection can carry the flow_id of an ended one; it is a new flow.
+//
+// But an agent's START and DESTROY of one flow need not carry the same start
+// time: a stock agent stamps the START with its own clock and the DESTROY
+// with the kernel's (0-2 ms apart, measured; maybe more), and a DESTROY of a
+// connection opened before the kernel's timestamps were on has none at all
+// (year 1 on the wire). So Insert gives every event its flow's canonical
+// start time before writing it: the start of the first event seen of that
+// flow (normally the START's). Then a START and its DESTROY share the key
+// and the partition, wherever midnight falls, and collapse
+// (ReplacingMergeTree) like a retried twin; the merged reads keep
+// do_not_merge_across_partitions_select_final and their _partition_id
+// pruning.
+//
+// Which stored flow ("instance") an event belongs to, among the flows with
+// its network, host and flow_id:
+//   - a START: an instance whose start is within startTolerance of its own
+//     and that had not ended before it started (a START after the end is the
+//     kernel reusing the id: a new flow);
+//   - a DESTROY with a start: an instance within startTolerance, preferring
+//     one still open, then the nearest;
+//   - a DESTROY without a start: the latest instance still open; else (a
+//     retry) the latest one it closed already; else none, and the DESTROY
+//     stands for a flow of its own, starting when it ended.
+// An event matching no instance keeps its start: a new flow.
+//
+// Instances come from the batches being inserted right now (registry),
+// from the flows this Store committed lately (recent cache), and, for a
+// DESTROY neither has a match for, from the table: the lookup and the
+// registration of a batch hold one lock, and a batch leaves the registry
+// (for the cache) only once its rows are committed, so two batches
+// inserted in parallel (the collector's insert writers) see each other's
+// flows. Several collectors writing one ClickHouse server see each other's
+// committed rows only.
+//
+// Cost: Go maps for most events; one lookup query on the key's prefix,
+// pruned to the day partitions of the starts, for a batch with DESTROYs
+// the maps cannot place (after a restart, or of flows older than the cache
+// holds) (BENCHMARKS.md).
+
+// startTolerance is how far apart two start times of one flow may be.
+const startTolerance = 5 * time.Second
+
+type flowKey struct{ network, host, id string }
+
+func keyOf(e *flowlog.Event) flowKey { return flowKey{e.NetworkID, e.HostID, e.FlowID} }
+
+// instance is one stored or pending flow of a key (times in Unix ms).
+type instance struct {
+	start, end int64 // end 0: not ended
+	approx     bool  // end is a receive time (DESTROY without kernel timestamp)
+}
+
+// registry holds the instances of the batches being inserted, one map per
+// batch (dropped whole: a map that keeps losing keys gets slow to probe).
+type registry struct {
+	mu       sync.Mutex // held across a batch's lookup and registration
+	next     uint64
+	inflight map[uint64]*batchFlows
+	recent   recent // committed lately
+	table    string // per-Store Memory table of the keys to look up
+	// created: the table exists. It is made at the first lookup, not at
+	// Open, so that opening a current schema sends no DDL (cluster.go) and
+	// the table, local to the server this store talks to, is no schema.
+	created bool
+}
+
+// pending is a registered batch: release it once its insert has returned.
+type pending struct{ id uint64 }
+
+// instances are the known instances of k outside the batch being resolved,
+// read-only (they may be another batch's or the cache's own slice).
+func (r *registry) instances(k flowKey) []instance {
+	is := r.recent.get(k)
+	for _, b := range r.inflight {
+		is = merged(is, b.mine(k))
+	}
+	return is
+}
+
+// merged is a and b as one set of instances, without changing either: a or
+// b itself when the other is empty (the common case: no allocation).
+func merged(a, b []instance) []instance {
+	switch {
+	case len(b) == 0:
+		return a
+	case len(a) == 0:
+		return b
+	}
+	out := slices.Clone(a)
+	for _, inst := range b {
+		out = upsert(out, inst)
+	}
+	return out
+}
+
+func newLookupTable(db string) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return db + ".`flow_lookup_" + hex.EncodeToString(b[:]) + "`"
+}
+
+// createLookup makes this Store's lookup table: Memory, nothing durable.
+func (s *Store) createLookup(ctx context.Context) error {
+	if err := s.eng.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+s.ident.table+
+		" (network_id String, host_id String, flow_id String) ENGINE = Memory"); err != nil {
+		return fmt.Errorf("creating the flow lookup table: %w", err)
+	}
+	return nil
+}
+
+// resolve gives each event its flow's canonical start (see above) and
+// registers the batch's flows. Call release when the insert returned.
+//
+// Instances come from the batch itself, the registry, the recent cache
+// (committed by this Store lately) and, only for a DESTROY none of those
+// has a match for, the table: a START and its DESTROY seconds apart, the
+// common case, cost no query. A START never waits for the table: the one
+// case it would find something there (its own DESTROY, committed earlier
+// with another start, then gone from the cache) is left to be a flow of
+// its own.
+func (s *Store) resolve(ctx context.Context, evs []flowlog.Event, now time.Time) (pending, error) {
+	r := &s.ident
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b := newBatchFlows(len(evs))
+	state := func(k flowKey) *keyFlows {
+		if i, ok := b.idx[k]; ok {
+			return &b.keys[i]
+		}
+		b.idx[k] = int32(len(b.keys))
+		b.keys = append(b.keys, keyFlows{others: r.instances(k)}) // capacity: no move
+		return &b.keys[len(b.keys)-1]
+	}
+	// One pass settles every event its memory has an answer for; a DESTROY
+	// it has none for, and every later event of its flow, wait for the
+	// table.
+	var ask []int
+	for i := range evs {
+		e := &evs[i]
+		st := state(keyOf(e))
+		if st.asked {
+			ask = append(ask, i)
+			continue
+		}
+		is := merged(st.others, st.mine)
+		if e.Type == flowlog.EventDestroy && match(e, is) == nil {
+			st.asked = true
+			ask = append(ask, i)
+			continue
+		}
+		b.own(st, settle(e, is, now))
+	}
+	if len(ask) > 0 {
+		stored, err := s.lookup(ctx, evs, ask)
+		if err != nil {
+			return pending{}, err
+		}
+		for k, is := range stored {
+			st := state(k)
+			st.others = merged(is, st.others)
+		}
+		for _, i := range ask {
+			st := state(keyOf(&evs[i]))
+			b.own(st, settle(&evs[i], merged(st.others, st.mine), now))
+		}
+	}
+	r.next++
+	if r.inflight == nil {
+		r.inflight = map[uint64]*batchFlows{}
+	}
+	r.inflight[r.next] = b
+	return pending{r.next}, nil
+}
+
+// batchFlows are a batch's flows, by key: one map access per event.
+type batchFlows struct {
+	idx   map[flowKey]int32
+	keys  []keyFlows
+	arena []instance // one instance per key, in one array
+}
+
+// keyFlows: others are the instances known outside the batch (read-only:
+// they may be another batch's or the cache's slice); mine are the batch's
+// own.
+type keyFlows struct {
+	others, mine []instance
+	asked        bool // waits for the table
+}
+
+func newBatchFlows(n int) *batchFlows {
+	return &batchFlows{idx: make(map[flowKey]int32, n), keys: make([]keyFlows, 0, n), arena: make([]instance, n)}
+}
+
+func (b *batchFlows) own(st *keyFlows, inst instance) {
+	if st.mine != nil {
+		st.mine = upsert(st.mine, inst)
+		return
+	}
+	b.arena[0] = inst
+	st.mine, b.arena = b.arena[:1:1], b.arena[1:]
+}
+
+// mine returns the batch's instances of k.
+func (b *batchFlows) mine(k flowKey) []instance {
+	if i, ok := b.idx[k]; ok {
+		return b.keys[i].mine
+	}
+	return nil
+}
+
+// release drops a batch from the registry: into the recent cache when its
+// rows are committed, nowhere when it failed (it will be retried).
+func (s *Store) release(p pending, committed bool) {
+	r := &s.ident
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if b := r.inflight[p.id]; b != nil && committed {
+		for k, i := range b.idx {
+			if is := b.keys[i].mine; is != nil {
+				r.recent.add(k, is)
+			}
+		}
+	}
+	delete(r.inflight, p.id)
+}
+
+// recentFlows bounds the recent cache: it holds the flows of the latest
+// recentFlows/2 to recentFlows flows committed (about 40 MB at most). At
+// 25,000 flows a second that is the last 5 to 10 s; a DESTROY of an older
+// flow costs a table lookup.
+const recentFlows = 1 << 18
+
+// recent is the flows this Store committed lately: two generations of
+// maps, the older dropped whole when the newer is full.
+type recent struct {
+	cur, old map[flowKey][]instance
+}
+
+func (c *recent) get(k flowKey) []instance {
+	if is, ok := c.cur[k]; ok {
+		return is
+	}
+	return c.old[k]
+}
+
+// add records a batch's instances of k. They replace those of earlier
+// batches in the newer generation: a DESTROY's instance is its START's,
+// ended; a flow_id's older instance, should there be one, is then left to
+// the table.
+func (c *recent) add(k flowKey, is []instance) {
+	if c.cur == nil || len(c.cur) >= recentFlows/2 {
+		c.old, c.cur = c.cur, make(map[flowKey][]instance, recentFlows/2)
+	}
+	c.cur[k] = is
+}
+
+// upsert adds inst to a key's instances, merging it into the one with its
+// start (an end, once known, stays). It changes is: only for slices the
+// caller owns.
+func upsert(is []instance, inst instance) []instance {
+	for i := range is {
+		if is[i].start == inst.start {
+			if inst.end != 0 && (is[i].end == 0 || is[i].approx && !inst.approx) {
+				is[i].end, is[i].approx = inst.end, inst.approx
+			}
+			return is
+		}
+	}
+	return append(is, inst)
+}
+
+// match returns the instance e belongs to among is, nil for none (a new
+// flow): the rules at the top of this file.
+func match(e *flowlog.Event, is []instance) *instance {
+	tol := startTolerance.Milliseconds()
+	var best *instance
+	s := e.Start.UnixMilli()
+	switch {
+	case e.Type == flowlog.EventStart:
+		for i := range is {
+			c := &is[i]
+			if d := absMS(c.start - s); d <= tol && (c.end == 0 || s <= c.end) {
+				if best == nil || d < absMS(best.start-s) {
+					best = c
+				}
+			}
+		}
+	case e.Start.IsZero(): // DESTROY without kernel timestamps
+		for i := range is {
+			c := &is[i]
+			switch {
+			case best == nil:
+				best = c
+			case (c.end == 0) != (best.end == 0):
+				if c.end == 0 {
+					best = c
+				}
+			case c.start > best.start:
+				best = c
+			}
+		}
+		if best != nil && best.end != 0 && !best.approx {
+			best = nil // it ended for real: this DESTROY is another flow's
+		}
+	default: // a DESTROY: open instances first, then the nearest start
+		for i := range is {
+			c := &is[i]
+			d := absMS(c.start - s)
+			if d > tol {
+				continue
+			}
+			switch {
+			case best == nil:
+				best = c
+			case (c.end == 0) != (best.end == 0):
+				if c.end == 0 {
+					best = c
+				}
+			case d < absMS(best.start-s):
+				best = c
+			}
+		}
+	}
+	return best
+}
+
+// settle rewrites e's start (and, for a retried DESTROY without kernel
+// timestamps, its end) to its instance's and returns the instance as e
+// leaves it.
+func settle(e *flowlog.Event, is []instance, now time.Time) instance {
+	if best := match(e, is); best != nil {
+		e.Start = time.UnixMilli(best.start).UTC()
+		if e.Type == flowlog.EventDestroy && e.EndApprox && best.end != 0 && best.approx {
+			e.End = time.UnixMilli(best.end).UTC() // a retry: the first receive time stays
+		}
+	}
+	if e.Start.IsZero() {
+		e.Start = e.End // no instance: a flow of its own, known only by its end
+		if e.Start.IsZero() {
+			e.Start = now.UTC().Truncate(time.Millisecond)
+		}
+	}
+	if e.Type == flowlog.EventDestroy && e.End.Before(e.Start) {
+		e.End = e.Start // the START's clock ran ahead of the kernel's
+	}
+	inst := instance{start: e.Start.UnixMilli()}
+	if e.Type == flowlog.EventDestroy {
+		inst.end, inst.approx = e.End.UnixMilli(), e.EndApprox
+	}
+	return inst
+}
+
+func absMS(d int64) int64 {
+	if d < 0 {
+		return -d
+	}
+	return d
+}
+
+// lookup returns the stored instances of the keys of evs[ask]: one query
+// over the day partitions their starts (± startTolerance) fall in, or every
+// partition when a DESTROY has no start. Nothing to ask: no query.
+func (s *Store) lookup(ctx context.Context, evs []flowlog.Event, ask []int) (map[flowKey][]instance, error) {
+	out := map[flowKey][]instance{}
+	if len(ask) == 0 {
+		return out, nil
+	}
+	days := map[string]bool{}
+	all := false
+	var keys rowBinary
+	seen := map[flowKey]bool{}
+	for _, i := range ask {
+		e := &evs[i]
+		if e.Start.IsZero() {
+			all = true
+		} else {
+			for _, t := range []time.Time{e.Start.Add(-startTolerance), e.Start.Add(startTolerance)} {
+				days[t.UTC().Format(partitionLayout)] = true
+			}
+		}
+		if k := keyOf(e); !seen[k] {
+			seen[k] = true
+			keys.str(k.network)
+			keys.str(k.host)
+			keys.str(k.id)
+		}
+	}
+	if !s.ident.created {
+		if err := s.createLookup(ctx); err != nil {
+			return nil, err
+		}
+		s.ident.created = true
+	}
+	if err := s.eng.Exec(ctx, "TRUNCATE TABLE "+s.ident.table); err != nil {
+		return nil, fmt.Errorf("flow lookup: %w", err)
+	}
+	if err := s.eng.Insert(ctx, s.ident.table, "network_id, host_id, flow_id", "RowBinary", keys.b); err != nil {
+		return nil, fmt.Errorf("flow lookup: %w", err)
+	}
+	c := []string{"(network_id, host_id, flow_id) IN (SELECT network_id, host_id, flow_id FROM " + s.ident.table + ")"}
+	if !all {
+		ds := make([]string, 0, len(days))
+		for d := range days {
+			ds = append(ds, d)
+		}
+		sort.Strings(ds)
+		c = append(c, partitionIn(ds))
+	}
+	var rows []struct {
+		N   string `json:"network_id"`
+		H   string `json:"host_id"`
+		F   string `json:"flow_id"`
+		S   int64  `json:"s"`
+		E   int64  `json:"e"`
+		D   uint8  `json:"d"`
+		Apx uint8  `json:"end_approx"`
+	}
+	q := fmt.Sprintf("SELECT network_id, host_id, flow_id, toUnixTimestamp64Milli(start_ts) AS s, "+
+		"toUnixTimestamp64Milli(end_ts) AS e, toUInt8(event_type = 'destroy') AS d, end_approx FROM %s.flows %s", s.db, whereOf(c))
+	if err := s.queryRows(ctx, q, &rows); err != nil {
+		return nil, fmt.Errorf("flow lookup: %w", err)
+	}
+	for _, r := range rows {
+		k := flowKey{r.N, r.H, r.F}
+		inst := instance{start: r.S}
+		if r.D == 1 {
+			inst.end, inst.approx = r.E, r.Apx == 1
+		}
+		out[k] = upsert(out[k], inst)
+	}
+	return out, nil
+}
