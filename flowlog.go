@@ -83,6 +83,12 @@ type Participant struct {
 	Type ParticipantType
 	ID   string
 	Name string
+	// The network of an external endpoint, named by the collector at ingest
+	// (package ipdb): AS number and name, country (ISO 3166 alpha-2). Zero
+	// when unknown, and always for mesh participants.
+	ASN     uint32
+	ASName  string
+	Country string
 }
 
 // Event is one validated START or DESTROY report: the unit the store writes.
