@@ -178,6 +178,11 @@ type Filter struct {
 	Port        uint16       // either port; 0 = any
 	Direction   Direction    // DirUnspecified = any
 	Participant string       // either endpoint's entity name or id equals this
+	// The network of an external endpoint (Participant.ASN, .Country):
+	// either endpoint's AS number is in ASNs, its country in Countries
+	// (ISO 3166 alpha-2, upper case); empty = any.
+	ASNs      []uint32
+	Countries []string
 
 	// Networks are the allowed networks (an API token's scope): nil = any;
 	// an empty, non-nil list allows none. Unlike NetworkID, which a caller
@@ -223,6 +228,10 @@ const (
 type TopQuery struct {
 	Filter Filter
 	ByIP   bool // group by IP address instead of by participant (type, id, name)
+	// Group by AS (number and name) or by country instead: the network of
+	// external endpoints (raw flows only; endpoints of no known AS or
+	// country, mesh participants among them, are left out).
+	ByASN, ByCountry bool
 	Metric Metric
 	Side   Side
 	Limit  int

@@ -71,3 +71,7 @@ var ClusterDDL = clusterDDL
 func Poller(s *Store, overlap time.Duration) func(context.Context) ([]flowlog.Event, error) {
 	return s.newFollower(overlap).poll
 }
+
+// SchemaSteps is the number of migrations (versions may have gaps while
+// branches that add steps are merged).
+var SchemaSteps = len(migrations)

@@ -61,6 +61,8 @@ type flowBlock struct {
 	bytesSent, bytesRecv, packetsSent, packetsRecv proto.ColUInt64
 	status                                         proto.ColUInt32
 	version                                        proto.ColInt64
+	srcASN, dstASN                                 proto.ColUInt32
+	srcASName, srcCountry, dstASName, dstCountry   *proto.ColLowCardinality[string]
 	input                                          proto.Input
 	buf                                            proto.Buffer
 }
@@ -72,6 +74,7 @@ func newFlowBlock() *flowBlock {
 		hostID: lowCard(), hostName: lowCard(), networkID: lowCard(),
 		srcID: lowCard(), srcName: lowCard(), dstID: lowCard(), dstName: lowCard(),
 		start: utcMillis(), end: utcMillis(),
+		srcASName: lowCard(), srcCountry: lowCard(), dstASName: lowCard(), dstCountry: lowCard(),
 	}
 	b.input = proto.Input{
 		{Name: "event_type", Data: b.eventType}, {Name: "flow_id", Data: &b.flowID},
@@ -84,6 +87,8 @@ func newFlowBlock() *flowBlock {
 		{Name: "bytes_sent", Data: &b.bytesSent}, {Name: "bytes_recv", Data: &b.bytesRecv},
 		{Name: "packets_sent", Data: &b.packetsSent}, {Name: "packets_recv", Data: &b.packetsRecv},
 		{Name: "status", Data: &b.status}, {Name: "version", Data: &b.version},
+		{Name: "src_asn", Data: &b.srcASN}, {Name: "src_as_name", Data: b.srcASName}, {Name: "src_country", Data: b.srcCountry},
+		{Name: "dst_asn", Data: &b.dstASN}, {Name: "dst_as_name", Data: b.dstASName}, {Name: "dst_country", Data: b.dstCountry},
 	}
 	return b
 }
@@ -124,6 +129,12 @@ func (b *flowBlock) append(e *flowlog.Event) {
 	b.packetsRecv.Append(e.PacketsRecv)
 	b.status.Append(e.Status)
 	b.version.Append(e.Version)
+	b.srcASN.Append(e.Src.ASN)
+	b.srcASName.Append(e.Src.ASName)
+	b.srcCountry.Append(e.Src.Country)
+	b.dstASN.Append(e.Dst.ASN)
+	b.dstASName.Append(e.Dst.ASName)
+	b.dstCountry.Append(e.Dst.Country)
 }
 
 // encode returns the events as one Native block. The bytes are valid until
