@@ -46,6 +46,16 @@ type FlowRow struct {
 	// flow.proto) as DateTime64(3) and prints it as a time; we follow.
 	Version time.Time `json:"version"`
 	Active  bool      `json:"active"`
+	// Ours too: the network of an external endpoint, named at ingest
+	// (package ipdb; AS data CC BY 4.0, ipdb.Attribution). Left out when
+	// unknown, as for every mesh endpoint, so mesh rows keep Netmaker's
+	// shape exactly.
+	SrcASN     uint32 `json:"src_asn,omitempty"`
+	SrcASName  string `json:"src_as_name,omitempty"`
+	SrcCountry string `json:"src_country,omitempty"`
+	DstASN     uint32 `json:"dst_asn,omitempty"`
+	DstASName  string `json:"dst_as_name,omitempty"`
+	DstCountry string `json:"dst_country,omitempty"`
 }
 
 // NewFlowRow renders a flow in the API's shape.
@@ -78,6 +88,12 @@ func NewFlowRow(f flowlog.Flow) FlowRow {
 		Status:        f.Status,
 		Version:       time.UnixMilli(f.Version).UTC(),
 		Active:        f.Active,
+		SrcASN:        f.Src.ASN,
+		SrcASName:     f.Src.ASName,
+		SrcCountry:    f.Src.Country,
+		DstASN:        f.Dst.ASN,
+		DstASName:     f.Dst.ASName,
+		DstCountry:    f.Dst.Country,
 	}
 }
 
