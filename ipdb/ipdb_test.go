@@ -1,62 +1,27 @@
 package ipdb
 
 import (
-	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
-	"github.com/maxmind/mmdbwriter"
-	"github.com/maxmind/mmdbwriter/mmdbtype"
-
 	"github.com/flowlog/flowlog"
+	"github.com/flowlog/flowlog/ipdb/ipdbtest"
 )
 
-// writeFixture writes a small database directory: countries for a few
-// public networks (an MMDB written with MaxMind's writer, the format of
-// geo-whois-asn-country) and AS ranges as ip-location-db's CSVs spell them.
-func writeFixture(t testing.TB, dir string) {
-	t.Helper()
-	w, err := mmdbwriter.New(mmdbwriter.Options{DatabaseType: "geo-whois-asn-country", IPVersion: 6, RecordSize: 24})
-	if err != nil {
-		t.Fatal(err)
+// ipdbtest cannot import ipdb's constants (ipdb's tests import it).
+func TestFixtureNamesTheFiles(t *testing.T) {
+	if ipdbtest.CountryFile != CountryFile || ipdbtest.ASNv4File != ASNv4File || ipdbtest.ASNv6File != ASNv6File {
+		t.Fatal("ipdbtest's file names differ from ipdb's")
 	}
-	for cidr, cc := range map[string]string{
-		"1.0.0.0/24": "AU", "8.8.8.0/24": "US", "9.9.9.0/24": "CH", "2001:4860::/32": "US",
-	} {
-		_, n, err := net.ParseCIDR(cidr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Insert(n, mmdbtype.Map{"country_code": mmdbtype.String(cc)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	f, err := os.Create(filepath.Join(dir, CountryFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.WriteTo(f); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	write(t, filepath.Join(dir, ASNv4File), "1.0.0.0,1.0.0.255,13335,\"Cloudflare, Inc.\"\n"+
-		"8.8.8.0,8.8.8.255,15169,Google LLC\n"+
-		"9.9.9.0,9.9.9.255,19281,Quad9\n")
-	write(t, filepath.Join(dir, ASNv6File), "2001:4860::,2001:4860:ffff:ffff:ffff:ffff:ffff:ffff,15169,Google LLC\n")
 }
 
-func write(t testing.TB, path, s string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
+var (
+	writeFixture = ipdbtest.WriteFixture
+	write        = ipdbtest.Write
+)
 
 func open(t testing.TB, dir string) *DB {
 	t.Helper()
