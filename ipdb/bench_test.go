@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"runtime"
 	"testing"
+
+	"github.com/flowlog/flowlog"
 )
 
 // realDB opens the cached real databases (make setup), or skips.
@@ -52,4 +54,21 @@ func BenchmarkOpen(b *testing.B) {
 		runtime.KeepAlive(db)
 	}
 	b.ReportMetric(float64(held)/(1<<20), "heap-MiB")
+}
+
+// BenchmarkEnrich: naming one event whose destination is external (its
+// source a mesh node, not looked up), the work ingest adds per event.
+func BenchmarkEnrich(b *testing.B) {
+	db := realDB(b)
+	e := flowlog.Event{
+		Src: flowlog.Participant{IP: netip.MustParseAddr("10.0.0.1"), Type: flowlog.ParticipantNode},
+		Dst: flowlog.Participant{IP: netip.MustParseAddr("8.8.8.8"), Type: flowlog.ParticipantExternal},
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		db.Enrich(&e)
+	}
+	if e.Dst.ASN != 15169 {
+		b.Fatalf("8.8.8.8 named %+v", e.Dst)
+	}
 }
