@@ -1,6 +1,7 @@
 package ipdb
 
 import (
+	"cmp"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // The AS data come as CSV rows of inclusive address ranges
@@ -59,6 +61,7 @@ func (t *asnTable) intern(name string) uint32 {
 	}
 	i, ok := t.index[name]
 	if !ok {
+		name = strings.Clone(name) // not the whole CSV line it was cut from
 		i = uint32(len(t.names))
 		t.names = append(t.names, name)
 		t.index[name] = i
@@ -76,11 +79,11 @@ func (t *asnTable) load(r io.Reader, path string) error {
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
-		line, _ := cr.FieldPos(0)
-		if err != nil {
+		if err != nil { // a csv.ParseError names the line
 			return fmt.Errorf("ipdb: %s: %w", path, err)
 		}
 		if err := t.add(rec); err != nil {
+			line, _ := cr.FieldPos(0)
 			return fmt.Errorf("ipdb: %s:%d: %w", path, line, err)
 		}
 	}
@@ -111,28 +114,16 @@ func (t *asnTable) add(rec []string) error {
 	return nil
 }
 
-func be32(b [4]byte) uint32 { return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) }
+func be32(b [4]byte) uint32 {
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}
 
 // sort orders the ranges for lookup (the files come sorted; a file that is
 // not stays correct), trims them and drops the loading index.
 func (t *asnTable) sort() {
-	slices.SortFunc(t.v4, func(a, b range4) int {
-		switch {
-		case a.first < b.first:
-			return -1
-		case a.first > b.first:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(t.v4, func(a, b range4) int { return cmp.Compare(a.first, b.first) })
 	slices.SortFunc(t.v6, func(a, b range6) int {
-		switch {
-		case a.first.less(b.first):
-			return -1
-		case b.first.less(a.first):
-			return 1
-		}
-		return 0
+		return cmp.Or(cmp.Compare(a.first.hi, b.first.hi), cmp.Compare(a.first.lo, b.first.lo))
 	})
 	// Copies of exact size: appending left up to a quarter unused.
 	t.v4, t.v6, t.names = slices.Clone(t.v4), slices.Clone(t.v6), slices.Clone(t.names)
