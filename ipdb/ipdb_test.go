@@ -2,6 +2,7 @@ package ipdb
 
 import (
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -140,4 +141,18 @@ func TestConcurrentLookups(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// The fetch script caches the version Open looks for by default.
+func TestFetchScriptPinsVersion(t *testing.T) {
+	b, err := os.ReadFile("../scripts/fetch-ipdb.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "\nVERSION="+Version+" ") {
+		t.Errorf("scripts/fetch-ipdb.sh does not pin VERSION=%s (ipdb.Version)", Version)
+	}
+	if !strings.HasSuffix(DefaultDir(), filepath.Join("flowlog", "ipdb", Version)) {
+		t.Errorf("DefaultDir %s is not the script's cache", DefaultDir())
+	}
 }
