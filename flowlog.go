@@ -228,13 +228,14 @@ const (
 type TopQuery struct {
 	Filter Filter
 	ByIP   bool // group by IP address instead of by participant (type, id, name)
+	Metric Metric
+	Side   Side
+	Limit  int
+
 	// Group by AS (number and name) or by country instead: the network of
 	// external endpoints (raw flows only; endpoints of no known AS or
 	// country, mesh participants among them, are left out).
 	ByASN, ByCountry bool
-	Metric Metric
-	Side   Side
-	Limit  int
 }
 
 // Totals are what aggregates report for a group.

@@ -62,8 +62,8 @@ func sendOne(t *testing.T, col *Collector, ev *pb.FlowEvent) {
 
 func externalEvent() *pb.FlowEvent {
 	return &pb.FlowEvent{Type: pb.EventType_EVENT_START, FlowId: "f1", HostId: "h1", NetworkId: "n1", Protocol: 6,
-		Src: &pb.FlowParticipant{Ip: "10.0.0.1", Type: pb.ParticipantType_PARTICIPANT_NODE, Id: "n-1"},
-		Dst: &pb.FlowParticipant{Ip: "1.0.0.1", Type: pb.ParticipantType_PARTICIPANT_EXTERNAL},
+		Src:     &pb.FlowParticipant{Ip: "10.0.0.1", Type: pb.ParticipantType_PARTICIPANT_NODE, Id: "n-1"},
+		Dst:     &pb.FlowParticipant{Ip: "1.0.0.1", Type: pb.ParticipantType_PARTICIPANT_EXTERNAL},
 		SrcPort: 40000, DstPort: 443, StartTsMs: time.Now().UnixMilli(), Version: 1}
 }
 
