@@ -189,12 +189,12 @@ func TestWebPageInBrowser(t *testing.T) {
 	liveView := view(append(slices.Clone(udpFlows), live))
 	const burst = 300 // open UDP flows sent in one envelope at the end
 	expect, _ := json.Marshal(map[string]any{
-		"network":  network,
-		"all":      view(inNet),
-		"udp":      view(udpFlows),
-		"live":     map[string]any{"flow_id": live.id, "bytes": live.sent + live.recv, "talkers": liveView.Talkers},
-		"burst":    burst,
-		"external": map[string]any{"flow_id": "w4", "asn": "15169", "label": "AS15169 Google LLC · US"},
+		"network": network,
+		"all":     view(inNet),
+		"udp":     view(udpFlows),
+		"live":    map[string]any{"flow_id": live.id, "bytes": live.sent + live.recv, "talkers": liveView.Talkers},
+		"burst":   burst,
+		"named":   map[string]any{"flow_id": "w4", "asn": "15169", "label": "AS15169 Google LLC · US"}, // by its network
 	})
 
 	shotDir, err := os.MkdirTemp("", "flowlog-web-e2e-")

@@ -263,8 +263,8 @@ async function run() {
 
   // The external address is named by its network (AS and country, from the
   // collector's IP database: a fixture), and its AS is a link that filters.
-  if (expect.external) {
-    const ext = expect.external;
+  if (expect.named) {
+    const ext = expect.named;
     await page.goto(`${base}/?network_id=${encodeURIComponent(net)}`);
     await panels(`network_id=${net}`);
     const cell = `[data-testid="flows-table"] tbody tr[data-flow-id="${ext.flow_id}"] [data-testid="network"]`;
