@@ -5,9 +5,10 @@ export PATH := $(dir $(GO)):$(PATH)
 
 .PHONY: setup web build run test proto bench
 
-## setup: fetch and cache the embedded ClickHouse engine (libchdb.so, pinned)
+## setup: fetch and cache the embedded ClickHouse engine (libchdb.so, pinned) and the IP databases (ipdb)
 setup:
 	@./scripts/fetch-chdb.sh >/dev/null
+	@./scripts/fetch-ipdb.sh >/dev/null
 
 ## web: the web page (web/ → web/dist, embedded in the binary); npm ci and a Vite build, only when stale
 web:

@@ -83,6 +83,12 @@ type Participant struct {
 	Type ParticipantType
 	ID   string
 	Name string
+	// The network of an external endpoint, named by the collector at ingest
+	// (package ipdb): AS number and name, country (ISO 3166 alpha-2). Zero
+	// when unknown, and always for mesh participants.
+	ASN     uint32
+	ASName  string
+	Country string
 }
 
 // Event is one validated START or DESTROY report: the unit the store writes.
@@ -198,6 +204,11 @@ type Filter struct {
 	Participant string       // either endpoint's entity name or id equals this
 	// Observations: one per connection (default) or every host's.
 	Observations Observations
+	// The network of an external endpoint (Participant.ASN, .Country):
+	// either endpoint's AS number is in ASNs, its country in Countries
+	// (ISO 3166 alpha-2, upper case); empty = any.
+	ASNs      []uint32
+	Countries []string
 
 	// Networks are the allowed networks (an API token's scope): nil = any;
 	// an empty, non-nil list allows none. Unlike NetworkID, which a caller
@@ -246,6 +257,11 @@ type TopQuery struct {
 	Metric Metric
 	Side   Side
 	Limit  int
+
+	// Group by AS (number and name) or by country instead: the network of
+	// external endpoints (raw flows only; endpoints of no known AS or
+	// country, mesh participants among them, are left out).
+	ByASN, ByCountry bool
 }
 
 // Totals are what aggregates report for a group.

@@ -26,6 +26,8 @@ import (
 //   - Port: either port equals it.
 //   - Direction: equal when set.
 //   - Participant: either endpoint's entity id or name equals it.
+//   - ASNs, Countries: either endpoint's AS number (country) is in the list
+//     when the list is not empty.
 //
 // Events carry no merged state: a START that was followed by its DESTROY
 // still matches "active", as the flow did when the START was committed.
@@ -93,6 +95,12 @@ func (f Filter) Match(e *Event) bool {
 		return false
 	}
 	if f.Participant != "" && !isNamed(&e.Src, f.Participant) && !isNamed(&e.Dst, f.Participant) {
+		return false
+	}
+	if len(f.ASNs) > 0 && !slices.Contains(f.ASNs, e.Src.ASN) && !slices.Contains(f.ASNs, e.Dst.ASN) {
+		return false
+	}
+	if len(f.Countries) > 0 && !slices.Contains(f.Countries, e.Src.Country) && !slices.Contains(f.Countries, e.Dst.Country) {
 		return false
 	}
 	return true

@@ -34,6 +34,9 @@ type talkerJSON struct {
 	ID      string `json:"id"`
 	Name    string `json:"name"`
 	IP      string `json:"ip"`
+	ASN     uint32 `json:"asn,omitempty"` // by=asn (the others: by=participant, by=ip)
+	ASName  string `json:"as_name,omitempty"`
+	Country string `json:"country,omitempty"` // by=country
 	Bytes   uint64 `json:"bytes"`
 	Packets uint64 `json:"packets"`
 	Flows   uint64 `json:"flows"`
@@ -71,6 +74,10 @@ type activeJSON struct {
 
 // Parsing.
 
+// topBys are the groupings of /aggregates/top (asn and country: the network
+// of external endpoints, from raw flows: rollups do not keep it).
+var topBys = []string{"participant", "ip", "asn", "country"}
+
 func parseTopQuery(q url.Values) (flowlog.TopQuery, error) {
 	var t flowlog.TopQuery
 	if err := topParams.check(q); err != nil {
@@ -81,9 +88,11 @@ func parseTopQuery(q url.Values) (flowlog.TopQuery, error) {
 		return t, err
 	}
 	get := getter(q)
-	if t.ByIP, err = parseChoice("by", get("by"), false, []string{"participant", "ip"}, []bool{false, true}); err != nil {
+	by, err := parseChoice("by", get("by"), "participant", topBys, topBys)
+	if err != nil {
 		return t, err
 	}
+	t.ByIP, t.ByASN, t.ByCountry = by == "ip", by == "asn", by == "country"
 	if t.Metric, err = parseChoice("metric", get("metric"), flowlog.MetricBytes, []string{"bytes", "packets", "flows"},
 		[]flowlog.Metric{flowlog.MetricBytes, flowlog.MetricPackets, flowlog.MetricFlows}); err != nil {
 		return t, err
@@ -271,9 +280,12 @@ func (s *Server) aggTop(w http.ResponseWriter, r *http.Request) {
 	out := make([]talkerJSON, len(talkers))
 	for i, t := range talkers {
 		out[i] = talkerJSON{Bytes: t.Bytes, Packets: t.Packets, Flows: t.Flows}
-		if tq.ByIP {
+		switch {
+		case tq.ByIP:
 			out[i].IP = ipString(t.IP)
-		} else {
+		case tq.ByASN, tq.ByCountry:
+			out[i].ASN, out[i].ASName, out[i].Country = t.ASN, t.ASName, t.Country
+		default:
 			out[i].Type, out[i].ID, out[i].Name = t.Type.String(), t.ID, t.Name
 		}
 	}

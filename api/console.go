@@ -341,7 +341,8 @@ func boolInt(b bool) int {
 // exportColumns are the CSV header: FlowRow's JSON names, in its order.
 var exportColumns = []string{"flow_id", "host_id", "host_name", "network_id", "protocol", "src_port", "dst_port", "icmp_type", "icmp_code",
 	"direction", "src_ip", "src_type", "src_entity_id", "src_entity_name", "dst_ip", "dst_type", "dst_entity_id", "dst_entity_name",
-	"start_ts", "end_ts", "bytes_sent", "bytes_recv", "packets_sent", "packets_recv", "status", "version", "active"}
+	"start_ts", "end_ts", "bytes_sent", "bytes_recv", "packets_sent", "packets_recv", "status", "version", "active",
+	"src_asn", "src_as_name", "src_country", "dst_asn", "dst_as_name", "dst_country"}
 
 func csvRecord(r FlowRow) []string {
 	u := func(n uint64) string { return strconv.FormatUint(n, 10) }
@@ -352,7 +353,8 @@ func csvRecord(r FlowRow) []string {
 	return []string{r.FlowID, r.HostID, r.HostName, r.NetworkID, u(uint64(r.Protocol)), u(uint64(r.SrcPort)), u(uint64(r.DstPort)),
 		u(uint64(r.ICMPType)), u(uint64(r.ICMPCode)), r.Direction, r.SrcIP, r.SrcType, r.SrcEntityID, r.SrcEntityName,
 		r.DstIP, r.DstType, r.DstEntityID, r.DstEntityName, msTime(r.StartTs), end,
-		u(r.BytesSent), u(r.BytesRecv), u(r.PacketsSent), u(r.PacketsRecv), u(uint64(r.Status)), msTime(r.Version), strconv.FormatBool(r.Active)}
+		u(r.BytesSent), u(r.BytesRecv), u(r.PacketsSent), u(r.PacketsRecv), u(uint64(r.Status)), msTime(r.Version), strconv.FormatBool(r.Active),
+		u(uint64(r.SrcASN)), r.SrcASName, r.SrcCountry, u(uint64(r.DstASN)), r.DstASName, r.DstCountry}
 }
 
 // export streams every flow of the filter, newest first, page by page

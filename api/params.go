@@ -31,7 +31,7 @@ var (
 	// them: Netmaker's names, then ours.
 	filterParams = []string{"network_id", "from", "to", "src_entity_id", "dst_entity_id",
 		"node_id", "username", "state", "ip", "port", "direction", "participant"}
-	listParams = []string{"src_type", "dst_type", "protocol"}
+	listParams = []string{"src_type", "dst_type", "protocol", "asn", "country"}
 	// pageParams belong to /api/v1/flows alone.
 	pageParams = []string{"page", "per_page", "cursor"}
 	// countParams belong to the stored reads (list, aggregates), not the
@@ -198,6 +198,12 @@ func parseFilterFields(q url.Values) (flowlog.Filter, error) {
 	if f.Protocols, err = parseProtocols(listValues(q, "protocol")); err != nil {
 		return f, err
 	}
+	if f.ASNs, err = parseASNs(listValues(q, "asn")); err != nil {
+		return f, err
+	}
+	if f.Countries, err = parseCountries(listValues(q, "country")); err != nil {
+		return f, err
+	}
 
 	// Netmaker rejects this combination: username already means "src or dst
 	// is this user", which a src/dst filter would contradict or narrow
@@ -343,6 +349,41 @@ func parseProtocols(values []string) ([]uint8, error) {
 		}
 		if !slices.Contains(out, n) {
 			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// parseASNs accepts AS numbers as 13335 or AS13335 (any case). AS 0 is
+// refused: it is no AS, and every mesh endpoint would match it.
+func parseASNs(values []string) ([]uint32, error) {
+	var out []uint32
+	for _, v := range values {
+		digits := v
+		if len(v) > 2 && strings.EqualFold(v[:2], "as") {
+			digits = v[2:]
+		}
+		n, err := strconv.ParseUint(digits, 10, 32)
+		if err != nil || n == 0 || digits[0] == '+' {
+			return nil, fmt.Errorf("invalid asn %q: must be an AS number 1..4294967295, such as 13335 or AS13335", v)
+		}
+		if !slices.Contains(out, uint32(n)) {
+			out = append(out, uint32(n))
+		}
+	}
+	return out, nil
+}
+
+// parseCountries accepts ISO 3166 alpha-2 codes (any case; stored upper).
+func parseCountries(values []string) ([]string, error) {
+	var out []string
+	for _, v := range values {
+		cc := strings.ToUpper(v)
+		if len(cc) != 2 || cc[0] < 'A' || cc[0] > 'Z' || cc[1] < 'A' || cc[1] > 'Z' {
+			return nil, fmt.Errorf("invalid country %q: must be an ISO 3166 two-letter code such as US or DE", v)
+		}
+		if !slices.Contains(out, cc) {
+			out = append(out, cc)
 		}
 	}
 	return out, nil

@@ -52,6 +52,16 @@ type FlowRow struct {
 	// DESTROY, the agent having no kernel timestamp.
 	State     string `json:"state"`
 	EndApprox bool   `json:"end_approx,omitempty"`
+	// Ours too: the network of an external endpoint, named at ingest
+	// (package ipdb; AS data CC BY 4.0, ipdb.Attribution). Left out when
+	// unknown, as for every mesh endpoint, so mesh rows keep Netmaker's
+	// shape exactly.
+	SrcASN     uint32 `json:"src_asn,omitempty"`
+	SrcASName  string `json:"src_as_name,omitempty"`
+	SrcCountry string `json:"src_country,omitempty"`
+	DstASN     uint32 `json:"dst_asn,omitempty"`
+	DstASName  string `json:"dst_as_name,omitempty"`
+	DstCountry string `json:"dst_country,omitempty"`
 }
 
 // NewFlowRow renders a flow in the API's shape.
@@ -86,6 +96,12 @@ func NewFlowRow(f flowlog.Flow) FlowRow {
 		Active:        f.Active,
 		State:         stateOf(f),
 		EndApprox:     f.EndApprox,
+		SrcASN:        f.Src.ASN,
+		SrcASName:     f.Src.ASName,
+		SrcCountry:    f.Src.Country,
+		DstASN:        f.Dst.ASN,
+		DstASName:     f.Dst.ASName,
+		DstCountry:    f.Dst.Country,
 	}
 }
 

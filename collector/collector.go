@@ -231,6 +231,7 @@ func (c *Collector) start(ctx context.Context, p *parts) error {
 	p.obs = newObservability(p.store, hub, c.log)
 	o := c.cfg.ingestOptions()
 	o.Auth, o.OnCommit, o.Metrics = authn, hub.Publish, p.obs.m
+	o.Enrich = c.enricher()
 	if f, ok := p.store.(follower); ok && c.cfg.Store.ClickHouseURL != "" {
 		// A server is shared by every collector: the tail follows the
 		// store's commits, its own and the others', instead of only its

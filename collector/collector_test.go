@@ -50,6 +50,7 @@ func testConfig(t *testing.T) Config {
 	c.GRPCAddr, c.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
 	c.Store.DataDir = t.TempDir()
 	c.FlushInterval = time.Millisecond
+	c.IPDBDir = t.TempDir() // none: hermetic, and no load time
 	c.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	return c
 }

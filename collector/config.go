@@ -78,6 +78,11 @@ type Config struct {
 	// API is open).
 	MaxTails, MaxTailsPerReader int
 
+	// IPDBDir holds the IP databases that name external endpoints (AS
+	// number and name, country: package ipdb); empty: the cache of make
+	// setup (ipdb.DefaultDir). Missing files: no enrichment, logged once.
+	IPDBDir string
+
 	// HTTP: readers (bearer tokens), anonymous access, TLS, limits.
 	Readers            string // readers file (auth.LoadReaders), hot-reloaded; empty: the API is open
 	HTTPAllowAnonymous bool   // allow an open API on a non-loopback HTTPAddr

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/flowlog/flowlog/internal/testutil"
+	"github.com/flowlog/flowlog/ipdb/ipdbtest"
 	pb "github.com/flowlog/flowlog/proto/flow"
 	"github.com/flowlog/flowlog/web"
 )
@@ -117,7 +118,10 @@ func TestWebPageInBrowser(t *testing.T) {
 	}
 
 	// A live-tail buffer of one event: the burst at the end overflows it.
-	c := serve(t, t.TempDir(), "--stream-buffer", "1")
+	// External addresses are named from a small IP database.
+	ipdbDir := t.TempDir()
+	ipdbtest.WriteFixture(t, ipdbDir)
+	c := serve(t, t.TempDir(), "--stream-buffer", "1", "--ipdb-dir", ipdbDir)
 	if resp, err := http.Get(c.http + "/"); err != nil {
 		t.Fatal(err)
 	} else {
@@ -132,14 +136,14 @@ func TestWebPageInBrowser(t *testing.T) {
 	}
 
 	// The mesh: three hosts (nodes alpha, beta, gamma), a user and an
-	// unnamed external address; TCP and UDP; two flows still open; one flow
+	// unnamed external address (in AS15169, US); TCP and UDP; two flows still open; one flow
 	// in another network that the page must not show.
 	var (
 		alpha    = &pb.FlowParticipant{Ip: "10.20.0.1", Type: pb.ParticipantType_PARTICIPANT_NODE, Id: "n-alpha", Name: "alpha"}
 		beta     = &pb.FlowParticipant{Ip: "10.20.0.2", Type: pb.ParticipantType_PARTICIPANT_NODE, Id: "n-beta", Name: "beta"}
 		gamma    = &pb.FlowParticipant{Ip: "10.20.0.3", Type: pb.ParticipantType_PARTICIPANT_NODE, Id: "n-gamma", Name: "gamma"}
 		alice    = &pb.FlowParticipant{Ip: "10.20.8.5", Type: pb.ParticipantType_PARTICIPANT_USER, Id: "alice", Name: "alice@example.com"}
-		outside  = &pb.FlowParticipant{Ip: "192.0.2.53", Type: pb.ParticipantType_PARTICIPANT_EXTERNAL}
+		outside  = &pb.FlowParticipant{Ip: "8.8.8.8", Type: pb.ParticipantType_PARTICIPANT_EXTERNAL}
 		network  = "webnet"
 		base     = time.Now().Add(-20 * time.Minute).Truncate(time.Millisecond)
 		at       = func(i int) time.Time { return base.Add(time.Duration(i) * time.Minute) }
@@ -190,6 +194,7 @@ func TestWebPageInBrowser(t *testing.T) {
 		"udp":     view(udpFlows),
 		"live":    map[string]any{"flow_id": live.id, "bytes": live.sent + live.recv, "talkers": liveView.Talkers},
 		"burst":   burst,
+		"named":   map[string]any{"flow_id": "w4", "asn": "15169", "label": "AS15169 Google LLC · US"}, // by its network
 	})
 
 	shotDir, err := os.MkdirTemp("", "flowlog-web-e2e-")

@@ -50,6 +50,10 @@ type Options struct {
 	// tail). It runs on the commit goroutine: it must be quick and must not
 	// keep the slice, which is reused.
 	OnCommit func([]flowlog.Event)
+	// Enrich, if set, completes every valid event once, before it is
+	// stored (the collector names external endpoints: ipdb). It must be
+	// safe for concurrent use: streams call it in parallel.
+	Enrich func(*flowlog.Event)
 	// Auth, if set, authenticates every stream (GRPCServer installs its
 	// interceptor) and binds it to its identity's host and networks: an event
 	// naming another host or a network not allowed is rejected (identity.go).
@@ -323,6 +327,9 @@ func (s *Server) prepare(w *wireEnvelope, view *agentView, id *auth.Identity) *t
 				Reason: err.Error(), Class: ReasonClass(err), Event: original,
 			})
 			continue
+		}
+		if s.opts.Enrich != nil {
+			s.opts.Enrich(&e)
 		}
 		t.events = append(t.events, e)
 	}

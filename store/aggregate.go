@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -102,8 +103,9 @@ func maxTime(a, b time.Time) time.Time {
 }
 
 // sources is the union the aggregates read. Columns: t (start or bucket,
-// DateTime64(3)), the rollup dimensions, src_ip and dst_ip (raw only), and
-// nb, np, nf: bytes, packets, flows.
+// DateTime64(3)), the rollup dimensions, with withIPs (raw only) the
+// endpoints' columns rollups lack (endpointColumns), and nb, np, nf: bytes,
+// packets, flows.
 func (s *Store) sources(f flowlog.Filter, p plan, withIPs bool) string {
 	var parts, skip []string
 	if p.r != nil {
@@ -137,7 +139,7 @@ func (s *Store) sources(f flowlog.Filter, p plan, withIPs bool) string {
 	raw := s.condsExcept(f, s.staleCutoff(), nil, skip)
 	ips := ""
 	if withIPs {
-		ips = "src_ip, dst_ip, "
+		ips = endpointColumns
 	}
 	parts = append(parts, fmt.Sprintf("SELECT start_ts AS t, %s, %s%s AS nb, %s AS np, "+
 		"toUInt128(1) AS nf FROM %s", rollupDims, ips, sumBytes, sumPackets, s.rawFrom(raw)))
@@ -176,6 +178,11 @@ const (
 		"toUInt64(least(sum(nf), " + maxUInt64 + ")) AS flows"
 )
 
+// endpointColumns are the raw flows' columns about endpoints that rollups
+// do not keep: addresses and their networks. (The engine reads only those
+// an aggregate uses.)
+const endpointColumns = "src_ip, dst_ip, src_asn, dst_asn, src_as_name, dst_as_name, src_country, dst_country, "
+
 type totalsRow struct {
 	Bytes   uint64 `json:"bytes"`
 	Packets uint64 `json:"packets"`
@@ -201,7 +208,10 @@ func metricCol(m flowlog.Metric) (string, error) {
 // Top returns the biggest talkers among the flows matching q.Filter, by
 // q.Metric descending (ties: by type, id, name or by address), at most
 // q.Limit (default 10). Grouping is by participant (type, id, name) or, with
-// ByIP, by address (IPv4 as a.b.c.d; raw flows only). With SideAny a flow
+// ByIP, by address (IPv4 as a.b.c.d), with ByASN by AS (number, name), with
+// ByCountry by country (these three read raw flows only: rollups keep
+// neither addresses nor their networks; endpoints of no known AS or
+// country, mesh participants among them, are left out). With SideAny a flow
 // counts once for its source and once for its destination (twice for one
 // participant talking to itself).
 func (s *Store) Top(ctx context.Context, q flowlog.TopQuery) ([]flowlog.Talker, error) {
@@ -224,9 +234,15 @@ func (s *Store) Top(ctx context.Context, q flowlog.TopQuery) ([]flowlog.Talker, 
 	default:
 		return nil, fmt.Errorf("unknown side %d", q.Side)
 	}
+	raw := q.ByIP || q.ByASN || q.ByCountry
 	one := func(side string) string {
-		if q.ByIP {
+		switch {
+		case q.ByIP:
 			return side + "_ip"
+		case q.ByASN:
+			return fmt.Sprintf("(%[1]s_asn, toString(%[1]s_as_name))", side)
+		case q.ByCountry:
+			return "toString(" + side + "_country)"
 		}
 		return fmt.Sprintf("(%[1]s_type, %[1]s_entity_id, %[1]s_entity_name)", side)
 	}
@@ -235,12 +251,21 @@ func (s *Store) Top(ctx context.Context, q flowlog.TopQuery) ([]flowlog.Talker, 
 	} else {
 		arrayJoin = "ARRAY JOIN [" + one(sides[0]) + "] AS g"
 	}
-	if q.ByIP {
+	// One key shape for every grouping (unused parts constant): ASN rides
+	// in pid, its name in pname, a country in pname.
+	switch {
+	case q.ByIP:
 		key = "IPv6NumToString(g) AS ip_s, 0 AS ptype, '' AS pid, '' AS pname"
-	} else {
+	case q.ByASN:
+		key = "'' AS ip_s, 0 AS ptype, toString(g.1) AS pid, g.2 AS pname"
+		arrayJoin += " WHERE g.1 != 0" // endpoints of no known network (the mesh's own) are no AS
+	case q.ByCountry:
+		key = "'' AS ip_s, 0 AS ptype, '' AS pid, g AS pname"
+		arrayJoin += " WHERE g != ''"
+	default:
 		key = "'' AS ip_s, toInt8(g.1) AS ptype, toString(g.2) AS pid, toString(g.3) AS pname"
 	}
-	sql, err := s.aggregateSQL(ctx, q.Filter, 0, !q.ByIP, q.ByIP, key+", "+totalsSel,
+	sql, err := s.aggregateSQL(ctx, q.Filter, 0, !raw, raw, key+", "+totalsSel,
 		fmt.Sprintf("%s GROUP BY ip_s, ptype, pid, pname ORDER BY %s DESC, ptype, pid, pname, ip_s LIMIT %d", arrayJoin, order, q.Limit))
 	if err != nil {
 		return nil, err
@@ -258,13 +283,22 @@ func (s *Store) Top(ctx context.Context, q flowlog.TopQuery) ([]flowlog.Talker, 
 	out := make([]flowlog.Talker, len(rows))
 	for i, r := range rows {
 		out[i].Totals = r.totalsRow.totals()
-		if q.ByIP {
+		switch {
+		case q.ByIP:
 			a, err := netip.ParseAddr(r.IP)
 			if err != nil {
 				return nil, fmt.Errorf("top talkers: address %q: %w", r.IP, err)
 			}
 			out[i].IP = a.Unmap()
-		} else {
+		case q.ByASN:
+			asn, err := strconv.ParseUint(r.ID, 10, 32)
+			if err != nil {
+				return nil, fmt.Errorf("top talkers: AS number %q: %w", r.ID, err)
+			}
+			out[i].ASN, out[i].ASName = uint32(asn), r.Name
+		case q.ByCountry:
+			out[i].Country = r.Name
+		default:
 			out[i].Type, out[i].ID, out[i].Name = flowlog.ParticipantType(r.Type), r.ID, r.Name
 		}
 	}

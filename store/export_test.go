@@ -98,3 +98,7 @@ func OldSchema(ctx context.Context, eng Engine, db string, v int) error {
 	}
 	return nil
 }
+
+// SchemaSteps is the number of migrations (versions may have gaps while
+// branches that add steps are merged).
+var SchemaSteps = len(migrations)

@@ -26,8 +26,13 @@ func TestSQLFiltersAgreeWithFilterMatch(t *testing.T) {
 	addrs := []string{"10.0.0.1", "10.0.0.2", "10.0.1.9", "fd00::2", "192.168.5.5", "::ffff:10.0.0.3"}
 	types := []flowlog.ParticipantType{flowlog.ParticipantNode, flowlog.ParticipantUser, flowlog.ParticipantExtClient, flowlog.ParticipantExternal}
 	party := func(i int) flowlog.Participant {
-		return flowlog.Participant{IP: netip.MustParseAddr(addrs[rng.IntN(len(addrs))]),
+		p := flowlog.Participant{IP: netip.MustParseAddr(addrs[rng.IntN(len(addrs))]),
 			Type: types[rng.IntN(len(types))], ID: pick("n1", "n2", "alice", ""), Name: pick("node-1", "alice", "bob", "")}
+		if p.Type == flowlog.ParticipantExternal { // named by the collector (ipdb), or not found
+			p.ASN = []uint32{0, 13335, 15169}[rng.IntN(3)]
+			p.Country = pick("", "US", "AU")
+		}
+		return p
 	}
 	var evs []flowlog.Event
 	for i := range 400 {
@@ -56,6 +61,8 @@ func TestSQLFiltersAgreeWithFilterMatch(t *testing.T) {
 		{Protocols: []uint8{6, 17}}, {Protocols: []uint8{47}}, {State: flowlog.StateActive}, {State: flowlog.StateFinished},
 		{IP: pfx("10.0.0.0/24")}, {IP: pfx("fd00::2/128")}, {IP: pfx("::ffff:10.0.0.0/104")}, {IP: pfx("0.0.0.0/0")},
 		{Port: 443}, {Port: 40007}, {Direction: flowlog.DirIngress},
+		{ASNs: []uint32{13335}}, {ASNs: []uint32{13335, 15169}}, {Countries: []string{"AU"}}, {Countries: []string{"US", "AU"}},
+		{ASNs: []uint32{15169}, Countries: []string{"AU"}, Protocols: []uint8{6, 17}},
 		{NetworkID: "mesh1", Protocols: []uint8{6}, Direction: flowlog.DirEgress, State: flowlog.StateFinished},
 	}
 	for i, f := range filters {

@@ -63,6 +63,8 @@ type flowBlock struct {
 	version                                        proto.ColInt64
 	endApprox                                      proto.ColUInt8
 	insertedAt                                     *proto.ColDateTime64
+	srcASN, dstASN                                 proto.ColUInt32
+	srcASName, srcCountry, dstASName, dstCountry   *proto.ColLowCardinality[string]
 	input                                          proto.Input
 	buf                                            proto.Buffer
 }
@@ -74,6 +76,7 @@ func newFlowBlock() *flowBlock {
 		hostID: lowCard(), hostName: lowCard(), networkID: lowCard(),
 		srcID: lowCard(), srcName: lowCard(), dstID: lowCard(), dstName: lowCard(),
 		start: utcMillis(), end: utcMillis(), insertedAt: utcMillis(),
+		srcASName: lowCard(), srcCountry: lowCard(), dstASName: lowCard(), dstCountry: lowCard(),
 	}
 	b.input = proto.Input{
 		{Name: "event_type", Data: b.eventType}, {Name: "flow_id", Data: &b.flowID},
@@ -87,6 +90,8 @@ func newFlowBlock() *flowBlock {
 		{Name: "packets_sent", Data: &b.packetsSent}, {Name: "packets_recv", Data: &b.packetsRecv},
 		{Name: "status", Data: &b.status}, {Name: "version", Data: &b.version},
 		{Name: "end_approx", Data: &b.endApprox}, {Name: "inserted_at", Data: b.insertedAt},
+		{Name: "src_asn", Data: &b.srcASN}, {Name: "src_as_name", Data: b.srcASName}, {Name: "src_country", Data: b.srcCountry},
+		{Name: "dst_asn", Data: &b.dstASN}, {Name: "dst_as_name", Data: b.dstASName}, {Name: "dst_country", Data: b.dstCountry},
 	}
 	return b
 }
@@ -133,6 +138,12 @@ func (b *flowBlock) append(e *flowlog.Event, now proto.DateTime64) {
 	}
 	b.endApprox.Append(approx)
 	b.insertedAt.AppendRaw(now)
+	b.srcASN.Append(e.Src.ASN)
+	b.srcASName.Append(e.Src.ASName)
+	b.srcCountry.Append(e.Src.Country)
+	b.dstASN.Append(e.Dst.ASN)
+	b.dstASName.Append(e.Dst.ASName)
+	b.dstCountry.Append(e.Dst.Country)
 }
 
 // encode returns the events as one Native block, inserted at now (the

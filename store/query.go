@@ -43,6 +43,12 @@ type flowRow struct {
 	Version       int64  `json:"version"`
 	EndApprox     uint8  `json:"end_approx"`
 	SeenMS        int64  `json:"seen_ms"`
+	SrcASN        uint32 `json:"src_asn"`
+	SrcASName     string `json:"src_as_name"`
+	SrcCountry    string `json:"src_country"`
+	DstASN        uint32 `json:"dst_asn"`
+	DstASName     string `json:"dst_as_name"`
+	DstCountry    string `json:"dst_country"`
 }
 
 // selectFlow reads enums as their numbers and times as epoch milliseconds, so
@@ -54,7 +60,8 @@ const selectFlow = `event_type, flow_id, host_id, host_name, network_id, protoco
 	IPv6NumToString(dst_ip) AS dst_ip_s, toInt8(dst_type) AS dst_type_n, dst_entity_id, dst_entity_name,
 	toUnixTimestamp64Milli(start_ts) AS start_ms, toUnixTimestamp64Milli(end_ts) AS end_ms,
 	bytes_sent, bytes_recv, packets_sent, packets_recv, status, version, end_approx,
-	toUnixTimestamp64Milli(inserted_at) AS seen_ms`
+	toUnixTimestamp64Milli(inserted_at) AS seen_ms,
+	src_asn, src_as_name, src_country, dst_asn, dst_as_name, dst_country`
 
 // Flows returns merged flows, newest start first (then flow id, descending).
 // FINAL merges each flow's rows at read time, so a flow whose START and
@@ -310,9 +317,8 @@ func dimConds(f flowlog.Filter) []string {
 	return c
 }
 
-// rawConds renders the filter's conditions on addresses and ports, which
-// only the flows table can answer (rollups keep neither addresses, ports
-// nor state: see stateConds).
+// rawConds renders the filter's conditions that only the flows table can
+// answer (rollups keep neither addresses, their networks, ports nor state).
 func rawConds(f flowlog.Filter) []string {
 	var c []string
 	if f.IP.IsValid() {
@@ -321,6 +327,18 @@ func rawConds(f flowlog.Filter) []string {
 	}
 	if f.Port != 0 {
 		c = append(c, fmt.Sprintf("(src_port = %[1]d OR dst_port = %[1]d)", f.Port))
+	}
+	if len(f.ASNs) > 0 {
+		in := uints(f.ASNs)
+		c = append(c, fmt.Sprintf("(src_asn IN (%[1]s) OR dst_asn IN (%[1]s))", in))
+	}
+	if len(f.Countries) > 0 {
+		q := make([]string, len(f.Countries))
+		for i, cc := range f.Countries {
+			q[i] = quote(cc)
+		}
+		in := strings.Join(q, ", ")
+		c = append(c, fmt.Sprintf("(src_country IN (%[1]s) OR dst_country IN (%[1]s))", in))
 	}
 	return c
 }
@@ -359,6 +377,14 @@ func ints[T ~uint8](vs []T) string {
 	return strings.Join(s, ", ")
 }
 
+func uints(vs []uint32) string {
+	s := make([]string, len(vs))
+	for i, v := range vs {
+		s[i] = strconv.FormatUint(uint64(v), 10)
+	}
+	return strings.Join(s, ", ")
+}
+
 func (r *flowRow) flow(cutoff time.Time) flowlog.Flow {
 	var f flowlog.Flow
 	e := &f.Event
@@ -379,6 +405,8 @@ func (r *flowRow) flow(cutoff time.Time) flowlog.Flow {
 	e.Start = time.UnixMilli(r.StartMS).UTC()
 	e.BytesSent, e.BytesRecv, e.PacketsSent, e.PacketsRecv = r.BytesSent, r.BytesRecv, r.PacketsSent, r.PacketsRecv
 	e.Status, e.Version = r.Status, r.Version
+	e.Src.ASN, e.Src.ASName, e.Src.Country = r.SrcASN, r.SrcASName, r.SrcCountry
+	e.Dst.ASN, e.Dst.ASName, e.Dst.Country = r.DstASN, r.DstASName, r.DstCountry
 	return f
 }
 

@@ -23,7 +23,8 @@ type migration struct {
 const flowColumns = "event_type, flow_id, host_id, host_name, network_id, protocol, src_port, dst_port, " +
 	"icmp_type, icmp_code, direction, src_ip, src_type, src_entity_id, src_entity_name, " +
 	"dst_ip, dst_type, dst_entity_id, dst_entity_name, start_ts, end_ts, " +
-	"bytes_sent, bytes_recv, packets_sent, packets_recv, status, version, end_approx, inserted_at"
+	"bytes_sent, bytes_recv, packets_sent, packets_recv, status, version, end_approx, inserted_at, " +
+	"src_asn, src_as_name, src_country, dst_asn, dst_as_name, dst_country"
 
 // flowColumnsV1 are the columns of migration 1's flows table.
 const flowColumnsV1 = "event_type, flow_id, host_id, host_name, network_id, protocol, src_port, dst_port, " +
@@ -179,6 +180,18 @@ var migrations = []migration{
 		// The class of the reason (ingest.Reason*), so the API can filter
 		// rejected events by kind; rows from before it read 'other'.
 		`ALTER TABLE {db}.rejected_events ADD COLUMN IF NOT EXISTS reason_class LowCardinality(String) DEFAULT 'other'`,
+	}, nil},
+	{6, "the network of external endpoints", []string{
+		// AS number and name, country (ISO 3166 alpha-2) of external
+		// endpoints, named by the collector at ingest (package ipdb); empty
+		// for mesh participants and for flows stored before this step.
+		// Raw flows only: the rollups do not carry them.
+		`ALTER TABLE {db}.flows ADD COLUMN IF NOT EXISTS src_asn UInt32,
+			ADD COLUMN IF NOT EXISTS src_as_name LowCardinality(String),
+			ADD COLUMN IF NOT EXISTS src_country LowCardinality(String),
+			ADD COLUMN IF NOT EXISTS dst_asn UInt32,
+			ADD COLUMN IF NOT EXISTS dst_as_name LowCardinality(String),
+			ADD COLUMN IF NOT EXISTS dst_country LowCardinality(String)`,
 	}, nil},
 }
 

@@ -31,6 +31,7 @@ type serveCmd struct {
 	ClickHouseCA      string        `name:"clickhouse-ca" help:"CA certificate file that signed the ClickHouse servers' certificates (default: the system's roots)." env:"FLOWLOG_CLICKHOUSE_CA"`
 	NetmakerDatabase  string        `name:"netmaker-database" help:"With --clickhouse: create, in this database Netmaker's server reads, a flows view over ours (docs/deployment.md)." env:"FLOWLOG_NETMAKER_DATABASE"`
 	ChdbLib           string        `name:"chdb-lib" help:"Path of libchdb.so (default: the cache of 'make setup')." env:"FLOWLOG_CHDB_LIB"`
+	IPDBDir           string        `name:"ipdb-dir" help:"Directory of the IP databases that name external endpoints by AS and country (default: the cache of 'make setup'; missing files: no naming, logged)." env:"FLOWLOG_IPDB_DIR"`
 	TLSCert           string        `name:"tls-cert" help:"Certificate file for the gRPC listener (TLS); without it agents connect in plaintext (loopback only, unless --grpc-plaintext)." env:"FLOWLOG_GRPC_TLS_CERT"`
 	TLSKey            string        `name:"tls-key" help:"Key file of --tls-cert." env:"FLOWLOG_GRPC_TLS_KEY"`
 
@@ -141,6 +142,7 @@ func (c *serveCmd) config(log *slog.Logger) collector.Config {
 			IdleTimeout: c.HTTPIdleTimeout, MaxHeaderBytes: c.HTTPMaxHeaderBytes,
 		},
 		ShutdownTimeout: c.ShutdownTimeout,
+		IPDBDir:         c.IPDBDir,
 		Log:             log,
 	}
 }

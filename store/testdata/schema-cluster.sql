@@ -229,6 +229,17 @@ ALTER TABLE `flowlog`.rejected_events ON CLUSTER `flows_cluster` ADD COLUMN IF N
 
 INSERT INTO `flowlog`.schema_migrations (version, name) VALUES (5, 'rejected_events.reason_class');
 
+ALTER TABLE `flowlog`.flows_local ON CLUSTER `flows_cluster` ADD COLUMN IF NOT EXISTS src_asn UInt32,
+			ADD COLUMN IF NOT EXISTS src_as_name LowCardinality(String),
+			ADD COLUMN IF NOT EXISTS src_country LowCardinality(String),
+			ADD COLUMN IF NOT EXISTS dst_asn UInt32,
+			ADD COLUMN IF NOT EXISTS dst_as_name LowCardinality(String),
+			ADD COLUMN IF NOT EXISTS dst_country LowCardinality(String);
+
+ALTER TABLE `flowlog`.flows ON CLUSTER `flows_cluster` ADD COLUMN IF NOT EXISTS src_asn UInt32, ADD COLUMN IF NOT EXISTS src_as_name LowCardinality(String), ADD COLUMN IF NOT EXISTS src_country LowCardinality(String), ADD COLUMN IF NOT EXISTS dst_asn UInt32, ADD COLUMN IF NOT EXISTS dst_as_name LowCardinality(String), ADD COLUMN IF NOT EXISTS dst_country LowCardinality(String);
+
+INSERT INTO `flowlog`.schema_migrations (version, name) VALUES (6, 'the network of external endpoints');
+
 ALTER TABLE `flowlog`.flows_local ON CLUSTER `flows_cluster` MODIFY TTL toDateTime(start_ts) + toIntervalSecond(2592000) SETTINGS materialize_ttl_after_modify = 0;
 
 ALTER TABLE `flowlog`.rejected_events_local ON CLUSTER `flows_cluster` MODIFY TTL toDateTime(received_at) + toIntervalSecond(2592000) SETTINGS materialize_ttl_after_modify = 0;

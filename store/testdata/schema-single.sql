@@ -193,6 +193,15 @@ ALTER TABLE `flowlog`.rejected_events ADD COLUMN IF NOT EXISTS reason_class LowC
 
 INSERT INTO `flowlog`.schema_migrations (version, name) VALUES (5, 'rejected_events.reason_class');
 
+ALTER TABLE `flowlog`.flows ADD COLUMN IF NOT EXISTS src_asn UInt32,
+			ADD COLUMN IF NOT EXISTS src_as_name LowCardinality(String),
+			ADD COLUMN IF NOT EXISTS src_country LowCardinality(String),
+			ADD COLUMN IF NOT EXISTS dst_asn UInt32,
+			ADD COLUMN IF NOT EXISTS dst_as_name LowCardinality(String),
+			ADD COLUMN IF NOT EXISTS dst_country LowCardinality(String);
+
+INSERT INTO `flowlog`.schema_migrations (version, name) VALUES (6, 'the network of external endpoints');
+
 ALTER TABLE `flowlog`.flows MODIFY TTL toDateTime(start_ts) + toIntervalSecond(2592000) SETTINGS materialize_ttl_after_modify = 0;
 
 ALTER TABLE `flowlog`.rejected_events MODIFY TTL toDateTime(received_at) + toIntervalSecond(2592000) SETTINGS materialize_ttl_after_modify = 0;

@@ -29,6 +29,13 @@ export interface FlowRow {
   status: number;
   version: string;
   active: boolean;
+  // The network of an external endpoint (absent when unknown).
+  src_asn?: number;
+  src_as_name?: string;
+  src_country?: string;
+  dst_asn?: number;
+  dst_as_name?: string;
+  dst_country?: string;
 }
 
 export interface Totals {
@@ -42,6 +49,9 @@ export interface Talker extends Totals {
   id: string;
   name: string;
   ip: string;
+  asn?: number; // by=asn
+  as_name?: string;
+  country?: string; // by=country
 }
 
 export interface Entity {

@@ -6,13 +6,17 @@ import * as api from "./api";
 import type { FlowRow } from "./api";
 import { h } from "./dom";
 import * as fmt from "./format";
+import { network, type Pick } from "./table";
 
 export class FlowDetail {
   private body: HTMLElement;
   private ctl = new AbortController();
   current: FlowRow | null = null;
 
-  constructor(private root: HTMLElement) {
+  constructor(
+    private root: HTMLElement,
+    private onPick: Pick = () => {},
+  ) {
     this.body = root.querySelector<HTMLElement>(".detail-body")!;
     root.querySelector("[data-testid=detail-close]")!.addEventListener("click", () => this.close());
     document.addEventListener("keydown", (e) => e.key === "Escape" && this.close());
@@ -57,7 +61,7 @@ export class FlowDetail {
     const secs = ms / 1000;
     const bytes = r.bytes_sent + r.bytes_recv;
     const packets = r.packets_sent + r.packets_recv;
-    const side = (what: string, type: string, id: string, name: string, ip: string, port: number) =>
+    const side = (what: string, type: string, id: string, name: string, ip: string, port: number, net: Node | null) =>
       h(
         "div",
         { class: "ep" },
@@ -65,6 +69,7 @@ export class FlowDetail {
         h("b", { class: `who t-${type}` }, fmt.endpoint(type, id, name, ip)),
         h("div", { class: "mono" }, ip + (port ? `:${port}` : "")),
         h("div", { class: "muted" }, `${type}${id ? ` · id ${id}` : ""}`),
+        net,
       );
     const row = (k: string, v: string | Node, testid = "") => [h("dt", {}, k), h("dd", testid ? { "data-testid": testid } : {}, v)];
     const fields: Array<[string, string]> = Object.entries(r).map(([k, v]) => [k, String(v)]);
@@ -72,9 +77,9 @@ export class FlowDetail {
       h(
         "div",
         { class: "pair" },
-        side("source", r.src_type, r.src_entity_id, r.src_entity_name, r.src_ip, r.src_port),
+        side("source", r.src_type, r.src_entity_id, r.src_entity_name, r.src_ip, r.src_port, network(r.src_asn, r.src_as_name, r.src_country, this.onPick)),
         h("div", { class: "arrow", title: r.direction }, r.direction === "ingress" ? "⇠" : "⇢"),
-        side("destination", r.dst_type, r.dst_entity_id, r.dst_entity_name, r.dst_ip, r.dst_port),
+        side("destination", r.dst_type, r.dst_entity_id, r.dst_entity_name, r.dst_ip, r.dst_port, network(r.dst_asn, r.dst_as_name, r.dst_country, this.onPick)),
       ),
       h(
         "div",

@@ -24,10 +24,18 @@ export const fields = [
   "node_id",
   "src_entity_id",
   "dst_entity_id",
+  "asn",
+  "country",
 ] as const;
-// Fields without an input of their own (set by links: a new pair's flows),
-// shown as removable chips.
-export const chipFields: readonly Field[] = ["src_entity_id", "dst_entity_id"];
+// Fields without an input of their own (set by links: a new pair's flows,
+// an external endpoint's network), shown as removable chips.
+export const chipFields: readonly Field[] = ["src_entity_id", "dst_entity_id", "asn", "country"];
+export const chipLabels: Partial<Record<Field, string>> = {
+  src_entity_id: "source",
+  dst_entity_id: "destination",
+  asn: "AS",
+  country: "country",
+};
 
 // The page's views (URL parameter view; "" is the traffic view).
 export const views = ["", "hosts", "new"] as const;

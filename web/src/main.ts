@@ -72,7 +72,7 @@ const rangeStack: Array<Pick<F.Filters, "range" | "from" | "to">> = [];
 const hostNames = new Map<string, string>();
 const networks = new Set<string>();
 
-const detail = new FlowDetail(byId("detail"));
+const detail = new FlowDetail(byId("detail"), (field, value) => pick(field, value));
 const table = new FlowsTable(
   flowsEl,
   () => void loadMore(),
@@ -84,7 +84,7 @@ const talkers = new TopTalkers(talkersEl, (by, v) => {
   if (by === "external") {
     byEl.value = "ip"; // the externals, each by its address
     void loadTalkers(aggCtl.signal, new Date());
-  } else pick(by === "ip" ? "ip" : "participant", v);
+  } else pick(by === "ip" || by === "asn" || by === "country" ? by : "participant", v);
 });
 const graph = new TalkGraph(graphEl, (v) => pick("participant", v));
 const hostsView = new HostsView(hostsEl, drill);
@@ -160,7 +160,7 @@ function fillForm(f: F.Filters) {
         h(
           "span",
           { class: "chip-filter", "data-field": k },
-          `${k === "src_entity_id" ? "source" : "destination"}: ${f.values[k]} `,
+          `${F.chipLabels[k] ?? k}: ${f.values[k]} `,
           h(
             "button",
             {

@@ -10,7 +10,7 @@ import { portProtocols } from "./domain.gen";
 // The table holds at most this many rows; live flows push the oldest out.
 const maxRows = 5000;
 
-export type Pick = (field: "participant" | "ip" | "port" | "protocol", value: string) => void;
+export type Pick = (field: "participant" | "ip" | "port" | "protocol" | "asn" | "country", value: string) => void;
 
 interface Shown {
   row: FlowRow;
@@ -211,9 +211,9 @@ export class FlowsTable {
       h("td", { class: "time", title: `${fmt.timeMs(r.start_ts)} ${fmt.zoneLabel()} (${fmt.ago(r.start_ts, now)})` }, fmt.time(r.start_ts, now)),
       h("td", { class: "num" }, r.active ? h("span", { class: "badge live-badge" }, "active") : dur),
       h("td", {}, h("a", { href: "#", class: "chip proto", title: `only ${proto}`, onclick: this.pick("protocol", proto.toLowerCase()) }, proto)),
-      this.endpoint(r.src_type, r.src_entity_id, r.src_entity_name, r.src_ip, r.src_port, r.protocol),
+      this.endpoint(r.src_type, r.src_entity_id, r.src_entity_name, r.src_ip, r.src_port, r.protocol, network(r.src_asn, r.src_as_name, r.src_country, this.onPick)),
       h("td", { class: "arrow", title: r.direction }, r.direction === "ingress" ? "⇠" : "⇢"),
-      this.endpoint(r.dst_type, r.dst_entity_id, r.dst_entity_name, r.dst_ip, r.dst_port, r.protocol),
+      this.endpoint(r.dst_type, r.dst_entity_id, r.dst_entity_name, r.dst_ip, r.dst_port, r.protocol, network(r.dst_asn, r.dst_as_name, r.dst_country, this.onPick)),
       h("td", { class: "host", title: `${r.host_id} in ${r.network_id}` }, r.host_name || r.host_id, h("small", {}, r.network_id)),
       h("td", { class: "num", title: `${r.bytes_sent} B sent` }, fmt.bytes(r.bytes_sent)),
       h("td", { class: "num", title: `${r.bytes_recv} B received` }, fmt.bytes(r.bytes_recv)),
@@ -221,7 +221,7 @@ export class FlowsTable {
     );
   }
 
-  private endpoint(type: string, id: string, name: string, ip: string, port: number, proto: number) {
+  private endpoint(type: string, id: string, name: string, ip: string, port: number, proto: number, net: Node | null) {
     const label = fmt.endpoint(type, id, name, ip);
     const showPort = portProtocols.includes(proto);
     // An unnamed external endpoint is its address: the link filters by it.
@@ -240,6 +240,7 @@ export class FlowsTable {
         label,
       ),
       h("small", {}, h("a", { href: "#", class: "ip", title: `only flows of ${ip}`, onclick: this.pick("ip", ip) }, ip), showPort && port ? `:${port}` : ""),
+      net,
     );
   }
 
@@ -249,6 +250,21 @@ export class FlowsTable {
       if (value) this.onPick(field, value);
     };
   }
+}
+
+// network shows an external endpoint's AS and country (named by the
+// collector), each a link that filters by it; null when unknown.
+export function network(asn: number | undefined, asName: string | undefined, country: string | undefined, onPick: Pick): HTMLElement | null {
+  if (!asn && !country) return null;
+  const link = (field: "asn" | "country", value: string, text: string, title: string) =>
+    h("a", { href: "#", class: field, title, onclick: (e: Event) => (e.preventDefault(), onPick(field, value)) }, text);
+  return h(
+    "small",
+    { class: "net", "data-testid": "network" },
+    asn ? link("asn", String(asn), `AS${asn}${asName ? ` ${asName}` : ""}`, `only flows of AS${asn} (AS data: RouteViews, DB-IP, NRO; CC BY 4.0)`) : null,
+    asn && country ? " · " : null,
+    country ? link("country", country, country, `only flows of ${country}`) : null,
+  );
 }
 
 function startOf(r: FlowRow): number {

@@ -41,9 +41,9 @@ export class TopTalkers {
     const keep = new Set<string>();
     const ordered: HTMLLIElement[] = [];
     for (const t of rows) {
-      const key = by === "ip" ? t.ip : fmt.entityKey(t.type, t.id, t.name);
+      const key = keyOf(t, by);
       keep.add(key);
-      const label = by === "ip" ? t.ip : fmt.entity(t.type, t.id, t.name);
+      const label = labelOf(t, by);
       let r = this.rows.get(key);
       if (!r) {
         r = this.render(t, by, label);
@@ -75,14 +75,14 @@ export class TopTalkers {
   private render(t: Talker, by: string, label: string): Row {
     // Unnamed externals are one row by participant: its link shows them by
     // address instead (each address then filters).
-    const pickValue = by === "ip" ? t.ip : t.id || t.name || (t.type === "external" ? "external" : "");
-    const pickBy = by !== "ip" && !t.id && !t.name && t.type === "external" ? "external" : by;
+    const pickValue = by === "participant" ? t.id || t.name || (t.type === "external" ? "external" : "") : keyOf(t, by);
+    const pickBy = by === "participant" && !t.id && !t.name && t.type === "external" ? "external" : by;
     const bar = h("span", { class: "bar" });
     const val = h("span", { class: "val" });
     const rate = h("span", { class: "rate" });
     const li = h(
       "li",
-      { "data-testid": "talker", "data-key": by === "ip" ? t.ip : fmt.entityKey(t.type, t.id, t.name), "data-name": label },
+      { "data-testid": "talker", "data-key": keyOf(t, by), "data-name": label },
       bar,
       h(
         "a",
@@ -102,6 +102,22 @@ export class TopTalkers {
     );
     return { li, bar, val, rate };
   }
+}
+
+// keyOf is a talker's identity in its grouping (and the filter value of
+// an address, an AS, a country).
+function keyOf(t: Talker, by: string): string {
+  if (by === "ip") return t.ip;
+  if (by === "asn") return String(t.asn ?? "");
+  if (by === "country") return t.country ?? "";
+  return fmt.entityKey(t.type, t.id, t.name);
+}
+
+function labelOf(t: Talker, by: string): string {
+  if (by === "ip") return t.ip;
+  if (by === "asn") return `AS${t.asn}${t.as_name ? ` ${t.as_name}` : ""}`;
+  if (by === "country") return t.country ?? "";
+  return fmt.entity(t.type, t.id, t.name);
 }
 
 // setText writes only a changed text (no needless layout).

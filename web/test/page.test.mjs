@@ -261,6 +261,21 @@ async function run() {
   same(await rowIds(), expect.all.rows, "rows after Back from the zoom");
   log("time range ok");
 
+  // The external address is named by its network (AS and country, from the
+  // collector's IP database: a fixture), and its AS is a link that filters.
+  if (expect.named) {
+    const ext = expect.named;
+    await page.goto(`${base}/?network_id=${encodeURIComponent(net)}`);
+    await panels(`network_id=${net}`);
+    const cell = `[data-testid="flows-table"] tbody tr[data-flow-id="${ext.flow_id}"] [data-testid="network"]`;
+    same(await page.textContent(cell), ext.label, "network of the external address");
+    check(/DB-IP/.test(await page.textContent('[data-testid="top-talkers"] .attribution')), "no attribution of the AS data");
+    await page.click(`${cell} a.asn`);
+    await panels(`asn=${ext.asn}`);
+    same(await rowIds(), [ext.flow_id], "rows of the external address's AS");
+    log("external networks ok");
+  }
+
   // 2. Paging: a small page size from the URL, then "Load more" to the end.
   await page.goto(`${base}/?network_id=${encodeURIComponent(net)}&per_page=2`);
   await panels("per_page=2");
