@@ -51,7 +51,7 @@ func (f webFlow) events() (start, destroy *pb.FlowEvent) {
 	}
 	d := proto.Clone(start).(*pb.FlowEvent)
 	d.Type, d.EndTsMs, d.Version = pb.EventType_EVENT_DESTROY, f.start.Add(2*time.Second).UnixMilli(), start.Version+1
-	d.BytesSent, d.BytesRecv, d.PacketsSent, d.PacketsRecv = f.sent, f.recv, 10, 12
+	d.BytesSent, d.BytesRecv, d.PacketsSent, d.PacketsRecv = f.sent, f.recv, 2, 3 // at least 20 bytes a packet, or ingest refuses them
 	return start, d
 }
 
