@@ -28,9 +28,6 @@ test: setup web
 	@./scripts/web-test-deps.sh
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 30m ./...
-	# The store's and ingest's suites once more in cluster mode (Distributed
-	# tables and sharding keys, on a one-shard cluster of the embedded engine).
-	FLOWLOG_TEST_LOCAL_CLUSTER=1 $(GO) test -count=1 -timeout 20m ./store/ ./ingest/
 	FUZZTIME=5s ./scripts/fuzz-short.sh
 
 ## proto: regenerate proto/flow/*.pb.go with pinned generators
