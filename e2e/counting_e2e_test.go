@@ -508,3 +508,95 @@ func TestAgentKilledWithOpenConnectionsKeepsAndClosesThem(t *testing.T) {
 	}
 	a.stop(t)
 }
+
+// DESTROYs a full spool dropped (collector down) do not leave their flows
+// open: once the collector is back, the agent's resyncs close them, ended
+// unobserved; the connections open across it keep their flow_id; nothing
+// stays active or is listed twice.
+func TestSpoolFullDropOfDestroysIsReconciled(t *testing.T) {
+	h := newTwoHosts(t)
+	addr, data, metricsAddr := freePort(t), t.TempDir(), freePort(t)
+	c := serve(t, data, "--grpc-addr", addr)
+	a := startAgent(t, h.hostA, addr, t.TempDir(), append(countingAgentFlags,
+		"--spool-max-bytes", "1048576", "--batch-events", "100", "--metrics-addr", metricsAddr)...)
+	metric := func(sample string) float64 {
+		_, text := httpText(t, "http://"+metricsAddr+"/metrics")
+		return metricValue(text, sample)
+	}
+	stopReap := h.reap(t)
+	defer stopReap()
+
+	ln, accepted := listenOpen(t, h.B, h.bIP, 9950)
+	var conns []*openConn
+	for range 3 {
+		conns = append(conns, dialOpen(t, h.A, ln, accepted, 30_000))
+	}
+	ids := map[int]string{}
+	testutil.WaitFor(t, 60*time.Second, "A's update of every open connection", func() bool {
+		for _, r := range all(t, c.http, "network_id=mesh1&port=9950") {
+			if r.Active && r.BytesSent >= 30_000 {
+				ids[int(r.SrcPort)] = r.FlowID
+			}
+		}
+		return len(ids) == len(conns)
+	})
+
+	// The collector goes away and a flood of short flows fills the spool:
+	// the first STARTs are spooled, most DESTROYs are dropped (and handed
+	// back to the next resync, dropped again while the spool stays full).
+	c.stop(t)
+	udpFlows(t, &mesh{a: h.A, b: h.B, aIP: h.aIP, bIP: h.bIP}, 9951, 30000, 8000)
+	testutil.WaitFor(t, 60*time.Second, "the spool full and the flood gone from A's conntrack", func() bool {
+		return strings.Contains(a.log(), "spool full: dropping events") && len(h.Dump(t)) <= len(conns)
+	})
+	for _, o := range conns {
+		o.close()
+	}
+	testutil.WaitFor(t, 30*time.Second, "the connections gone from A's conntrack", func() bool { return len(h.Dump(t)) == 0 })
+	resyncs := metric("flowlog_agent_conntrack_resyncs_total")
+	testutil.WaitFor(t, 30*time.Second, "two more resyncs", func() bool {
+		return metric("flowlog_agent_conntrack_resyncs_total") >= resyncs+2
+	})
+
+	c = serve(t, data, "--grpc-addr", addr)
+	var rows []api.FlowRow
+	cl := apiClient(t, c.http)
+	var n struct{ Flows uint64 }
+	settled := func() bool {
+		if err := getResponse(cl, "/api/v1/aggregates/active", "network_id=mesh1", &n); err != nil || n.Flows != 0 {
+			return false
+		}
+		rows = all(t, c.http, "network_id=mesh1&port=9950")
+		if len(rows) != len(conns) {
+			return false
+		}
+		for _, r := range rows {
+			if r.State != "finished" || r.FlowID != ids[int(r.SrcPort)] || r.BytesSent < 30_000 {
+				return false
+			}
+		}
+		return true
+	}
+	if !testutil.Eventually(120*time.Second, settled) {
+		t.Fatalf("want no active flow (%d) and the %d connections finished under their flow_id %v:\n%s\nagent log:\n%s",
+			n.Flows, len(conns), ids, rowsText(rows), a.log())
+	}
+	everything := all(t, c.http, "network_id=mesh1&observations=all")
+	seen := map[string]bool{}
+	unobserved := 0
+	for _, r := range everything {
+		if seen[r.FlowID] || r.State != "finished" {
+			t.Fatalf("flow %s listed twice or not finished: %+v", r.FlowID, r)
+		}
+		seen[r.FlowID] = true
+		if r.Status&flowlog.StatusEndedUnobserved != 0 {
+			unobserved++
+		}
+	}
+	if unobserved == 0 {
+		t.Fatalf("no flow closed as ended unobserved: no DESTROY was dropped, the test proves nothing\nagent log:\n%s", a.log())
+	}
+	t.Logf("%d flows listed after the flood, %d ended unobserved, none active; %v events dropped",
+		len(everything), unobserved, metric("flowlog_agent_events_dropped_total"))
+	a.stop(t)
+}
