@@ -285,6 +285,22 @@ func TestTwoAgentsCountEachConnectionOnce(t *testing.T) {
 	if !testutil.Eventually(90*time.Second, arrived) {
 		t.Fatalf("want %d observations of %d connections, got %d:\n%s", observations, len(conns), len(everything), rowsText(everything))
 	}
+	// observations=all: the initiator's egress and, where the responder
+	// runs an agent, its ingress.
+	obs := map[string]bool{}
+	for _, r := range everything {
+		o := rowKey(r) + " " + r.HostID + " " + r.Direction
+		if obs[o] {
+			t.Fatalf("observation %s listed twice:\n%s", o, rowsText(everything))
+		}
+		obs[o] = true
+	}
+	for _, k := range conns {
+		responder := map[string]string{"host-a": "host-b", "host-b": "host-a"}[k.host]
+		if !obs[k.key()+" "+k.host+" egress"] || k.otherSideAgent && !obs[k.key()+" "+responder+" ingress"] {
+			t.Fatalf("%s: want %s's egress observation (and %s's ingress: %v) with observations=all:\n%s", k.key(), k.host, responder, k.otherSideAgent, rowsText(everything))
+		}
+	}
 
 	// The list: each connection once, as its initiator's observation.
 	rows := all(t, c.http, "network_id=mesh1")
@@ -371,6 +387,13 @@ func TestTwoAgentsCountEachConnectionOnce(t *testing.T) {
 	if total.bytes != truth.bytes || total.packets != truth.packets {
 		t.Errorf("time series: %d bytes, %d packets; want %d, %d", total.bytes, total.packets, truth.bytes, truth.packets)
 	}
+	// And that total is the payloads once, plus 28 (IPv4 + UDP) to 80
+	// (IPv4 + TCP with options) header bytes a packet: not twice.
+	payload := 0
+	for _, k := range conns {
+		payload += k.up + k.down
+	}
+	counted(t, "every aggregate's total", total.bytes, total.packets, payload, 28, 80)
 	t.Logf("%d connections, %d observations; counted once: %d bytes, %d packets, edges %v", len(conns), observations, truth.bytes, truth.packets, byEdge)
 	var active struct{ Flows uint64 }
 	if err := getResponse(cl, "/api/v1/aggregates/active", net1, &active); err != nil {
