@@ -138,6 +138,7 @@ type Server struct {
 	// speaking counts open streams that sent events of each generation
 	// (flowlog_streams_wire_generation).
 	speaking [3]atomic.Int64
+	release  *releaser // memory back to the OS after a burst of closes (memory.go)
 }
 
 // Inserter is all ingest needs of a store (flowlog.Store is one): Insert
@@ -149,7 +150,7 @@ type Inserter interface {
 // New returns a FlowService writing to store.
 func New(store Inserter, o Options, log *slog.Logger) *Server {
 	o.defaults()
-	s := &Server{opts: o, commit: newCommitter(store, o, log), log: log, drain: make(chan struct{}), now: o.Clock}
+	s := &Server{opts: o, commit: newCommitter(store, o, log), log: log, drain: make(chan struct{}), now: o.Clock, release: newReleaser()}
 	s.guard = newGuard(o, log)
 	o.Metrics.StreamsOpen.Set(func() float64 { return float64(s.streams.Load()) })
 	o.Metrics.StreamsAllRejected.Set(func() float64 { return float64(s.allRejected.Load()) })
@@ -200,12 +201,14 @@ func (s *Server) Shutdown(ctx context.Context, g *grpc.Server) {
 // responses are queued in arrival order and each is sent when its
 // envelope's group commit is done. An idle stream costs two goroutines.
 func (s *Server) StreamFlows(stream pb.FlowService_StreamFlowsServer) error {
-	if n := s.streams.Add(1); n > int64(s.opts.MaxStreams) {
+	n := s.streams.Add(1)
+	if n > int64(s.opts.MaxStreams) {
 		s.streams.Add(-1)
 		s.opts.Metrics.StreamsRefused.WithLabelValues(metrics.RefusedMaxStreams).Inc()
 		return status.Errorf(codes.ResourceExhausted, "too many concurrent streams: limit is %d", s.opts.MaxStreams)
 	}
-	defer s.streams.Add(-1)
+	s.release.opened(n)
+	defer func() { s.release.closed(s.streams.Add(-1)) }()
 	ctx := stream.Context()
 	peerAddr := peerOf(ctx, s.guard.p.TrustedProxies)
 	acks := &ackQueue{s: s, stream: stream, room: make(chan struct{}, s.opts.InFlightPerStream)}
