@@ -27,6 +27,7 @@ import (
 // IdleReport is what RunIdle measured.
 type IdleReport struct {
 	Streams         int
+	HoldSec         float64 // streams held open this long past settleOpen before measuring
 	BaseRSS         int64   // before the streams opened, the collector settled
 	OpenRSS         int64   // with every stream open, settled
 	PeakRSS         int64   // highest VmRSS polled
@@ -36,6 +37,9 @@ type IdleReport struct {
 	OpenSec         float64 // time to open them all
 	BytesPerStream  float64 // (OpenRSS - BaseRSS) / Streams
 	GoroutinesPerSt float64 // (OpenGoroutines - BaseGoroutines) / Streams
+	// Where the bytes are: the Go runtime's heap and goroutine stacks in
+	// use (go_memstats_*), before and with the streams open.
+	BaseHeap, OpenHeap, BaseStack, OpenStack int
 }
 
 // settleOpen and settleClosed are how long the collector is left alone
@@ -46,10 +50,12 @@ const (
 )
 
 // RunIdle opens n idle streams, one connection each, against a collector it
-// starts (per-address and total stream caps off), measures, closes them and
-// measures again. The file-descriptor limit of this process (inherited by
+// starts (per-address and total stream caps off), measures after
+// settleOpen+hold (a hold past 2 minutes includes the runtime's periodic
+// garbage collection, which shrinks idle goroutines' stacks: the steady
+// state of a fleet), closes them and measures again. The file-descriptor limit of this process (inherited by
 // the collector) is raised to its hard limit.
-func RunIdle(ctx context.Context, c Config, n int, log *slog.Logger) (*IdleReport, error) {
+func RunIdle(ctx context.Context, c Config, n int, hold time.Duration, log *slog.Logger) (*IdleReport, error) {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && lim.Cur < lim.Max {
 		lim.Cur = lim.Max
@@ -70,7 +76,7 @@ func RunIdle(ctx context.Context, c Config, n int, log *slog.Logger) (*IdleRepor
 	defer col.stop(30 * time.Second)
 	pid := col.cmd.Process.Pid
 	metricsURL := "http://" + col.httpAddr + "/metrics"
-	rep := &IdleReport{Streams: n}
+	rep := &IdleReport{Streams: n, HoldSec: hold.Seconds()}
 	rss := pollRSS(pid, 200*time.Millisecond)
 
 	time.Sleep(settleOpen)
@@ -80,6 +86,8 @@ func RunIdle(ctx context.Context, c Config, n int, log *slog.Logger) (*IdleRepor
 	if rep.BaseGoroutines, err = gauge(metricsURL, "go_goroutines"); err != nil {
 		return nil, err
 	}
+	rep.BaseHeap, _ = gauge(metricsURL, "go_memstats_heap_inuse_bytes")
+	rep.BaseStack, _ = gauge(metricsURL, "go_memstats_stack_inuse_bytes")
 
 	log.Info("opening idle streams", "streams", n, "grpc", col.grpcAddr)
 	t0 := time.Now()
@@ -98,13 +106,15 @@ func RunIdle(ctx context.Context, c Config, n int, log *slog.Logger) (*IdleRepor
 		return nil, err
 	}
 	rep.OpenSec = time.Since(t0).Seconds()
-	time.Sleep(settleOpen)
+	time.Sleep(settleOpen + hold)
 	if rep.OpenRSS, _, err = procMem(pid); err != nil {
 		return nil, err
 	}
 	if rep.OpenGoroutines, err = gauge(metricsURL, "go_goroutines"); err != nil {
 		return nil, err
 	}
+	rep.OpenHeap, _ = gauge(metricsURL, "go_memstats_heap_inuse_bytes")
+	rep.OpenStack, _ = gauge(metricsURL, "go_memstats_stack_inuse_bytes")
 
 	log.Info("closing idle streams")
 	cancel()
@@ -207,7 +217,9 @@ func waitGauge(ctx context.Context, url, name string, ok func(int) bool) error {
 func (r *IdleReport) Print(w io.Writer) {
 	fmt.Fprintf(w, "idle streams             %d (one connection each), opened in %.1f s\n", r.Streams, r.OpenSec)
 	fmt.Fprintf(w, "collector RSS before     %s\n", mib(r.BaseRSS))
-	fmt.Fprintf(w, "collector RSS open       %s (peak %s)\n", mib(r.OpenRSS), mib(r.PeakRSS))
+	fmt.Fprintf(w, "collector RSS open       %s (peak %s), held %.0f s\n", mib(r.OpenRSS), mib(r.PeakRSS), settleOpen.Seconds()+r.HoldSec)
 	fmt.Fprintf(w, "per stream               %.1f kB, %.2f goroutines (%d -> %d)\n", r.BytesPerStream/1000, r.GoroutinesPerSt, r.BaseGoroutines, r.OpenGoroutines)
+	fmt.Fprintf(w, "per stream, Go heap      %.1f kB in use (%s -> %s)\n", float64(r.OpenHeap-r.BaseHeap)/float64(r.Streams)/1000, mib(int64(r.BaseHeap)), mib(int64(r.OpenHeap)))
+	fmt.Fprintf(w, "per stream, stacks       %.1f kB in use (%s -> %s)\n", float64(r.OpenStack-r.BaseStack)/float64(r.Streams)/1000, mib(int64(r.BaseStack)), mib(int64(r.OpenStack)))
 	fmt.Fprintf(w, "collector RSS closed     %s (%s after the last stream closed)\n", mib(r.ClosedRSS), settleClosed)
 }

@@ -7,11 +7,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 )
 
 // TestIdleStreams is the idle-streams measurement of BENCHMARKS.md, run by
 // hand: FLOWLOG_IDLE_STREAMS=10000 go test -run TestIdleStreams -v ./bench/
-// It builds the collector (cmd/flowlog) and measures it as a child process.
+// (FLOWLOG_IDLE_HOLD=150s: hold the streams past the runtime's periodic
+// collection first). It builds the collector (cmd/flowlog) and measures it
+// as a child process.
 func TestIdleStreams(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("FLOWLOG_IDLE_STREAMS"))
 	if n <= 0 {
@@ -25,7 +28,8 @@ func TestIdleStreams(t *testing.T) {
 	}
 	c := DefaultConfig()
 	c.Binary, c.Data = bin, t.TempDir()
-	rep, err := RunIdle(t.Context(), c, n, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	hold, _ := time.ParseDuration(os.Getenv("FLOWLOG_IDLE_HOLD"))
+	rep, err := RunIdle(t.Context(), c, n, hold, slog.New(slog.NewTextHandler(os.Stderr, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
