@@ -407,7 +407,7 @@ func (l *limiter) size() int {
 // sent for StallTimeout, when it idled for StreamIdleTimeout, when its
 // identity is revoked; admission ends it when a newer stream supersedes it.
 // Ending is a status on the slot's end channel, which the handler selects on
-// (Ended) and returns: grpc then cancels the stream's context, which
+// (ended) and returns: grpc then cancels the stream's context, which
 // unblocks a Send stuck on a full window (its acks already computed are
 // dropped; the agent resends what it did not see acked). Nothing per stream
 // ticks: 10,000 idle agents cost no timer and no goroutine here.
@@ -431,10 +431,10 @@ func (g *guard) watch(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo
 // endKey is the context key of a watched stream's end channel.
 type endKey struct{}
 
-// Ended is the channel on which the collector's verdict that a stream must
+// ended is the channel on which the collector's verdict that a stream must
 // end (stalled, idle, revoked, superseded) arrives: the handler returns
 // that status. Nil (never ready) for a stream not watched.
-func Ended(ctx context.Context) <-chan error {
+func ended(ctx context.Context) <-chan error {
 	ch, _ := ctx.Value(endKey{}).(chan error)
 	return ch
 }
@@ -511,21 +511,22 @@ func (g *guard) checkEvery() time.Duration {
 
 // check is the status that ends w's stream now, or nil.
 func (g *guard) check(ctx context.Context, w *watchedStream) error {
-	client, host := peerOf(ctx, g.p.TrustedProxies), hostOf(ctx)
+	// Named only when logged: one goroutine checks every stream each second.
+	client, host := func() string { return peerOf(ctx, g.p.TrustedProxies) }, func() string { return hostOf(ctx) }
 	if d := w.sendingFor(); g.p.StallTimeout > 0 && d >= g.p.StallTimeout {
 		g.log.Warn("stream stalled: the agent does not read its acks; ending the stream",
-			"peer", client, "host", host, "blocked", d.Round(time.Millisecond), "limit", g.p.StallTimeout)
+			"peer", client(), "host", host(), "blocked", d.Round(time.Millisecond), "limit", g.p.StallTimeout)
 		return status.Errorf(codes.DeadlineExceeded,
 			"stream stalled: acknowledgements could not be sent for %s (the agent does not read them; its receive window is full): ending the stream; reconnect and resend unacknowledged envelopes",
 			g.p.StallTimeout)
 	}
 	if d := w.slot.idleFor(g.now()); g.p.StreamIdleTimeout > 0 && d >= g.p.StreamIdleTimeout {
-		g.log.Info("idle stream ended", "peer", client, "host", host, "idle", d.Round(time.Millisecond), "limit", g.p.StreamIdleTimeout)
+		g.log.Info("idle stream ended", "peer", client(), "host", host(), "idle", d.Round(time.Millisecond), "limit", g.p.StreamIdleTimeout)
 		g.m.StreamsEnded.WithLabelValues(metrics.EndedIdle).Inc()
 		return status.Errorf(codes.Unavailable, flowlog.IdleStream+"no envelope for %s; ending the stream (reconnect when there is data)", g.p.StreamIdleTimeout)
 	}
 	if err := revoked(ctx, g.auth, w.slot); err != nil {
-		g.log.Warn("identity revoked or changed: ending its stream", "peer", client, "host", host, "why", status.Convert(err).Message())
+		g.log.Warn("identity revoked or changed: ending its stream", "peer", client(), "host", host(), "why", status.Convert(err).Message())
 		g.m.StreamsEnded.WithLabelValues(metrics.EndedRevoked).Inc()
 		return err
 	}
@@ -538,7 +539,7 @@ type watchedStream struct {
 	grpc.ServerStream
 	g         *guard
 	slot      *slot
-	ctx       context.Context // the stream's, carrying the end channel (Ended)
+	ctx       context.Context // the stream's, carrying the end channel (ended)
 	sendStart atomic.Int64    // unix nanos of the Send in progress; 0: none
 }
 

@@ -250,7 +250,7 @@ func (s *Server) StreamFlows(stream pb.FlowService_StreamFlowsServer) error {
 				return err
 			}
 			return final
-		case err := <-Ended(ctx):
+		case err := <-ended(ctx):
 			final = endedError{err}
 		}
 	}
@@ -262,7 +262,7 @@ func (s *Server) StreamFlows(stream pb.FlowService_StreamFlowsServer) error {
 	return err
 }
 
-// endedError is the status of a stream the collector ended (Ended).
+// endedError is the status of a stream the collector ended (ended).
 type endedError struct{ error }
 
 // receive turns envelopes into tickets until the agent closes its side, the
@@ -271,7 +271,7 @@ type endedError struct{ error }
 func (s *Server) receive(ctx context.Context, view *agentView, id *auth.Identity, recvd <-chan *wireEnvelope, recvErr <-chan error, acks *ackQueue) error {
 	peerAddr := view.peer
 	drain := s.drain
-	ended := Ended(ctx)
+	end := ended(ctx)
 	var quiet, drainEnd <-chan time.Time // while draining: nothing arrived for DrainQuiet; drainMax passed
 	var quietTimer *time.Timer
 	for {
@@ -292,7 +292,7 @@ func (s *Server) receive(ctx context.Context, view *agentView, id *auth.Identity
 			select {
 			case acks.room <- struct{}{}: // blocks while InFlightPerStream envelopes await commit
 				acks.push(t)
-			case err := <-ended:
+			case err := <-end:
 				return endedError{err}
 			case <-ctx.Done():
 				return ctx.Err()
@@ -302,7 +302,7 @@ func (s *Server) receive(ctx context.Context, view *agentView, id *auth.Identity
 				return nil
 			}
 			return err
-		case err := <-ended:
+		case err := <-end:
 			return endedError{err}
 		case <-drain:
 			drain = nil
