@@ -49,10 +49,19 @@ type slot struct {
 	inFlight atomic.Int64 // envelopes received and not yet answered
 	end      chan error   // capacity 1: the collector ends the stream with this status
 
-	idSet *auth.Set // identities the stream's identity was last checked against (watch goroutine only)
+	idSet *auth.Set // identities the stream's identity was last checked against (the watcher's goroutine only)
 }
 
 func (s *slot) touch(now time.Time) { s.last.Store(now.UnixNano()) }
+
+// stop ends the stream with err, unless a reason to end it is already
+// pending (the watcher and admission may both judge it).
+func (s *slot) stop(err error) {
+	select {
+	case s.end <- err:
+	default:
+	}
+}
 
 // idleFor is how long s has had nothing to do (0 while an envelope waits
 // for its answer).
@@ -148,8 +157,8 @@ func (a *admission) place(m map[string]map[*slot]struct{}, key string, s *slot, 
 				"too many concurrent streams for %s: limit is %d (%s), all busy; reuse one stream per agent", who, limit, flag)
 		}
 		a.removeLocked(victim)
-		victim.end <- status.Errorf(codes.ResourceExhausted,
-			"stream superseded: %s opened a new stream while holding %d (%s); this one was idle for %s", who, limit, flag, longest.Round(time.Millisecond))
+		victim.stop(status.Errorf(codes.ResourceExhausted,
+			"stream superseded: %s opened a new stream while holding %d (%s); this one was idle for %s", who, limit, flag, longest.Round(time.Millisecond)))
 		a.m.StreamsEnded.WithLabelValues(metrics.EndedSuperseded).Inc()
 	}
 	set[s] = struct{}{}

@@ -202,6 +202,7 @@ type guard struct {
 	// unlimited).
 	rejectBudget *limiter
 	streams      *admission
+	watcher      watcher
 	now          func() time.Time
 }
 
@@ -216,6 +217,7 @@ func newGuard(o Options, log *slog.Logger) *guard {
 		g.rejectBudget = newLimiter(limits{0, p.RejectedBytesRate}, limits{0, float64(p.RejectedBytesBurst)}, g.now)
 	}
 	g.streams = newAdmission(p, o.Metrics, g.now)
+	g.watcher.g = g
 	return g
 }
 
@@ -399,13 +401,16 @@ func (l *limiter) size() int {
 	return len(l.buckets)
 }
 
-// watch is the stream interceptor: it admits the stream (admission.go),
-// runs the handler on a watched stream, and ends the stream when an ack
-// could not be sent for StallTimeout, when it idled for StreamIdleTimeout,
-// when its identity is revoked, or when a newer stream supersedes it.
-// Returning ends the RPC: grpc cancels the stream's context, which unblocks
-// the handler's Send and Recv, and the handler unwinds on its own (its acks
-// already computed are dropped; the agent resends what it did not see acked).
+// watch is the stream interceptor: it admits the stream (admission.go) and
+// runs the handler on a watched stream, in grpc's own goroutine for it. The
+// guard's one checker (watcher) ends the stream when an ack could not be
+// sent for StallTimeout, when it idled for StreamIdleTimeout, when its
+// identity is revoked; admission ends it when a newer stream supersedes it.
+// Ending is a status on the slot's end channel, which the handler selects on
+// (ended) and returns: grpc then cancels the stream's context, which
+// unblocks a Send stuck on a full window (its acks already computed are
+// dropped; the agent resends what it did not see acked). Nothing per stream
+// ticks: 10,000 idle agents cost no timer and no goroutine here.
 func (g *guard) watch(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	ctx := ss.Context()
 	sl, err := g.streams.open(ctx)
@@ -417,27 +422,82 @@ func (g *guard) watch(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo
 	if g.auth != nil {
 		sl.idSet = g.auth.Identities() // what the interceptor before this one judged by
 	}
-	w := &watchedStream{ServerStream: ss, g: g, slot: sl}
-	done := make(chan error, 1)
-	go func() { done <- handler(srv, w) }()
-	tick := time.NewTicker(g.checkEvery())
-	defer tick.Stop()
-	for {
-		select {
-		case err := <-done:
-			return err
-		case err := <-sl.end:
-			g.log.Info("stream ended by the collector", "peer", peerOf(ctx, g.p.TrustedProxies), "host", hostOf(ctx), "why", status.Convert(err).Message())
-			return err
-		case <-tick.C:
-			if err := g.check(ctx, w); err != nil {
-				return err
-			}
-		}
+	w := &watchedStream{ServerStream: ss, g: g, slot: sl, ctx: context.WithValue(ctx, endKey{}, sl.end)}
+	g.watcher.add(w)
+	defer g.watcher.remove(w)
+	return handler(srv, w)
+}
+
+// endKey is the context key of a watched stream's end channel.
+type endKey struct{}
+
+// ended is the channel on which the collector's verdict that a stream must
+// end (stalled, idle, revoked, superseded) arrives: the handler returns
+// that status. Nil (never ready) for a stream not watched.
+func ended(ctx context.Context) <-chan error {
+	ch, _ := ctx.Value(endKey{}).(chan error)
+	return ch
+}
+
+// watcher runs check on every open stream each checkEvery, on one
+// goroutine for all of them, started with the first stream and gone with
+// the last (a goroutine and a ticker per stream cost 10,000 idle agents
+// tens of megabytes).
+type watcher struct {
+	g       *guard
+	mu      sync.Mutex
+	streams map[*watchedStream]struct{}
+	running bool
+}
+
+func (wt *watcher) add(w *watchedStream) {
+	wt.mu.Lock()
+	defer wt.mu.Unlock()
+	if wt.streams == nil {
+		wt.streams = map[*watchedStream]struct{}{}
+	}
+	wt.streams[w] = struct{}{}
+	if !wt.running {
+		wt.running = true
+		go wt.loop()
 	}
 }
 
-// checkEvery is the period of a stream's checks: often enough that each
+func (wt *watcher) remove(w *watchedStream) {
+	wt.mu.Lock()
+	defer wt.mu.Unlock()
+	delete(wt.streams, w)
+}
+
+// loop checks the streams until none is left. A stream found at fault is
+// ended once and no longer checked.
+func (wt *watcher) loop() {
+	tick := time.NewTicker(wt.g.checkEvery())
+	defer tick.Stop()
+	var batch []*watchedStream
+	for range tick.C {
+		wt.mu.Lock()
+		if len(wt.streams) == 0 {
+			wt.running = false
+			wt.mu.Unlock()
+			return
+		}
+		batch = batch[:0]
+		for w := range wt.streams {
+			batch = append(batch, w)
+		}
+		wt.mu.Unlock()
+		for _, w := range batch {
+			if err := wt.g.check(w.ctx, w); err != nil {
+				wt.remove(w)
+				w.slot.stop(err)
+			}
+		}
+		clear(batch) // hold no ended stream until the next tick
+	}
+}
+
+// checkEvery is the period of the streams' checks: often enough that each
 // limit is noticed within a quarter of it (a second for revocation).
 func (g *guard) checkEvery() time.Duration {
 	d := g.p.RevalidateEvery
@@ -451,21 +511,22 @@ func (g *guard) checkEvery() time.Duration {
 
 // check is the status that ends w's stream now, or nil.
 func (g *guard) check(ctx context.Context, w *watchedStream) error {
-	client, host := peerOf(ctx, g.p.TrustedProxies), hostOf(ctx)
+	// Named only when logged: one goroutine checks every stream each second.
+	client, host := func() string { return peerOf(ctx, g.p.TrustedProxies) }, func() string { return hostOf(ctx) }
 	if d := w.sendingFor(); g.p.StallTimeout > 0 && d >= g.p.StallTimeout {
 		g.log.Warn("stream stalled: the agent does not read its acks; ending the stream",
-			"peer", client, "host", host, "blocked", d.Round(time.Millisecond), "limit", g.p.StallTimeout)
+			"peer", client(), "host", host(), "blocked", d.Round(time.Millisecond), "limit", g.p.StallTimeout)
 		return status.Errorf(codes.DeadlineExceeded,
 			"stream stalled: acknowledgements could not be sent for %s (the agent does not read them; its receive window is full): ending the stream; reconnect and resend unacknowledged envelopes",
 			g.p.StallTimeout)
 	}
 	if d := w.slot.idleFor(g.now()); g.p.StreamIdleTimeout > 0 && d >= g.p.StreamIdleTimeout {
-		g.log.Info("idle stream ended", "peer", client, "host", host, "idle", d.Round(time.Millisecond), "limit", g.p.StreamIdleTimeout)
+		g.log.Info("idle stream ended", "peer", client(), "host", host(), "idle", d.Round(time.Millisecond), "limit", g.p.StreamIdleTimeout)
 		g.m.StreamsEnded.WithLabelValues(metrics.EndedIdle).Inc()
 		return status.Errorf(codes.Unavailable, flowlog.IdleStream+"no envelope for %s; ending the stream (reconnect when there is data)", g.p.StreamIdleTimeout)
 	}
 	if err := revoked(ctx, g.auth, w.slot); err != nil {
-		g.log.Warn("identity revoked or changed: ending its stream", "peer", client, "host", host, "why", status.Convert(err).Message())
+		g.log.Warn("identity revoked or changed: ending its stream", "peer", client(), "host", host(), "why", status.Convert(err).Message())
 		g.m.StreamsEnded.WithLabelValues(metrics.EndedRevoked).Inc()
 		return err
 	}
@@ -478,8 +539,11 @@ type watchedStream struct {
 	grpc.ServerStream
 	g         *guard
 	slot      *slot
-	sendStart atomic.Int64 // unix nanos of the Send in progress; 0: none
+	ctx       context.Context // the stream's, carrying the end channel (ended)
+	sendStart atomic.Int64    // unix nanos of the Send in progress; 0: none
 }
+
+func (w *watchedStream) Context() context.Context { return w.ctx }
 
 func (w *watchedStream) SendMsg(m any) error {
 	w.sendStart.Store(time.Now().UnixNano())

@@ -138,6 +138,7 @@ type Server struct {
 	// speaking counts open streams that sent events of each generation
 	// (flowlog_streams_wire_generation).
 	speaking [3]atomic.Int64
+	release  *releaser // memory back to the OS after a burst of closes (memory.go)
 }
 
 // Inserter is all ingest needs of a store (flowlog.Store is one): Insert
@@ -149,7 +150,7 @@ type Inserter interface {
 // New returns a FlowService writing to store.
 func New(store Inserter, o Options, log *slog.Logger) *Server {
 	o.defaults()
-	s := &Server{opts: o, commit: newCommitter(store, o, log), log: log, drain: make(chan struct{}), now: o.Clock}
+	s := &Server{opts: o, commit: newCommitter(store, o, log), log: log, drain: make(chan struct{}), now: o.Clock, release: newReleaser()}
 	s.guard = newGuard(o, log)
 	o.Metrics.StreamsOpen.Set(func() float64 { return float64(s.streams.Load()) })
 	o.Metrics.StreamsAllRejected.Set(func() float64 { return float64(s.allRejected.Load()) })
@@ -194,22 +195,23 @@ func (s *Server) Shutdown(ctx context.Context, g *grpc.Server) {
 	s.commit.close()
 }
 
-// StreamFlows serves one agent. One goroutine receives, one sends (grpc-go
-// allows one of each per stream); responses are queued in arrival order and
-// each is sent when its envelope's group commit is done.
+// StreamFlows serves one agent. Its goroutine runs the receive loop; a pump
+// goroutine receives (grpc-go allows one receiver and one sender per
+// stream), and a sender (ackQueue) exists only while answers are owed:
+// responses are queued in arrival order and each is sent when its
+// envelope's group commit is done. An idle stream costs two goroutines.
 func (s *Server) StreamFlows(stream pb.FlowService_StreamFlowsServer) error {
-	if n := s.streams.Add(1); n > int64(s.opts.MaxStreams) {
+	n := s.streams.Add(1)
+	if n > int64(s.opts.MaxStreams) {
 		s.streams.Add(-1)
 		s.opts.Metrics.StreamsRefused.WithLabelValues(metrics.RefusedMaxStreams).Inc()
 		return status.Errorf(codes.ResourceExhausted, "too many concurrent streams: limit is %d", s.opts.MaxStreams)
 	}
-	defer s.streams.Add(-1)
+	s.release.opened(n)
+	defer func() { s.release.closed(s.streams.Add(-1)) }()
 	ctx := stream.Context()
 	peerAddr := peerOf(ctx, s.guard.p.TrustedProxies)
-
-	acks := make(chan *ticket, s.opts.InFlightPerStream)
-	sendErr := make(chan error, 1)
-	go func() { sendErr <- s.sendAcks(stream, acks) }()
+	acks := &ackQueue{s: s, stream: stream, room: make(chan struct{}, s.opts.InFlightPerStream)}
 
 	recvd := make(chan *wireEnvelope)
 	recvErr := make(chan error, 1)
@@ -237,19 +239,39 @@ func (s *Server) StreamFlows(stream pb.FlowService_StreamFlowsServer) error {
 	view := s.newAgentView(peerAddr, id)
 	defer view.end()
 	final := s.receive(ctx, view, id, recvd, recvErr, acks)
-	close(acks)
-	if err := <-sendErr; err != nil {
-		return err
+	if _, ok := final.(endedError); !ok {
+		// Answer what is owed; the collector may still end the stream
+		// meanwhile (an agent that closed its side but reads no acks).
+		answered := make(chan error, 1)
+		go func() { answered <- acks.wait() }()
+		select {
+		case err := <-answered:
+			if err != nil {
+				return err
+			}
+			return final
+		case err := <-ended(ctx):
+			final = endedError{err}
+		}
 	}
-	return final
+	// The collector ends the stream (stalled, idle, revoked, superseded): a
+	// Send may be stuck on a full window, so the answers owed are not
+	// waited for; returning cancels the stream, which frees the sender.
+	err := final.(endedError).error
+	s.log.Info("stream ended by the collector", "peer", peerAddr, "host", hostOf(ctx), "why", status.Convert(err).Message())
+	return err
 }
 
+// endedError is the status of a stream the collector ended (ended).
+type endedError struct{ error }
+
 // receive turns envelopes into tickets until the agent closes its side, the
-// stream breaks, a limit is exceeded, or shutdown begins. It returns the
-// stream's final status.
-func (s *Server) receive(ctx context.Context, view *agentView, id *auth.Identity, recvd <-chan *wireEnvelope, recvErr <-chan error, acks chan<- *ticket) error {
+// stream breaks, a limit is exceeded, the collector ends the stream, or
+// shutdown begins. It returns the stream's final status.
+func (s *Server) receive(ctx context.Context, view *agentView, id *auth.Identity, recvd <-chan *wireEnvelope, recvErr <-chan error, acks *ackQueue) error {
 	peerAddr := view.peer
 	drain := s.drain
+	end := ended(ctx)
 	var quiet, drainEnd <-chan time.Time // while draining: nothing arrived for DrainQuiet; drainMax passed
 	var quietTimer *time.Timer
 	for {
@@ -268,7 +290,10 @@ func (s *Server) receive(ctx context.Context, view *agentView, id *auth.Identity
 				t = s.prepare(w, view, id)
 			}
 			select {
-			case acks <- t: // blocks while InFlightPerStream envelopes await commit
+			case acks.room <- struct{}{}: // blocks while InFlightPerStream envelopes await commit
+				acks.push(t)
+			case err := <-end:
+				return endedError{err}
 			case <-ctx.Done():
 				return ctx.Err()
 			}
@@ -277,6 +302,8 @@ func (s *Server) receive(ctx context.Context, view *agentView, id *auth.Identity
 				return nil
 			}
 			return err
+		case err := <-end:
+			return endedError{err}
 		case <-drain:
 			drain = nil
 			quietTimer = time.NewTimer(s.opts.DrainQuiet)
@@ -291,6 +318,76 @@ func (s *Server) receive(ctx context.Context, view *agentView, id *auth.Identity
 			return ctx.Err()
 		}
 	}
+}
+
+// ackQueue answers a stream's tickets in order as their commits finish. Its
+// sender goroutine runs only while tickets are queued: most agents' streams
+// are idle most of the time, and an idle goroutine still holds its stack.
+type ackQueue struct {
+	s      *Server
+	stream pb.FlowService_StreamFlowsServer
+	// room holds a token for each ticket queued and not yet answered: the
+	// receiver takes one before push (InFlightPerStream bounds what a
+	// stream may have in flight), the sender gives it back once answered.
+	room chan struct{}
+
+	mu      sync.Mutex
+	queue   []*ticket
+	sending bool           // a sender goroutine runs
+	senders sync.WaitGroup // the sender, for wait
+	failed  error          // the first Send error; later tickets are dropped
+}
+
+// push queues t (its room token taken) and starts a sender if none runs.
+// Only the receive loop pushes.
+func (q *ackQueue) push(t *ticket) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.queue = append(q.queue, t)
+	if !q.sending {
+		q.sending = true
+		q.senders.Add(1)
+		go q.send()
+	}
+}
+
+// send answers queued tickets until none is left.
+func (q *ackQueue) send() {
+	defer q.senders.Done()
+	for {
+		q.mu.Lock()
+		if len(q.queue) == 0 {
+			q.sending = false
+			q.queue = nil // an idle stream holds no backing array
+			q.mu.Unlock()
+			return
+		}
+		t := q.queue[0]
+		q.queue[0] = nil
+		q.queue = q.queue[1:]
+		failed := q.failed
+		q.mu.Unlock()
+		<-t.done
+		if failed == nil { // after a failure keep draining, so the receiver never blocks
+			if err := q.stream.Send(response(t)); err != nil {
+				q.mu.Lock()
+				q.failed = err
+				q.mu.Unlock()
+			} else {
+				q.s.opts.Metrics.EnvelopesAcked.WithLabelValues(ackResult(t)).Inc()
+			}
+		}
+		<-q.room
+	}
+}
+
+// wait returns, once every queued ticket is answered, the first Send error.
+// Call it after the last push.
+func (q *ackQueue) wait() error {
+	q.senders.Wait()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.failed
 }
 
 // prepare validates an envelope (and, for an authenticated stream, that each
@@ -360,23 +457,6 @@ func originalJSON(ev *pb.FlowEvent) string {
 		return fmt.Sprintf("unencodable event: %v", err)
 	}
 	return string(b)
-}
-
-// sendAcks answers tickets in order as their commits finish.
-func (s *Server) sendAcks(stream pb.FlowService_StreamFlowsServer, acks <-chan *ticket) error {
-	var failed error
-	for t := range acks {
-		<-t.done
-		if failed != nil {
-			continue // keep draining so the receiver never blocks
-		}
-		if err := stream.Send(response(t)); err != nil {
-			failed = err
-			continue
-		}
-		s.opts.Metrics.EnvelopesAcked.WithLabelValues(ackResult(t)).Inc()
-	}
-	return failed
 }
 
 // maxErrorItems bounds how many rejected events one response names.

@@ -1,0 +1,51 @@
+package ingest_test
+
+import (
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/flowlog/flowlog/ingest"
+	pb "github.com/flowlog/flowlog/proto/flow"
+)
+
+// A fleet of agents holds its streams open between flushes: an idle stream
+// must cost the collector little. Over one connection, each stream adds
+// the client's own goroutine and at most two of the collector's (handler and
+// receive pump): no per-stream watch goroutine or ticker, no ack sender
+// while nothing is owed. And a stream that is answered and then idle gives
+// its sender back.
+func TestIdleStreamHoldsTwoGoroutines(t *testing.T) {
+	c := start(t, ingest.Options{Protect: ingest.Protection{MaxStreamsPerHost: -1}}) // every stream claims host "h"
+	cc := dialConn(t, c.addr)
+	first := newStreamOn(t, cc) // the connection's own goroutines, both sides
+	if r, err := first.exchange(&pb.FlowEnvelope{Events: events("idle", 3)}); err != nil || !r.GetSuccess() {
+		t.Fatalf("first envelope: %v %v", r, err)
+	}
+	const n = 50
+	settle := func(want int) int {
+		var got int
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			got = runtime.NumGoroutine()
+			if got <= want || time.Now().After(deadline) {
+				return got
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	before := runtime.NumGoroutine()
+	streams := make([]*agentStream, n)
+	for i := range streams {
+		streams[i] = newStreamOn(t, cc)
+		// One answered envelope each: the sender ran, and must be gone.
+		if r, err := streams[i].exchange(&pb.FlowEnvelope{Events: events("idle", 1)}); err != nil || !r.GetSuccess() {
+			t.Fatalf("stream %d: %v %v", i, r, err)
+		}
+	}
+	const perStream = 1 + 2 // the client's, the collector's handler and pump
+	if got := settle(before + n*perStream); got > before+n*perStream {
+		t.Fatalf("%d idle streams added %d goroutines, %.1f per stream; want at most %d (client 1, collector 2)",
+			n, got-before, float64(got-before)/n, perStream)
+	}
+}
