@@ -162,7 +162,7 @@ func (s *Store) seedClock(ctx context.Context) error {
 // rows are committed, before Insert returns.
 func (s *Store) markDirty(ctx context.Context, evs []flowlog.Event) error {
 	near := (2 * s.peerSkew).Milliseconds()
-	now := time.Now().UnixMilli()
+	now := s.now().UnixMilli() // about the rows' inserted_at
 	days := map[int64]struct{}{} // days since the epoch (a few per batch: cheaper than formatting each)
 	for i := range evs {
 		// The neighbour day too when the start is near midnight: whether
