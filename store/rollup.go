@@ -103,12 +103,11 @@ type rollupTable struct {
 	name  string        // table
 	grain time.Duration // bucket width
 	ttl   time.Duration
-	fn    string // ClickHouse function bucketing start_ts
 }
 
 var (
-	rollup1m = rollupTable{"flows_1m", time.Minute, Rollup1mTTL, "toStartOfMinute"}
-	rollup1h = rollupTable{"flows_1h", time.Hour, Rollup1hTTL, "toStartOfHour"}
+	rollup1m = rollupTable{"flows_1m", time.Minute, Rollup1mTTL}
+	rollup1h = rollupTable{"flows_1h", time.Hour, Rollup1hTTL}
 )
 
 // firstDay is the first whole day (UTC midnight) this rollup still holds
@@ -162,7 +161,7 @@ func (s *Store) seedClock(ctx context.Context) error {
 // rows are committed, before Insert returns.
 func (s *Store) markDirty(ctx context.Context, evs []flowlog.Event) error {
 	near := (2 * s.peerSkew).Milliseconds()
-	now := s.now().UnixMilli() // about the rows' inserted_at
+	now := s.now().UnixMilli()   // about the rows' inserted_at
 	days := map[int64]struct{}{} // days since the epoch (a few per batch: cheaper than formatting each)
 	for i := range evs {
 		// The neighbour day too when the start is near midnight: whether

@@ -193,13 +193,13 @@ var migrations = []migration{
 			ADD COLUMN IF NOT EXISTS dst_as_name LowCardinality(String),
 			ADD COLUMN IF NOT EXISTS dst_country LowCardinality(String)`,
 	}, nil},
-	{7, "rollups: bytes spread over the flows' lifetimes", []string{
+	{7, "rollups: bytes spread over the lifetime of flows", []string{
 		// Time series spread a flow's bytes and packets over its lifetime
 		// (aggregate.go spreadSQL); top talkers and the matrix keep counting
 		// them in the bucket of the flow's start (bytes, packets).
-		`ALTER TABLE {db}.flows_1m ADD COLUMN IF NOT EXISTS spread_bytes UInt64 COMMENT 'bytes that flowed in the bucket, spread evenly over each flow''s lifetime',
+		`ALTER TABLE {db}.flows_1m ADD COLUMN IF NOT EXISTS spread_bytes UInt64 COMMENT 'bytes that flowed in the bucket, spread evenly over the lifetime of each flow',
 			ADD COLUMN IF NOT EXISTS spread_packets UInt64`,
-		`ALTER TABLE {db}.flows_1h ADD COLUMN IF NOT EXISTS spread_bytes UInt64 COMMENT 'bytes that flowed in the bucket, spread evenly over each flow''s lifetime',
+		`ALTER TABLE {db}.flows_1h ADD COLUMN IF NOT EXISTS spread_bytes UInt64 COMMENT 'bytes that flowed in the bucket, spread evenly over the lifetime of each flow',
 			ADD COLUMN IF NOT EXISTS spread_packets UInt64`,
 		// Rows written before hold no spread: every day is dirty once.
 		`INSERT INTO {db}.rollup_dirty (day, marked)
