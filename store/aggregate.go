@@ -174,17 +174,7 @@ func (s *Store) rawSpread(f flowlog.Filter, p plan, step time.Duration) string {
 	}
 	sort.Strings(skip)
 	sort.Strings(served)
-	lo, hi := int64(0), int64(1)<<62
-	if !f.From.IsZero() {
-		lo = f.From.UnixMilli()
-	}
-	if !f.To.IsZero() {
-		hi = f.To.UnixMilli()
-	}
-	back := f
-	if !f.From.IsZero() {
-		back.From = f.From.Add(-spreadHorizon)
-	}
+	back, lo, hi := spreadRange(f)
 	w := spreadWidth(step)
 	q := spreadSQL(s.rawFrom(s.condsExcept(back, s.staleCutoff(), nil, skip)), rollupDims, rollupDims, w, lo, hi)
 	q = "SELECT t, " + rollupDims + ", nb, np, nf FROM (" + q + ")"
@@ -485,17 +475,31 @@ func spreadSQL(src, inCols, outCols string, w, lo, hi int64) string {
 	flows := fmt.Sprintf("SELECT %s, toUnixTimestamp64Milli(start_ts) AS s0, %s AS e0, %s AS tb, %s AS tp FROM %s",
 		inCols, life, sumBytes, sumPackets, src)
 	lo0 := fmt.Sprintf("greatest(s0, toInt64(%d))", lo)
-	buckets := fmt.Sprintf("SELECT *, toUInt128(e0 - s0) AS d, arrayJoin(range(intDiv(%[1]s, %[2]d), intDiv(greatest(least(e0, toInt64(%[3]d)) - 1, %[1]s), %[2]d) + 1)) AS k "+
+	buckets := fmt.Sprintf("SELECT *, toUInt128(e0 - s0) AS d, arrayJoin(range(intDiv(%[1]s, %[2]d), intDiv(greatest(least(e0, toInt64(%[3]d)) - 1, %[1]s), %[2]d) + 1)) AS bk "+
 		"FROM (%[4]s) WHERE s0 >= %[5]d OR e0 > %[5]d", lo0, w, hi, flows, lo)
 	share := func(total string) string {
-		c0 := fmt.Sprintf("toUInt128(greatest(k * %d, s0, toInt64(%d)) - s0)", w, lo)
-		c1 := fmt.Sprintf("toUInt128(least((k + 1) * %d, e0, toInt64(%d)) - s0)", w, hi)
+		c0 := fmt.Sprintf("toUInt128(greatest(bk * %d, s0, toInt64(%d)) - s0)", w, lo)
+		c1 := fmt.Sprintf("toUInt128(least((bk + 1) * %d, e0, toInt64(%d)) - s0)", w, hi)
 		return fmt.Sprintf("toUInt128(if(d = 0, %[1]s, intDiv(%[1]s * %[3]s, d) - intDiv(%[1]s * %[2]s, d)))", total, c0, c1)
 	}
-	return fmt.Sprintf("SELECT fromUnixTimestamp64Milli(toInt64(k * %[1]d), 'UTC') AS t, %[2]s, %[3]s AS nb, %[4]s AS np, "+
-		"toUInt128(s0 >= %[5]d AND s0 < %[6]d AND intDiv(s0, %[1]d) = k) AS nf, if(nf = 1, tb, toUInt128(0)) AS sb, if(nf = 1, tp, toUInt128(0)) AS sp "+
+	return fmt.Sprintf("SELECT fromUnixTimestamp64Milli(toInt64(bk * %[1]d), 'UTC') AS t, %[2]s, %[3]s AS nb, %[4]s AS np, "+
+		"toUInt128(s0 >= %[5]d AND s0 < %[6]d AND intDiv(s0, %[1]d) = bk) AS nf, if(nf = 1, tb, toUInt128(0)) AS sb, if(nf = 1, tp, toUInt128(0)) AS sp "+
 		"FROM (%[7]s) WHERE nb > 0 OR np > 0 OR nf > 0",
 		w, outCols, share("tb"), share("tp"), lo, hi, buckets)
+}
+
+// spreadRange is what a spread read of f's range reads: f with the flows
+// started up to spreadHorizon before its range, and the range in Unix
+// milliseconds (unbounded: 0, 2^62).
+func spreadRange(f flowlog.Filter) (back flowlog.Filter, lo, hi int64) {
+	back, lo, hi = f, 0, 1<<62
+	if !f.From.IsZero() {
+		back.From, lo = f.From.Add(-spreadHorizon), f.From.UnixMilli()
+	}
+	if !f.To.IsZero() {
+		hi = f.To.UnixMilli()
+	}
+	return back, lo, hi
 }
 
 // spreadWidth is the bucket width a raw series read spreads over: the
