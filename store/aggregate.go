@@ -380,11 +380,12 @@ func (s *Store) Matrix(ctx context.Context, f flowlog.Filter, limit int) ([]flow
 	return out, nil
 }
 
-// Series returns totals per bucket of step over the start times of the
-// flows matching f, in [f.From, f.To). Buckets are aligned to multiples of
-// step since the Unix epoch (for steps dividing a day: the UTC clock), so
-// the first and last may extend beyond the range (they hold only flows in
-// it). Only buckets holding flows are returned, in time order: the caller
+// Series returns totals per bucket of step of the flows matching f, in
+// [f.From, f.To): the bytes and packets that flowed in the bucket (each
+// flow's spread evenly over its lifetime, spreadSQL), the flows that
+// started in it. Buckets are aligned to multiples of step since the Unix
+// epoch (for steps dividing a day: the UTC clock), so the first and last
+// may extend beyond the range (they hold only what is in it). Only buckets holding flows are returned, in time order: the caller
 // fills gaps. A step of a whole number of minutes (hours) lets the 1-minute
 // (1-hour) rollup answer.
 func (s *Store) Series(ctx context.Context, f flowlog.Filter, step time.Duration) ([]flowlog.Point, error) {

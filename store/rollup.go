@@ -13,7 +13,8 @@ import (
 	"github.com/flowlog/flowlog"
 )
 
-// Rollups: flows summed per time bucket and dimension, at 1 minute
+// Rollups: flows summed per time bucket and dimension (by start, and the
+// bytes that flowed in the bucket: spreadSQL), at 1 minute
 // (flows_1m) and 1 hour (flows_1h), read by the aggregates (aggregate.go)
 // instead of the raw table where they are known to be exact.
 //
@@ -43,9 +44,10 @@ import (
 //     each day partition the batch touched, in rollup_dirty. Stamps come
 //     from a strictly increasing clock (Store.stamp).
 //   - Store.Rollup recomputes each dirty day whole from the merged view
-//     (flows FINAL, that day's partition only: a flow's rows share a
-//     partition, so a day is self-contained, and FINAL reads the whole
-//     partition anyway since start_ts is not in the sorting key). It writes
+//     (flows FINAL, that day's partition: a flow's rows share a partition,
+//     and FINAL reads the whole partition anyway since start_ts is not in
+//     the sorting key; and the day before's, whose flows' bytes may run
+//     into the day, spreadHorizon). Marks name both days. It writes
 //     the day's complete rows under a new generation, then records in
 //     rollup_days (day, gen, covers): readers use generation gen, and the
 //     rows include every insert whose mark is <= covers.
