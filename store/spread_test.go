@@ -101,6 +101,14 @@ func TestSeriesSpreadsBytes(t *testing.T) {
 				t.Errorf("%s, step %v: series sums to %+v, want %+v", path, step, sum, want)
 			}
 		}
+		// The stacked series spreads the same way (raw only).
+		groups, err := s.SeriesBy(ctx, on(first, "netA"), time.Minute, "protocol", 5)
+		gp := func(at time.Time, b, p, f uint64) flowlog.GroupPoint {
+			return flowlog.GroupPoint{Key: "6", T: at, Totals: flowlog.Totals{Bytes: b, Packets: p, Flows: f}}
+		}
+		if want := []flowlog.GroupPoint{gp(t0, mb, 1000, 1), gp(t0.Add(time.Minute), mb, 1000, 0), gp(t0.Add(2*time.Minute), mb, 1000, 0)}; err != nil || !reflect.DeepEqual(groups, want) {
+			t.Errorf("%s: stacked series:\n got %v %v\nwant %v", path, groups, err, want)
+		}
 		// Top talkers and the matrix still count a flow in its start's
 		// range: C is not in the second day's.
 		top, err := s.Top(ctx, flowlog.TopQuery{Filter: on(second, "netC")})
@@ -116,6 +124,9 @@ func TestSeriesSpreadsBytes(t *testing.T) {
 	}
 	store.ForceRaw(s, true)
 	check("raw")
+	store.UseArgMax(s, true)
+	check("raw argMax")
+	store.UseArgMax(s, false)
 	store.ForceRaw(s, false)
 	rollupOn(t, s)
 	for _, f := range []flowlog.Filter{first, second} {
