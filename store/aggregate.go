@@ -105,8 +105,10 @@ func maxTime(a, b time.Time) time.Time {
 // sources is the union the aggregates read. Columns: t (start or bucket,
 // DateTime64(3)), the rollup dimensions, with withIPs (raw only) the
 // endpoints' columns rollups lack (endpointColumns), and nb, np, nf: bytes,
-// packets, flows.
-func (s *Store) sources(f flowlog.Filter, p plan, withIPs bool) string {
+// packets, flows. For a series (step > 0) t is a bucket and nb, np the
+// bytes and packets that flowed in it (spreadSQL); otherwise t is a flow's
+// start and nb, np all of its bytes and packets.
+func (s *Store) sources(f flowlog.Filter, p plan, withIPs bool, step time.Duration) string {
 	var parts, skip []string
 	if p.r != nil {
 		days := make([]string, 0, len(p.days))
@@ -129,12 +131,21 @@ func (s *Store) sources(f flowlog.Filter, p plan, withIPs bool) string {
 			"bucket >= toDateTime('"+days[0]+" 00:00:00', 'UTC')",
 			"bucket < toDateTime('"+last.Add(24*time.Hour).Format(dayLayout)+" 00:00:00', 'UTC')",
 			"(toDate(bucket), gen) IN ("+strings.Join(set, ", ")+")")
-		parts = append(parts, fmt.Sprintf("SELECT toDateTime64(bucket, 3, 'UTC') AS t, %s, toUInt128(bytes) AS nb, toUInt128(packets) AS np, toUInt128(flows) AS nf FROM %s.%s %s",
-			rollupDims, s.db, p.r.name, whereOf(rc)))
+		nb, np := "bytes", "packets"
+		if step > 0 {
+			nb, np = "spread_bytes", "spread_packets"
+		} else {
+			rc = append(rc, "flows > 0") // rows holding only spread bytes of flows started before
+		}
+		parts = append(parts, fmt.Sprintf("SELECT toDateTime64(bucket, 3, 'UTC') AS t, %s, toUInt128(%s) AS nb, toUInt128(%s) AS np, toUInt128(flows) AS nf FROM %s.%s %s",
+			rollupDims, nb, np, s.db, p.r.name, whereOf(rc)))
 		skip = ids // the raw read covers the other days
 		if coversRange(f, days) {
 			return "(" + parts[0] + ")" // no other day: no raw read at all
 		}
+	}
+	if step > 0 {
+		return "(" + strings.Join(append(parts, s.rawSpread(f, p, step)), " UNION ALL ") + ")"
 	}
 	raw := s.condsExcept(f, s.staleCutoff(), nil, skip)
 	ips := ""
@@ -144,6 +155,33 @@ func (s *Store) sources(f flowlog.Filter, p plan, withIPs bool) string {
 	parts = append(parts, fmt.Sprintf("SELECT start_ts AS t, %s, %s%s AS nb, %s AS np, "+
 		"toUInt128(1) AS nf FROM %s", rollupDims, ips, sumBytes, sumPackets, s.rawFrom(raw)))
 	return "(" + strings.Join(parts, " UNION ALL ") + ")"
+}
+
+// rawSpread is a series' raw read: the bytes of the flows of the range's
+// days that the rollup does not serve, spread over buckets (spreadSQL).
+// Flows started up to spreadHorizon before the range are read too, for
+// their share in it; of a day the rollup serves, only the flows that may
+// reach the next day when the rollup does not serve that one.
+func (s *Store) rawSpread(f flowlog.Filter, p plan, step time.Duration) string {
+	var skip, served []string
+	for d := range p.days {
+		day, _ := time.Parse(dayLayout, d)
+		served = append(served, strconv.FormatInt(day.UnixMilli()/dayMS, 10))
+		next := day.Add(24 * time.Hour)
+		if _, ok := p.days[next.Format(dayLayout)]; ok || (!f.To.IsZero() && !next.Before(f.To)) {
+			skip = append(skip, day.Format(partitionLayout))
+		}
+	}
+	sort.Strings(skip)
+	sort.Strings(served)
+	back, lo, hi := spreadRange(f)
+	w := spreadWidth(step)
+	q := spreadSQL(s.rawFrom(s.condsExcept(back, s.staleCutoff(), nil, skip)), rollupDims, rollupDims, w, lo, hi)
+	q = "SELECT t, " + rollupDims + ", nb, np, nf FROM (" + q + ")"
+	if len(served) > 0 {
+		q += fmt.Sprintf(" WHERE intDiv(toUnixTimestamp64Milli(t), %d) NOT IN (%s)", dayMS, strings.Join(served, ", "))
+	}
+	return q
 }
 
 // coversRange says whether days (2006-01-02, sorted) are every day of the
@@ -162,7 +200,7 @@ func (s *Store) aggregateSQL(ctx context.Context, f flowlog.Filter, step time.Du
 	if err != nil {
 		return "", err
 	}
-	return "SELECT " + sel + " FROM " + s.sources(f, p, withIPs) + " " + tail, nil
+	return "SELECT " + sel + " FROM " + s.sources(f, p, withIPs, step) + " " + tail, nil
 }
 
 // Sums never wrap. ClickHouse's sum of UInt64 is a UInt64 that wraps
@@ -342,11 +380,12 @@ func (s *Store) Matrix(ctx context.Context, f flowlog.Filter, limit int) ([]flow
 	return out, nil
 }
 
-// Series returns totals per bucket of step over the start times of the
-// flows matching f, in [f.From, f.To). Buckets are aligned to multiples of
-// step since the Unix epoch (for steps dividing a day: the UTC clock), so
-// the first and last may extend beyond the range (they hold only flows in
-// it). Only buckets holding flows are returned, in time order: the caller
+// Series returns totals per bucket of step of the flows matching f, in
+// [f.From, f.To): the bytes and packets that flowed in the bucket (each
+// flow's spread evenly over its lifetime, spreadSQL), the flows that
+// started in it. Buckets are aligned to multiples of step since the Unix
+// epoch (for steps dividing a day: the UTC clock), so the first and last
+// may extend beyond the range (they hold only what is in it). Only buckets holding flows are returned, in time order: the caller
 // fills gaps. A step of a whole number of minutes (hours) lets the 1-minute
 // (1-hour) rollup answer.
 func (s *Store) Series(ctx context.Context, f flowlog.Filter, step time.Duration) ([]flowlog.Point, error) {
@@ -398,4 +437,80 @@ func (s *Store) Active(ctx context.Context, f flowlog.Filter) (uint64, error) {
 		return 0, nil
 	}
 	return rows[0].N, nil
+}
+
+// Time series put a flow's bytes where they flowed, as far as the store
+// knows: a flow's bytes and packets are spread evenly over its lifetime,
+// [start, end] once it ended, [start, inserted_at of its latest report]
+// while it is open (our agent re-reports open flows with their counters so
+// far every active timeout; a stock agent's START carries none, so its
+// flows land whole in the interval of their DESTROY's lifetime only once
+// they end). Each bucket gets the flow's share of the time it overlaps. The
+// flow count stays in the bucket of the start.
+//
+// Lifetimes count up to spreadHorizon: a flow lasting longer has its bytes
+// spread over its first spreadHorizon. That bound keeps reads exact and
+// cheap: a flow reaches at most the day after its start partition, so a
+// series reads one day partition before its range (and a day's rollup
+// reads the day before it), not the whole retention.
+const spreadHorizon = 24 * time.Hour
+
+const dayMS = 24 * 60 * 60 * 1000
+
+// spreadSQL renders, for each merged flow of src (a FROM clause over the
+// flows table, with its WHERE), one row per bucket of w milliseconds
+// (aligned to the epoch) that the flow's lifetime overlaps within [lo, hi)
+// (Unix milliseconds): t, the bucket's start (DateTime64(3)); the columns
+// named outCols (inCols renders them); nb, np, the flow's bytes and
+// packets times the share of its lifetime in the bucket and the range; nf,
+// 1 in the bucket of the flow's start (when in the range), else 0; sb, sp,
+// all its bytes and packets there, else 0. Rows with nothing are left out.
+//
+// Integer shares are exact: bucket i gets floor(total·c_i/d) −
+// floor(total·c_{i−1}/d), c_i the time from the start to the bucket's end,
+// so the shares of a flow sum to its total (the last reaches d). Products
+// fit UInt128: totals are below 2^65, d below 2^27 (spreadHorizon in ms).
+func spreadSQL(src, inCols, outCols string, w, lo, hi int64) string {
+	life := fmt.Sprintf("least(greatest(if(event_type = 'destroy', toUnixTimestamp64Milli(end_ts), toUnixTimestamp64Milli(inserted_at)), s0), s0 + %d)",
+		spreadHorizon.Milliseconds())
+	flows := fmt.Sprintf("SELECT %s, toUnixTimestamp64Milli(start_ts) AS s0, %s AS e0, %s AS tb, %s AS tp FROM %s",
+		inCols, life, sumBytes, sumPackets, src)
+	lo0 := fmt.Sprintf("greatest(s0, toInt64(%d))", lo)
+	buckets := fmt.Sprintf("SELECT *, toUInt128(e0 - s0) AS d, arrayJoin(range(intDiv(%[1]s, %[2]d), intDiv(greatest(least(e0, toInt64(%[3]d)) - 1, %[1]s), %[2]d) + 1)) AS bk "+
+		"FROM (%[4]s) WHERE s0 >= %[5]d OR e0 > %[5]d", lo0, w, hi, flows, lo)
+	share := func(total string) string {
+		c0 := fmt.Sprintf("toUInt128(greatest(bk * %d, s0, toInt64(%d)) - s0)", w, lo)
+		c1 := fmt.Sprintf("toUInt128(least((bk + 1) * %d, e0, toInt64(%d)) - s0)", w, hi)
+		return fmt.Sprintf("toUInt128(if(d = 0, %[1]s, intDiv(%[1]s * %[3]s, d) - intDiv(%[1]s * %[2]s, d)))", total, c0, c1)
+	}
+	return fmt.Sprintf("SELECT fromUnixTimestamp64Milli(toInt64(bk * %[1]d), 'UTC') AS t, %[2]s, %[3]s AS nb, %[4]s AS np, "+
+		"toUInt128(s0 >= %[5]d AND s0 < %[6]d AND intDiv(s0, %[1]d) = bk) AS nf, if(nf = 1, tb, toUInt128(0)) AS sb, if(nf = 1, tp, toUInt128(0)) AS sp "+
+		"FROM (%[7]s) WHERE nb > 0 OR np > 0 OR nf > 0",
+		w, outCols, share("tb"), share("tp"), lo, hi, buckets)
+}
+
+// spreadRange is what a spread read of f's range reads: f with the flows
+// started up to spreadHorizon before its range, and the range in Unix
+// milliseconds (unbounded: 0, 2^62).
+func spreadRange(f flowlog.Filter) (back flowlog.Filter, lo, hi int64) {
+	back, lo, hi = f, 0, 1<<62
+	if !f.From.IsZero() {
+		back.From, lo = f.From.Add(-spreadHorizon), f.From.UnixMilli()
+	}
+	if !f.To.IsZero() {
+		hi = f.To.UnixMilli()
+	}
+	return back, lo, hi
+}
+
+// spreadWidth is the bucket width a raw series read spreads over: the
+// step, or a divisor of it that also divides a day, so that no bucket
+// straddles midnight (days the rollups serve are left out bucket by
+// bucket); Series regroups them into steps.
+func spreadWidth(step time.Duration) int64 {
+	a, b := step.Milliseconds(), int64(dayMS)
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
 }

@@ -205,8 +205,10 @@ func stackKey(by string) (string, error) {
 }
 
 // SeriesBy reads the merged flows twice: once for the top groups over the
-// whole window, once for the buckets, with the other groups folded into "".
-// Buckets are aligned to the epoch, as Series' are.
+// whole window (flows started in it), once for the buckets, with the other
+// groups folded into "". Buckets are aligned to the epoch and hold the
+// bytes that flowed in them, as Series' do (spreadSQL), so the groups add
+// up to the series.
 func (s *Store) SeriesBy(ctx context.Context, f flowlog.Filter, step time.Duration, by string, limit int) ([]flowlog.GroupPoint, error) {
 	key, err := stackKey(by)
 	if err != nil {
@@ -218,25 +220,25 @@ func (s *Store) SeriesBy(ctx context.Context, f flowlog.Filter, step time.Durati
 	if limit <= 0 {
 		limit = 5
 	}
-	from := s.rawFrom(s.conds(f, s.staleCutoff(), nil))
-	sql := fmt.Sprintf(`SELECT intDiv(toUnixTimestamp(start_ts), %[1]d) * %[1]d AS t,
-		if(k IN (SELECT k FROM (SELECT %[2]s AS k, sum(bytes_sent + bytes_recv) AS kb FROM %[3]s GROUP BY k ORDER BY kb DESC, k LIMIT %[4]d)), k, '') AS g,
-		sum(bytes_sent + bytes_recv) AS b, sum(packets_sent + packets_recv) AS p, count() AS n
-		FROM (SELECT %[2]s AS k, start_ts, bytes_sent, bytes_recv, packets_sent, packets_recv FROM %[3]s)
-		GROUP BY t, g ORDER BY t, g`, int64(step/time.Second), key, from, limit)
+	cutoff := s.staleCutoff()
+	from := s.rawFrom(s.conds(f, cutoff, nil))
+	back, lo, hi := spreadRange(f)
+	spread := spreadSQL(s.rawFrom(s.conds(back, cutoff, nil)), key+" AS k", "k", step.Milliseconds(), lo, hi)
+	sql := fmt.Sprintf(`SELECT intDiv(toUnixTimestamp64Milli(t), 1000) AS ts,
+		if(k IN (SELECT k FROM (SELECT %[1]s AS k, sum(bytes_sent + bytes_recv) AS kb FROM %[2]s GROUP BY k ORDER BY kb DESC, k LIMIT %[3]d)), k, '') AS g,
+		%[4]s FROM (%[5]s)
+		GROUP BY ts, g ORDER BY ts, g`, key, from, limit, totalsSel, spread)
 	var rows []struct {
-		T int64  `json:"t"`
+		T int64  `json:"ts"`
 		G string `json:"g"`
-		B uint64 `json:"b"`
-		P uint64 `json:"p"`
-		N uint64 `json:"n"`
+		totalsRow
 	}
 	if err := s.queryRows(ctx, sql, &rows); err != nil {
 		return nil, fmt.Errorf("querying stacked series: %w", err)
 	}
 	out := make([]flowlog.GroupPoint, len(rows))
 	for i, r := range rows {
-		out[i] = flowlog.GroupPoint{Key: r.G, T: time.Unix(r.T, 0).UTC(), Totals: flowlog.Totals{Bytes: r.B, Packets: r.P, Flows: r.N}}
+		out[i] = flowlog.GroupPoint{Key: r.G, T: time.Unix(r.T, 0).UTC(), Totals: r.totals()}
 	}
 	return out, nil
 }

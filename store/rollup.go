@@ -13,7 +13,8 @@ import (
 	"github.com/flowlog/flowlog"
 )
 
-// Rollups: flows summed per time bucket and dimension, at 1 minute
+// Rollups: flows summed per time bucket and dimension (by start, and the
+// bytes that flowed in the bucket: spreadSQL), at 1 minute
 // (flows_1m) and 1 hour (flows_1h), read by the aggregates (aggregate.go)
 // instead of the raw table where they are known to be exact.
 //
@@ -43,9 +44,10 @@ import (
 //     each day partition the batch touched, in rollup_dirty. Stamps come
 //     from a strictly increasing clock (Store.stamp).
 //   - Store.Rollup recomputes each dirty day whole from the merged view
-//     (flows FINAL, that day's partition only: a flow's rows share a
-//     partition, so a day is self-contained, and FINAL reads the whole
-//     partition anyway since start_ts is not in the sorting key). It writes
+//     (flows FINAL, that day's partition: a flow's rows share a partition,
+//     and FINAL reads the whole partition anyway since start_ts is not in
+//     the sorting key; and the day before's, whose flows' bytes may run
+//     into the day, spreadHorizon). Marks name both days. It writes
 //     the day's complete rows under a new generation, then records in
 //     rollup_days (day, gen, covers): readers use generation gen, and the
 //     rows include every insert whose mark is <= covers.
@@ -103,12 +105,11 @@ type rollupTable struct {
 	name  string        // table
 	grain time.Duration // bucket width
 	ttl   time.Duration
-	fn    string // ClickHouse function bucketing start_ts
 }
 
 var (
-	rollup1m = rollupTable{"flows_1m", time.Minute, Rollup1mTTL, "toStartOfMinute"}
-	rollup1h = rollupTable{"flows_1h", time.Hour, Rollup1hTTL, "toStartOfHour"}
+	rollup1m = rollupTable{"flows_1m", time.Minute, Rollup1mTTL}
+	rollup1h = rollupTable{"flows_1h", time.Hour, Rollup1hTTL}
 )
 
 // firstDay is the first whole day (UTC midnight) this rollup still holds
@@ -161,8 +162,8 @@ func (s *Store) seedClock(ctx context.Context) error {
 // markDirty records that the given events' days changed. Called after their
 // rows are committed, before Insert returns.
 func (s *Store) markDirty(ctx context.Context, evs []flowlog.Event) error {
-	const dayMS = 24 * 60 * 60 * 1000
 	near := (2 * s.peerSkew).Milliseconds()
+	now := s.now().UnixMilli()   // about the rows' inserted_at
 	days := map[int64]struct{}{} // days since the epoch (a few per batch: cheaper than formatting each)
 	for i := range evs {
 		// The neighbour day too when the start is near midnight: whether
@@ -170,6 +171,11 @@ func (s *Store) markDirty(ctx context.Context, evs []flowlog.Event) error {
 		ms := evs[i].Start.UnixMilli()
 		for _, t := range []int64{ms - near, ms, ms + near} {
 			days[floorDiv(t, dayMS)] = struct{}{}
+		}
+		// And the day its bytes run into (a flow with none spreads nothing:
+		// a stock agent's START, inserted long after its start by a spool).
+		if e := &evs[i]; e.BytesSent|e.BytesRecv|e.PacketsSent|e.PacketsRecv != 0 {
+			days[floorDiv(spreadEnd(e, now), dayMS)] = struct{}{}
 		}
 	}
 	st := strconv.FormatInt(s.stamp(), 10)
@@ -182,6 +188,19 @@ func (s *Store) markDirty(ctx context.Context, evs []flowlog.Event) error {
 		return fmt.Errorf("marking %d days for the rollups: %w", len(vals), err)
 	}
 	return nil
+}
+
+// spreadEnd is the end of the lifetime a time series spreads an event's
+// flow over (spreadSQL), in Unix milliseconds: its end, or now (about its
+// inserted_at) while it is open, at most spreadHorizon after its start.
+// Its day's rollup holds a share of the flow (with spreadHorizon a day, it
+// is the start's day or the next).
+func spreadEnd(ev *flowlog.Event, now int64) int64 {
+	start, end := ev.Start.UnixMilli(), now
+	if ev.Type == flowlog.EventDestroy {
+		end = ev.End.UnixMilli()
+	}
+	return max(start, min(end, start+spreadHorizon.Milliseconds()))
 }
 
 func floorDiv(a, b int64) int64 {
@@ -289,18 +308,24 @@ func (s *Store) writeRollupDay(ctx context.Context, day string, gen, covers int6
 }
 
 // rollupInsertSQL recomputes one day of one rollup from the merged flows,
-// each row's shadowing decided against the egress rows of the day and its
-// neighbours (dedupe.go); sums saturate (aggregate.go).
+// each row's shadowing decided against the egress rows of the days read and
+// their neighbours (dedupe.go); sums saturate (aggregate.go). A bucket row
+// holds the bytes, packets and count of the flows started in it, and the
+// bytes and packets that flowed in it (spread_*: spreadSQL), of flows
+// started that day or, running into it, the day before (spreadHorizon).
 func (s *Store) rollupInsertSQL(r rollupTable, day string, gen int64) string {
-	part := strings.ReplaceAll(day, "-", "")
-	return fmt.Sprintf(`INSERT INTO %[1]s.%[2]s (%[3]s, shadowed, bytes, packets, flows)
-		SELECT %[4]s(start_ts) AS bucket_r, toInt64(%[5]d) AS gen_r, %[6]s, toUInt8(%[8]s) AS shadowed_r,
-			toUInt64(least(sum(%[9]s), %[11]s)), toUInt64(least(sum(%[10]s), %[11]s)), count()
-		FROM %[1]s.flows FINAL
-		WHERE _partition_id = '%[7]s'
-		GROUP BY bucket_r, %[6]s, shadowed_r`,
-		s.db, r.name, "bucket, gen, "+rollupDims, r.fn, gen, rollupDims, part,
-		s.shadowedExpr(s.egressBounds(time.Time{}, time.Time{}, []string{part}, nil), []string{"_partition_id = '" + part + "'"}, false), sumBytes, sumPackets, maxUInt64)
+	d, _ := time.Parse(dayLayout, day)
+	parts := []string{d.Add(-24 * time.Hour).Format(partitionLayout), d.Format(partitionLayout)}
+	shadowed := s.shadowedExpr(s.egressBounds(time.Time{}, time.Time{}, parts, nil), []string{partitionIn(parts)}, false)
+	spread := spreadSQL(s.db+".flows FINAL WHERE "+partitionIn(parts), rollupDims+", toUInt8("+shadowed+") AS shadowed_r",
+		rollupDims+", shadowed_r", r.grain.Milliseconds(), d.UnixMilli(), d.Add(24*time.Hour).UnixMilli())
+	return fmt.Sprintf(`INSERT INTO %[1]s.%[2]s (bucket, gen, %[3]s, shadowed, bytes, packets, flows, spread_bytes, spread_packets)
+		SELECT toDateTime(t, 'UTC') AS bucket_r, toInt64(%[4]d) AS gen_r, %[3]s, shadowed_r,
+			toUInt64(least(sum(sb), %[5]s)), toUInt64(least(sum(sp), %[5]s)), toUInt64(sum(nf)),
+			toUInt64(least(sum(nb), %[5]s)), toUInt64(least(sum(np), %[5]s))
+		FROM (%[6]s)
+		GROUP BY bucket_r, %[3]s, shadowed_r`,
+		s.db, r.name, rollupDims, gen, maxUInt64, spread)
 }
 
 // cleanDays returns the days (UTC midnight, formatted 2006-01-02) whose

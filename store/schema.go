@@ -193,6 +193,20 @@ var migrations = []migration{
 			ADD COLUMN IF NOT EXISTS dst_as_name LowCardinality(String),
 			ADD COLUMN IF NOT EXISTS dst_country LowCardinality(String)`,
 	}, nil},
+	{7, "rollups: bytes spread over the lifetime of flows", []string{
+		// Time series spread a flow's bytes and packets over its lifetime
+		// (aggregate.go spreadSQL); top talkers and the matrix keep counting
+		// them in the bucket of the flow's start (bytes, packets). Rows
+		// written before read their bytes by start: days whose raw flows
+		// expired cannot be recomputed, and that is what was known of them.
+		`ALTER TABLE {db}.flows_1m ADD COLUMN IF NOT EXISTS spread_bytes UInt64 DEFAULT bytes COMMENT 'bytes that flowed in the bucket, spread evenly over the lifetime of each flow',
+			ADD COLUMN IF NOT EXISTS spread_packets UInt64 DEFAULT packets`,
+		`ALTER TABLE {db}.flows_1h ADD COLUMN IF NOT EXISTS spread_bytes UInt64 DEFAULT bytes COMMENT 'bytes that flowed in the bucket, spread evenly over the lifetime of each flow',
+			ADD COLUMN IF NOT EXISTS spread_packets UInt64 DEFAULT packets`,
+		// Every day still in the raw flows is recomputed once.
+		`INSERT INTO {db}.rollup_dirty (day, marked)
+		SELECT DISTINCT toDate(start_ts), toUnixTimestamp64Nano(now64(9)) FROM {db}.flows`,
+	}, nil},
 }
 
 // flowsV3 is the flows table from migration 3 on ({table}: its name).

@@ -240,6 +240,21 @@ ALTER TABLE `flowlog`.flows ON CLUSTER `flows_cluster` ADD COLUMN IF NOT EXISTS 
 
 INSERT INTO `flowlog`.schema_migrations (version, name) VALUES (6, 'the network of external endpoints');
 
+ALTER TABLE `flowlog`.flows_1m_local ON CLUSTER `flows_cluster` ADD COLUMN IF NOT EXISTS spread_bytes UInt64 DEFAULT bytes COMMENT 'bytes that flowed in the bucket, spread evenly over the lifetime of each flow',
+			ADD COLUMN IF NOT EXISTS spread_packets UInt64 DEFAULT packets;
+
+ALTER TABLE `flowlog`.flows_1m ON CLUSTER `flows_cluster` ADD COLUMN IF NOT EXISTS spread_bytes UInt64 DEFAULT bytes COMMENT 'bytes that flowed in the bucket, spread evenly over the lifetime of each flow', ADD COLUMN IF NOT EXISTS spread_packets UInt64 DEFAULT packets;
+
+ALTER TABLE `flowlog`.flows_1h_local ON CLUSTER `flows_cluster` ADD COLUMN IF NOT EXISTS spread_bytes UInt64 DEFAULT bytes COMMENT 'bytes that flowed in the bucket, spread evenly over the lifetime of each flow',
+			ADD COLUMN IF NOT EXISTS spread_packets UInt64 DEFAULT packets;
+
+ALTER TABLE `flowlog`.flows_1h ON CLUSTER `flows_cluster` ADD COLUMN IF NOT EXISTS spread_bytes UInt64 DEFAULT bytes COMMENT 'bytes that flowed in the bucket, spread evenly over the lifetime of each flow', ADD COLUMN IF NOT EXISTS spread_packets UInt64 DEFAULT packets;
+
+INSERT INTO `flowlog`.rollup_dirty (day, marked)
+		SELECT DISTINCT toDate(start_ts), toUnixTimestamp64Nano(now64(9)) FROM `flowlog`.flows;
+
+INSERT INTO `flowlog`.schema_migrations (version, name) VALUES (7, 'rollups: bytes spread over the lifetime of flows');
+
 ALTER TABLE `flowlog`.flows_local ON CLUSTER `flows_cluster` MODIFY TTL toDateTime(start_ts) + toIntervalSecond(2592000) SETTINGS materialize_ttl_after_modify = 0;
 
 ALTER TABLE `flowlog`.rejected_events_local ON CLUSTER `flows_cluster` MODIFY TTL toDateTime(received_at) + toIntervalSecond(2592000) SETTINGS materialize_ttl_after_modify = 0;
