@@ -213,6 +213,34 @@ INSERT INTO `flowlog`.rollup_dirty (day, marked)
 
 INSERT INTO `flowlog`.schema_migrations (version, name) VALUES (7, 'rollups: bytes spread over the lifetime of flows');
 
+ALTER TABLE `flowlog`.flows MODIFY COLUMN flow_id CODEC(ZSTD(1)),
+			MODIFY COLUMN host_id CODEC(ZSTD(1)),
+			MODIFY COLUMN host_name CODEC(ZSTD(1)),
+			MODIFY COLUMN network_id CODEC(ZSTD(1)),
+			MODIFY COLUMN src_entity_id CODEC(ZSTD(1)),
+			MODIFY COLUMN src_entity_name CODEC(ZSTD(1)),
+			MODIFY COLUMN dst_entity_id CODEC(ZSTD(1)),
+			MODIFY COLUMN dst_entity_name CODEC(ZSTD(1)),
+			MODIFY COLUMN src_ip CODEC(ZSTD(1)),
+			MODIFY COLUMN dst_ip CODEC(ZSTD(1)),
+			MODIFY COLUMN start_ts CODEC(ZSTD(1)),
+			MODIFY COLUMN end_ts CODEC(ZSTD(1)),
+			MODIFY COLUMN bytes_sent CODEC(ZSTD(1)),
+			MODIFY COLUMN bytes_recv CODEC(ZSTD(1)),
+			MODIFY COLUMN packets_sent CODEC(ZSTD(1)),
+			MODIFY COLUMN packets_recv CODEC(ZSTD(1)),
+			MODIFY COLUMN status CODEC(ZSTD(1)),
+			MODIFY COLUMN version CODEC(ZSTD(1)),
+			MODIFY COLUMN inserted_at CODEC(ZSTD(1)),
+			MODIFY COLUMN src_as_name CODEC(ZSTD(1)),
+			MODIFY COLUMN dst_as_name CODEC(ZSTD(1)),
+			MODIFY COLUMN src_country CODEC(ZSTD(1)),
+			MODIFY COLUMN dst_country CODEC(ZSTD(1)),
+			MODIFY COLUMN src_asn CODEC(ZSTD(1)),
+			MODIFY COLUMN dst_asn CODEC(ZSTD(1));
+
+INSERT INTO `flowlog`.schema_migrations (version, name) VALUES (8, 'ZSTD(1) on the flows\' columns');
+
 ALTER TABLE `flowlog`.flows MODIFY TTL toDateTime(start_ts) + toIntervalSecond(2592000) SETTINGS materialize_ttl_after_modify = 0;
 
 ALTER TABLE `flowlog`.rejected_events MODIFY TTL toDateTime(received_at) + toIntervalSecond(2592000) SETTINGS materialize_ttl_after_modify = 0;
