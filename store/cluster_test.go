@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/flowlog/flowlog/internal/testutil"
 	"github.com/flowlog/flowlog/store"
 )
 
@@ -102,6 +103,7 @@ func TestSchemaStatementsSingleServerAndCluster(t *testing.T) {
 // Every cluster statement parses (EXPLAIN AST on the embedded engine: the
 // same parser as the server's; nothing runs, as there is no cluster here).
 func TestClusterSchemaParses(t *testing.T) {
+	testutil.NeedEngine(t)
 	if _, err := engine.QueryJSON(context.Background(), "EXPLAIN AST CREATE TABLE x ON CLUSTER (a UInt8)"); err == nil {
 		t.Fatal("EXPLAIN AST accepted a malformed statement: this test would prove nothing")
 	}
@@ -117,6 +119,7 @@ func TestClusterSchemaParses(t *testing.T) {
 // migration cannot half-work on a cluster); column changes reach both the
 // local and the Distributed table, other changes the local one only.
 func TestClusterDDLRewrites(t *testing.T) {
+	testutil.NeedEngine(t)
 	const flowsKey = "cityHash64(network_id, protocol, src_ip, src_port, dst_ip, dst_port, icmp_type, icmp_code)"
 	for _, c := range []struct {
 		stmt, want, err string
@@ -165,6 +168,7 @@ func TestClusterDDLRewrites(t *testing.T) {
 // step is idempotent (IF NOT EXISTS, marks and records that collapse), so
 // both open, and the schema is whole and recorded once per step.
 func TestConcurrentOpensMigrateOnce(t *testing.T) {
+	testutil.NeedEngine(t)
 	db := strings.ReplaceAll(t.Name(), "/", "_")
 	var wg sync.WaitGroup
 	errs := make([]error, 3)
@@ -217,6 +221,7 @@ func (d *ddlCounter) Close() error { return nil } // the engine is shared
 // A collector restarting on an up-to-date schema sends no DDL: on a cluster
 // DDL needs Keeper, and a restart must not (reads work without it).
 func TestReopenSendsNoDDL(t *testing.T) {
+	testutil.NeedEngine(t)
 	first := &ddlCounter{Engine: engine}
 	db := strings.ReplaceAll(t.Name(), "/", "_")
 	s, err := store.OpenEngine(context.Background(), first, store.Options{Database: db, Cluster: cluster})

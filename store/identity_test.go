@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/flowlog/flowlog"
+	"github.com/flowlog/flowlog/internal/testutil"
 	"github.com/flowlog/flowlog/store"
 )
 
@@ -282,6 +283,7 @@ func TestStaleFlows(t *testing.T) {
 // Flows stored by schema version 2 survive migration 3, and its START and
 // DESTROY split across midnight become one flow.
 func TestMigrationKeepsFlowsAndJoinsSplitPairs(t *testing.T) {
+	testutil.NeedEngine(t)
 	ctx := context.Background()
 	db := t.Name()
 	if err := store.OldSchema(ctx, engine, db, 2); err != nil {

@@ -112,6 +112,7 @@ func TestSecondDirectoryInProcessIsRefused(t *testing.T) {
 // Insert files orphaned by a kill -9 (up to a group commit each) are removed
 // when the engine opens the directory; other files are left alone.
 func TestLeftoverInsertFilesRemoved(t *testing.T) {
+	need(t)
 	dir := insertDir(shared.dir)
 	if _, err := os.Stat(filepath.Join(dir, "batch-123.rowbinary")); !os.IsNotExist(err) {
 		t.Fatalf("leftover insert file still there after Open: %v", err)
@@ -125,6 +126,7 @@ func TestLeftoverInsertFilesRemoved(t *testing.T) {
 // connection busy with slow reads, a statement of the ingest still runs
 // at once (before any of the reads ends).
 func TestIngestHasItsOwnConnections(t *testing.T) {
+	need(t)
 	ctx := context.Background()
 	slow := make(chan error, 2)
 	for range 2 {
