@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/flowlog/flowlog"
+	"github.com/flowlog/flowlog/internal/testutil"
 	"github.com/flowlog/flowlog/tail"
 )
 
@@ -289,12 +290,12 @@ func TestStreamCloseUnsubscribes(t *testing.T) {
 	}
 	cancel() // the client goes away
 	resp.Body.Close()
-	waitFor(t, "the handler to unsubscribe", func() bool { return hub.Stats().Subscribers == 0 })
+	testutil.WaitFor(t, 10*time.Second, "the handler to unsubscribe", func() bool { return hub.Stats().Subscribers == 0 })
 
 	client.CloseIdleConnections()
 	srv.Close()
 	hub.Close() // its fan-out goroutine
-	waitFor(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
+	testutil.WaitFor(t, 10*time.Second, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 }
 
 func TestStreamKeepalive(t *testing.T) {
@@ -369,17 +370,6 @@ func TestStreamUnavailable(t *testing.T) {
 		`{"Code":501,"Message":"live tail is not available","Response":null}`)
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // Live tails are bounded in all and per reader (per client address when
 // the API is open): each holds a connection, a goroutine and a queue.
 func TestStreamTailsAreCapped(t *testing.T) {
@@ -414,7 +404,7 @@ func TestStreamTailsAreCapped(t *testing.T) {
 		openStream(t, ctx, client, srv.URL+"/api/v1/flows/stream")
 		wantRefused(get(client, ctx, srv.URL+"/api/v1/flows/stream"), c.msg)
 		first.Body.Close() // a place comes free once its handler ends
-		waitFor(t, "the first tail to end", func() bool { return c.d.Hub.Stats().Subscribers == 1 })
+		testutil.WaitFor(t, 10*time.Second, "the first tail to end", func() bool { return c.d.Hub.Stats().Subscribers == 1 })
 		if resp := get(client, ctx, srv.URL+"/api/v1/flows/stream"); resp.StatusCode != http.StatusOK {
 			t.Fatalf("after one closed: %d", resp.StatusCode)
 		}

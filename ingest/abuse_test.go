@@ -12,7 +12,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -20,40 +19,14 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/encoding"
-	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/flowlog/flowlog/ingest"
+	"github.com/flowlog/flowlog/internal/wiretest"
 	pb "github.com/flowlog/flowlog/proto/flow"
 )
-
-// rawCodec sends rawMsg bytes as they are, and anything else as protobuf.
-type rawCodec struct{}
-
-type rawMsg []byte
-
-var _ encoding.CodecV2 = rawCodec{}
-
-func (rawCodec) Name() string { return "proto" }
-
-func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
-	if b, ok := v.(rawMsg); ok {
-		return mem.BufferSlice{mem.SliceBuffer(b)}, nil
-	}
-	m, ok := v.(proto.Message)
-	if !ok {
-		return nil, errors.New("not a proto message")
-	}
-	b, err := proto.Marshal(m)
-	return mem.BufferSlice{mem.SliceBuffer(b)}, err
-}
-
-func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	return proto.Unmarshal(data.Materialize(), v.(proto.Message))
-}
 
 // sendRaw sends b as one message on a new stream and returns the answer or
 // the status that ended the stream.
@@ -61,23 +34,14 @@ func sendRaw(t *testing.T, addr string, b []byte) (*pb.FlowResponse, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := pb.NewFlowServiceClient(dialConn(t, addr)).StreamFlows(ctx, grpc.ForceCodecV2(rawCodec{}))
+	s, err := pb.NewFlowServiceClient(dialConn(t, addr)).StreamFlows(ctx, grpc.ForceCodecV2(wiretest.RawCodec{}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SendMsg(rawMsg(b)); err != nil && err.Error() != "EOF" {
+	if err := s.SendMsg(wiretest.RawMsg(b)); err != nil && err.Error() != "EOF" {
 		return nil, err
 	}
 	return s.Recv()
-}
-
-func envelopeOf(events ...[]byte) []byte {
-	var b []byte
-	for _, e := range events {
-		b = protowire.AppendTag(b, 1, protowire.BytesType)
-		b = protowire.AppendBytes(b, e)
-	}
-	return b
 }
 
 func marshal(t *testing.T, m proto.Message) []byte {
@@ -132,9 +96,9 @@ func TestMalformedAndAbusiveMessagesAreRefusedClearly(t *testing.T) {
 		{"random bytes", []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, codes.InvalidArgument, "malformed FlowEnvelope: not decodable as protobuf"},
 		{"events as a varint", protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), 42), codes.InvalidArgument,
 			"malformed FlowEnvelope: field 1 (events) has wire type varint, want length-delimited; ending the stream"},
-		{"event not a message", envelopeOf([]byte{0xff, 0xff}), codes.InvalidArgument, "malformed FlowEnvelope: not decodable as protobuf"},
-		{"over the message size", envelopeOf(make([]byte, 70<<10)), codes.ResourceExhausted, "larger than max"},
-		{"over the event count", envelopeOf(func() [][]byte {
+		{"event not a message", wiretest.Envelope([]byte{0xff, 0xff}), codes.InvalidArgument, "malformed FlowEnvelope: not decodable as protobuf"},
+		{"over the message size", wiretest.Envelope(make([]byte, 70<<10)), codes.ResourceExhausted, "larger than max"},
+		{"over the event count", wiretest.Envelope(func() [][]byte {
 			var evs [][]byte
 			for range 101 {
 				evs = append(evs, valid)
@@ -154,7 +118,7 @@ func TestMalformedAndAbusiveMessagesAreRefusedClearly(t *testing.T) {
 
 	// Wrong wire types inside events reject those events, by index and
 	// reason, and keep them in rejected_events; the valid neighbour is stored.
-	r, err := sendRaw(t, c.addr, envelopeOf(flowIDAsVarint, valid, ipAsFixed))
+	r, err := sendRaw(t, c.addr, wiretest.Envelope(flowIDAsVarint, valid, ipAsFixed))
 	want := "rejected 2 of 3 events: [0] fits neither wire generation: as v1.5+ field 2 (flow_id) has wire type varint, want length-delimited (as v1.4 4 fields mismatch); [2] src: field 1 (ip) has wire type fixed32, want length-delimited"
 	if err != nil || !r.Success || r.Error != want {
 		t.Fatalf("wrong wire types in events: got %+v %v, want success with %q", r, err, want)
@@ -167,7 +131,7 @@ func TestMalformedAndAbusiveMessagesAreRefusedClearly(t *testing.T) {
 	}
 	// Unknown field numbers are a newer agent's, not an error.
 	newer := protowire.AppendString(protowire.AppendTag(marshal(t, events("newer", 1)[0]), 99, protowire.BytesType), "future")
-	if r, err := sendRaw(t, c.addr, envelopeOf(newer)); err != nil || !r.Success || r.Error != "" {
+	if r, err := sendRaw(t, c.addr, wiretest.Envelope(newer)); err != nil || !r.Success || r.Error != "" {
 		t.Fatalf("unknown field 99: want a clean success, got %+v %v", r, err)
 	}
 	if r, err := good.exchange(&pb.FlowEnvelope{Events: events("after", 10)}); err != nil || !r.Success {
@@ -195,13 +159,13 @@ func TestInvalidUTF8RejectsOnlyItsEvent(t *testing.T) {
 	src.Src = nil
 	badSrc := protowire.AppendBytes(protowire.AppendTag(marshal(t, src), 12, protowire.BytesType), srcBytes)
 
-	raw, err := pb.NewFlowServiceClient(dialConn(t, c.addr)).StreamFlows(context.Background(), grpc.ForceCodecV2(rawCodec{}))
+	raw, err := pb.NewFlowServiceClient(dialConn(t, c.addr)).StreamFlows(context.Background(), grpc.ForceCodecV2(wiretest.RawCodec{}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	send := func(b []byte) *pb.FlowResponse {
 		t.Helper()
-		if err := raw.SendMsg(rawMsg(b)); err != nil {
+		if err := raw.SendMsg(wiretest.RawMsg(b)); err != nil {
 			t.Fatal(err)
 		}
 		r, err := raw.Recv()
@@ -210,13 +174,13 @@ func TestInvalidUTF8RejectsOnlyItsEvent(t *testing.T) {
 		}
 		return r
 	}
-	r := send(envelopeOf(marshal(t, events("ok-a", 1)[0]), badHost, marshal(t, events("ok-b", 1)[0]), badSrc))
+	r := send(wiretest.Envelope(marshal(t, events("ok-a", 1)[0]), badHost, marshal(t, events("ok-b", 1)[0]), badSrc))
 	want := "rejected 2 of 4 events: [1] invalid UTF-8 in host_name (field 4) (shown with U+FFFD); [3] invalid UTF-8 in src.name (field 4) (shown with U+FFFD)"
 	if !r.Success || r.Error != want {
 		t.Fatalf("got %+v, want success with %q", r, want)
 	}
 	// The same stream carries on.
-	if r := send(envelopeOf(marshal(t, events("ok-c", 1)[0]))); !r.Success || r.Error != "" {
+	if r := send(wiretest.Envelope(marshal(t, events("ok-c", 1)[0]))); !r.Success || r.Error != "" {
 		t.Fatalf("next envelope on the same stream: %+v", r)
 	}
 	if n := count(t, c.st); n != 3 {

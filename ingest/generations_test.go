@@ -83,7 +83,7 @@ type rawStream struct {
 
 func newRawStream(t *testing.T, addr string) *rawStream {
 	t.Helper()
-	s, err := pb.NewFlowServiceClient(dialConn(t, addr)).StreamFlows(context.Background(), grpc.ForceCodecV2(rawCodec{}))
+	s, err := pb.NewFlowServiceClient(dialConn(t, addr)).StreamFlows(context.Background(), grpc.ForceCodecV2(wiretest.RawCodec{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func newRawStream(t *testing.T, addr string) *rawStream {
 // exchange sends one envelope of events and returns the ack's error text.
 func (r *rawStream) exchange(events ...[]byte) string {
 	r.t.Helper()
-	if err := r.s.SendMsg(rawMsg(envelopeOf(events...))); err != nil {
+	if err := r.s.SendMsg(wiretest.RawMsg(wiretest.Envelope(events...))); err != nil {
 		r.t.Fatal(err)
 	}
 	var resp pb.FlowResponse

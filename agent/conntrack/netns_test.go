@@ -3,7 +3,6 @@ package conntrack
 import (
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/vishvananda/netns"
 
@@ -54,16 +53,4 @@ func (c *collector) all() []Flow {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]Flow(nil), c.flows...)
-}
-
-// waitFor polls cond until it holds or d passes.
-func waitFor(d time.Duration, cond func() bool) bool {
-	end := time.Now().Add(d)
-	for time.Now().Before(end) {
-		if cond() {
-			return true
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return cond()
 }

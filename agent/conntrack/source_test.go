@@ -15,6 +15,8 @@ import (
 	"github.com/mdlayher/netlink"
 	ct "github.com/ti-mo/conntrack"
 	"golang.org/x/sys/unix"
+
+	"github.com/flowlog/flowlog/internal/testutil"
 )
 
 const (
@@ -203,7 +205,7 @@ func testSourceFlows(t *testing.T, lookup bool) {
 	stop := p.Reaper(t, 250*time.Millisecond)
 	defer stop()
 	matchers := map[string]func(Flow) bool{"tcp": isTCP, "udp": isUDP, "icmp": isICMP}
-	ok := waitFor(15*time.Second, func() bool {
+	ok := testutil.Eventually(15*time.Second, func() bool {
 		for _, m := range matchers {
 			if _, ok := c.find(Destroy, m); !ok {
 				return false
@@ -359,7 +361,7 @@ func TestSourceOverrun(t *testing.T) {
 	start()
 	reap := p.Reaper(t, 250*time.Millisecond)
 	defer reap()
-	if !waitFor(15*time.Second, func() bool { _, d := count(); return len(d) == len(ports) }) {
+	if !testutil.Eventually(15*time.Second, func() bool { _, d := count(); return len(d) == len(ports) }) {
 		_, d := count()
 		t.Fatalf("%d of %d flows ended; stats %+v", len(d), len(ports), s.Stats())
 	}
@@ -425,7 +427,7 @@ func TestInitialSync(t *testing.T) {
 
 	s, c, start, stop := startSource(t, p, Options{InitialSync: true, ResyncInterval: 300 * time.Millisecond})
 	start()
-	if !waitFor(5*time.Second, func() bool { _, ok := c.find(New, isOurs); return ok }) {
+	if !testutil.Eventually(5*time.Second, func() bool { _, ok := c.find(New, isOurs); return ok }) {
 		t.Fatalf("existing connection not announced; stats %+v", s.Stats())
 	}
 	if st := s.Stats(); st.ResyncStarts != 1 {
@@ -438,7 +440,7 @@ func TestInitialSync(t *testing.T) {
 	cl.Close()
 	(<-accepted).Close()
 	closed := time.Now()
-	if !waitFor(8*time.Second, func() bool { _, ok := c.find(Destroy, isOurs); return ok }) {
+	if !testutil.Eventually(8*time.Second, func() bool { _, ok := c.find(Destroy, isOurs); return ok }) {
 		t.Fatalf("no Destroy; stats %+v", s.Stats())
 	}
 	nw, _ := c.find(New, isOurs)
