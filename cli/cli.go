@@ -438,6 +438,24 @@ func positiveInt(flag, s string, min int) (int, error) {
 	return n, nil
 }
 
+// writeList prints an answer's elements as --output asks: one JSON array,
+// JSON lines, or the table that table writes.
+func (f *clientFlags) writeList(w io.Writer, raws []json.RawMessage, table func(io.Writer) error) error {
+	var err error
+	switch f.Output {
+	case "json":
+		err = writeJSONArray(w, raws)
+	case "jsonl":
+		err = writeJSONLines(w, raws)
+	default:
+		err = table(w)
+	}
+	if err != nil {
+		return exitf(exitUnavailable, "writing output: %v", err)
+	}
+	return nil
+}
+
 // writeJSONArray prints elements as one indented JSON array ([] when empty).
 func writeJSONArray(w io.Writer, elems []json.RawMessage) error {
 	if elems == nil {

@@ -74,17 +74,11 @@ func (c *RejectedCmd) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	out := c.io.out()
-	switch c.Conn.Output {
-	case "json":
-		err = writeJSONArray(out, raws)
-	case "jsonl":
-		err = writeJSONLines(out, raws)
-	default:
-		err = writeRejectedTable(out, rows, c.io.zone(), c.io.color(c.Conn.Color))
-	}
+	err = c.Conn.writeList(c.io.out(), raws, func(out io.Writer) error {
+		return writeRejectedTable(out, rows, c.io.zone(), c.io.color(c.Conn.Color))
+	})
 	if err != nil {
-		return exitf(exitUnavailable, "writing output: %v", err)
+		return err
 	}
 	return nil
 }

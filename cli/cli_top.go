@@ -67,17 +67,11 @@ func (c *TopCmd) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	out := c.io.out()
-	switch c.Conn.Output {
-	case "json":
-		err = writeJSONArray(out, raws)
-	case "jsonl":
-		err = writeJSONLines(out, raws)
-	default:
-		err = writeTopTable(out, rows, c.By == "ip", c.io.color(c.Conn.Color))
-	}
+	err = c.Conn.writeList(c.io.out(), raws, func(out io.Writer) error {
+		return writeTopTable(out, rows, c.By == "ip", c.io.color(c.Conn.Color))
+	})
 	if err != nil {
-		return exitf(exitUnavailable, "writing output: %v", err)
+		return err
 	}
 	if len(rows) == 0 && c.FailEmpty {
 		return exitf(exitEmpty, "no flows matched")
