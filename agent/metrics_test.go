@@ -2,13 +2,10 @@ package agent
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/http/httptest"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -20,49 +17,8 @@ import (
 	"github.com/flowlog/flowlog/agent/spool"
 	"github.com/flowlog/flowlog/ingest"
 	"github.com/flowlog/flowlog/internal/testutil"
-	pb "github.com/flowlog/flowlog/proto/flow"
+	"github.com/flowlog/flowlog/internal/wiretest"
 )
-
-// metricsEvents are n valid START events and one invalid one (protocol 300).
-func metricsEvents(prefix string, n int) []*pb.FlowEvent {
-	now := time.Now().UnixMilli()
-	evs := make([]*pb.FlowEvent, 0, n+1)
-	for i := range n {
-		evs = append(evs, &pb.FlowEvent{
-			Type: pb.EventType_EVENT_START, FlowId: fmt.Sprintf("%s-%d", prefix, i), HostId: "h", NetworkId: "metrics",
-			Protocol: 6, SrcPort: 40000, DstPort: 443,
-			Src:       &pb.FlowParticipant{Ip: "10.7.0.1", Type: pb.ParticipantType_PARTICIPANT_NODE},
-			Dst:       &pb.FlowParticipant{Ip: "10.7.0.2", Type: pb.ParticipantType_PARTICIPANT_NODE},
-			StartTsMs: now, Version: now,
-		})
-	}
-	bad := &pb.FlowEvent{Type: pb.EventType_EVENT_START, FlowId: prefix + "-bad", HostId: "h", NetworkId: "metrics", Protocol: 300}
-	return append(evs, bad)
-}
-
-func httpText(t *testing.T, url string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(b)
-}
-
-// wantSamples wants each "name{labels} value" line in the exposition text.
-func wantSamples(t *testing.T, text string, samples ...string) {
-	t.Helper()
-	for _, s := range samples {
-		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(s) + `$`).MatchString(text) {
-			t.Errorf("/metrics lacks %q", s)
-		}
-	}
-}
 
 // memStore is a store that keeps nothing and always succeeds.
 type memStore struct{ flowlog.Store }
@@ -89,7 +45,7 @@ func TestMetricsAgentEndpoints(t *testing.T) {
 	}
 	defer sp.Close()
 	b := export.NewBatcher(sp, 10, log)
-	for _, ev := range metricsEvents("ag", 4) {
+	for _, ev := range wiretest.StartsAndOneInvalid("ag", 4) {
 		slot := b.Slot()
 		proto.Reset(slot)
 		proto.Merge(slot, ev)
@@ -100,10 +56,10 @@ func TestMetricsAgentEndpoints(t *testing.T) {
 	h := httptest.NewServer(metricsHandler(parts{spool: sp, batch: b, exp: exp}, log))
 	defer h.Close()
 
-	if code, body := httpText(t, h.URL+"/readyz"); code != 503 || !strings.Contains(body, "not connected") {
+	if code, body := testutil.HTTPText(t, h.URL+"/readyz"); code != 503 || !strings.Contains(body, "not connected") {
 		t.Fatalf("/readyz before the exporter runs: %d %s", code, body)
 	}
-	if code, _ := httpText(t, h.URL+"/healthz"); code != 200 {
+	if code, _ := testutil.HTTPText(t, h.URL+"/healthz"); code != 200 {
 		t.Fatalf("/healthz: %d", code)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -111,11 +67,11 @@ func TestMetricsAgentEndpoints(t *testing.T) {
 	go func() { done <- exp.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 	testutil.WaitFor(t, 0, "the first ack", func() bool { return exp.Stats.Acked.Load() >= 1 })
-	if code, body := httpText(t, h.URL+"/readyz"); code != 200 {
+	if code, body := testutil.HTTPText(t, h.URL+"/readyz"); code != 200 {
 		t.Fatalf("/readyz after the ack: %d %s", code, body)
 	}
-	_, text := httpText(t, h.URL+"/metrics")
-	wantSamples(t, text,
+	_, text := testutil.HTTPText(t, h.URL+"/metrics")
+	testutil.WantSamples(t, text,
 		"flowlog_agent_events_enqueued_total 5",
 		"flowlog_agent_events_dropped_total 0",
 		"flowlog_agent_envelopes_sent_total 1",

@@ -543,7 +543,7 @@ func TestSpoolFullDropOfDestroysIsReconciled(t *testing.T) {
 	a := startAgent(t, h.hostA, addr, t.TempDir(), append(countingAgentFlags,
 		"--spool-max-bytes", "1048576", "--batch-events", "100", "--metrics-addr", metricsAddr)...)
 	metric := func(sample string) float64 {
-		_, text := httpText(t, "http://"+metricsAddr+"/metrics")
+		_, text := testutil.HTTPText(t, "http://"+metricsAddr+"/metrics")
 		return metricValue(text, sample)
 	}
 	stopReap := h.reap(t)

@@ -6,65 +6,23 @@ package e2e
 
 import (
 	"fmt"
-	"io"
-	"net/http"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/flowlog/flowlog/internal/testutil"
+	"github.com/flowlog/flowlog/internal/wiretest"
 	pb "github.com/flowlog/flowlog/proto/flow"
 )
 
-// metricsEvents are n valid START events and one invalid one (protocol 300).
-func metricsEvents(prefix string, n int) []*pb.FlowEvent {
-	now := time.Now().UnixMilli()
-	evs := make([]*pb.FlowEvent, 0, n+1)
-	for i := range n {
-		evs = append(evs, &pb.FlowEvent{
-			Type: pb.EventType_EVENT_START, FlowId: fmt.Sprintf("%s-%d", prefix, i), HostId: "h", NetworkId: "metrics",
-			Protocol: 6, SrcPort: 40000, DstPort: 443,
-			Src:       &pb.FlowParticipant{Ip: "10.7.0.1", Type: pb.ParticipantType_PARTICIPANT_NODE},
-			Dst:       &pb.FlowParticipant{Ip: "10.7.0.2", Type: pb.ParticipantType_PARTICIPANT_NODE},
-			StartTsMs: now, Version: now,
-		})
-	}
-	bad := &pb.FlowEvent{Type: pb.EventType_EVENT_START, FlowId: prefix + "-bad", HostId: "h", NetworkId: "metrics", Protocol: 300}
-	return append(evs, bad)
-}
-
-func httpText(t *testing.T, url string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(b)
-}
-
-// wantSamples wants each "name{labels} value" line in the exposition text.
-func wantSamples(t *testing.T, text string, samples ...string) {
-	t.Helper()
-	for _, s := range samples {
-		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(s) + `$`).MatchString(text) {
-			t.Errorf("/metrics lacks %q", s)
-		}
-	}
-}
-
 func TestMetricsEndpointOfServe(t *testing.T) {
 	c := serve(t, t.TempDir())
-	if code, body := httpText(t, c.http+"/readyz"); code != 200 || !strings.Contains(body, `"ok"`) {
+	if code, body := testutil.HTTPText(t, c.http+"/readyz"); code != 200 || !strings.Contains(body, `"ok"`) {
 		t.Fatalf("/readyz after start: %d %s", code, body)
 	}
 	a := connect(t, c.grpc)
-	envs := []*pb.FlowEnvelope{{Events: metricsEvents("a", 3)}, {Events: metricsEvents("b", 4)}}
+	envs := []*pb.FlowEnvelope{{Events: wiretest.StartsAndOneInvalid("a", 3)}, {Events: wiretest.StartsAndOneInvalid("b", 4)}}
 	for i, r := range a.exchange(t, envs) {
 		if !r.Success || !strings.HasPrefix(r.Error, "rejected 1 of") {
 			t.Fatalf("ack %d: %+v", i, r)
@@ -73,11 +31,11 @@ func TestMetricsEndpointOfServe(t *testing.T) {
 	if code, _ := get(t, c.http, "/api/v1/flows?network_id=metrics"); code != 200 {
 		t.Fatalf("flows: %d", code)
 	}
-	code, text := httpText(t, c.http+"/metrics")
+	code, text := testutil.HTTPText(t, c.http+"/metrics")
 	if code != 200 {
 		t.Fatalf("/metrics: %d", code)
 	}
-	wantSamples(t, text,
+	testutil.WantSamples(t, text,
 		"flowlog_events_received_total 9",
 		"flowlog_events_stored_total 7",
 		`flowlog_events_rejected_total{reason="out_of_range"} 2`,
@@ -97,7 +55,7 @@ func TestMetricsEndpointOfServe(t *testing.T) {
 			t.Errorf("/metrics lacks %s", family)
 		}
 	}
-	if code, _ := httpText(t, c.http+"/healthz"); code != 200 {
+	if code, _ := testutil.HTTPText(t, c.http+"/healthz"); code != 200 {
 		t.Fatalf("/healthz: %d", code)
 	}
 	c.stop(t)
@@ -129,7 +87,7 @@ func TestMetricsAgentThroughTheBinary(t *testing.T) {
 	base := "http://" + addr
 	var text string
 	testutil.Eventually(10*time.Second, func() bool { // the checks below say what is wrong
-		_, text = httpText(t, base+"/metrics")
+		_, text = testutil.HTTPText(t, base+"/metrics")
 		return metricValue(text, "flowlog_agent_spool_entries") == 0
 	})
 	for sample, min := range map[string]float64{
@@ -150,10 +108,10 @@ func TestMetricsAgentThroughTheBinary(t *testing.T) {
 			t.Errorf("%s = %v, want 0", sample, v)
 		}
 	}
-	if code, body := httpText(t, base+"/readyz"); code != 200 {
+	if code, body := testutil.HTTPText(t, base+"/readyz"); code != 200 {
 		t.Errorf("agent /readyz: %d %s", code, body)
 	}
-	if code, _ := httpText(t, base+"/healthz"); code != 200 {
+	if code, _ := testutil.HTTPText(t, base+"/healthz"); code != 200 {
 		t.Errorf("agent /healthz: %d", code)
 	}
 }

@@ -6,6 +6,7 @@ package wiretest
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"google.golang.org/grpc/encoding"
@@ -197,4 +198,22 @@ func (RawCodec) Marshal(v any) (mem.BufferSlice, error) {
 
 func (RawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	return proto.Unmarshal(data.Materialize(), v.(proto.Message))
+}
+
+// StartsAndOneInvalid are n valid START events of host "h" in network
+// "metrics" and one invalid one (protocol 300): what the metrics tests count.
+func StartsAndOneInvalid(prefix string, n int) []*pb.FlowEvent {
+	now := time.Now().UnixMilli()
+	evs := make([]*pb.FlowEvent, 0, n+1)
+	for i := range n {
+		evs = append(evs, &pb.FlowEvent{
+			Type: pb.EventType_EVENT_START, FlowId: fmt.Sprintf("%s-%d", prefix, i), HostId: "h", NetworkId: "metrics",
+			Protocol: 6, SrcPort: 40000, DstPort: 443,
+			Src:       &pb.FlowParticipant{Ip: "10.7.0.1", Type: pb.ParticipantType_PARTICIPANT_NODE},
+			Dst:       &pb.FlowParticipant{Ip: "10.7.0.2", Type: pb.ParticipantType_PARTICIPANT_NODE},
+			StartTsMs: now, Version: now,
+		})
+	}
+	bad := &pb.FlowEvent{Type: pb.EventType_EVENT_START, FlowId: prefix + "-bad", HostId: "h", NetworkId: "metrics", Protocol: 300}
+	return append(evs, bad)
 }
