@@ -23,14 +23,26 @@ var errClosed = errors.New("collector shutting down, retry")
 // ticket is one envelope's place in a group commit. done is closed when the
 // insert holding its events has committed (err nil) or failed.
 type ticket struct {
+	// events and rejected are moved into the group commit's batch at
+	// submit, so that an envelope's events are held once, not twice (in
+	// the ticket and in the insert), while they wait: less live heap for
+	// the GC to mark (measured: the copies were a fifth of it).
 	events   []flowlog.Event
 	rejected []flowlog.Rejected
+	n        int    // rows submitted
 	note     string // rejected events by index and reason, for the response
 	err      error
 	done     chan struct{}
 }
 
 func (t *ticket) rows() int { return len(t.events) + len(t.rejected) }
+
+// batch is what one insert commits: the tickets it answers and their rows.
+type batch struct {
+	tickets  []*ticket
+	events   []flowlog.Event
+	rejected []flowlog.Rejected
+}
 
 // committer merges envelopes from every stream into inserts (group commit),
 // clocked by the store itself: when no insert is in flight, what waits is
@@ -58,15 +70,16 @@ type committer struct {
 	pending atomic.Int64 // rows submitted, not yet committed or failed
 
 	mu       sync.Mutex
-	batch    []*ticket
+	batch    batch
 	rows     int
+	spare    [][]flowlog.Event // event buffers of finished inserts, for the next batches
 	oldest   time.Time   // when the batch's first envelope arrived
 	timer    func() bool // stops the pending flushDue; nil: none
 	inFlight int         // batches handed to writers and not finished
 	urgent   bool        // shutting down: flush every submit at once
 	closed   bool
 
-	flushes   chan []*ticket
+	flushes   chan *batch
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	stats     commitStats
@@ -95,7 +108,7 @@ func newCommitter(store Inserter, o Options, log *slog.Logger) *committer {
 		store: store, maxRows: o.FlushRows, interval: o.FlushInterval, writers: o.Writers,
 		maxPending: int64(o.MaxPendingRows), timeout: o.InsertTimeout, onCommit: o.OnCommit, log: log, m: o.Metrics,
 		clock:   cmp.Or[clock](o.clock, realClock{}),
-		flushes: make(chan []*ticket), // unbuffered: a batch is handed over only to an idle writer
+		flushes: make(chan *batch), // unbuffered: a batch is handed over only to an idle writer
 	}
 	c.m.PendingRows.Set(func() float64 { return float64(c.pending.Load()) })
 	for range o.Writers {
@@ -118,11 +131,18 @@ func (c *committer) submit(t *ticket) error {
 		c.pending.Add(-n)
 		return errClosed
 	}
-	if len(c.batch) == 0 {
+	if len(c.batch.tickets) == 0 {
 		c.oldest = c.clock.Now()
+		if c.batch.events == nil && len(c.spare) > 0 {
+			c.batch.events, c.spare = c.spare[len(c.spare)-1], c.spare[:len(c.spare)-1]
+		}
 	}
-	c.batch = append(c.batch, t)
-	c.rows += t.rows()
+	c.batch.tickets = append(c.batch.tickets, t)
+	c.batch.events = append(c.batch.events, t.events...)
+	c.batch.rejected = append(c.batch.rejected, t.rejected...)
+	t.n = t.rows()
+	c.rows += t.n
+	t.events, t.rejected = nil, nil
 	if c.inFlight == 0 || c.rows >= c.maxRows || c.urgent {
 		c.flushLocked()
 	} else if c.timer == nil {
@@ -144,7 +164,7 @@ func (c *committer) flushDue() {
 // the batch keeps growing instead (bounded by maxPending), and the first
 // writer to finish takes it (next).
 func (c *committer) flushLocked() {
-	if len(c.batch) == 0 || c.inFlight >= c.writers {
+	if len(c.batch.tickets) == 0 || c.inFlight >= c.writers {
 		return
 	}
 	// A writer not in flight is waiting on flushes or about to (it holds no
@@ -153,26 +173,29 @@ func (c *committer) flushLocked() {
 }
 
 // takeLocked empties the batch for a writer.
-func (c *committer) takeLocked() []*ticket {
-	batch := c.batch
-	c.batch, c.rows = nil, 0
+func (c *committer) takeLocked() *batch {
+	taken := c.batch
+	c.batch, c.rows = batch{}, 0
 	c.inFlight++
 	if c.timer != nil {
 		c.timer()
 		c.timer = nil
 	}
-	return batch
+	return &taken
 }
 
 // next is called by a writer whose insert finished: it returns the batch
 // that accumulated meanwhile if it is due now (no other insert in flight,
 // full, waited interval, or shutting down), else nil and the writer goes
 // back to waiting.
-func (c *committer) next() []*ticket {
+func (c *committer) next(done *batch) *batch {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.inFlight--
-	if len(c.batch) == 0 {
+	if len(c.spare) < c.writers+1 {
+		c.spare = append(c.spare, done.events[:0])
+	}
+	if len(c.batch.tickets) == 0 {
 		return nil
 	}
 	if c.inFlight == 0 || c.rows >= c.maxRows || c.urgent || c.clock.Now().Sub(c.oldest) >= c.interval {
@@ -185,23 +208,17 @@ func (c *committer) next() []*ticket {
 // accumulated while it did (next).
 func (c *committer) writer() {
 	defer c.wg.Done()
-	var b flowlog.Batch
-	for batch := range c.flushes {
-		for ; batch != nil; batch = c.next() {
-			c.insert(&b, batch)
+	for b := range c.flushes {
+		for ; b != nil; b = c.next(b) {
+			c.insert(b)
 		}
 	}
 }
 
 // insert commits one batch and answers its tickets.
-func (c *committer) insert(b *flowlog.Batch, batch []*ticket) {
-	b.Events, b.Rejected = b.Events[:0], b.Rejected[:0]
-	rows := 0
-	for _, t := range batch {
-		b.Events = append(b.Events, t.events...)
-		b.Rejected = append(b.Rejected, t.rejected...)
-		rows += t.rows()
-	}
+func (c *committer) insert(bt *batch) {
+	b := &flowlog.Batch{Events: bt.events, Rejected: bt.rejected}
+	rows := len(b.Events) + len(b.Rejected)
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	start := time.Now()
 	err := c.store.Insert(ctx, b)
@@ -214,7 +231,7 @@ func (c *committer) insert(b *flowlog.Batch, batch []*ticket) {
 		c.stats.failures.Add(1)
 		c.m.Inserts.WithLabelValues(metrics.ResultError).Inc()
 		c.m.StoreErrors.WithLabelValues(metrics.StoreInsert).Inc()
-		c.log.Error("group commit failed; envelopes answered success=false", "rows", rows, "envelopes", len(batch), "err", err)
+		c.log.Error("group commit failed; envelopes answered success=false", "rows", rows, "envelopes", len(bt.tickets), "err", err)
 	} else {
 		c.stats.rows.Add(int64(rows))
 		c.m.Inserts.WithLabelValues(metrics.ResultSuccess).Inc()
@@ -222,15 +239,14 @@ func (c *committer) insert(b *flowlog.Batch, batch []*ticket) {
 		if c.onCommit != nil && len(b.Events) > 0 {
 			c.onCommit(b.Events)
 		}
-		c.log.Debug("group commit", "rows", rows, "envelopes", len(batch), "took", took)
+		c.log.Debug("group commit", "rows", rows, "envelopes", len(bt.tickets), "took", took)
 	}
-	for _, t := range batch {
+	for _, t := range bt.tickets {
 		t.err = err
-		t.events, t.rejected = nil, nil
 		close(t.done)
 	}
 	c.pending.Add(-int64(rows))
-	clear(b.Events[:cap(b.Events)]) // drop references to strings for the GC
+	clear(bt.events) // drop references to strings for the GC; the buffer is reused
 }
 
 // hurry flushes what waits and every later submit at once, so that streams
@@ -248,16 +264,16 @@ func (c *committer) close() { c.closeOnce.Do(c.shut) }
 func (c *committer) shut() {
 	c.mu.Lock()
 	c.closed = true
-	var batch []*ticket
-	if len(c.batch) > 0 {
-		batch = c.takeLocked()
+	var last *batch
+	if len(c.batch.tickets) > 0 {
+		last = c.takeLocked()
 	} else if c.timer != nil {
 		c.timer()
 		c.timer = nil
 	}
 	c.mu.Unlock()
-	if batch != nil {
-		c.flushes <- batch // blocks until a writer takes it
+	if last != nil {
+		c.flushes <- last // blocks until a writer takes it
 	}
 	close(c.flushes)
 	c.wg.Wait()

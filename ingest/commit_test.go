@@ -167,7 +167,7 @@ func (g *gateStore) nextInsert(t *testing.T) int {
 func (c *committer) waiting() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.batch)
+	return len(c.batch.tickets)
 }
 
 func waitDone(t *testing.T, tk *ticket) {

@@ -425,6 +425,7 @@ func (s *Server) prepare(w *wireEnvelope, view *agentView, id *auth.Identity) *t
 			})
 			continue
 		}
+		view.intern.event(&e)
 		if s.opts.Enrich != nil {
 			s.opts.Enrich(&e)
 		}
