@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -41,6 +42,8 @@ func TestInsertRate(t *testing.T) {
 	const per = 50000
 	rows := 0
 	var took time.Duration
+	var ru0, ru1 syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 	for b := 0; b < batches; b++ {
 		var evs []flowlog.Event
 		for i := b * per; i < (b+1)*per; i++ {
@@ -56,5 +59,8 @@ func TestInsertRate(t *testing.T) {
 		took += time.Since(t0)
 		rows += len(evs)
 	}
-	t.Logf("%d rows in %s: %.0f rows/s", rows, took.Round(time.Millisecond), float64(rows)/took.Seconds())
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	cpu := time.Duration(ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())
+	t.Logf("%d rows in %s: %.0f rows/s; process CPU %s, %.2f µs a row", rows, took.Round(time.Millisecond), float64(rows)/took.Seconds(),
+		cpu.Round(time.Millisecond), float64(cpu.Microseconds())/float64(rows))
 }

@@ -24,6 +24,10 @@ type Engine interface {
 	QueryJSON(ctx context.Context, sql string) ([]byte, error)
 	// Insert inserts data in the given input format (Native for flows,
 	// RowBinary for rejected events) into the columns given, in that order.
+	// Rows are written as sent, not collapsed by key within the insert
+	// (optimize_on_insert = 0): every read of flows merges by key anyway
+	// (FINAL or argMax), and collapsing on insert cost about a fifth of an
+	// insert's CPU (BENCHMARKS.md, "Ingest across this round's merges").
 	Insert(ctx context.Context, table, columns, format string, data []byte) error
 	Close() error
 }

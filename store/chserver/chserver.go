@@ -285,6 +285,7 @@ func insertSettings(table, columns string, rows []byte) clickhouse.Settings {
 	}
 	h.Write(rows)
 	return clickhouse.Settings{
+		"optimize_on_insert":         0, // the store's reads merge (store.Engine)
 		"insert_deduplicate":         1,
 		"insert_deduplication_token": "flowlog-" + hex.EncodeToString(h.Sum(nil)[:16]),
 	}

@@ -83,7 +83,7 @@ func TestRedact(t *testing.T) {
 // the same rows into the same table (a retry) share it, anything else not.
 func TestInsertSettingsDeduplicationToken(t *testing.T) {
 	a := insertSettings("db.flows", "a, b", []byte{1, 2, 3})
-	if a["insert_deduplicate"] != 1 || !strings.HasPrefix(fmt.Sprint(a["insert_deduplication_token"]), "flowlog-") {
+	if a["optimize_on_insert"] != 0 || a["insert_deduplicate"] != 1 || !strings.HasPrefix(fmt.Sprint(a["insert_deduplication_token"]), "flowlog-") {
 		t.Fatalf("settings %v", a)
 	}
 	if b := insertSettings("db.flows", "a, b", []byte{1, 2, 3}); b["insert_deduplication_token"] != a["insert_deduplication_token"] {
