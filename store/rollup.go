@@ -178,15 +178,21 @@ func (s *Store) markDirty(ctx context.Context, evs []flowlog.Event) error {
 			days[floorDiv(spreadEnd(e, now), dayMS)] = struct{}{}
 		}
 	}
-	st := strconv.FormatInt(s.stamp(), 10)
-	vals := make([]string, 0, len(days))
-	for d := range days {
+	need := s.marks.needed(days) // dirty.go: days this Store's last mark still covers are skipped
+	if len(need) == 0 {
+		return nil
+	}
+	stamp := s.stamp()
+	st := strconv.FormatInt(stamp, 10)
+	vals := make([]string, 0, len(need))
+	for _, d := range need {
 		vals = append(vals, "('"+time.UnixMilli(d*dayMS).UTC().Format(dayLayout)+"', "+st+")")
 	}
 	sort.Strings(vals)
 	if err := s.eng.Exec(ctx, "INSERT INTO "+s.db+".rollup_dirty (day, marked) VALUES "+strings.Join(vals, ", ")); err != nil {
 		return fmt.Errorf("marking %d days for the rollups: %w", len(vals), err)
 	}
+	s.marks.marked(need, stamp)
 	return nil
 }
 
@@ -238,6 +244,7 @@ const rollupMaxSkip = time.Hour
 func (s *Store) rollup(ctx context.Context, quiet time.Duration) (RollupStats, error) {
 	s.rollupMu.Lock()
 	defer s.rollupMu.Unlock()
+	s.marks.passBegins(s.stamp()) // before reading any mark (dirty.go)
 	began := time.Now()
 	var st RollupStats
 	var dirty []struct {

@@ -119,6 +119,7 @@ type Store struct {
 	readSettings string   // SETTINGS of every SELECT: querySettings and the limits
 	maxOffset    int      // 0: none
 	ident        registry // flows being inserted (identity.go)
+	marks        *marks   // days this Store marked dirty lately (dirty.go)
 	staleAfter   time.Duration
 	peerSkew     time.Duration
 }
@@ -154,6 +155,7 @@ func OpenEngine(ctx context.Context, eng Engine, o Options) (*Store, error) {
 	}
 	s.readSettings, s.maxOffset = o.limits()
 	s.ident.table = newLookupTable(s.db)
+	s.marks = newMarks(eng)
 	s.buf.New = func() any { return &rowBinary{} }
 	s.blocks.New = func() any { return newFlowBlock() }
 	if err := s.migrate(ctx); err != nil {

@@ -1,0 +1,73 @@
+package store
+
+import (
+	"sync"
+
+	"github.com/flowlog/flowlog/store/chdb"
+)
+
+// marks spares an insert the second write of its commit when it can: the
+// dirty mark of a day this Store marked already, if no rollup pass can have
+// covered that mark since (see "Exactness argument" in rollup.go). At a
+// light load every group commit is two fsync'd inserts, the flows and the
+// marks; the marks are the same days almost every time (today), and the
+// acks of a stock agent, which drops a batch after three tries 300 ms
+// apart, wait for both.
+//
+// Why skipping is exact. Say this Store marked day d with stamp S0 and no
+// pass began since (passes record a stamp, from the same strictly increasing
+// clock, before they read any mark). A batch whose rows are now committed
+// skips its mark of d. No pass can have set covers >= S0 yet (a pass covers
+// only marks it read, and none read since S0), so d stays dirty and readers
+// read it raw; every later pass begins after these rows committed, so the
+// pass that finally covers S0 reads them. If a pass began after S0 (even
+// one still running), the batch marks d again, as always.
+//
+// Only a sole writer may skip: the embedded engine, whose data directory
+// one process holds. Collectors sharing a ClickHouse server cannot see each
+// other's passes, so they mark every commit.
+type marks struct {
+	sole bool
+
+	mu        sync.Mutex
+	passBegan int64           // stamp of the latest rollup pass's start
+	last      map[int64]int64 // day (days since the epoch) -> this Store's latest mark of it
+}
+
+func newMarks(eng Engine) *marks {
+	_, sole := eng.(*chdb.DB)
+	return &marks{sole: sole, last: map[int64]int64{}}
+}
+
+// passBegins records that a rollup pass is about to read the marks.
+func (m *marks) passBegins(stamp int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.passBegan = stamp
+}
+
+// needed returns the days of a committed batch that must be marked.
+func (m *marks) needed(days map[int64]struct{}) []int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]int64, 0, len(days))
+	for d := range days {
+		if !m.sole || m.last[d] <= m.passBegan {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// marked records the stamp the given days were marked with (after the
+// marks are committed).
+func (m *marks) marked(days []int64, stamp int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.last) > 1024 { // days a long-running collector marked once: forget them all
+		clear(m.last)
+	}
+	for _, d := range days {
+		m.last[d] = max(m.last[d], stamp)
+	}
+}
