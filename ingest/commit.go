@@ -73,10 +73,10 @@ type committer struct {
 	batch    batch
 	rows     int
 	spare    [][]flowlog.Event // event buffers of finished inserts, for the next batches
-	oldest   time.Time   // when the batch's first envelope arrived
-	timer    func() bool // stops the pending flushDue; nil: none
-	inFlight int         // batches handed to writers and not finished
-	urgent   bool        // shutting down: flush every submit at once
+	oldest   time.Time         // when the batch's first envelope arrived
+	timer    func() bool       // stops the pending flushDue; nil: none
+	inFlight int               // batches handed to writers and not finished
+	urgent   bool              // shutting down: flush every submit at once
 	closed   bool
 
 	flushes   chan *batch
