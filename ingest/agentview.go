@@ -27,8 +27,6 @@ type agentView struct {
 	unlogged int      // rejected since the last WARN
 	reasons  []string // the first of those, at most maxLoggedReasons
 	loggedAt time.Time
-
-	intern interner // the stream's repeated strings (intern.go)
 }
 
 const maxLoggedReasons = 3

@@ -216,8 +216,9 @@ func (s *Server) StreamFlows(stream pb.FlowService_StreamFlowsServer) error {
 	recvd := make(chan *wireEnvelope)
 	recvErr := make(chan error, 1)
 	go func() {
+		in := new(interner) // this goroutine's alone
 		for {
-			env := new(wireEnvelope)
+			env := &wireEnvelope{intern: in}
 			if err := stream.RecvMsg(env); err != nil {
 				recvErr <- err
 				return
@@ -425,7 +426,6 @@ func (s *Server) prepare(w *wireEnvelope, view *agentView, id *auth.Identity) *t
 			})
 			continue
 		}
-		view.intern.event(&e)
 		if s.opts.Enrich != nil {
 			s.opts.Enrich(&e)
 		}

@@ -209,6 +209,7 @@ type wireEnvelope struct {
 	env    *pb.FlowEnvelope // events in the v1.5+ shape, one per event sent
 	events []wireEvent      // per event: its generation
 	err    error            // not an envelope at all: ends the stream
+	intern *interner        // the stream's repeated strings (set before decoding; nil: none)
 }
 
 // decode fills w from one message's bytes; b is not retained. The whole
@@ -217,6 +218,14 @@ type wireEnvelope struct {
 // (a field whose wire type disagrees lands there, raw), so it costs nothing
 // more. Only the others are read again from their own bytes.
 func (w *wireEnvelope) decode(b []byte) {
+	if !w.decodeFast(b, w.intern) { // plain events: fastdecode.go
+		w.decodeSlow(b)
+	}
+}
+
+// decodeSlow is decode for every envelope: protobuf-go, then the events
+// that do not fit v1.5+ again.
+func (w *wireEnvelope) decodeSlow(b []byte) {
 	w.env = &pb.FlowEnvelope{}
 	var badUTF8 map[int]error // events rejected alone for invalid UTF-8 (utf8.go)
 	if err := proto.Unmarshal(b, w.env); err != nil {
