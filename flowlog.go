@@ -223,11 +223,15 @@ type Page struct {
 	Number  int
 	PerPage int
 	After   *Cursor
+	Sort    Sort // the listing's order (zero: start, newest first)
 }
 
-// Cursor is a position in the flows listing, which is ordered by start time,
-// newest first, then flow id: the key of the last flow of a page.
+// Cursor is a position in the flows listing, ordered by Sort (by default
+// start time, newest first), then start and flow id: the key of the last
+// flow of a page. Value is that flow's Sort.SortValue.
 type Cursor struct {
+	Sort   Sort
+	Value  uint64
 	Start  time.Time
 	FlowID string
 }
