@@ -821,3 +821,27 @@ func TestProtocolsAreTheDomains(t *testing.T) {
 		t.Errorf("--protocol GRE,sctp refused: %v", err)
 	}
 }
+
+// --sort and --order reach the server on every page (the server sorts and
+// its cursors continue that order); bad values are refused before asking.
+func TestCLIFlowsSort(t *testing.T) {
+	f := pagedFlows(t, 1500, false)
+	r := runCLI(t, "flows", "--server", f.URL, "--all", "--sort", "bytes", "--order", "asc", "-o", "jsonl")
+	if r.code != 0 {
+		t.Fatalf("code %d: %s", r.code, r.stderr)
+	}
+	want := "/api/v1/flows?order=asc&per_page=1000&sort=bytes /api/v1/flows?cursor=c1000&order=asc&per_page=1000&sort=bytes"
+	if got := f.uris(); strings.Join(got, " ") != want {
+		t.Errorf("requests %q, want %q", got, want)
+	}
+	for _, tc := range []struct{ args, msg string }{
+		{"--sort packets", `--sort: "packets" is not one of start, bytes, duration`},
+		{"--order up", `--order: "up" is not asc or desc`},
+	} {
+		f := newFakeAPI(t, func(w http.ResponseWriter, r *http.Request) { t.Errorf("asked %s", r.URL) })
+		r := runCLI(t, append([]string{"flows", "--server", f.URL}, strings.Fields(tc.args)...)...)
+		if r.code != exitUsage || !strings.Contains(r.stderr, tc.msg) {
+			t.Errorf("%s: code %d %q, want %d %q", tc.args, r.code, r.stderr, exitUsage, tc.msg)
+		}
+	}
+}
