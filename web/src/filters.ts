@@ -53,12 +53,19 @@ export interface Filters {
   // The new-connections view: window and baseline (API durations).
   window: string;
   baseline: string;
+  // The flows table's order, sorted by the server: "" is start, newest first.
+  sort: SortKey;
+  asc: boolean;
 }
+
+// The orders the server sorts the flows listing by (API sort=, order=).
+export const sortKeys = ["start", "bytes", "duration"] as const;
+export type SortKey = (typeof sortKeys)[number];
 
 export function empty(): Filters {
   const values = {} as Record<Field, string>;
   for (const f of fields) values[f] = "";
-  return { values, range: defaultRange, from: "", to: "", perPage: 0, view: "", window: "", baseline: "" };
+  return { values, range: defaultRange, from: "", to: "", perPage: 0, view: "", window: "", baseline: "", sort: "start", asc: false };
 }
 
 export function fromSearch(search: string): Filters {
@@ -79,6 +86,9 @@ export function fromSearch(search: string): Filters {
   f.view = views.includes(v) ? v : "";
   f.window = p.get("window") ?? "";
   f.baseline = p.get("baseline") ?? "";
+  const k = (p.get("sort") ?? "") as SortKey;
+  f.sort = sortKeys.includes(k) ? k : "start";
+  f.asc = p.get("order") === "asc";
   return f;
 }
 
@@ -95,6 +105,7 @@ export function toSearch(f: Filters): string {
   if (f.view) p.set("view", f.view);
   if (f.window) p.set("window", f.window);
   if (f.baseline) p.set("baseline", f.baseline);
+  setSort(f, p);
   const s = p.toString();
   return s ? `?${s}` : "";
 }
@@ -121,6 +132,14 @@ export function apiQuery(f: Filters, now: Date, time: "open" | "closed" | "none"
     else if (time === "closed") p.set("to", rfc3339(now));
   }
   return p;
+}
+
+// setSort adds the flows order to a query (the page URL, the listing and
+// its export; not the aggregates, which have no order): nothing for the
+// default.
+export function setSort(f: Filters, p: URLSearchParams) {
+  if (f.sort !== "start") p.set("sort", f.sort);
+  if (f.asc) p.set("order", "asc");
 }
 
 // rfc3339 drops the milliseconds: second precision is what people type and

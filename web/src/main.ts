@@ -78,6 +78,8 @@ const table = new FlowsTable(
   () => void loadMore(),
   (field, value) => pick(field, value),
   (r) => detail.show(r),
+  // A header asks the server for that order (again: the other way round).
+  (key) => apply({ ...readForm(), sort: key, asc: key === filters.sort ? !filters.asc : false }),
 );
 const chart = new TimeChart(chartEl, (from, to) => setRange({ range: "custom", from: F.rfc3339(from), to: F.rfc3339(to) }));
 const talkers = new TopTalkers(talkersEl, (by, v) => {
@@ -201,6 +203,8 @@ function readForm(): F.Filters {
   f.view = filters.view;
   f.window = filters.window;
   f.baseline = filters.baseline;
+  f.sort = filters.sort;
+  f.asc = filters.asc;
   return f;
 }
 
@@ -297,7 +301,9 @@ for (const [id, key] of [["new-window", "window"], ["new-baseline", "baseline"]]
 for (const fmtName of ["csv", "jsonl"] as const) {
   byId(`export-${fmtName}`).addEventListener("click", (e) => {
     e.preventDefault();
-    const url = api.exportUrl(F.apiQuery(filters, new Date(), "open"), fmtName);
+    const q = F.apiQuery(filters, new Date(), "open");
+    F.setSort(filters, q); // the export in the table's order
+    const url = api.exportUrl(q, fmtName);
     api.download(url, `flows.${fmtName}`).catch((err) => setBanner("msg", String(err instanceof Error ? err.message : err)));
   });
 }
@@ -408,6 +414,8 @@ async function reload() {
   const key = queryKey();
   panelState(flowsEl, "loading", key);
   pageQuery = F.apiQuery(filters, now, "open");
+  F.setSort(filters, pageQuery);
+  table.setSort(filters.sort, filters.asc);
   const flows = api
     .listFlows(pageQuery, filters.perPage || defaultPerPage, "", signal)
     .then(({ rows, next }) => {
