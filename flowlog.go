@@ -199,6 +199,8 @@ type Filter struct {
 
 	// Beyond Netmaker's parameters:
 	IP          netip.Prefix // either endpoint inside (an address is a /32 or /128); zero = any
+	SrcIP       netip.Prefix // the source inside; zero = any
+	DstIP       netip.Prefix // the destination inside; zero = any
 	Port        uint16       // either port; 0 = any
 	Direction   Direction    // DirUnspecified = any
 	Participant string       // either endpoint's entity name or id equals this
@@ -266,6 +268,10 @@ type TopQuery struct {
 	// external endpoints (raw flows only; endpoints of no known AS or
 	// country, mesh participants among them, are left out).
 	ByASN, ByCountry bool
+	// Group external endpoints by the prefix of their address (Prefix,
+	// lengths from PrefixLens; zero: DefaultPrefixLens). Raw flows only.
+	ByPrefix   bool
+	PrefixLens PrefixLens
 }
 
 // Totals are what aggregates report for a group.
@@ -276,6 +282,7 @@ type Totals struct {
 // Talker is one row of a top list.
 type Talker struct {
 	Participant // IP is set when grouping by IP; Type/ID/Name otherwise
+	Prefix      netip.Prefix // when grouping by prefix
 	Totals
 }
 

@@ -30,7 +30,7 @@ var (
 	// filterParams select flows, the same way on every endpoint that takes
 	// them: Netmaker's names, then ours.
 	filterParams = []string{"network_id", "from", "to", "src_entity_id", "dst_entity_id",
-		"node_id", "username", "state", "ip", "port", "direction", "participant"}
+		"node_id", "username", "state", "ip", "src_ip", "dst_ip", "port", "direction", "participant"}
 	listParams = []string{"src_type", "dst_type", "protocol", "asn", "country"}
 	// pageParams belong to /api/v1/flows alone.
 	pageParams = []string{"page", "per_page", "cursor"}
@@ -60,7 +60,7 @@ var (
 	flowsParams = paramSpec{
 		// Netmaker's order first, so its known list reads as before.
 		single: []string{"network_id", "from", "to", "src_entity_id", "dst_entity_id", "node_id", "username",
-			"page", "per_page", "state", "ip", "port", "direction", "participant", "cursor", "observations", "sort", "order"},
+			"page", "per_page", "state", "ip", "port", "direction", "participant", "cursor", "observations", "sort", "order", "src_ip", "dst_ip"},
 		list: listParams,
 	}
 	streamParams = paramSpec{single: filterParams, list: listParams,
@@ -238,9 +238,14 @@ func parseFilterFields(q url.Values) (flowlog.Filter, error) {
 		}
 		f.State = st
 	}
-	if s := get("ip"); s != "" {
-		if f.IP, err = parseIP(s); err != nil {
-			return f, err
+	for _, a := range []struct {
+		name string
+		p    *netip.Prefix
+	}{{"ip", &f.IP}, {"src_ip", &f.SrcIP}, {"dst_ip", &f.DstIP}} {
+		if s := get(a.name); s != "" {
+			if *a.p, err = parseIP(a.name, s); err != nil {
+				return f, err
+			}
 		}
 	}
 	port, err := parseInt("port", get("port"), 0, 1, math.MaxUint16)
@@ -407,25 +412,12 @@ func parseCountries(values []string) ([]string, error) {
 // parseIP accepts an address (a /32 or /128) or a CIDR prefix, whose host
 // bits are cleared (10.1.2.3/8 is 10.0.0.0/8). IPv4-mapped IPv6 forms are
 // turned into IPv4: the store and the live tail compare IPv4 unmapped.
-func parseIP(s string) (netip.Prefix, error) {
-	bad := fmt.Errorf("invalid ip %q: must be an IP address or a CIDR prefix such as 10.0.0.0/8 or fd00::/64", s)
-	var p netip.Prefix
-	if strings.Contains(s, "/") {
-		var err error
-		if p, err = netip.ParsePrefix(s); err != nil {
-			return p, bad
-		}
-	} else {
-		a, err := netip.ParseAddr(s)
-		if err != nil || a.Zone() != "" {
-			return p, bad
-		}
-		p = netip.PrefixFrom(a, a.BitLen())
+func parseIP(name, s string) (netip.Prefix, error) {
+	p, ok := flowlog.ParseAddrPrefix(s)
+	if !ok {
+		return p, fmt.Errorf("invalid %s %q: must be an IP address or a CIDR prefix such as 10.0.0.0/8 or fd00::/64", name, s)
 	}
-	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
-		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
-	}
-	return p.Masked(), nil
+	return p, nil
 }
 
 func parseInt(name, s string, def, lo, hi int) (int, error) {

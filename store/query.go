@@ -334,6 +334,7 @@ func rawConds(f flowlog.Filter) []string {
 		lo, hi := ipRange(f.IP)
 		c = append(c, fmt.Sprintf("(src_ip BETWEEN %[1]s AND %[2]s OR dst_ip BETWEEN %[1]s AND %[2]s)", lo, hi))
 	}
+	c = append(c, sideIPConds(f)...)
 	if f.Port != 0 {
 		c = append(c, fmt.Sprintf("(src_port = %[1]d OR dst_port = %[1]d)", f.Port))
 	}
