@@ -65,7 +65,7 @@ var (
 	}
 	streamParams = paramSpec{single: filterParams, list: listParams,
 		noPage: "the stream has no pages"}
-	topParams = paramSpec{single: slices.Concat(filterParams, countParams, []string{"by", "metric", "side", "limit"}), list: listParams,
+	topParams = paramSpec{single: slices.Concat(filterParams, countParams, []string{"by", "metric", "side", "limit", "prefix4", "prefix6"}), list: listParams,
 		noPage: "aggregates have no pages"}
 	matrixParams = paramSpec{single: slices.Concat(filterParams, countParams, []string{"limit"}), list: listParams,
 		noPage: "aggregates have no pages"}
