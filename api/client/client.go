@@ -265,6 +265,7 @@ type Talker struct {
 	ID      string `json:"id"`
 	Name    string `json:"name"`
 	IP      string `json:"ip"`
+	Prefix  string `json:"prefix"` // by=prefix
 	Bytes   uint64 `json:"bytes"`
 	Packets uint64 `json:"packets"`
 	Flows   uint64 `json:"flows"`
