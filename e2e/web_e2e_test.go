@@ -135,8 +135,8 @@ func TestWebPageInBrowser(t *testing.T) {
 		}
 	}
 
-	// The mesh: three hosts (nodes alpha, beta, gamma), a user and an
-	// unnamed external address (in AS15169, US); TCP and UDP; two flows still open; one flow
+	// The mesh: three hosts (nodes alpha, beta, gamma), a user and
+	// unnamed external addresses (one in AS15169, US; one IPv6); TCP and UDP; two flows still open; one flow
 	// in another network that the page must not show.
 	var (
 		alpha    = &pb.FlowParticipant{Ip: "10.20.0.1", Type: pb.ParticipantType_PARTICIPANT_NODE, Id: "n-alpha", Name: "alpha"}
@@ -144,6 +144,7 @@ func TestWebPageInBrowser(t *testing.T) {
 		gamma    = &pb.FlowParticipant{Ip: "10.20.0.3", Type: pb.ParticipantType_PARTICIPANT_NODE, Id: "n-gamma", Name: "gamma"}
 		alice    = &pb.FlowParticipant{Ip: "10.20.8.5", Type: pb.ParticipantType_PARTICIPANT_USER, Id: "alice", Name: "alice@example.com"}
 		outside  = &pb.FlowParticipant{Ip: "8.8.8.8", Type: pb.ParticipantType_PARTICIPANT_EXTERNAL}
+		outside6 = &pb.FlowParticipant{Ip: "2001:db8:1:2::5", Type: pb.ParticipantType_PARTICIPANT_EXTERNAL}
 		network  = "webnet"
 		base     = time.Now().Add(-20 * time.Minute).Truncate(time.Millisecond)
 		at       = func(i int) time.Time { return base.Add(time.Duration(i) * time.Minute) }
@@ -156,6 +157,7 @@ func TestWebPageInBrowser(t *testing.T) {
 		{id: "w4", network: network, host: "alpha", proto: udp, src: alpha, dst: outside, dport: 53, start: at(3), sent: 100, recv: 300},
 		{id: "w5", network: network, host: "beta", proto: tcp, src: beta, dst: alpha, dport: 5432, start: at(4), active: true},
 		{id: "w6", network: network, host: "gamma", proto: udp, src: gamma, dst: beta, dport: 51820, start: at(5), active: true},
+		{id: "w7", network: network, host: "beta", proto: tcp, src: outside6, dst: beta, dport: 443, start: at(5).Add(30 * time.Second), sent: 800, recv: 200},
 		{id: "other", network: "othernet", host: "alpha", proto: tcp, src: alpha, dst: beta, dport: 80, start: at(6), sent: 9999, recv: 9999},
 	}
 	var starts, destroys []*pb.FlowEvent
@@ -195,6 +197,9 @@ func TestWebPageInBrowser(t *testing.T) {
 		"live":    map[string]any{"flow_id": live.id, "bytes": live.sent + live.recv, "talkers": liveView.Talkers},
 		"burst":   burst,
 		"named":   map[string]any{"flow_id": "w4", "asn": "15169", "label": "AS15169 Google LLC · US"}, // by its network
+		// External endpoints by prefix (IPv4 /24, IPv6 /48): w4's
+		// destination, w7's source.
+		"prefixes": map[string]any{"talkers": map[string]int{"8.8.8.0/24": 400, "2001:db8:1::/48": 1000}, "v4": "8.8.8.0/24", "v4flow": "w4", "v6": "2001:db8:1::/48", "v6flow": "w7"},
 	})
 
 	shotDir, err := os.MkdirTemp("", "flowlog-web-e2e-")

@@ -26,15 +26,19 @@ export const fields = [
   "dst_entity_id",
   "asn",
   "country",
+  "src_ip",
+  "dst_ip",
 ] as const;
 // Fields without an input of their own (set by links: a new pair's flows,
 // an external endpoint's network), shown as removable chips.
-export const chipFields: readonly Field[] = ["src_entity_id", "dst_entity_id", "asn", "country"];
+export const chipFields: readonly Field[] = ["src_entity_id", "dst_entity_id", "asn", "country", "src_ip", "dst_ip"];
 export const chipLabels: Partial<Record<Field, string>> = {
   src_entity_id: "source",
   dst_entity_id: "destination",
   asn: "AS",
   country: "country",
+  src_ip: "source address",
+  dst_ip: "destination address",
 };
 
 // The page's views (URL parameter view; "" is the traffic view).

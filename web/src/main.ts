@@ -86,7 +86,7 @@ const talkers = new TopTalkers(talkersEl, (by, v) => {
   if (by === "external") {
     byEl.value = "ip"; // the externals, each by its address
     void loadTalkers(aggCtl.signal, new Date());
-  } else pick(by === "ip" || by === "asn" || by === "country" ? by : "participant", v);
+  } else pick(by === "ip" || by === "asn" || by === "country" ? by : by.startsWith("prefix") ? "ip" : "participant", v);
 });
 const graph = new TalkGraph(graphEl, (v) => pick("participant", v));
 const hostsView = new HostsView(hostsEl, drill);

@@ -11,7 +11,7 @@ import type { SortKey } from "./filters";
 // The table holds at most this many rows; live flows push the oldest out.
 const maxRows = 5000;
 
-export type Pick = (field: "participant" | "ip" | "port" | "protocol" | "asn" | "country", value: string) => void;
+export type Pick = (field: "participant" | "ip" | "src_ip" | "dst_ip" | "port" | "protocol" | "asn" | "country", value: string) => void;
 
 interface Shown {
   row: FlowRow;
@@ -216,9 +216,9 @@ export class FlowsTable {
       h("td", { class: "time", title: `${fmt.timeMs(r.start_ts)} ${fmt.zoneLabel()} (${fmt.ago(r.start_ts, now)})` }, fmt.time(r.start_ts, now)),
       h("td", { class: "num" }, r.active ? h("span", { class: "badge live-badge" }, "active") : dur),
       h("td", {}, h("a", { href: "#", class: "chip proto", title: `only ${proto}`, onclick: this.pick("protocol", proto.toLowerCase()) }, proto)),
-      this.endpoint(r.src_type, r.src_entity_id, r.src_entity_name, r.src_ip, r.src_port, r.protocol, network(r.src_asn, r.src_as_name, r.src_country, this.onPick)),
+      this.endpoint("src", r.src_type, r.src_entity_id, r.src_entity_name, r.src_ip, r.src_port, r.protocol, network(r.src_asn, r.src_as_name, r.src_country, this.onPick)),
       h("td", { class: "arrow", title: r.direction }, r.direction === "ingress" ? "⇠" : "⇢"),
-      this.endpoint(r.dst_type, r.dst_entity_id, r.dst_entity_name, r.dst_ip, r.dst_port, r.protocol, network(r.dst_asn, r.dst_as_name, r.dst_country, this.onPick)),
+      this.endpoint("dst", r.dst_type, r.dst_entity_id, r.dst_entity_name, r.dst_ip, r.dst_port, r.protocol, network(r.dst_asn, r.dst_as_name, r.dst_country, this.onPick)),
       h("td", { class: "host", title: `${r.host_id} in ${r.network_id}` }, r.host_name || r.host_id, h("small", {}, r.network_id)),
       h("td", { class: "num", title: `${r.bytes_sent} B sent` }, fmt.bytes(r.bytes_sent)),
       h("td", { class: "num", title: `${r.bytes_recv} B received` }, fmt.bytes(r.bytes_recv)),
@@ -226,7 +226,7 @@ export class FlowsTable {
     );
   }
 
-  private endpoint(type: string, id: string, name: string, ip: string, port: number, proto: number, net: Node | null) {
+  private endpoint(side: "src" | "dst", type: string, id: string, name: string, ip: string, port: number, proto: number, net: Node | null) {
     const label = fmt.endpoint(type, id, name, ip);
     const showPort = portProtocols.includes(proto);
     // An unnamed external endpoint is its address: the link filters by it.
@@ -246,7 +246,17 @@ export class FlowsTable {
       ),
       h("small", {}, h("a", { href: "#", class: "ip", title: `only flows of ${ip}`, onclick: this.pick("ip", ip) }, ip), showPort && port ? `:${port}` : ""),
       net,
+      type === "external" ? this.prefix(side, ip) : null,
     );
+  }
+
+  // prefix links an external endpoint's network (its /24 or /48) to the
+  // filter on that side's address.
+  private prefix(side: "src" | "dst", ip: string): HTMLElement | null {
+    const p = fmt.prefixOf(ip);
+    if (!p) return null;
+    const title = `only flows whose ${side === "src" ? "source" : "destination"} is in ${p}`;
+    return h("small", { class: "prefix" }, h("a", { href: "#", class: "prefix", "data-testid": "prefix", title, onclick: this.pick(`${side}_ip`, p) }, p));
   }
 
   private pick(field: Parameters<Pick>[0], value: string): EventListener {

@@ -263,6 +263,29 @@ async function run() {
     log("external networks ok");
   }
 
+  // External endpoints by prefix: top talkers grouped by /24 and /48, a
+  // prefix clicked is the address filter; in the table, an external
+  // endpoint's prefix filters that side (src_ip, dst_ip).
+  if (expect.prefixes) {
+    const px = expect.prefixes;
+    await page.goto(`${base}/?network_id=${encodeURIComponent(net)}`);
+    await panels(`network_id=${net}`);
+    await page.selectOption("#talkers-by", "prefix-24-48");
+    await waitFor("top talkers by prefix", talkers, px.talkers);
+    await page.click(`[data-testid="talker"][data-name="${px.v6}"] a`);
+    await panels(`ip=${encodeURIComponent(px.v6)}`);
+    same(await page.inputValue('input[name="ip"]'), px.v6, "address filter of the clicked prefix");
+    same(await rowIds(), [px.v6flow], "rows of the clicked prefix");
+    await page.goto(`${base}/?network_id=${encodeURIComponent(net)}`);
+    await panels(`network_id=${net}`);
+    await page.click(`[data-testid="flows-table"] tbody tr[data-flow-id="${px.v4flow}"] a[data-testid="prefix"]`);
+    await panels(`dst_ip=${encodeURIComponent(px.v4)}`);
+    same(await rowIds(), [px.v4flow], "rows of the destination prefix");
+    check((await page.textContent("#chips")).includes(`destination address: ${px.v4}`), "no chip of the destination prefix");
+    same(await listing(`network_id=${encodeURIComponent(net)}&src_ip=${encodeURIComponent(px.v4)}`), [], "nothing from the destination prefix");
+    log("prefixes ok");
+  }
+
   // 2. Paging: a small page size from the URL, then "Load more" to the end.
   await page.goto(`${base}/?network_id=${encodeURIComponent(net)}&per_page=2`);
   await panels("per_page=2");
