@@ -69,6 +69,15 @@ type hostJSON struct {
 	Active          uint64   `json:"active"`
 	Bytes           uint64   `json:"bytes"`
 	Rejected        uint64   `json:"rejected"`
+	// Agents: the software and wire generation the host reports through,
+	// one per generation, the last seen first ([] before any was recorded).
+	Agents []agentJSON `json:"agents"`
+}
+
+type agentJSON struct {
+	Generation string `json:"generation"` // "v1.5+" or "v1.4"
+	Agent      string `json:"agent"`      // the gRPC user-agent
+	LastSeen   string `json:"last_seen"`
 }
 
 type endpointJSON struct {
@@ -196,6 +205,10 @@ func (s *Server) hosts(w http.ResponseWriter, r *http.Request) {
 			Quiet: now.Sub(h.LastReport) > quiet, Events: h.Events, Flows: h.Flows, Active: h.Active, Bytes: h.Bytes, Rejected: h.Rejected}
 		if secs > 0 {
 			out[i].EventsPerSecond = float64(h.Events) / secs
+		}
+		out[i].Agents = make([]agentJSON, len(h.Agents))
+		for j, a := range h.Agents {
+			out[i].Agents[j] = agentJSON{Generation: a.Generation, Agent: a.Agent, LastSeen: msTime(a.LastSeen)}
 		}
 	}
 	s.writeJSON(w, r, http.StatusOK, successResponse{Code: http.StatusOK, Message: "hosts retrieved successfully", Response: out})
