@@ -135,7 +135,7 @@ func TestCLIInsightsOfBinary(t *testing.T) {
 
 	// hosts: one, reporting, its flows and the rejected event counted.
 	out = run(0, "hosts", "--network", "cli-e2e", "--fail-quiet")
-	if got := lines(out); len(got) != 2 || !strings.HasPrefix(got[0], "HOST") || !regexp.MustCompile(`^web-e2e\s+h-e2e\s+ok\s.*\s2\s+2\s+0 B\s+1$`).MatchString(got[1]) {
+	if got := lines(out); len(got) != 2 || !strings.HasPrefix(got[0], "HOST") || !regexp.MustCompile(`^web-e2e\s+h-e2e\s+ok\s.*\s2\s+2\s+0 B\s+1\s+v1\.5\+ grpc-go/\S+$`).MatchString(got[1]) {
 		t.Errorf("hosts:\n%s", out)
 	}
 	var hosts []client.Host

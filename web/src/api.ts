@@ -234,6 +234,9 @@ export interface Host {
   active: number;
   bytes: number;
   rejected: number;
+  // The wire generation and agent software (gRPC user-agent) it reports
+  // through, one per generation, the last seen first.
+  agents: { generation: string; agent: string; last_seen: string }[];
 }
 
 export async function hosts(q: URLSearchParams, signal?: AbortSignal): Promise<Host[]> {
