@@ -193,7 +193,8 @@ function readForm(): F.Filters {
   }
   // The host field shows names; the API wants the id.
   const host = f.values.node_id;
-  for (const [id, name] of hostNames) if (name === host) f.values.node_id = id;
+  // (A v1.4 agent sends no host name: an empty field is no host.)
+  if (host) for (const [id, name] of hostNames) if (name === host) f.values.node_id = id;
   f.range = rangeEl.value;
   if (f.range === "custom") {
     f.from = timeInput("from") ?? filters.from;

@@ -420,6 +420,14 @@ async function run() {
   same(Object.keys(hosts).sort(), Object.keys(hostFlows).sort(), "hosts listed");
   same(hosts, Object.fromEntries(Object.keys(hosts).map((k) => [k, hostFlows[k]])), "flows per host");
   check(await page.$$eval('[data-testid="host"]', (trs) => trs.every((tr) => tr.dataset.quiet === "false")), "a reporting host marked quiet");
+  // Which wire generation and agent each host runs.
+  const agents = await page.$$eval('[data-testid="host"]', (trs) =>
+    Object.fromEntries(trs.map((tr) => [tr.dataset.hostId, tr.querySelector('[data-testid="host-agents"]').dataset.generations])),
+  );
+  const byKey = (o) => Object.entries(o).sort(([a], [b]) => (a < b ? -1 : 1));
+  same(byKey(agents), byKey(expect.agents), "wire generation of each host");
+  const agentText = await page.$$eval('[data-testid="host-agents"]', (tds) => tds.map((td) => td.textContent));
+  check(agentText.every((t) => /^v1\.(4|5\+) grpc-go\//.test(t)), `agents shown: ${JSON.stringify(agentText)}`);
   log("hosts ok:", JSON.stringify(hosts));
 
   // 8. New connections: with no baseline traffic, every pair of the window
