@@ -256,7 +256,7 @@ export class FlowsTable {
     const p = fmt.prefixOf(ip);
     if (!p) return null;
     const title = `only flows whose ${side === "src" ? "source" : "destination"} is in ${p}`;
-    return h("small", { class: "prefix" }, h("a", { href: "#", class: "prefix", "data-testid": "prefix", title, onclick: this.pick(`${side}_ip`, p) }, p));
+    return h("small", { class: "prefix" }, "in ", h("a", { href: "#", class: "prefix", "data-testid": "prefix", title, onclick: this.pick(`${side}_ip`, p) }, p));
   }
 
   private pick(field: Parameters<Pick>[0], value: string): EventListener {

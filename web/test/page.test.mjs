@@ -546,6 +546,13 @@ async function shots(prefix) {
       await p.waitForTimeout(300);
       await p.screenshot({ path: `${prefix}-${view || "traffic"}-${theme}-${width}.png`, fullPage: true });
     }
+    // The traffic view sorted by bytes, external talkers by prefix.
+    await p.goto(`${base}/?network_id=${encodeURIComponent(expect.network)}&sort=bytes`);
+    await p.waitForFunction(() => document.querySelector('[data-testid="graph"]')?.dataset.state === "ready");
+    await p.selectOption("#talkers-by", "prefix-24-48");
+    await p.waitForFunction(() => document.querySelector('[data-testid="top-talkers"]')?.dataset.state === "ready");
+    await p.waitForTimeout(300);
+    await p.screenshot({ path: `${prefix}-sorted-${theme}-${width}.png`, fullPage: true });
     await ctx.close();
   }
 }
