@@ -122,7 +122,6 @@ func (s *Store) Flows(ctx context.Context, f flowlog.Filter, p flowlog.Page) ([]
 	return flows, nil
 }
 
-
 // flowDays lists the day partitions (YYYYMMDD) a listing may read, newest
 // first (from the parts' metadata: no data is read).
 func (s *Store) flowDays(ctx context.Context, f flowlog.Filter, p flowlog.Page) ([]string, error) {
