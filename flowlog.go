@@ -281,7 +281,7 @@ type Totals struct {
 
 // Talker is one row of a top list.
 type Talker struct {
-	Participant // IP is set when grouping by IP; Type/ID/Name otherwise
+	Participant              // IP is set when grouping by IP; Type/ID/Name otherwise
 	Prefix      netip.Prefix // when grouping by prefix
 	Totals
 }

@@ -77,10 +77,10 @@ func TestFlowsSortAndItsCursor(t *testing.T) {
 		t.Errorf("second page %v, want f0009 f0002 f0003 f0004 (200, 200, 300, 400 bytes)", got)
 	}
 	for q, msg := range map[string]string{
-		"sort=packets":                     `invalid sort \"packets\": must be one of start, bytes, duration`,
-		"order=up":                         `invalid order \"up\": must be one of asc, desc`,
-		"sort=duration&cursor=" + next:     `invalid cursor: it continues a listing sorted by bytes asc, this request sorts by duration desc`,
-		"cursor=" + next:                   `invalid cursor: it continues a listing sorted by bytes asc, this request sorts by start desc`,
+		"sort=packets":                      `invalid sort \"packets\": must be one of start, bytes, duration`,
+		"order=up":                          `invalid order \"up\": must be one of asc, desc`,
+		"sort=duration&cursor=" + next:      `invalid cursor: it continues a listing sorted by bytes asc, this request sorts by duration desc`,
+		"cursor=" + next:                    `invalid cursor: it continues a listing sorted by bytes asc, this request sorts by start desc`,
 		"sort=bytes&cursor=" + b64("x:1:2"): `invalid cursor`,
 	} {
 		if rec := serve(t, s, "/api/v1/flows?"+q); rec.Code != 400 || !strings.Contains(rec.Body.String(), msg) {

@@ -51,7 +51,7 @@ func TestHostsShowStockAgentsWithTheirGeneration(t *testing.T) {
 		for _, h := range r.Response {
 			var l []string
 			for _, a := range h.Agents {
-				l = append(l, a.Generation+" "+strings.Fields(a.Agent+" -")[0])
+				l = append(l, a.Generation+" "+strings.Fields(a.Agent + " -")[0])
 			}
 			out[h.HostID] = strings.Join(l, ", ")
 		}
