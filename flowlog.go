@@ -199,6 +199,8 @@ type Filter struct {
 
 	// Beyond Netmaker's parameters:
 	IP          netip.Prefix // either endpoint inside (an address is a /32 or /128); zero = any
+	SrcIP       netip.Prefix // the source inside; zero = any
+	DstIP       netip.Prefix // the destination inside; zero = any
 	Port        uint16       // either port; 0 = any
 	Direction   Direction    // DirUnspecified = any
 	Participant string       // either endpoint's entity name or id equals this
@@ -223,11 +225,15 @@ type Page struct {
 	Number  int
 	PerPage int
 	After   *Cursor
+	Sort    Sort // the listing's order (zero: start, newest first)
 }
 
-// Cursor is a position in the flows listing, which is ordered by start time,
-// newest first, then flow id: the key of the last flow of a page.
+// Cursor is a position in the flows listing, ordered by Sort (by default
+// start time, newest first), then start and flow id: the key of the last
+// flow of a page. Value is that flow's Sort.SortValue.
 type Cursor struct {
+	Sort   Sort
+	Value  uint64
 	Start  time.Time
 	FlowID string
 }
@@ -262,6 +268,10 @@ type TopQuery struct {
 	// external endpoints (raw flows only; endpoints of no known AS or
 	// country, mesh participants among them, are left out).
 	ByASN, ByCountry bool
+	// Group external endpoints by the prefix of their address (Prefix,
+	// lengths from PrefixLens; zero: DefaultPrefixLens). Raw flows only.
+	ByPrefix   bool
+	PrefixLens PrefixLens
 }
 
 // Totals are what aggregates report for a group.
@@ -271,7 +281,8 @@ type Totals struct {
 
 // Talker is one row of a top list.
 type Talker struct {
-	Participant // IP is set when grouping by IP; Type/ID/Name otherwise
+	Participant              // IP is set when grouping by IP; Type/ID/Name otherwise
+	Prefix      netip.Prefix // when grouping by prefix
 	Totals
 }
 

@@ -22,6 +22,9 @@ type HostSummary struct {
 	// Rejected events of the host received in the window (not scoped by
 	// network: a rejected event may name none).
 	Rejected uint64
+	// Agents: the software and wire generation the host reported through,
+	// one per generation (its latest agent), the last seen first.
+	Agents []AgentSighting
 }
 
 // NewPair is a conversation seen in a window but never in the baseline

@@ -23,6 +23,7 @@ import (
 //     store compares its IPv6 columns: IPv4 is its IPv4-mapped IPv6 form, so
 //     10.0.0.5 and ::ffff:10.0.0.5 are both inside 10.0.0.0/8 and inside
 //     ::ffff:10.0.0.0/104, and ::/0 holds every address.
+//   - SrcIP, DstIP: the source's (destination's) address is inside, as IP.
 //   - Port: either port equals it.
 //   - Direction: equal when set.
 //   - Participant: either endpoint's entity id or name equals it.
@@ -87,6 +88,12 @@ func (f Filter) Match(e *Event) bool {
 		if !p.Contains(addr16(e.Src.IP)) && !p.Contains(addr16(e.Dst.IP)) {
 			return false
 		}
+	}
+	if f.SrcIP.IsValid() && !prefix16(f.SrcIP).Contains(addr16(e.Src.IP)) {
+		return false
+	}
+	if f.DstIP.IsValid() && !prefix16(f.DstIP).Contains(addr16(e.Dst.IP)) {
+		return false
 	}
 	if f.Port != 0 && e.SrcPort != f.Port && e.DstPort != f.Port {
 		return false

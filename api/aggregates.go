@@ -37,6 +37,7 @@ type talkerJSON struct {
 	ASN     uint32 `json:"asn,omitempty"` // by=asn (the others: by=participant, by=ip)
 	ASName  string `json:"as_name,omitempty"`
 	Country string `json:"country,omitempty"` // by=country
+	Prefix  string `json:"prefix,omitempty"`  // by=prefix
 	Bytes   uint64 `json:"bytes"`
 	Packets uint64 `json:"packets"`
 	Flows   uint64 `json:"flows"`
@@ -74,9 +75,9 @@ type activeJSON struct {
 
 // Parsing.
 
-// topBys are the groupings of /aggregates/top (asn and country: the network
-// of external endpoints, from raw flows: rollups do not keep it).
-var topBys = []string{"participant", "ip", "asn", "country"}
+// topBys are the groupings of /aggregates/top (asn, country and prefix: the
+// network of external endpoints, from raw flows: rollups do not keep it).
+var topBys = []string{"participant", "ip", "asn", "country", "prefix"}
 
 func parseTopQuery(q url.Values) (flowlog.TopQuery, error) {
 	var t flowlog.TopQuery
@@ -92,7 +93,10 @@ func parseTopQuery(q url.Values) (flowlog.TopQuery, error) {
 	if err != nil {
 		return t, err
 	}
-	t.ByIP, t.ByASN, t.ByCountry = by == "ip", by == "asn", by == "country"
+	t.ByIP, t.ByASN, t.ByCountry, t.ByPrefix = by == "ip", by == "asn", by == "country", by == "prefix"
+	if t.PrefixLens, err = parsePrefixLens(q, t.ByPrefix); err != nil {
+		return t, err
+	}
 	if t.Metric, err = parseChoice("metric", get("metric"), flowlog.MetricBytes, []string{"bytes", "packets", "flows"},
 		[]flowlog.Metric{flowlog.MetricBytes, flowlog.MetricPackets, flowlog.MetricFlows}); err != nil {
 		return t, err
@@ -103,6 +107,24 @@ func parseTopQuery(q url.Values) (flowlog.TopQuery, error) {
 	}
 	t.Limit, err = parseInt("limit", get("limit"), defaultTopLimit, 1, maxAggLimit)
 	return t, err
+}
+
+// parsePrefixLens reads prefix4 and prefix6 (zero unless by=prefix, the
+// only grouping they apply to).
+func parsePrefixLens(q url.Values, byPrefix bool) (flowlog.PrefixLens, error) {
+	get := getter(q)
+	l := flowlog.DefaultPrefixLens
+	var err error
+	if l.V4, err = parseInt("prefix4", get("prefix4"), l.V4, 1, 32); err != nil {
+		return l, err
+	}
+	if l.V6, err = parseInt("prefix6", get("prefix6"), l.V6, 1, 128); err != nil {
+		return l, err
+	}
+	if !byPrefix {
+		return flowlog.PrefixLens{}, nil
+	}
+	return l, nil
 }
 
 func parseMatrixQuery(q url.Values) (flowlog.Filter, int, error) {
@@ -283,6 +305,8 @@ func (s *Server) aggTop(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case tq.ByIP:
 			out[i].IP = ipString(t.IP)
+		case tq.ByPrefix:
+			out[i].Prefix = t.Prefix.String()
 		case tq.ByASN, tq.ByCountry:
 			out[i].ASN, out[i].ASName, out[i].Country = t.ASN, t.ASName, t.Country
 		default:

@@ -337,7 +337,7 @@ func TestTimeseriesBadValues(t *testing.T) {
 			`0001-01-01T00:00:00.000000001Z to 9999-12-31T23:59:59Z, at most 10000 allowed`},
 		{"page=1", "invalid page: aggregates have no pages"},
 		{"limit=5", `unknown parameter "limit": known are network_id, from, to, src_entity_id, dst_entity_id, node_id, ` +
-			`username, state, ip, port, direction, participant, observations, step, src_type, dst_type, protocol, asn, country`},
+			`username, state, ip, src_ip, dst_ip, port, direction, participant, observations, step, src_type, dst_type, protocol, asn, country`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.query, func(t *testing.T) {
@@ -353,7 +353,7 @@ func TestTimeseriesBadValues(t *testing.T) {
 
 func TestAggregatesBadValues(t *testing.T) {
 	tests := []struct{ path, query, message string }{
-		{"top", "by=host", `invalid by "host": must be one of participant, ip, asn, country`},
+		{"top", "by=host", `invalid by "host": must be one of participant, ip, asn, country, prefix`},
 		{"top", "metric=bits", `invalid metric "bits": must be one of bytes, packets, flows`},
 		{"top", "side=both", `invalid side "both": must be one of any, src, dst`},
 		{"top", "limit=0", `invalid limit "0": must be between 1 and 1000`},
@@ -363,16 +363,16 @@ func TestAggregatesBadValues(t *testing.T) {
 		{"top", "per_page=5", "invalid per_page: aggregates have no pages"},
 		{"top", "cursor=x", "invalid cursor: aggregates have no pages"},
 		{"top", "step=1m", `unknown parameter "step": known are network_id, from, to, src_entity_id, dst_entity_id, node_id, ` +
-			`username, state, ip, port, direction, participant, observations, by, metric, side, limit, src_type, dst_type, protocol, asn, country`},
+			`username, state, ip, src_ip, dst_ip, port, direction, participant, observations, by, metric, side, limit, prefix4, prefix6, src_type, dst_type, protocol, asn, country`},
 		{"top", "port=0", `invalid port "0": must be between 1 and 65535`},
 		{"top", "network_id=%zz", `invalid query string: invalid URL escape "%zz"`},
 		{"matrix", "limit=0", `invalid limit "0": must be between 1 and 1000`},
 		{"matrix", "by=ip", `unknown parameter "by": known are network_id, from, to, src_entity_id, dst_entity_id, node_id, ` +
-			`username, state, ip, port, direction, participant, observations, limit, src_type, dst_type, protocol, asn, country`},
+			`username, state, ip, src_ip, dst_ip, port, direction, participant, observations, limit, src_type, dst_type, protocol, asn, country`},
 		{"matrix", "direction=up", `invalid direction "up": must be one of ingress, egress`},
 		{"matrix", "page=2", "invalid page: aggregates have no pages"},
 		{"active", "state=active", `unknown parameter "state": known are network_id, from, to, src_entity_id, dst_entity_id, ` +
-			`node_id, username, ip, port, direction, participant, observations, src_type, dst_type, protocol, asn, country`},
+			`node_id, username, ip, src_ip, dst_ip, port, direction, participant, observations, src_type, dst_type, protocol, asn, country`},
 		{"active", "ip=nope", `invalid ip "nope": must be an IP address or a CIDR prefix such as 10.0.0.0/8 or fd00::/64`},
 		{"active", "username=a&src_type=node", `invalid username "a": cannot be combined with src_type`},
 	}

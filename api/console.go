@@ -43,7 +43,7 @@ var (
 	newParams     = paramSpec{single: slices.Concat(without(filterParams, "from", "to", "state"), []string{"window", "baseline", "limit"}), list: listParams, noPage: "new pairs have no pages"}
 	suggestParams = paramSpec{single: []string{"q", "network_id", "from", "to", "limit"}, noPage: "suggestions have no pages"}
 	stackedParams = paramSpec{single: slices.Concat(filterParams, []string{"step", "by", "limit"}), list: listParams, noPage: "aggregates have no pages"}
-	exportParams  = paramSpec{single: slices.Concat(filterParams, []string{"format"}), list: listParams, noPage: "an export is every matching flow"}
+	exportParams  = paramSpec{single: slices.Concat(filterParams, sortParams, []string{"format"}), list: listParams, noPage: "an export is every matching flow"}
 )
 
 // consoleRoutes are registered by New.
@@ -69,6 +69,15 @@ type hostJSON struct {
 	Active          uint64   `json:"active"`
 	Bytes           uint64   `json:"bytes"`
 	Rejected        uint64   `json:"rejected"`
+	// Agents: the software and wire generation the host reports through,
+	// one per generation, the last seen first ([] before any was recorded).
+	Agents []agentJSON `json:"agents"`
+}
+
+type agentJSON struct {
+	Generation string `json:"generation"` // "v1.5+" or "v1.4"
+	Agent      string `json:"agent"`      // the gRPC user-agent
+	LastSeen   string `json:"last_seen"`
 }
 
 type endpointJSON struct {
@@ -196,6 +205,10 @@ func (s *Server) hosts(w http.ResponseWriter, r *http.Request) {
 			Quiet: now.Sub(h.LastReport) > quiet, Events: h.Events, Flows: h.Flows, Active: h.Active, Bytes: h.Bytes, Rejected: h.Rejected}
 		if secs > 0 {
 			out[i].EventsPerSecond = float64(h.Events) / secs
+		}
+		out[i].Agents = make([]agentJSON, len(h.Agents))
+		for j, a := range h.Agents {
+			out[i].Agents[j] = agentJSON{Generation: a.Generation, Agent: a.Agent, LastSeen: msTime(a.LastSeen)}
 		}
 	}
 	s.writeJSON(w, r, http.StatusOK, successResponse{Code: http.StatusOK, Message: "hosts retrieved successfully", Response: out})
@@ -357,7 +370,8 @@ func csvRecord(r FlowRow) []string {
 		u(uint64(r.SrcASN)), r.SrcASName, r.SrcCountry, u(uint64(r.DstASN)), r.DstASName, r.DstCountry}
 }
 
-// export streams every flow of the filter, newest first, page by page
+// export streams every flow of the filter in the listing's order (sort,
+// order; default newest first), page by page
 // (keyset paging, so the export is consistent while flows arrive): CSV with
 // a header, or JSON lines of FlowRow. A store error after the first byte
 // aborts the response, so the client sees a truncated transfer, not a
@@ -376,6 +390,10 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		f, err = parseFilter(q)
 	}
+	var order flowlog.Sort
+	if err == nil {
+		order, err = parseSort(q)
+	}
 	if err != nil {
 		s.writeError(w, r, http.StatusBadRequest, err.Error())
 		return
@@ -387,7 +405,7 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 		format = "csv"
 	}
 	rc := http.NewResponseController(w)
-	page := flowlog.Page{PerPage: exportPage}
+	page := flowlog.Page{PerPage: exportPage, Sort: order}
 	var cw *csv.Writer
 	started := false
 	for {
@@ -435,6 +453,6 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 		}
 		rc.Flush()
 		last := flows[len(flows)-1]
-		page.After = &flowlog.Cursor{Start: last.Start, FlowID: last.FlowID}
+		page.After = order.CursorOf(&last)
 	}
 }

@@ -225,3 +225,26 @@ func TestExportOutlivesTheWriteTimeout(t *testing.T) {
 		t.Errorf("listing answered past its write timeout: %d %q", rec.Code, rec.Body)
 	}
 }
+
+// Each host says which agent and wire generation it reports through; a
+// host none was recorded for has an empty list, not null.
+func TestHostsNameTheirAgents(t *testing.T) {
+	insight.hosts = []flowlog.HostSummary{
+		{HostID: "h1", HostName: "web-1", LastReport: now0, Agents: []flowlog.AgentSighting{
+			{Generation: "v1.5+", Agent: "flowlog-agent/v1.2.3 grpc-go/1.70.0", LastSeen: now0.Add(-time.Minute)},
+			{Generation: "v1.4", Agent: "grpc-go/1.64.0", LastSeen: now0.Add(-time.Hour)},
+		}},
+		{HostID: "h2", HostName: "db-1", LastReport: now0},
+	}
+	rec := serve(t, aggServer(&fakeAgg{}, now0), "/api/v1/hosts")
+	body := rec.Body.String()
+	for _, want := range []string{
+		`"agents":[{"generation":"v1.5+","agent":"flowlog-agent/v1.2.3 grpc-go/1.70.0","last_seen":"2026-11-24T12:33:56.789Z"},` +
+			`{"generation":"v1.4","agent":"grpc-go/1.64.0","last_seen":"2026-11-24T11:34:56.789Z"}]`,
+		`"host_id":"h2","host_name":"db-1","networks":[],"last_report":"2026-11-24T12:34:56.789Z","quiet":false,"events":0,"events_per_second":0,"flows":0,"active":0,"bytes":0,"rejected":0,"agents":[]`,
+	} {
+		if rec.Code != 200 || !strings.Contains(body, want) {
+			t.Errorf("%d %s\nwant %s", rec.Code, body, want)
+		}
+	}
+}

@@ -30,10 +30,12 @@ var (
 	// filterParams select flows, the same way on every endpoint that takes
 	// them: Netmaker's names, then ours.
 	filterParams = []string{"network_id", "from", "to", "src_entity_id", "dst_entity_id",
-		"node_id", "username", "state", "ip", "port", "direction", "participant"}
+		"node_id", "username", "state", "ip", "src_ip", "dst_ip", "port", "direction", "participant"}
 	listParams = []string{"src_type", "dst_type", "protocol", "asn", "country"}
 	// pageParams belong to /api/v1/flows alone.
 	pageParams = []string{"page", "per_page", "cursor"}
+	// sortParams order a listing of flows (the list and its export).
+	sortParams = []string{"sort", "order"}
 	// countParams belong to the stored reads (list, aggregates), not the
 	// live tail, which shows each event as it comes.
 	countParams = []string{"observations"}
@@ -58,12 +60,12 @@ var (
 	flowsParams = paramSpec{
 		// Netmaker's order first, so its known list reads as before.
 		single: []string{"network_id", "from", "to", "src_entity_id", "dst_entity_id", "node_id", "username",
-			"page", "per_page", "state", "ip", "port", "direction", "participant", "cursor", "observations"},
+			"page", "per_page", "state", "ip", "port", "direction", "participant", "cursor", "observations", "sort", "order", "src_ip", "dst_ip"},
 		list: listParams,
 	}
 	streamParams = paramSpec{single: filterParams, list: listParams,
 		noPage: "the stream has no pages"}
-	topParams = paramSpec{single: slices.Concat(filterParams, countParams, []string{"by", "metric", "side", "limit"}), list: listParams,
+	topParams = paramSpec{single: slices.Concat(filterParams, countParams, []string{"by", "metric", "side", "limit", "prefix4", "prefix6"}), list: listParams,
 		noPage: "aggregates have no pages"}
 	matrixParams = paramSpec{single: slices.Concat(filterParams, countParams, []string{"limit"}), list: listParams,
 		noPage: "aggregates have no pages"}
@@ -103,6 +105,9 @@ func ParseFlowsQuery(q url.Values) (flowlog.Filter, flowlog.Page, error) {
 	get := getter(q)
 	p.Number = netmakerInt(get("page"), 1, math.MaxInt32) // bounded so that (page-1)*per_page cannot overflow an offset
 	p.PerPage = netmakerInt(get("per_page"), defaultPerPage, maxPerPage)
+	if p.Sort, err = flowlog.ParseSort(get("sort"), get("order")); err != nil {
+		return f, p, err
+	}
 	if c := get("cursor"); c != "" {
 		if get("page") != "" {
 			return f, p, fmt.Errorf("invalid cursor: cannot be combined with page (a cursor already says where the page starts)")
@@ -111,9 +116,19 @@ func ParseFlowsQuery(q url.Values) (flowlog.Filter, flowlog.Page, error) {
 		if err != nil {
 			return f, p, err
 		}
+		if cur.Sort != p.Sort {
+			return f, p, fmt.Errorf("invalid cursor: it continues a listing sorted by %s, this request sorts by %s (pass the same sort and order)", cur.Sort, p.Sort)
+		}
 		p.After = &cur
 	}
 	return f, p, nil
+}
+
+// parseSort reads sort and order (the export's: the list's come with its
+// page).
+func parseSort(q url.Values) (flowlog.Sort, error) {
+	get := getter(q)
+	return flowlog.ParseSort(get("sort"), get("order"))
 }
 
 // netmakerLenient is q as /api/v1/flows reads it: unknown parameters
@@ -223,9 +238,14 @@ func parseFilterFields(q url.Values) (flowlog.Filter, error) {
 		}
 		f.State = st
 	}
-	if s := get("ip"); s != "" {
-		if f.IP, err = parseIP(s); err != nil {
-			return f, err
+	for _, a := range []struct {
+		name string
+		p    *netip.Prefix
+	}{{"ip", &f.IP}, {"src_ip", &f.SrcIP}, {"dst_ip", &f.DstIP}} {
+		if s := get(a.name); s != "" {
+			if *a.p, err = parseIP(a.name, s); err != nil {
+				return f, err
+			}
 		}
 	}
 	port, err := parseInt("port", get("port"), 0, 1, math.MaxUint16)
@@ -392,25 +412,12 @@ func parseCountries(values []string) ([]string, error) {
 // parseIP accepts an address (a /32 or /128) or a CIDR prefix, whose host
 // bits are cleared (10.1.2.3/8 is 10.0.0.0/8). IPv4-mapped IPv6 forms are
 // turned into IPv4: the store and the live tail compare IPv4 unmapped.
-func parseIP(s string) (netip.Prefix, error) {
-	bad := fmt.Errorf("invalid ip %q: must be an IP address or a CIDR prefix such as 10.0.0.0/8 or fd00::/64", s)
-	var p netip.Prefix
-	if strings.Contains(s, "/") {
-		var err error
-		if p, err = netip.ParsePrefix(s); err != nil {
-			return p, bad
-		}
-	} else {
-		a, err := netip.ParseAddr(s)
-		if err != nil || a.Zone() != "" {
-			return p, bad
-		}
-		p = netip.PrefixFrom(a, a.BitLen())
+func parseIP(name, s string) (netip.Prefix, error) {
+	p, ok := flowlog.ParseAddrPrefix(s)
+	if !ok {
+		return p, fmt.Errorf("invalid %s %q: must be an IP address or a CIDR prefix such as 10.0.0.0/8 or fd00::/64", name, s)
 	}
-	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
-		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
-	}
-	return p.Masked(), nil
+	return p, nil
 }
 
 func parseInt(name, s string, def, lo, hi int) (int, error) {
@@ -437,9 +444,15 @@ func parseChoice[T any](name, s string, def T, names []string, values []T) (T, e
 }
 
 // EncodeCursor renders the position after a flow as the opaque cursor of
-// /api/v1/flows: base64url (unpadded) of "<start unix ms>:<flow id>".
+// /api/v1/flows: base64url (unpadded) of "<start unix ms>:<flow id>" in
+// the default order (newest start first, the cursors Next always had), or
+// "<sort>-<order>:<value>:<start unix ms>:<flow id>" in another.
 func EncodeCursor(c flowlog.Cursor) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(c.Start.UnixMilli(), 10) + ":" + c.FlowID))
+	s := strconv.FormatInt(c.Start.UnixMilli(), 10) + ":" + c.FlowID
+	if c.Sort != (flowlog.Sort{}) {
+		s = c.Sort.Key.String() + "-" + c.Sort.Order() + ":" + strconv.FormatUint(c.Value, 10) + ":" + s
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte(s))
 }
 
 // DecodeCursor reads a cursor made by EncodeCursor.
@@ -449,7 +462,24 @@ func DecodeCursor(s string) (flowlog.Cursor, error) {
 	if err != nil {
 		return flowlog.Cursor{}, bad
 	}
-	msText, id, ok := strings.Cut(string(b), ":")
+	var c flowlog.Cursor
+	text := string(b)
+	if text != "" && (text[0] < '0' || text[0] > '9') && text[0] != '-' { // a sorted listing's
+		order, rest, ok1 := strings.Cut(text, ":")
+		value, rest, ok2 := strings.Cut(rest, ":")
+		key, dir, ok3 := strings.Cut(order, "-")
+		if !ok1 || !ok2 || !ok3 {
+			return c, bad
+		}
+		if c.Sort, err = flowlog.ParseSort(key, dir); err != nil || c.Sort == (flowlog.Sort{}) {
+			return c, bad
+		}
+		if c.Value, err = strconv.ParseUint(value, 10, 64); err != nil || value != strconv.FormatUint(c.Value, 10) {
+			return c, bad
+		}
+		text = rest
+	}
+	msText, id, ok := strings.Cut(text, ":")
 	if !ok || id == "" {
 		return flowlog.Cursor{}, bad
 	}
@@ -457,5 +487,6 @@ func DecodeCursor(s string) (flowlog.Cursor, error) {
 	if err != nil || msText != strconv.FormatInt(ms, 10) {
 		return flowlog.Cursor{}, bad
 	}
-	return flowlog.Cursor{Start: time.UnixMilli(ms).UTC(), FlowID: id}, nil
+	c.Start, c.FlowID = time.UnixMilli(ms).UTC(), id
+	return c, nil
 }

@@ -202,7 +202,7 @@ func (s *Server) listFlows(w http.ResponseWriter, r *http.Request) {
 	// last page costs the client one more request that comes back empty.)
 	if n := len(flows); n > 0 && n == page.PerPage {
 		last := flows[n-1]
-		resp.Next = EncodeCursor(flowlog.Cursor{Start: last.Start, FlowID: last.FlowID})
+		resp.Next = EncodeCursor(*page.Sort.CursorOf(&last))
 	}
 	s.writeJSON(w, r, http.StatusOK, resp)
 }

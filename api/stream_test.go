@@ -338,7 +338,7 @@ func TestStreamBadParams(t *testing.T) {
 		"ip=10.0.0.1/": `invalid ip "10.0.0.1/": must be an IP address or a CIDR prefix such as 10.0.0.0/8 or fd00::/64`,
 		"state=open":   `invalid state "open": must be one of all, active, finished, stale`,
 		"limit=1": `unknown parameter "limit": known are network_id, from, to, src_entity_id, dst_entity_id, node_id, ` +
-			`username, state, ip, port, direction, participant, src_type, dst_type, protocol, asn, country`,
+			`username, state, ip, src_ip, dst_ip, port, direction, participant, src_type, dst_type, protocol, asn, country`,
 	} {
 		wantBody(t, serve(t, s, "/api/v1/flows/stream?"+q), 400, mustJSON(t, errorResponse{Code: 400, Message: msg}))
 	}

@@ -31,7 +31,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net/netip"
 	"net/url"
 	"os"
 	"slices"
@@ -263,6 +262,8 @@ type matchFlags struct {
 	Host        string   `help:"Only flows reported by this host: its id (node_id) or its name." placeholder:"ID|NAME" env:"FLOWLOG_FILTER_HOST"`
 	User        string   `help:"Only flows whose source or destination is this user (username); not with --src-*/--dst-*." placeholder:"NAME" env:"FLOWLOG_FILTER_USER"`
 	IP          string   `name:"ip" help:"Only flows whose source or destination is this address or in this CIDR." placeholder:"ADDR|CIDR" env:"FLOWLOG_FILTER_IP"`
+	SrcIP       string   `name:"src-ip" help:"Only flows whose source is this address or in this CIDR." placeholder:"ADDR|CIDR" env:"FLOWLOG_FILTER_SRC_IP"`
+	DstIP       string   `name:"dst-ip" help:"Only flows whose destination is this address or in this CIDR." placeholder:"ADDR|CIDR" env:"FLOWLOG_FILTER_DST_IP"`
 	Port        string   `help:"Only flows whose source or destination port is this one (1-65535)." placeholder:"PORT" env:"FLOWLOG_FILTER_PORT"`
 	Direction   string   `help:"Only flows the reporting host accepted (ingress) or opened (egress)." placeholder:"ingress|egress" env:"FLOWLOG_FILTER_DIRECTION"`
 	Participant string   `help:"Only flows with this participant (id or name) as source or destination." placeholder:"ID|NAME" env:"FLOWLOG_FILTER_PARTICIPANT"`
@@ -339,13 +340,13 @@ func (f *matchFlags) query() (url.Values, error) {
 	if f.User != "" && (len(f.SrcType) > 0 || len(f.DstType) > 0 || f.SrcEntity != "" || f.DstEntity != "") {
 		return nil, flagError("user", "cannot be combined with --src-type, --dst-type, --src-entity or --dst-entity")
 	}
-	if s := strings.TrimSpace(f.IP); s != "" {
-		if _, err := netip.ParseAddr(s); err != nil {
-			if _, err := netip.ParsePrefix(s); err != nil {
-				return nil, flagError("ip", "%q is neither an IP address nor a CIDR such as 10.10.0.0/16", s)
+	for _, a := range []struct{ flag, param, value string }{{"ip", "ip", f.IP}, {"src-ip", "src_ip", f.SrcIP}, {"dst-ip", "dst_ip", f.DstIP}} {
+		if s := strings.TrimSpace(a.value); s != "" {
+			if _, ok := flowlog.ParseAddrPrefix(s); !ok {
+				return nil, flagError(a.flag, "%q is neither an IP address nor a CIDR such as 10.10.0.0/16", s)
 			}
+			q.Set(a.param, s)
 		}
-		q.Set("ip", s)
 	}
 	if s := strings.TrimSpace(f.Port); s != "" {
 		// As the API: port 0 would mean "no filter" there, so it refuses it.

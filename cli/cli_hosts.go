@@ -27,9 +27,11 @@ type HostsCmd struct {
 func (c *HostsCmd) Help() string {
 	return `Lists the hosts whose agents reported flows in the window (--from, default
 the last 24h), by name, as a table (HOST, ID, STATE, LAST REPORT,
-EV/S, FLOWS, OPEN, BYTES, REJECTED; STATE is quiet when the last report is older
+EV/S, FLOWS, OPEN, BYTES, REJECTED, AGENT; STATE is quiet when the last report is older
 than --quiet; EV/S is events per second over the window; OPEN the flows still
-open; REJECTED the events the collector refused from it), as one JSON array
+open; REJECTED the events the collector refused from it; AGENT the wire
+generation and agent software it reports with, v1.5+ or v1.4 for netclient
+<= v1.4.x numbering, the latest first), as one JSON array
 (--output json) or as one JSON object per line (--output jsonl).
 
     flowlog hosts --network mesh1
@@ -42,7 +44,7 @@ func (c *HostsCmd) Run(ctx context.Context) error {
 }
 
 var hostColumns = []column{{title: "HOST"}, {title: "ID"}, {title: "STATE"}, {title: "LAST REPORT"}, {title: "EV/S", right: true},
-	{title: "FLOWS", right: true}, {title: "OPEN", right: true}, {title: "BYTES", right: true}, {title: "REJECTED", right: true}}
+	{title: "FLOWS", right: true}, {title: "OPEN", right: true}, {title: "BYTES", right: true}, {title: "REJECTED", right: true}, {title: "AGENT"}}
 
 func (c *HostsCmd) run(ctx context.Context) error {
 	cl, err := c.Conn.client()
@@ -109,9 +111,27 @@ func writeHostsTable(w io.Writer, hosts []client.Host, loc *time.Location, color
 			state = "quiet"
 		}
 		cells[i] = cleanCells([]string{hostName(h), h.HostID, state, humanTime(h.LastReport, loc), humanRate(h.EventsPerSecond),
-			humanCount(h.Flows), humanCount(h.Active), humanBytes(h.Bytes), humanCount(h.Rejected)})
+			humanCount(h.Flows), humanCount(h.Active), humanBytes(h.Bytes), humanCount(h.Rejected), agents(h.Agents)})
 	}
 	return writeTable(w, newLayout(hostColumns, color, hostStyle), cells)
+}
+
+// agents names what a host runs: each generation with its agent's
+// product (the user-agent's first word: "flowlog-agent/v1.2.3",
+// "grpc-go/1.64.0" for a stock netclient), the latest first.
+func agents(l []client.Agent) string {
+	var out []string
+	for _, a := range l {
+		s := a.Generation
+		if f := strings.Fields(a.Agent); len(f) > 0 {
+			s += " " + f[0]
+		}
+		out = append(out, s)
+	}
+	if len(out) == 0 {
+		return "-"
+	}
+	return strings.Join(out, ", ")
 }
 
 // hostStyle marks quiet hosts and hosts with rejected events.

@@ -821,3 +821,64 @@ func TestProtocolsAreTheDomains(t *testing.T) {
 		t.Errorf("--protocol GRE,sctp refused: %v", err)
 	}
 }
+
+// --sort and --order reach the server on every page (the server sorts and
+// its cursors continue that order); bad values are refused before asking.
+func TestCLIFlowsSort(t *testing.T) {
+	f := pagedFlows(t, 1500, false)
+	r := runCLI(t, "flows", "--server", f.URL, "--all", "--sort", "bytes", "--order", "asc", "-o", "jsonl")
+	if r.code != 0 {
+		t.Fatalf("code %d: %s", r.code, r.stderr)
+	}
+	want := "/api/v1/flows?order=asc&per_page=1000&sort=bytes /api/v1/flows?cursor=c1000&order=asc&per_page=1000&sort=bytes"
+	if got := f.uris(); strings.Join(got, " ") != want {
+		t.Errorf("requests %q, want %q", got, want)
+	}
+	for _, tc := range []struct{ args, msg string }{
+		{"--sort packets", `--sort: "packets" is not one of start, bytes, duration`},
+		{"--order up", `--order: "up" is not asc or desc`},
+	} {
+		f := newFakeAPI(t, func(w http.ResponseWriter, r *http.Request) { t.Errorf("asked %s", r.URL) })
+		r := runCLI(t, append([]string{"flows", "--server", f.URL}, strings.Fields(tc.args)...)...)
+		if r.code != exitUsage || !strings.Contains(r.stderr, tc.msg) {
+			t.Errorf("%s: code %d %q, want %d %q", tc.args, r.code, r.stderr, exitUsage, tc.msg)
+		}
+	}
+}
+
+// top --by prefix lists external networks by prefix; --src-ip and --dst-ip
+// filter by one side's address, checked as the server checks them.
+func TestCLITopByPrefixAndSideIPs(t *testing.T) {
+	f := newFakeAPI(t, func(w http.ResponseWriter, r *http.Request) {
+		writeEnvelope(w, 200, map[string]any{"Code": 200, "Message": "ok", "Response": []map[string]any{
+			{"type": "", "id": "", "name": "", "ip": "", "prefix": "203.0.113.0/24", "bytes": 3072, "packets": 4, "flows": 2},
+			{"type": "", "id": "", "name": "", "ip": "", "prefix": "2001:db8:1::/48", "bytes": 1024, "packets": 2, "flows": 1},
+		}})
+	})
+	r := runCLI(t, "top", "--server", f.URL, "--by", "prefix", "--prefix4", "16", "--dst-ip", "203.0.0.0/8", "--src-ip", "10.0.0.7")
+	if r.code != 0 {
+		t.Fatalf("code %d: %s", r.code, r.stderr)
+	}
+	want := "" +
+		"RANK  WHO                BYTES  PACKETS  FLOWS\n" +
+		"   1  203.0.113.0/24   3.0 KiB        4      2\n" +
+		"   2  2001:db8:1::/48  1.0 KiB        2      1\n"
+	if r.stdout != want {
+		t.Errorf("table:\n%s\nwant:\n%s", r.stdout, want)
+	}
+	wantURI := "/api/v1/aggregates/top?by=prefix&dst_ip=203.0.0.0%2F8&limit=10&metric=bytes&prefix4=16&side=any&src_ip=10.0.0.7"
+	if got := f.uris(); len(got) != 1 || got[0] != wantURI {
+		t.Errorf("request %q\nwant %q", got, wantURI)
+	}
+	for _, tc := range []struct{ args, msg string }{
+		{"--src-ip 10.0.0.0/33", `--src-ip: "10.0.0.0/33" is neither an IP address nor a CIDR`},
+		{"--dst-ip web-1", `--dst-ip: "web-1" is neither an IP address nor a CIDR`},
+		{"--by prefix --prefix4 33", `--prefix4: 33 is longer than an address (at most 32)`},
+		{"--prefix6 64", `--prefix6: only with --by prefix`},
+	} {
+		r := runCLI(t, append([]string{"top", "--server", f.URL}, strings.Fields(tc.args)...)...)
+		if r.code != exitUsage || !strings.Contains(r.stderr, tc.msg) {
+			t.Errorf("%s: code %d %q, want %q", tc.args, r.code, r.stderr, tc.msg)
+		}
+	}
+}

@@ -230,7 +230,10 @@ func TestCLIHosts(t *testing.T) {
 		{"host_id": "h-2", "host_name": "db-1", "networks": []string{"mesh1"}, "last_report": "2026-11-24T11:40:00.000Z", "quiet": true,
 			"events": 10, "events_per_second": 0.000115, "flows": 6, "active": 2, "bytes": 5 << 20, "rejected": 3},
 		{"host_id": "h-1", "host_name": "web-1", "networks": []string{"mesh1"}, "last_report": last.Format(time.RFC3339Nano), "quiet": false,
-			"events": 2_400_000, "events_per_second": 27.78, "flows": 1_260_000, "active": 1500, "bytes": 3 << 30, "rejected": 0},
+			"events": 2_400_000, "events_per_second": 27.78, "flows": 1_260_000, "active": 1500, "bytes": 3 << 30, "rejected": 0,
+			"agents": []map[string]any{
+				{"generation": "v1.5+", "agent": "flowlog-agent/v1.2.3 grpc-go/1.70.0", "last_seen": last.Format(time.RFC3339Nano)},
+				{"generation": "v1.4", "agent": "grpc-go/1.64.0", "last_seen": "2026-11-24T10:00:00.000Z"}}},
 	}
 	f := newFakeAPI(t, func(w http.ResponseWriter, r *http.Request) {
 		writeEnvelope(w, 200, map[string]any{"Code": 200, "Message": "ok", "Response": hosts})
@@ -240,9 +243,9 @@ func TestCLIHosts(t *testing.T) {
 		t.Fatalf("code %d: %s", r.code, r.stderr)
 	}
 	want := "" +
-		"HOST   ID   STATE  LAST REPORT               EV/S  FLOWS  OPEN    BYTES  REJECTED\n" +
-		"db-1   h-2  quiet  2026-11-24 11:40:00.000  <0.01      6     2  5.0 MiB         3\n" +
-		"web-1  h-1  ok     2026-11-24 11:59:58.123   27.8   1.3M  1.5k  3.0 GiB         0\n"
+		"HOST   ID   STATE  LAST REPORT               EV/S  FLOWS  OPEN    BYTES  REJECTED  AGENT\n" +
+		"db-1   h-2  quiet  2026-11-24 11:40:00.000  <0.01      6     2  5.0 MiB         3  -\n" +
+		"web-1  h-1  ok     2026-11-24 11:59:58.123   27.8   1.3M  1.5k  3.0 GiB         0  v1.5+ flowlog-agent/v1.2.3, v1.4 grpc-go/1.64.0\n"
 	if r.stdout != want {
 		t.Errorf("table:\n%s\nwant:\n%s", r.stdout, want)
 	}

@@ -232,6 +232,9 @@ func (c *Collector) start(ctx context.Context, p *parts) error {
 	o := c.cfg.ingestOptions()
 	o.Auth, o.OnCommit, o.Metrics = authn, hub.Publish, p.obs.m
 	o.Enrich = c.enricher()
+	if r, ok := p.store.(flowlog.AgentRecorder); ok {
+		o.Agents = r // the hosts view: which agent each host runs
+	}
 	if f, ok := p.store.(follower); ok && c.cfg.Store.ClickHouseURL != "" {
 		// A server is shared by every collector: the tail follows the
 		// store's commits, its own and the others', instead of only its

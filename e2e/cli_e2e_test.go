@@ -124,6 +124,27 @@ func TestCLIInsightsOfBinary(t *testing.T) {
 		t.Errorf("flows --host web-e2e: %d lines\n%s", len(got), strings.Join(got, "\n"))
 	}
 
+	// Sorted by the server: oldest first; by duration, the open flow
+	// running longest (the oldest) first; --limit takes the first of that
+	// order.
+	ids := func(out string) string {
+		var got []string
+		for _, l := range lines(out) {
+			var r struct {
+				FlowID string `json:"flow_id"`
+			}
+			json.Unmarshal([]byte(l), &r)
+			got = append(got, r.FlowID)
+		}
+		return strings.Join(got, " ")
+	}
+	if got := ids(run(0, "flows", "--host", "web-e2e", "--sort", "start", "--order", "asc", "-o", "jsonl")); got != "old again first" {
+		t.Errorf("flows oldest first: %s", got)
+	}
+	if got := ids(run(0, "flows", "--host", "web-e2e", "--sort", "duration", "--limit", "2", "-o", "jsonl")); got != "old again" {
+		t.Errorf("flows longest first: %s", got)
+	}
+
 	// rejected: the invalid event, its class and reason, by host name.
 	out := run(0, "rejected", "--host", "h-e2e", "--reason", "out_of_range")
 	if got := lines(out); len(got) != 2 || !strings.Contains(got[1], "out_of_range") || !strings.Contains(got[1], "protocol 1000 > 255") {
@@ -135,7 +156,7 @@ func TestCLIInsightsOfBinary(t *testing.T) {
 
 	// hosts: one, reporting, its flows and the rejected event counted.
 	out = run(0, "hosts", "--network", "cli-e2e", "--fail-quiet")
-	if got := lines(out); len(got) != 2 || !strings.HasPrefix(got[0], "HOST") || !regexp.MustCompile(`^web-e2e\s+h-e2e\s+ok\s.*\s2\s+2\s+0 B\s+1$`).MatchString(got[1]) {
+	if got := lines(out); len(got) != 2 || !strings.HasPrefix(got[0], "HOST") || !regexp.MustCompile(`^web-e2e\s+h-e2e\s+ok\s.*\s2\s+2\s+0 B\s+1\s+v1\.5\+ grpc-go/\S+$`).MatchString(got[1]) {
 		t.Errorf("hosts:\n%s", out)
 	}
 	var hosts []client.Host

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/flowlog/flowlog/internal/testutil"
+	"github.com/flowlog/flowlog/internal/wiretest"
 	"github.com/flowlog/flowlog/ipdb/ipdbtest"
 	pb "github.com/flowlog/flowlog/proto/flow"
 	"github.com/flowlog/flowlog/web"
@@ -38,6 +39,25 @@ type webFlow struct {
 	start             time.Time
 	sent, recv        uint64 // zero and no DESTROY: still active
 	active            bool
+	legacy            bool // sent by a stock agent of the v1.4 numbering (no names)
+}
+
+// legacyEvents are the flow's START and DESTROY as a netclient <= v1.4
+// encodes them.
+func (f webFlow) legacyEvents() (start, destroy []byte) {
+	part := func(p *pb.FlowParticipant) wiretest.Part {
+		return wiretest.Part{IP: p.Ip, Type: uint64(p.Type), ID: p.Id}
+	}
+	ms := f.start.UnixMilli()
+	fields := wiretest.Fields{
+		"type": uint64(1), "flow_id": f.id, "host_id": f.host, "host_name": "", "network_id": f.network,
+		"protocol": uint64(f.proto), "src_port": uint64(40000), "dst_port": uint64(f.dport), "direction": uint64(2),
+		"src": part(f.src), "dst": part(f.dst), "start_ts_ms": ms, "version": ms,
+	}
+	start = wiretest.EncodeEvent(wiretest.GenLegacy, fields, false)
+	fields["type"], fields["end_ts_ms"], fields["version"] = uint64(2), ms+2000, ms+1
+	fields["bytes_sent"], fields["bytes_recv"], fields["packets_sent"], fields["packets_recv"] = f.sent, f.recv, uint64(2), uint64(3)
+	return start, wiretest.EncodeEvent(wiretest.GenLegacy, fields, false)
 }
 
 func (f webFlow) events() (start, destroy *pb.FlowEvent) {
@@ -135,8 +155,8 @@ func TestWebPageInBrowser(t *testing.T) {
 		}
 	}
 
-	// The mesh: three hosts (nodes alpha, beta, gamma), a user and an
-	// unnamed external address (in AS15169, US); TCP and UDP; two flows still open; one flow
+	// The mesh: three hosts (nodes alpha, beta, gamma), a user and
+	// unnamed external addresses (one in AS15169, US; one IPv6); TCP and UDP; two flows still open; one flow
 	// in another network that the page must not show.
 	var (
 		alpha    = &pb.FlowParticipant{Ip: "10.20.0.1", Type: pb.ParticipantType_PARTICIPANT_NODE, Id: "n-alpha", Name: "alpha"}
@@ -144,6 +164,9 @@ func TestWebPageInBrowser(t *testing.T) {
 		gamma    = &pb.FlowParticipant{Ip: "10.20.0.3", Type: pb.ParticipantType_PARTICIPANT_NODE, Id: "n-gamma", Name: "gamma"}
 		alice    = &pb.FlowParticipant{Ip: "10.20.8.5", Type: pb.ParticipantType_PARTICIPANT_USER, Id: "alice", Name: "alice@example.com"}
 		outside  = &pb.FlowParticipant{Ip: "8.8.8.8", Type: pb.ParticipantType_PARTICIPANT_EXTERNAL}
+		outside6 = &pb.FlowParticipant{Ip: "2001:db8:1:2::5", Type: pb.ParticipantType_PARTICIPANT_EXTERNAL}
+		delta    = &pb.FlowParticipant{Ip: "10.20.0.4", Type: pb.ParticipantType_PARTICIPANT_NODE, Id: "n-delta"} // a v1.4 agent names nobody
+		docs     = &pb.FlowParticipant{Ip: "198.51.100.7", Type: pb.ParticipantType_PARTICIPANT_EXTERNAL}
 		network  = "webnet"
 		base     = time.Now().Add(-20 * time.Minute).Truncate(time.Millisecond)
 		at       = func(i int) time.Time { return base.Add(time.Duration(i) * time.Minute) }
@@ -156,11 +179,35 @@ func TestWebPageInBrowser(t *testing.T) {
 		{id: "w4", network: network, host: "alpha", proto: udp, src: alpha, dst: outside, dport: 53, start: at(3), sent: 100, recv: 300},
 		{id: "w5", network: network, host: "beta", proto: tcp, src: beta, dst: alpha, dport: 5432, start: at(4), active: true},
 		{id: "w6", network: network, host: "gamma", proto: udp, src: gamma, dst: beta, dport: 51820, start: at(5), active: true},
+		{id: "w7", network: network, host: "beta", proto: tcp, src: outside6, dst: beta, dport: 443, start: at(5).Add(30 * time.Second), sent: 800, recv: 200},
+		{id: "w8", network: network, host: "delta", proto: tcp, src: delta, dst: docs, dport: 443, start: at(5).Add(45 * time.Second), sent: 600, recv: 400, legacy: true},
 		{id: "other", network: "othernet", host: "alpha", proto: tcp, src: alpha, dst: beta, dport: 80, start: at(6), sent: 9999, recv: 9999},
 	}
 	var starts, destroys []*pb.FlowEvent
 	var inNet, udpFlows []webFlow
+	agents := map[string]string{} // the wire generation of each host
 	for _, f := range flows {
+		if f.network == network {
+			agents[f.host] = "v1.5+"
+			if f.legacy {
+				agents[f.host] = "v1.4"
+			}
+		}
+		if f.legacy {
+			inNet = append(inNet, f)
+			s, d := f.legacyEvents()
+			exp := &stockExporter{addr: c.grpc, gen: wiretest.GenLegacy}
+			if err := exp.connect(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { exp.conn.Close() })
+			exp.flush([]string{f.id}, [][]byte{s})
+			exp.flush([]string{f.id}, [][]byte{d})
+			if len(exp.delivered) != 2 {
+				t.Fatalf("the v1.4 agent's flow %s was not delivered", f.id)
+			}
+			continue
+		}
 		s, d := f.events()
 		starts = append(starts, s)
 		if d != nil {
@@ -195,6 +242,11 @@ func TestWebPageInBrowser(t *testing.T) {
 		"live":    map[string]any{"flow_id": live.id, "bytes": live.sent + live.recv, "talkers": liveView.Talkers},
 		"burst":   burst,
 		"named":   map[string]any{"flow_id": "w4", "asn": "15169", "label": "AS15169 Google LLC · US"}, // by its network
+		// External endpoints by prefix (IPv4 /24, IPv6 /48): w4's
+		// destination, w7's source.
+		"prefixes": map[string]any{"talkers": map[string]int{"8.8.8.0/24": 400, "2001:db8:1::/48": 1000, "198.51.100.0/24": 1000},
+			"v4": "8.8.8.0/24", "v4flow": "w4", "v6": "2001:db8:1::/48", "v6flow": "w7"},
+		"agents": agents, // each host's wire generation, in the hosts view
 	})
 
 	shotDir, err := os.MkdirTemp("", "flowlog-web-e2e-")

@@ -3,6 +3,7 @@ package ingest
 import (
 	"time"
 
+	"github.com/flowlog/flowlog"
 	"github.com/flowlog/flowlog/auth"
 )
 
@@ -27,12 +28,17 @@ type agentView struct {
 	unlogged int      // rejected since the last WARN
 	reasons  []string // the first of those, at most maxLoggedReasons
 	loggedAt time.Time
+
+	// The agent's software (gRPC user-agent), and when each (network,
+	// host) was last recorded speaking each generation (agents.go).
+	agent   string
+	sighted map[agentKey]*[3]time.Time
 }
 
 const maxLoggedReasons = 3
 
-func (s *Server) newAgentView(peer string, id *auth.Identity) *agentView {
-	v := &agentView{s: s, peer: peer}
+func (s *Server) newAgentView(peer, agent string, id *auth.Identity) *agentView {
+	v := &agentView{s: s, peer: peer, agent: agent}
 	if id != nil {
 		v.host = id.HostID
 	}
@@ -52,6 +58,7 @@ func (v *agentView) saw(w *wireEnvelope, t *ticket) {
 				"generation", we.gen.String(), "numbering", numberingOf(we.gen))
 		}
 	}
+	v.sight(w, t)
 	v.rejected += len(t.rejected)
 	v.accepted += len(t.events)
 	for _, r := range t.rejected {
@@ -65,6 +72,45 @@ func (v *agentView) saw(w *wireEnvelope, t *ticket) {
 		v.loggedAt = now
 	}
 	v.setAllRejected(v.accepted == 0 && v.rejected > 0)
+}
+
+// sight records the generation each (network, host) of the accepted
+// events speaks, once per stream and then every agentRefresh.
+func (v *agentView) sight(w *wireEnvelope, t *ticket) {
+	if v.s.agents == nil || len(t.events) == 0 {
+		return
+	}
+	var skip map[int]bool
+	for _, r := range t.rejected {
+		if skip == nil {
+			skip = map[int]bool{}
+		}
+		skip[r.Index] = true
+	}
+	now := v.s.now()
+	for i, we := range w.events {
+		if we.gen == genNone || skip[i] {
+			continue
+		}
+		ev := w.env.Events[i]
+		k := agentKey{ev.GetNetworkId(), ev.GetHostId()}
+		at := v.sighted[k]
+		if at == nil {
+			if len(v.sighted) >= maxStreamSightings {
+				continue
+			}
+			if v.sighted == nil {
+				v.sighted = map[agentKey]*[3]time.Time{}
+			}
+			at = new([3]time.Time)
+			v.sighted[k] = at
+		}
+		if !at[we.gen].IsZero() && now.Sub(at[we.gen]) < agentRefresh {
+			continue
+		}
+		at[we.gen] = now
+		v.s.agents.note(flowlog.AgentSighting{NetworkID: k.network, HostID: k.host, Generation: we.gen.String(), Agent: v.agent, LastSeen: now})
+	}
 }
 
 func (v *agentView) setAllRejected(all bool) {

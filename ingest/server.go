@@ -50,6 +50,9 @@ type Options struct {
 	// tail). It runs on the commit goroutine: it must be quick and must not
 	// keep the slice, which is reused.
 	OnCommit func([]flowlog.Event)
+	// Agents, if set, records which agent software and wire generation
+	// each host reports through (agents.go); nil: not recorded.
+	Agents flowlog.AgentRecorder
 	// Enrich, if set, completes every valid event once, before it is
 	// stored (the collector names external endpoints: ipdb). It must be
 	// safe for concurrent use: streams call it in parallel.
@@ -139,6 +142,7 @@ type Server struct {
 	// (flowlog_streams_wire_generation).
 	speaking [3]atomic.Int64
 	release  *releaser // memory back to the OS after a burst of closes (memory.go)
+	agents   *agentLog // nil without Options.Agents
 }
 
 // Inserter is all ingest needs of a store (flowlog.Store is one): Insert
@@ -150,7 +154,8 @@ type Inserter interface {
 // New returns a FlowService writing to store.
 func New(store Inserter, o Options, log *slog.Logger) *Server {
 	o.defaults()
-	s := &Server{opts: o, commit: newCommitter(store, o, log), log: log, drain: make(chan struct{}), now: o.Clock, release: newReleaser()}
+	s := &Server{opts: o, commit: newCommitter(store, o, log), log: log, drain: make(chan struct{}), now: o.Clock, release: newReleaser(),
+		agents: newAgentLog(o.Agents, log)}
 	s.guard = newGuard(o, log)
 	o.Metrics.StreamsOpen.Set(func() float64 { return float64(s.streams.Load()) })
 	o.Metrics.StreamsAllRejected.Set(func() float64 { return float64(s.allRejected.Load()) })
@@ -193,6 +198,7 @@ func (s *Server) Shutdown(ctx context.Context, g *grpc.Server) {
 		<-stopped
 	}
 	s.commit.close()
+	s.agents.wait(ctx)
 }
 
 // StreamFlows serves one agent. Its goroutine runs the receive loop; a pump
@@ -237,7 +243,7 @@ func (s *Server) StreamFlows(stream pb.FlowService_StreamFlowsServer) error {
 	}()
 
 	id, _, _ := auth.FromContext(ctx) // nil: not authenticated (allowed)
-	view := s.newAgentView(peerAddr, id)
+	view := s.newAgentView(peerAddr, userAgent(ctx), id)
 	defer view.end()
 	final := s.receive(ctx, view, id, recvd, recvErr, acks)
 	if _, ok := final.(endedError); !ok {

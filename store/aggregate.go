@@ -247,9 +247,11 @@ func metricCol(m flowlog.Metric) (string, error) {
 // q.Metric descending (ties: by type, id, name or by address), at most
 // q.Limit (default 10). Grouping is by participant (type, id, name) or, with
 // ByIP, by address (IPv4 as a.b.c.d), with ByASN by AS (number, name), with
-// ByCountry by country (these three read raw flows only: rollups keep
-// neither addresses nor their networks; endpoints of no known AS or
-// country, mesh participants among them, are left out). With SideAny a flow
+// ByCountry by country, with ByPrefix external endpoints by the prefix of
+// their address (these four read raw flows only: rollups keep neither
+// addresses nor their networks; endpoints of no known AS or country, mesh
+// participants among them, are left out, and so are mesh participants by
+// prefix). With SideAny a flow
 // counts once for its source and once for its destination (twice for one
 // participant talking to itself).
 func (s *Store) Top(ctx context.Context, q flowlog.TopQuery) ([]flowlog.Talker, error) {
@@ -272,11 +274,22 @@ func (s *Store) Top(ctx context.Context, q flowlog.TopQuery) ([]flowlog.Talker, 
 	default:
 		return nil, fmt.Errorf("unknown side %d", q.Side)
 	}
-	raw := q.ByIP || q.ByASN || q.ByCountry
+	raw := q.ByIP || q.ByASN || q.ByCountry || q.ByPrefix
+	lens := q.PrefixLens
+	if lens == (flowlog.PrefixLens{}) {
+		lens = flowlog.DefaultPrefixLens
+	}
+	if q.ByPrefix {
+		if err := lens.Check(); err != nil {
+			return nil, err
+		}
+	}
 	one := func(side string) string {
 		switch {
 		case q.ByIP:
 			return side + "_ip"
+		case q.ByPrefix:
+			return fmt.Sprintf("(%[1]s_type = 'external', %[2]s)", side, prefixExpr(side+"_ip", lens))
 		case q.ByASN:
 			return fmt.Sprintf("(%[1]s_asn, toString(%[1]s_as_name))", side)
 		case q.ByCountry:
@@ -300,6 +313,9 @@ func (s *Store) Top(ctx context.Context, q flowlog.TopQuery) ([]flowlog.Talker, 
 	case q.ByCountry:
 		key = "'' AS ip_s, 0 AS ptype, '' AS pid, g AS pname"
 		arrayJoin += " WHERE g != ''"
+	case q.ByPrefix:
+		key = "IPv6NumToString(g.2) AS ip_s, 0 AS ptype, '' AS pid, '' AS pname"
+		arrayJoin += " WHERE g.1" // the mesh's own addresses are no one's prefix
 	default:
 		key = "'' AS ip_s, toInt8(g.1) AS ptype, toString(g.2) AS pid, toString(g.3) AS pname"
 	}
@@ -328,6 +344,12 @@ func (s *Store) Top(ctx context.Context, q flowlog.TopQuery) ([]flowlog.Talker, 
 				return nil, fmt.Errorf("top talkers: address %q: %w", r.IP, err)
 			}
 			out[i].IP = a.Unmap()
+		case q.ByPrefix:
+			a, err := netip.ParseAddr(r.IP)
+			if err != nil {
+				return nil, fmt.Errorf("top talkers: prefix %q: %w", r.IP, err)
+			}
+			out[i].Prefix = lens.Of(a)
 		case q.ByASN:
 			asn, err := strconv.ParseUint(r.ID, 10, 32)
 			if err != nil {

@@ -66,12 +66,16 @@ func (s *Store) Hosts(ctx context.Context, f flowlog.Filter) ([]flowlog.HostSumm
 	for _, r := range rej {
 		rejected[r.HostID] = r.N
 	}
+	agents, err := s.agentsOf(ctx, f)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]flowlog.HostSummary, 0, len(last))
 	idx := map[string]int{}
 	for _, l := range last {
 		idx[l.HostID] = len(out)
 		out = append(out, flowlog.HostSummary{HostID: l.HostID, HostName: l.Name, LastReport: time.UnixMilli(l.LastMS).UTC(),
-			Rejected: rejected[l.HostID]})
+			Rejected: rejected[l.HostID], Agents: agents[l.HostID]})
 	}
 	for _, w := range win {
 		i, ok := idx[w.HostID]

@@ -60,6 +60,7 @@ func TestSQLFiltersAgreeWithFilterMatch(t *testing.T) {
 		{SrcTypes: []flowlog.ParticipantType{flowlog.ParticipantUser}}, {DstTypes: []flowlog.ParticipantType{flowlog.ParticipantExternal, flowlog.ParticipantNode}},
 		{Protocols: []uint8{6, 17}}, {Protocols: []uint8{47}}, {State: flowlog.StateActive}, {State: flowlog.StateFinished},
 		{IP: pfx("10.0.0.0/24")}, {IP: pfx("fd00::2/128")}, {IP: pfx("::ffff:10.0.0.0/104")}, {IP: pfx("0.0.0.0/0")},
+		{SrcIP: pfx("10.0.0.0/24")}, {DstIP: pfx("10.0.0.0/24")}, {DstIP: pfx("fd00::/64")}, {SrcIP: pfx("10.0.0.0/8"), DstIP: pfx("0.0.0.0/0")},
 		{Port: 443}, {Port: 40007}, {Direction: flowlog.DirIngress},
 		{ASNs: []uint32{13335}}, {ASNs: []uint32{13335, 15169}}, {Countries: []string{"AU"}}, {Countries: []string{"US", "AU"}},
 		{ASNs: []uint32{15169}, Countries: []string{"AU"}, Protocols: []uint8{6, 17}},

@@ -94,12 +94,13 @@ func (s *Store) Flows(ctx context.Context, f flowlog.Filter, p flowlog.Page) ([]
 			flowlog.ErrPageTooDeep, p.Number, p.PerPage, deep, s.maxOffset)
 	}
 	cutoff := s.staleCutoff()
-	if p.Number > 1 && p.After == nil {
+	// Days do not order bytes or durations: those sorts are one query.
+	if p.Number > 1 && p.After == nil || p.Sort.Key != flowlog.SortStart {
 		if err := s.queryRows(ctx, s.flowsSQL(f, p, cutoff, nil), &rows); err != nil {
 			return nil, fmt.Errorf("querying flows: %w", err)
 		}
 	} else {
-		days, err := s.flowDays(ctx, f, p.After)
+		days, err := s.flowDays(ctx, f, p)
 		if err != nil {
 			return nil, err
 		}
@@ -121,15 +122,9 @@ func (s *Store) Flows(ctx context.Context, f flowlog.Filter, p flowlog.Page) ([]
 	return flows, nil
 }
 
-// CursorOf is the cursor of a flow: pass the last flow of a page as
-// Page.After to get the next page.
-func CursorOf(f *flowlog.Flow) *flowlog.Cursor {
-	return &flowlog.Cursor{Start: f.Start, FlowID: f.FlowID}
-}
-
 // flowDays lists the day partitions (YYYYMMDD) a listing may read, newest
 // first (from the parts' metadata: no data is read).
-func (s *Store) flowDays(ctx context.Context, f flowlog.Filter, after *flowlog.Cursor) ([]string, error) {
+func (s *Store) flowDays(ctx context.Context, f flowlog.Filter, p flowlog.Page) ([]string, error) {
 	var c []string
 	if !f.From.IsZero() {
 		c = append(c, "_partition_id >= "+quote(f.From.UTC().Format("20060102")))
@@ -137,13 +132,17 @@ func (s *Store) flowDays(ctx context.Context, f flowlog.Filter, after *flowlog.C
 	if !f.To.IsZero() {
 		c = append(c, "_partition_id <= "+quote(f.To.Add(-time.Millisecond).UTC().Format("20060102")))
 	}
-	if after != nil {
-		c = append(c, "_partition_id <= "+quote(after.Start.UTC().Format("20060102")))
+	op, dir := "<=", "DESC"
+	if p.Sort.Asc {
+		op, dir = ">=", "ASC"
+	}
+	if p.After != nil {
+		c = append(c, "_partition_id "+op+" "+quote(p.After.Start.UTC().Format("20060102")))
 	}
 	var rows []struct {
 		P string `json:"p"`
 	}
-	if err := s.queryRows(ctx, fmt.Sprintf("SELECT _partition_id AS p FROM %s.flows %s GROUP BY p ORDER BY p DESC", s.db, whereOf(c)), &rows); err != nil {
+	if err := s.queryRows(ctx, fmt.Sprintf("SELECT _partition_id AS p FROM %s.flows %s GROUP BY p ORDER BY p %s", s.db, whereOf(c), dir), &rows); err != nil {
 		return nil, fmt.Errorf("listing flow partitions: %w", err)
 	}
 	days := make([]string, len(rows))
@@ -160,16 +159,25 @@ func (s *Store) flowsSQL(f flowlog.Filter, p flowlog.Page, cutoff time.Time, day
 	var after []string
 	if a := p.After; a != nil {
 		offset = 0
-		// Nothing after the cursor starts later than it: bounding the range
-		// prunes partitions, the connection deduplication's included.
-		if end := a.Start.Add(time.Millisecond); f.To.IsZero() || f.To.After(end) {
-			f.To = end
+		// Nothing after the cursor of a start sort starts later (earlier,
+		// ascending) than it: bounding the range prunes partitions, the
+		// connection deduplication's included.
+		switch {
+		case a.Sort.Key != flowlog.SortStart:
+		case a.Sort.Asc:
+			if f.From.IsZero() || f.From.Before(a.Start) {
+				f.From = a.Start
+			}
+		default:
+			if end := a.Start.Add(time.Millisecond); f.To.IsZero() || f.To.After(end) {
+				f.To = end
+			}
 		}
-		after = append(after, fmt.Sprintf("(start_ts, flow_id) < (%s, %s)", ms(a.Start), quote(a.FlowID)))
+		after = append(after, afterCond(a))
 	}
 	c := append(s.conds(f, cutoff, days), after...)
-	return fmt.Sprintf("SELECT %s FROM %s ORDER BY start_ts DESC, flow_id DESC LIMIT %d OFFSET %d",
-		selectFlow, s.rawFrom(c), p.PerPage, offset)
+	return fmt.Sprintf("SELECT %s FROM %s %s LIMIT %d OFFSET %d",
+		selectFlow, s.rawFrom(c), orderBy(p.Sort), p.PerPage, offset)
 }
 
 func whereOf(c []string) string {
@@ -325,6 +333,7 @@ func rawConds(f flowlog.Filter) []string {
 		lo, hi := ipRange(f.IP)
 		c = append(c, fmt.Sprintf("(src_ip BETWEEN %[1]s AND %[2]s OR dst_ip BETWEEN %[1]s AND %[2]s)", lo, hi))
 	}
+	c = append(c, sideIPConds(f)...)
 	if f.Port != 0 {
 		c = append(c, fmt.Sprintf("(src_port = %[1]d OR dst_port = %[1]d)", f.Port))
 	}

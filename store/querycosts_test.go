@@ -212,6 +212,15 @@ func TestQueryCosts(t *testing.T) {
 	measure("Top 10 participants, any side, bytes, 30 days", three, top(flowlog.TopQuery{Filter: month}))
 	measure("Top 10 participants, src, flows, all", two, top(flowlog.TopQuery{Side: flowlog.SideSrc, Metric: flowlog.MetricFlows}))
 	measure("Top 10 IPs, any side, bytes, 30 days", final, top(flowlog.TopQuery{Filter: month, ByIP: true}))
+	measure("Top 10 external prefixes (/24, /48), any side, bytes, 30 days", final, top(flowlog.TopQuery{Filter: month, ByPrefix: true}))
+	// The listing sorted by bytes or duration reads the whole range in one
+	// query (days do not order them); its cursor pages cost the same.
+	byBytes := flowlog.Sort{Key: flowlog.SortBytes}
+	measure("Flows page 1 by bytes, 30 days", final, flows(month, flowlog.Page{PerPage: 100, Sort: byBytes}))
+	measure("Flows page 1 by duration, last day", final, flows(day, flowlog.Page{PerPage: 100, Sort: flowlog.Sort{Key: flowlog.SortDuration}}))
+	if first, err := s.Flows(ctx, month, flowlog.Page{PerPage: 100, Sort: byBytes}); err == nil && len(first) > 0 {
+		measure("Flows page 2 by bytes by cursor, 30 days", final, flows(month, flowlog.Page{PerPage: 100, Sort: byBytes, After: byBytes.CursorOf(&first[len(first)-1])}))
+	}
 	measure("Matrix top 100, 30 days", two, func() (int, error) {
 		f := month
 		f.Observations = obs

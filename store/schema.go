@@ -237,6 +237,24 @@ var migrations = []migration{
 			MODIFY COLUMN src_asn CODEC(ZSTD(1)),
 			MODIFY COLUMN dst_asn CODEC(ZSTD(1))`,
 	}, nil},
+	{9, "agents: which agent and wire generation each host runs", []string{
+		// One row per (network, host, generation), the latest sighting
+		// winning: collectors write a sighting once per stream (and hourly
+		// on a long one), never per envelope, so the table stays as small
+		// as the mesh (agents.go). Kept like the rollups' bookkeeping:
+		// hosts are listed from the flows, so an old sighting shows only
+		// while its host's flows are kept.
+		`CREATE TABLE IF NOT EXISTS {db}.agents (
+			network_id String,
+			host_id String,
+			generation LowCardinality(String),
+			agent String,
+			last_seen DateTime64(3, 'UTC')
+		) ENGINE = ReplacingMergeTree(last_seen)
+		ORDER BY (network_id, host_id, generation)
+		TTL toDateTime(last_seen) + toIntervalDay(400)
+		SETTINGS fsync_after_insert = 1, fsync_part_directory = 1`,
+	}, nil},
 }
 
 // flowsV3 is the flows table from migration 3 on ({table}: its name).

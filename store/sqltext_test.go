@@ -37,6 +37,7 @@ func TestQuerySQLText(t *testing.T) {
 		{"stale", flowlog.Filter{State: flowlog.StateStale}},
 		{"ip prefix, port, direction", flowlog.Filter{IP: netip.MustParsePrefix("10.0.0.0/8"), Port: 443, Direction: flowlog.DirEgress}},
 		{"every observation", flowlog.Filter{Observations: flowlog.ObserveAll}},
+		{"source and destination prefixes", flowlog.Filter{SrcIP: netip.MustParsePrefix("203.0.113.0/24"), DstIP: netip.MustParsePrefix("2001:db8:1::/48")}},
 	}
 	var b strings.Builder
 	for _, f := range filters {
@@ -46,6 +47,10 @@ func TestQuerySQLText(t *testing.T) {
 			t.Fatalf("%s: %v", f.name, err)
 		}
 		fmt.Fprintf(&b, "-- %s: time series, 1h\n%s;\n\n", f.name, strings.TrimSpace(q))
+	}
+	for _, o := range []flowlog.Sort{{Key: flowlog.SortBytes}, {Key: flowlog.SortDuration, Asc: true}, {Asc: true}} {
+		after := o.CursorOf(&flowlog.Flow{Event: flowlog.Event{Type: flowlog.EventDestroy, FlowID: "f-9", Start: day, End: day.Add(time.Second), BytesSent: 7}})
+		fmt.Fprintf(&b, "-- flows by %s, after a cursor\n%s;\n\n", o, strings.TrimSpace(store.FlowsSQL(s, flowlog.Filter{}, flowlog.Page{PerPage: 50, Sort: o, After: after})))
 	}
 	golden(t, "query-sql.txt", b.String())
 }

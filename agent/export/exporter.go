@@ -92,6 +92,7 @@ func (e *Exporter) Run(ctx context.Context) error {
 	}
 	conn, err := grpc.NewClient(e.o.Addr,
 		grpc.WithTransportCredentials(creds),
+		grpc.WithUserAgent(flowlog.AgentPrefix+flowlog.Version()), // the collector's hosts view names it
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(e.o.MaxMsgBytes)))
 	if err != nil {

@@ -265,6 +265,7 @@ type Talker struct {
 	ID      string `json:"id"`
 	Name    string `json:"name"`
 	IP      string `json:"ip"`
+	Prefix  string `json:"prefix"` // by=prefix
 	Bytes   uint64 `json:"bytes"`
 	Packets uint64 `json:"packets"`
 	Flows   uint64 `json:"flows"`
@@ -351,6 +352,14 @@ type Host struct {
 	Active          uint64    `json:"active"`
 	Bytes           uint64    `json:"bytes"`
 	Rejected        uint64    `json:"rejected"`
+	Agents          []Agent   `json:"agents"`
+}
+
+// Agent is the software and wire generation a host reports through.
+type Agent struct {
+	Generation string    `json:"generation"`
+	Agent      string    `json:"agent"`
+	LastSeen   time.Time `json:"last_seen"`
 }
 
 // Hosts fetches the hosts that reported flows matching q (network_id,

@@ -285,6 +285,21 @@ ALTER TABLE `flowlog`.flows ON CLUSTER `flows_cluster` MODIFY COLUMN flow_id COD
 
 INSERT INTO `flowlog`.schema_migrations (version, name) VALUES (8, 'ZSTD(1) on the flows\' columns');
 
+CREATE TABLE IF NOT EXISTS `flowlog`.agents_local ON CLUSTER `flows_cluster` (
+			network_id String,
+			host_id String,
+			generation LowCardinality(String),
+			agent String,
+			last_seen DateTime64(3, 'UTC')
+		) ENGINE = ReplicatedReplacingMergeTree(last_seen)
+		ORDER BY (network_id, host_id, generation)
+		TTL toDateTime(last_seen) + toIntervalDay(400)
+		SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+
+CREATE TABLE IF NOT EXISTS `flowlog`.agents ON CLUSTER `flows_cluster` AS `flowlog`.agents_local ENGINE = Distributed(`flows_cluster`, `flowlog`, agents_local, cityHash64(network_id, host_id));
+
+INSERT INTO `flowlog`.schema_migrations (version, name) VALUES (9, 'agents: which agent and wire generation each host runs');
+
 ALTER TABLE `flowlog`.flows_local ON CLUSTER `flows_cluster` MODIFY TTL toDateTime(start_ts) + toIntervalSecond(2592000) SETTINGS materialize_ttl_after_modify = 0;
 
 ALTER TABLE `flowlog`.rejected_events_local ON CLUSTER `flows_cluster` MODIFY TTL toDateTime(received_at) + toIntervalSecond(2592000) SETTINGS materialize_ttl_after_modify = 0;

@@ -241,6 +241,19 @@ ALTER TABLE `flowlog`.flows MODIFY COLUMN flow_id CODEC(ZSTD(1)),
 
 INSERT INTO `flowlog`.schema_migrations (version, name) VALUES (8, 'ZSTD(1) on the flows\' columns');
 
+CREATE TABLE IF NOT EXISTS `flowlog`.agents (
+			network_id String,
+			host_id String,
+			generation LowCardinality(String),
+			agent String,
+			last_seen DateTime64(3, 'UTC')
+		) ENGINE = ReplacingMergeTree(last_seen)
+		ORDER BY (network_id, host_id, generation)
+		TTL toDateTime(last_seen) + toIntervalDay(400)
+		SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+
+INSERT INTO `flowlog`.schema_migrations (version, name) VALUES (9, 'agents: which agent and wire generation each host runs');
+
 ALTER TABLE `flowlog`.flows MODIFY TTL toDateTime(start_ts) + toIntervalSecond(2592000) SETTINGS materialize_ttl_after_modify = 0;
 
 ALTER TABLE `flowlog`.rejected_events MODIFY TTL toDateTime(received_at) + toIntervalSecond(2592000) SETTINGS materialize_ttl_after_modify = 0;

@@ -52,6 +52,7 @@ export interface Talker extends Totals {
   asn?: number; // by=asn
   as_name?: string;
   country?: string; // by=country
+  prefix?: string; // by=prefix
 }
 
 export interface Entity {
@@ -180,7 +181,11 @@ export async function top(
   signal?: AbortSignal,
 ): Promise<Talker[]> {
   const p = new URLSearchParams(q);
-  p.set("by", by);
+  // "prefix-24-48": external endpoints by IPv4 /24 and IPv6 /48 prefixes.
+  const [group, v4, v6] = by.split("-");
+  p.set("by", group);
+  if (v4) p.set("prefix4", v4);
+  if (v6) p.set("prefix6", v6);
   p.set("metric", metric);
   p.set("side", "any");
   p.set("limit", String(limit));
@@ -229,6 +234,9 @@ export interface Host {
   active: number;
   bytes: number;
   rejected: number;
+  // The wire generation and agent software (gRPC user-agent) it reports
+  // through, one per generation, the last seen first.
+  agents: { generation: string; agent: string; last_seen: string }[];
 }
 
 export async function hosts(q: URLSearchParams, signal?: AbortSignal): Promise<Host[]> {

@@ -26,15 +26,19 @@ export const fields = [
   "dst_entity_id",
   "asn",
   "country",
+  "src_ip",
+  "dst_ip",
 ] as const;
 // Fields without an input of their own (set by links: a new pair's flows,
 // an external endpoint's network), shown as removable chips.
-export const chipFields: readonly Field[] = ["src_entity_id", "dst_entity_id", "asn", "country"];
+export const chipFields: readonly Field[] = ["src_entity_id", "dst_entity_id", "asn", "country", "src_ip", "dst_ip"];
 export const chipLabels: Partial<Record<Field, string>> = {
   src_entity_id: "source",
   dst_entity_id: "destination",
   asn: "AS",
   country: "country",
+  src_ip: "source address",
+  dst_ip: "destination address",
 };
 
 // The page's views (URL parameter view; "" is the traffic view).
@@ -53,12 +57,19 @@ export interface Filters {
   // The new-connections view: window and baseline (API durations).
   window: string;
   baseline: string;
+  // The flows table's order, sorted by the server: "" is start, newest first.
+  sort: SortKey;
+  asc: boolean;
 }
+
+// The orders the server sorts the flows listing by (API sort=, order=).
+export const sortKeys = ["start", "bytes", "duration"] as const;
+export type SortKey = (typeof sortKeys)[number];
 
 export function empty(): Filters {
   const values = {} as Record<Field, string>;
   for (const f of fields) values[f] = "";
-  return { values, range: defaultRange, from: "", to: "", perPage: 0, view: "", window: "", baseline: "" };
+  return { values, range: defaultRange, from: "", to: "", perPage: 0, view: "", window: "", baseline: "", sort: "start", asc: false };
 }
 
 export function fromSearch(search: string): Filters {
@@ -79,6 +90,9 @@ export function fromSearch(search: string): Filters {
   f.view = views.includes(v) ? v : "";
   f.window = p.get("window") ?? "";
   f.baseline = p.get("baseline") ?? "";
+  const k = (p.get("sort") ?? "") as SortKey;
+  f.sort = sortKeys.includes(k) ? k : "start";
+  f.asc = p.get("order") === "asc";
   return f;
 }
 
@@ -95,6 +109,7 @@ export function toSearch(f: Filters): string {
   if (f.view) p.set("view", f.view);
   if (f.window) p.set("window", f.window);
   if (f.baseline) p.set("baseline", f.baseline);
+  setSort(f, p);
   const s = p.toString();
   return s ? `?${s}` : "";
 }
@@ -121,6 +136,14 @@ export function apiQuery(f: Filters, now: Date, time: "open" | "closed" | "none"
     else if (time === "closed") p.set("to", rfc3339(now));
   }
   return p;
+}
+
+// setSort adds the flows order to a query (the page URL, the listing and
+// its export; not the aggregates, which have no order): nothing for the
+// default.
+export function setSort(f: Filters, p: URLSearchParams) {
+  if (f.sort !== "start") p.set("sort", f.sort);
+  if (f.asc) p.set("order", "asc");
 }
 
 // rfc3339 drops the milliseconds: second precision is what people type and

@@ -174,3 +174,16 @@ export function endpoint(type: string, id: string, name: string, ip: string): st
 export function entityKey(type: string, id: string, name: string): string {
   return `${type}:${id || name}`;
 }
+
+// prefixOf is the network an external address belongs to, as the collector
+// groups them by default (flowlog.DefaultPrefixLens): IPv4 /24, IPv6 /48.
+export function prefixOf(ip: string): string {
+  if (ip.includes(".") && !ip.includes(":")) return ip.split(".").slice(0, 3).concat("0").join(".") + "/24";
+  const [head, tail = ""] = ip.split("::");
+  const a = head ? head.split(":") : [];
+  const b = tail ? tail.split(":") : [];
+  if (!ip.includes(":") || a.length + b.length > 8 || b.some((g) => g.includes("."))) return "";
+  const groups = ip.includes("::") ? [...a, ...Array(8 - a.length - b.length).fill("0"), ...b] : a;
+  const net = groups.slice(0, 3).map((g) => parseInt(g || "0", 16).toString(16));
+  return `${net.join(":")}::/48`;
+}

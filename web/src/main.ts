@@ -78,13 +78,15 @@ const table = new FlowsTable(
   () => void loadMore(),
   (field, value) => pick(field, value),
   (r) => detail.show(r),
+  // A header asks the server for that order (again: the other way round).
+  (key) => apply({ ...readForm(), sort: key, asc: key === filters.sort ? !filters.asc : false }),
 );
 const chart = new TimeChart(chartEl, (from, to) => setRange({ range: "custom", from: F.rfc3339(from), to: F.rfc3339(to) }));
 const talkers = new TopTalkers(talkersEl, (by, v) => {
   if (by === "external") {
     byEl.value = "ip"; // the externals, each by its address
     void loadTalkers(aggCtl.signal, new Date());
-  } else pick(by === "ip" || by === "asn" || by === "country" ? by : "participant", v);
+  } else pick(by === "ip" || by === "asn" || by === "country" ? by : by.startsWith("prefix") ? "ip" : "participant", v);
 });
 const graph = new TalkGraph(graphEl, (v) => pick("participant", v));
 const hostsView = new HostsView(hostsEl, drill);
@@ -191,7 +193,8 @@ function readForm(): F.Filters {
   }
   // The host field shows names; the API wants the id.
   const host = f.values.node_id;
-  for (const [id, name] of hostNames) if (name === host) f.values.node_id = id;
+  // (A v1.4 agent sends no host name: an empty field is no host.)
+  if (host) for (const [id, name] of hostNames) if (name === host) f.values.node_id = id;
   f.range = rangeEl.value;
   if (f.range === "custom") {
     f.from = timeInput("from") ?? filters.from;
@@ -201,6 +204,8 @@ function readForm(): F.Filters {
   f.view = filters.view;
   f.window = filters.window;
   f.baseline = filters.baseline;
+  f.sort = filters.sort;
+  f.asc = filters.asc;
   return f;
 }
 
@@ -297,7 +302,9 @@ for (const [id, key] of [["new-window", "window"], ["new-baseline", "baseline"]]
 for (const fmtName of ["csv", "jsonl"] as const) {
   byId(`export-${fmtName}`).addEventListener("click", (e) => {
     e.preventDefault();
-    const url = api.exportUrl(F.apiQuery(filters, new Date(), "open"), fmtName);
+    const q = F.apiQuery(filters, new Date(), "open");
+    F.setSort(filters, q); // the export in the table's order
+    const url = api.exportUrl(q, fmtName);
     api.download(url, `flows.${fmtName}`).catch((err) => setBanner("msg", String(err instanceof Error ? err.message : err)));
   });
 }
@@ -408,6 +415,8 @@ async function reload() {
   const key = queryKey();
   panelState(flowsEl, "loading", key);
   pageQuery = F.apiQuery(filters, now, "open");
+  F.setSort(filters, pageQuery);
+  table.setSort(filters.sort, filters.asc);
   const flows = api
     .listFlows(pageQuery, filters.perPage || defaultPerPage, "", signal)
     .then(({ rows, next }) => {

@@ -1,29 +1,38 @@
-// The flows table: newest first, cursor paging ("Load more"), live upserts,
-// sortable columns (the loaded rows; the server pages by start), a click on
-// a row opens its detail.
+// The flows table: newest first or by bytes or duration (sorted by the
+// server: a header reloads in its order, "Load more" continues it by
+// cursor), live upserts, a click on a row opens its detail.
 
 import type { FlowRow } from "./api";
 import { h } from "./dom";
 import * as fmt from "./format";
 import { portProtocols } from "./domain.gen";
+import type { SortKey } from "./filters";
 
 // The table holds at most this many rows; live flows push the oldest out.
 const maxRows = 5000;
 
-export type Pick = (field: "participant" | "ip" | "port" | "protocol" | "asn" | "country", value: string) => void;
+export type Pick = (field: "participant" | "ip" | "src_ip" | "dst_ip" | "port" | "protocol" | "asn" | "country", value: string) => void;
 
 interface Shown {
   row: FlowRow;
   tr: HTMLTableRowElement;
 }
 
-export type SortKey = "start" | "duration" | "bytes" | "packets";
+// sortValue is a row's place in the server's order (flowlog.Sort.SortValue):
+// an open flow has lasted until now, longer than any ended one, the older
+// the longer (2^52 keeps the numbers exact in a double).
+const openBase = 2 ** 52;
+const maxTime = 253402300799999;
 const sortValue: Record<SortKey, (r: FlowRow) => number> = {
-  start: (r) => startOf(r),
-  // An open flow has lasted until now: it sorts as the longest.
-  duration: (r) => (r.active || !fmt.ended(r.end_ts) ? Number.MAX_SAFE_INTEGER : new Date(r.end_ts).getTime() - startOf(r)),
+  start: () => 0,
+  duration: (r) => (fmt.ended(r.end_ts) ? Math.max(new Date(r.end_ts).getTime() - startOf(r), 0) : openBase + (maxTime - startOf(r))),
   bytes: (r) => r.bytes_sent + r.bytes_recv,
-  packets: (r) => r.packets_sent + r.packets_recv,
+};
+
+const orderWords: Record<SortKey, [string, string]> = {
+  start: ["newest", "oldest"],
+  bytes: ["largest", "smallest"],
+  duration: ["longest", "shortest"],
 };
 
 export class FlowsTable {
@@ -42,6 +51,7 @@ export class FlowsTable {
     private onMore: () => void,
     private onPick: Pick,
     private onOpen: (r: FlowRow) => void,
+    onSort: (key: SortKey) => void,
   ) {
     this.body = root.querySelector("tbody")!;
     this.more = root.querySelector<HTMLButtonElement>("[data-testid=load-more]")!;
@@ -49,7 +59,7 @@ export class FlowsTable {
     this.emptyEl = root.querySelector<HTMLElement>(".empty")!;
     this.more.addEventListener("click", () => this.onMore());
     for (const th of root.querySelectorAll<HTMLElement>("th[data-sort]")) {
-      th.addEventListener("click", () => this.sortBy(th.dataset.sort as SortKey));
+      th.addEventListener("click", () => onSort(th.dataset.sort as SortKey));
     }
     this.body.addEventListener("click", (e) => {
       const t = e.target as HTMLElement;
@@ -68,25 +78,24 @@ export class FlowsTable {
     this.onOpen(s.row);
   }
 
-  // sortBy orders the loaded rows by a column; again on the same column
-  // flips the direction.
-  sortBy(key: SortKey) {
-    this.sortDesc = key === this.sortKey ? !this.sortDesc : true;
+  // setSort shows the order the server lists the rows in (the rows come
+  // in it; live rows are placed by it).
+  setSort(key: SortKey, asc: boolean) {
     this.sortKey = key;
+    this.sortDesc = !asc;
     for (const th of this.root.querySelectorAll<HTMLElement>("th[data-sort]")) {
-      th.dataset.dir = th.dataset.sort === key ? (this.sortDesc ? "desc" : "asc") : "";
-      th.setAttribute("aria-sort", th.dataset.sort === key ? (this.sortDesc ? "descending" : "ascending") : "none");
+      const on = th.dataset.sort === key;
+      th.dataset.dir = on ? (asc ? "asc" : "desc") : "";
+      th.setAttribute("aria-sort", on ? (asc ? "ascending" : "descending") : "none");
     }
-    this.reorder();
-    this.update();
   }
 
-  // compare orders rows by the sort column, then as the server does.
+  // compare orders rows as the server does: by the sort value, then start,
+  // then flow id, all in the sort's direction.
   private compare(a: FlowRow, b: FlowRow): number {
     const f = sortValue[this.sortKey];
-    const d = (f(a) - f(b)) * (this.sortDesc ? -1 : 1);
-    if (d) return d;
-    return startOf(b) - startOf(a) || (a.flow_id < b.flow_id ? 1 : a.flow_id > b.flow_id ? -1 : 0);
+    const d = f(a) - f(b) || startOf(a) - startOf(b) || (a.flow_id < b.flow_id ? -1 : a.flow_id > b.flow_id ? 1 : 0);
+    return this.sortDesc ? -d : d;
   }
 
   reset(rows: FlowRow[], next: string) {
@@ -106,19 +115,15 @@ export class FlowsTable {
     }
     this.body.append(frag);
     this.next = next;
-    if (this.sortKey !== "start" || !this.sortDesc) this.reorder();
     this.update();
   }
 
-  private reorder() {
-    const rows = [...this.shown.values()].sort((a, b) => this.compare(a.row, b.row));
-    this.body.append(...rows.map((s) => s.tr));
-  }
-
   // upsert shows a row from the live tail: a known flow is updated in place
-  // (its DESTROY after its START); a new one is inserted where the listing's
-  // order (newest start first) puts it, usually on top, or left to "Load
-  // more" when it belongs to a page not loaded yet. Shown rows flash.
+  // (its DESTROY after its START; it keeps its place, even when its new
+  // bytes would sort it elsewhere, so that nothing jumps); a new one is
+  // inserted where the listing's order puts it (newest start first: on
+  // top), or left to "Load more" when it belongs to a page not loaded yet.
+  // Shown rows flash.
   upsert(r: FlowRow): "new" | "updated" | "" {
     const old = this.shown.get(r.flow_id);
     if (old && versionOf(old.row) > versionOf(r)) return "";
@@ -181,7 +186,7 @@ export class FlowsTable {
     this.root.dataset.rows = String(n);
     this.countEl.textContent =
       `${n} flow${n === 1 ? "" : "s"} shown` +
-      (this.sortKey !== "start" || !this.sortDesc ? ` (sorted by ${this.sortKey}: the loaded rows)` : "") +
+      (this.sortKey !== "start" || !this.sortDesc ? `, ${orderWords[this.sortKey][this.sortDesc ? 0 : 1]} first` : "") +
       (this.next ? ", more available" : this.trimmed ? `, older ones trimmed (at most ${maxRows}): Apply to reload` : "");
     this.more.hidden = !this.next;
     this.emptyEl.hidden = n > 0;
@@ -211,9 +216,9 @@ export class FlowsTable {
       h("td", { class: "time", title: `${fmt.timeMs(r.start_ts)} ${fmt.zoneLabel()} (${fmt.ago(r.start_ts, now)})` }, fmt.time(r.start_ts, now)),
       h("td", { class: "num" }, r.active ? h("span", { class: "badge live-badge" }, "active") : dur),
       h("td", {}, h("a", { href: "#", class: "chip proto", title: `only ${proto}`, onclick: this.pick("protocol", proto.toLowerCase()) }, proto)),
-      this.endpoint(r.src_type, r.src_entity_id, r.src_entity_name, r.src_ip, r.src_port, r.protocol, network(r.src_asn, r.src_as_name, r.src_country, this.onPick)),
+      this.endpoint("src", r.src_type, r.src_entity_id, r.src_entity_name, r.src_ip, r.src_port, r.protocol, network(r.src_asn, r.src_as_name, r.src_country, this.onPick)),
       h("td", { class: "arrow", title: r.direction }, r.direction === "ingress" ? "⇠" : "⇢"),
-      this.endpoint(r.dst_type, r.dst_entity_id, r.dst_entity_name, r.dst_ip, r.dst_port, r.protocol, network(r.dst_asn, r.dst_as_name, r.dst_country, this.onPick)),
+      this.endpoint("dst", r.dst_type, r.dst_entity_id, r.dst_entity_name, r.dst_ip, r.dst_port, r.protocol, network(r.dst_asn, r.dst_as_name, r.dst_country, this.onPick)),
       h("td", { class: "host", title: `${r.host_id} in ${r.network_id}` }, r.host_name || r.host_id, h("small", {}, r.network_id)),
       h("td", { class: "num", title: `${r.bytes_sent} B sent` }, fmt.bytes(r.bytes_sent)),
       h("td", { class: "num", title: `${r.bytes_recv} B received` }, fmt.bytes(r.bytes_recv)),
@@ -221,7 +226,7 @@ export class FlowsTable {
     );
   }
 
-  private endpoint(type: string, id: string, name: string, ip: string, port: number, proto: number, net: Node | null) {
+  private endpoint(side: "src" | "dst", type: string, id: string, name: string, ip: string, port: number, proto: number, net: Node | null) {
     const label = fmt.endpoint(type, id, name, ip);
     const showPort = portProtocols.includes(proto);
     // An unnamed external endpoint is its address: the link filters by it.
@@ -241,7 +246,17 @@ export class FlowsTable {
       ),
       h("small", {}, h("a", { href: "#", class: "ip", title: `only flows of ${ip}`, onclick: this.pick("ip", ip) }, ip), showPort && port ? `:${port}` : ""),
       net,
+      type === "external" ? this.prefix(side, ip) : null,
     );
+  }
+
+  // prefix links an external endpoint's network (its /24 or /48) to the
+  // filter on that side's address.
+  private prefix(side: "src" | "dst", ip: string): HTMLElement | null {
+    const p = fmt.prefixOf(ip);
+    if (!p) return null;
+    const title = `only flows whose ${side === "src" ? "source" : "destination"} is in ${p}`;
+    return h("small", { class: "prefix" }, "in ", h("a", { href: "#", class: "prefix", "data-testid": "prefix", title, onclick: this.pick(`${side}_ip`, p) }, p));
   }
 
   private pick(field: Parameters<Pick>[0], value: string): EventListener {

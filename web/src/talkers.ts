@@ -1,4 +1,5 @@
-// Top talkers: participants (or addresses) by bytes, packets or flows, each
+// Top talkers: participants (or addresses, external networks by AS, country
+// or prefix) by bytes, packets or flows, each
 // counted for every flow it sent or received, with the average rate over
 // the window beside the total. A refresh updates the rows it already shows
 // in place (numbers and bars); rows move only when the ranking changes.
@@ -108,6 +109,7 @@ export class TopTalkers {
 // an address, an AS, a country).
 function keyOf(t: Talker, by: string): string {
   if (by === "ip") return t.ip;
+  if (by.startsWith("prefix")) return t.prefix ?? "";
   if (by === "asn") return String(t.asn ?? "");
   if (by === "country") return t.country ?? "";
   return fmt.entityKey(t.type, t.id, t.name);
@@ -115,6 +117,7 @@ function keyOf(t: Talker, by: string): string {
 
 function labelOf(t: Talker, by: string): string {
   if (by === "ip") return t.ip;
+  if (by.startsWith("prefix")) return t.prefix ?? "";
   if (by === "asn") return `AS${t.asn}${t.as_name ? ` ${t.as_name}` : ""}`;
   if (by === "country") return t.country ?? "";
   return fmt.entity(t.type, t.id, t.name);

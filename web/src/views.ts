@@ -38,6 +38,7 @@ export class HostsView {
           h("td", { class: "num", "data-testid": "host-flows" }, fmt.count(x.flows), h("small", {}, `${fmt.count(x.active)} open`)),
           h("td", { class: "num" }, fmt.bytes(x.bytes)),
           h("td", { class: "num" + (x.rejected ? " bad" : "") }, fmt.count(x.rejected)),
+          agentsCell(x, now),
         ),
       ),
     );
@@ -51,6 +52,28 @@ export class HostsView {
       this.drill({ node_id: id });
     };
   }
+}
+
+// agentsCell shows what a host runs: each wire generation (v1.4: a
+// netclient of the older numbering) with its agent's product, the full
+// user-agent and when it was last seen on hover.
+function agentsCell(x: Host, now: Date): HTMLElement {
+  const list = x.agents ?? [];
+  return h(
+    "td",
+    { class: "agents", "data-testid": "host-agents", "data-generations": list.map((a) => a.generation).join(",") },
+    ...(list.length
+      ? list.map((a) =>
+          h(
+            "div",
+            { title: `${a.agent || "no user-agent"}: wire generation ${a.generation}, last seen ${fmt.timeMs(a.last_seen)} ${fmt.zoneLabel()} (${fmt.ago(a.last_seen, now)})` },
+            h("span", { class: `badge gen${a.generation === "v1.4" ? " old" : ""}` }, a.generation),
+            " ",
+            a.agent.split(" ")[0] || "–",
+          ),
+        )
+      : ["–"]),
+  );
 }
 
 export class NewPairsView {

@@ -162,19 +162,6 @@ async function run() {
   same(csv.slice(1).map((l) => l.split(",")[0]), expect.all.rows, "CSV export rows");
   log("export ok");
 
-  // Sorting: by bytes, largest first, then smallest first; back to start.
-  const bytesOf = () => page.$$eval('[data-testid="flows-table"] tbody tr', (trs) => trs.map((tr) => Number(tr.dataset.bytes)));
-  await page.click('th[data-sort="bytes"]');
-  const desc = await bytesOf();
-  same(desc, [...desc].sort((a, b) => b - a), "rows sorted by bytes, largest first");
-  await page.click('th[data-sort="bytes"]');
-  const asc = await bytesOf();
-  same(asc, [...asc].sort((a, b) => a - b), "rows sorted by bytes, smallest first");
-  same((await rowIds()).slice().sort(), expect.all.rows.slice().sort(), "sorting keeps the rows");
-  await page.click('th[data-sort="start"]');
-  same(await rowIds(), expect.all.rows, "rows by start again");
-  log("sorting ok");
-
   // Times: UTC switch, one format, milliseconds in the flow detail.
   await page.selectOption('[data-testid="zone"]', "utc");
   await panels(`network_id=${net}`);
@@ -276,6 +263,29 @@ async function run() {
     log("external networks ok");
   }
 
+  // External endpoints by prefix: top talkers grouped by /24 and /48, a
+  // prefix clicked is the address filter; in the table, an external
+  // endpoint's prefix filters that side (src_ip, dst_ip).
+  if (expect.prefixes) {
+    const px = expect.prefixes;
+    await page.goto(`${base}/?network_id=${encodeURIComponent(net)}`);
+    await panels(`network_id=${net}`);
+    await page.selectOption("#talkers-by", "prefix-24-48");
+    await waitFor("top talkers by prefix", talkers, px.talkers);
+    await page.click(`[data-testid="talker"][data-name="${px.v6}"] a`);
+    await panels(`ip=${encodeURIComponent(px.v6)}`);
+    same(await page.inputValue('input[name="ip"]'), px.v6, "address filter of the clicked prefix");
+    same(await rowIds(), [px.v6flow], "rows of the clicked prefix");
+    await page.goto(`${base}/?network_id=${encodeURIComponent(net)}`);
+    await panels(`network_id=${net}`);
+    await page.click(`[data-testid="flows-table"] tbody tr[data-flow-id="${px.v4flow}"] a[data-testid="prefix"]`);
+    await panels(`dst_ip=${encodeURIComponent(px.v4)}`);
+    same(await rowIds(), [px.v4flow], "rows of the destination prefix");
+    check((await page.textContent("#chips")).includes(`destination address: ${px.v4}`), "no chip of the destination prefix");
+    same(await listing(`network_id=${encodeURIComponent(net)}&src_ip=${encodeURIComponent(px.v4)}`), [], "nothing from the destination prefix");
+    log("prefixes ok");
+  }
+
   // 2. Paging: a small page size from the URL, then "Load more" to the end.
   await page.goto(`${base}/?network_id=${encodeURIComponent(net)}&per_page=2`);
   await panels("per_page=2");
@@ -294,6 +304,36 @@ async function run() {
   }
   same(await rowIds(), expect.all.rows, "all rows after paging");
   log("paging ok");
+
+  // Sorting, by the server: a header lists the flows in its order (the
+  // collector's listing in that order is the oracle), "Load more" continues
+  // that order, the header again reverses it, and the export follows it.
+  const bytesOf = () => page.$$eval('[data-testid="flows-table"] tbody tr', (trs) => trs.map((tr) => Number(tr.dataset.bytes)));
+  const sortedBy = async (q) => (await listing(`network_id=${encodeURIComponent(net)}&${q}`)).map((f) => f.flow_id);
+  for (const [header, q, order] of [
+    ["bytes", "sort=bytes", (a, b) => b - a],
+    ["bytes", "sort=bytes&order=asc", (a, b) => a - b],
+    ["duration", "sort=duration", null],
+  ]) {
+    const want = await sortedBy(q);
+    check(want.length === expect.all.rows.length, `listing ${q}: ${want.length} flows`);
+    await page.click(`th[data-sort="${header}"]`);
+    await waitFor(`first page by ${q}`, rowIds, want.slice(0, 2));
+    check((await page.evaluate(() => location.search)).includes(q), `URL without ${q}`);
+    await page.click('[data-testid="load-more"]');
+    await waitFor(`next page by ${q}`, rowIds, want.slice(0, 4));
+    if (order) {
+      const b = await bytesOf();
+      same(b, [...b].sort(order), `bytes shown by ${q}`);
+    }
+    same(await page.getAttribute(`th[data-sort="${header}"]`, "aria-sort"), q.includes("asc") ? "ascending" : "descending", `header of ${q}`);
+  }
+  const [sdl] = await Promise.all([page.waitForEvent("download"), page.click('[data-testid="export-csv"]')]);
+  const sortedCsv = (await import("node:fs")).readFileSync(await sdl.path(), "utf8").trim().split("\n");
+  same(sortedCsv.slice(1).map((l) => l.split(",")[0]), await sortedBy("sort=duration"), "CSV export by duration");
+  await page.click('th[data-sort="start"]');
+  await waitFor("rows by start again", rowIds, expect.all.rows.slice(0, 2));
+  log("sorting ok");
 
   // 3. Apply a filter with the form: the URL follows, only UDP flows remain,
   //    the chart, top talkers and graph are those of the UDP flows.
@@ -380,6 +420,14 @@ async function run() {
   same(Object.keys(hosts).sort(), Object.keys(hostFlows).sort(), "hosts listed");
   same(hosts, Object.fromEntries(Object.keys(hosts).map((k) => [k, hostFlows[k]])), "flows per host");
   check(await page.$$eval('[data-testid="host"]', (trs) => trs.every((tr) => tr.dataset.quiet === "false")), "a reporting host marked quiet");
+  // Which wire generation and agent each host runs.
+  const agents = await page.$$eval('[data-testid="host"]', (trs) =>
+    Object.fromEntries(trs.map((tr) => [tr.dataset.hostId, tr.querySelector('[data-testid="host-agents"]').dataset.generations])),
+  );
+  const byKey = (o) => Object.entries(o).sort(([a], [b]) => (a < b ? -1 : 1));
+  same(byKey(agents), byKey(expect.agents), "wire generation of each host");
+  const agentText = await page.$$eval('[data-testid="host-agents"]', (tds) => tds.map((td) => td.textContent));
+  check(agentText.every((t) => /^v1\.(4|5\+) grpc-go\//.test(t)), `agents shown: ${JSON.stringify(agentText)}`);
   log("hosts ok:", JSON.stringify(hosts));
 
   // 8. New connections: with no baseline traffic, every pair of the window
@@ -498,6 +546,13 @@ async function shots(prefix) {
       await p.waitForTimeout(300);
       await p.screenshot({ path: `${prefix}-${view || "traffic"}-${theme}-${width}.png`, fullPage: true });
     }
+    // The traffic view sorted by bytes, external talkers by prefix.
+    await p.goto(`${base}/?network_id=${encodeURIComponent(expect.network)}&sort=bytes`);
+    await p.waitForFunction(() => document.querySelector('[data-testid="graph"]')?.dataset.state === "ready");
+    await p.selectOption("#talkers-by", "prefix-24-48");
+    await p.waitForFunction(() => document.querySelector('[data-testid="top-talkers"]')?.dataset.state === "ready");
+    await p.waitForTimeout(300);
+    await p.screenshot({ path: `${prefix}-sorted-${theme}-${width}.png`, fullPage: true });
     await ctx.close();
   }
 }
