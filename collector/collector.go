@@ -119,6 +119,8 @@ var ErrShutdownTimeout = errors.New("shutdown did not finish within --shutdown-t
 // parts are the running components, for the reverse-order stop.
 type parts struct {
 	grpcLn, httpLn net.Listener
+	debugLn        net.Listener // nil: no --debug-addr
+	debug          *http.Server
 	store          Store
 	ing            *ingest.Server
 	grpc           *grpc.Server
@@ -148,6 +150,10 @@ func (c *Collector) Run(ctx context.Context) error {
 	if err := c.start(ctx, &p); err != nil {
 		closeAll(&p)
 		return err
+	}
+	if p.debugLn != nil {
+		p.debug = serveDebug(p.debugLn)
+		c.log.Info("serving the profiler (net/http/pprof)", "debug", p.debugLn.Addr().String())
 	}
 	errc := make(chan error, 2)
 	go func() { errc <- p.obs.ready.serveGRPC(p.grpc, p.grpcLn) }()
@@ -199,6 +205,11 @@ func (c *Collector) listen(p *parts) error {
 		return fmt.Errorf("HTTP listener: %w", err)
 	}
 	if err := c.checkHTTP(p.httpLn.Addr().String(), auth.IsLoopback(p.httpLn.Addr())); err != nil {
+		p.grpcLn.Close()
+		p.httpLn.Close()
+		return err
+	}
+	if p.debugLn, err = c.listenDebug(); err != nil {
 		p.grpcLn.Close()
 		p.httpLn.Close()
 		return err
@@ -313,6 +324,9 @@ func (c *Collector) grpcCreds(onHandshakeFailure func()) ([]grpc.ServerOption, e
 // and is abandoned when the timeout passes.
 func (c *Collector) stop(p *parts) error {
 	p.obs.ready.stopping.Store(true) // /readyz answers 503 from now on
+	if p.debug != nil {
+		p.debug.Close()
+	}
 	timeout := c.cfg.ShutdownTimeout
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -345,6 +359,9 @@ func (c *Collector) stop(p *parts) error {
 func closeAll(p *parts) {
 	p.grpcLn.Close()
 	p.httpLn.Close()
+	if p.debugLn != nil {
+		p.debugLn.Close()
+	}
 	if p.store != nil {
 		p.store.Close()
 	}

@@ -25,8 +25,9 @@ type Config struct {
 	// created there over our merged flows (store.NetmakerView). Empty: none.
 	NetmakerDatabase string
 
-	GRPCAddr string // agents connect here
-	HTTPAddr string // the API, the page, /metrics, /readyz
+	GRPCAddr  string // agents connect here
+	HTTPAddr  string // the API, the page, /metrics, /readyz
+	DebugAddr string // Go's profiler (debug.go), loopback only; empty: off
 	// AddrFile, if set, receives the bound addresses once both listeners
 	// serve, as JSON {"grpc":"host:port","http":"host:port"}: scripts and
 	// tests that listen on port 0 learn the ports without reading logs.

@@ -19,6 +19,7 @@ type serveCmd struct {
 	Data              string        `help:"Data directory of the embedded ClickHouse engine." default:"${serve_data}" env:"FLOWLOG_DATA"`
 	GRPCAddr          string        `name:"grpc-addr" help:"gRPC listen address for agents." default:"${serve_grpc_addr}" env:"FLOWLOG_GRPC_ADDR"`
 	HTTPAddr          string        `name:"http-addr" help:"HTTP listen address for the API." default:"${serve_http_addr}" env:"FLOWLOG_HTTP_ADDR"`
+	DebugAddr         string        `name:"debug-addr" help:"Serve Go's profiler (net/http/pprof) on this loopback address; empty = off." env:"FLOWLOG_DEBUG_ADDR"`
 	AddrFile          string        `name:"addr-file" help:"Once serving, write the bound addresses to this file as JSON {\"grpc\":\"host:port\",\"http\":\"host:port\"} (for scripts listening on port 0)." env:"FLOWLOG_ADDR_FILE"`
 	Retention         cli.Duration  `help:"How long flows are kept (TTL), e.g. 30d or 720h." default:"${serve_retention}" env:"FLOWLOG_RETENTION"`
 	Database          string        `help:"ClickHouse database name." default:"${serve_database}" env:"FLOWLOG_DATABASE"`
@@ -122,7 +123,7 @@ func (c *serveCmd) config(log *slog.Logger) collector.Config {
 				MaxQueryRows: c.QueryMaxRows, MaxOffset: c.MaxOffset,
 				StaleAfter: time.Duration(c.StaleAfter), PeerSkew: c.PeerSkew}},
 		NetmakerDatabase: c.NetmakerDatabase,
-		GRPCAddr:         c.GRPCAddr, HTTPAddr: c.HTTPAddr, AddrFile: c.AddrFile, GoMemoryLimit: c.GoMemoryLimit,
+		GRPCAddr:         c.GRPCAddr, HTTPAddr: c.HTTPAddr, DebugAddr: c.DebugAddr, AddrFile: c.AddrFile, GoMemoryLimit: c.GoMemoryLimit,
 		TLSCert: c.TLSCert, TLSKey: c.TLSKey, TLSClientCA: c.TLSClientCA, Identities: c.Identities,
 		AllowUnauthenticated: c.AllowUnauthenticated, GRPCPlaintext: c.GRPCPlaintext,
 		FlushRows: c.FlushRows, FlushInterval: c.FlushInterval, MaxPendingRows: c.MaxPendingRows, InsertWriters: c.InsertWriters,
