@@ -130,7 +130,8 @@ func prepareQueryData(ctx context.Context, st *store.Store, n int, rep *QueriesR
 	}
 	switch {
 	case loaded[0].N >= uint64(n):
-		rep.Reused, rep.End = true, time.UnixMilli(loaded[0].End).UTC()
+		// The build's end: a minute, after every start (flowgen.Gen.Load).
+		rep.Reused, rep.End = true, time.UnixMilli(loaded[0].End).UTC().Truncate(time.Minute).Add(time.Minute)
 		log.Info("reusing the data set", "flows", loaded[0].N, "end", rep.End)
 	case loaded[0].N > 0:
 		return fmt.Errorf("database %s holds %d flows, not %d: a build was interrupted; remove the data directory or pick another", st.Database(), loaded[0].N, n)
