@@ -45,7 +45,9 @@ var (
 		dims: []string{"network_id", "protocol", "direction"}}
 )
 
-// dimColumnRe finds the rollup dimensions a condition of dimConds names.
+// dimColumnRe finds the rollup dimensions a condition of dimConds names
+// (a quoted value spelling a column's name adds that column: a costlier
+// table, never a wrong one).
 var dimColumnRe = regexp.MustCompile(`\b(` + strings.ReplaceAll(rollupDims, ", ", "|") + `)\b`)
 
 // serves says whether r can answer every condition of conds (dimConds).
