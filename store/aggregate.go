@@ -20,11 +20,12 @@ import (
 // bytes_recv, packets likewise, as the reporting host counted them.
 //
 // Every aggregate is one SQL query over a union of two sources:
-//   - the rollup (flows_1h, or flows_1m when a series' step is a whole
-//     number of minutes but not of hours) for the whole days of [From, To)
-//     whose rollup is clean (rollup.go) and inside the rollup's TTL, when the
-//     filter uses only rollup dimensions (not IP, Port, State; Top by IP
-//     never does);
+//   - a rollup for the whole days of [From, To) whose rollup is clean
+//     (rollup.go) and inside the rollup's TTL, when the filter uses only
+//     rollup dimensions (not IP, Port, State): the cheapest that keeps the
+//     filter's dimensions and the aggregate's groups (plan): talkers_1d,
+//     pairs_1d, addrs_1d, series_1h (grains.go), else flows_1h, or flows_1m
+//     when a series' step is a whole number of minutes but not of hours;
 //   - the raw flows (FINAL) for every other day partition of the range:
 //     days not rolled up yet (today, normally), older than the rollup keeps,
 //     or only partly inside the range.
