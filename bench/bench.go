@@ -62,9 +62,15 @@ type Config struct {
 	Addr    string // bench this running collector instead of starting one (no RSS, CPU or verification)
 	ChdbLib string // libchdb.so (default: chdb.FindLib's search)
 
-	CeilingEvents int    // events inserted straight into the store for its ceiling; 0 skips
-	JSON          bool   // print the report as JSON
-	CPUProfile    string // CPU profile of the load generator, to this file
+	CeilingEvents int // events inserted straight into the store for its ceiling; 0 skips
+
+	// Queries measures the query table over a synthetic data set of Flows
+	// flows (RunQueries) instead of ingest; each query Runs times.
+	Queries    bool
+	Flows      int
+	Runs       int
+	JSON       bool   // print the report as JSON
+	CPUProfile string // CPU profile of the load generator, to this file
 
 	// Binary is the flowlog executable whose `serve` is benched (default:
 	// this process's own); Command is how the run was invoked, for the report.
@@ -94,6 +100,7 @@ func DefaultConfig() Config {
 		Participants: 500, ActiveFraction: 0.1,
 		FlushRows: 50_000, FlushInterval: 500 * time.Millisecond,
 		CeilingEvents: 1_000_000,
+		Flows:         10_000_000, Runs: 5,
 	}
 }
 
@@ -118,6 +125,12 @@ func (c *Config) Validate() error {
 	}
 	if c.FlushInterval <= 0 {
 		return errors.New("--flush-interval must be positive")
+	}
+	if c.Queries && c.Flows < 1000 {
+		return fmt.Errorf("--flows must be at least 1000, got %d", c.Flows)
+	}
+	if c.Queries && c.Runs < 1 {
+		return fmt.Errorf("--runs must be at least 1, got %d", c.Runs)
 	}
 	if c.CeilingEvents < 0 {
 		return fmt.Errorf("--ceiling-events must be 0 (skip) or more, got %d", c.CeilingEvents)
@@ -216,6 +229,9 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 	}
 	if c.Stdout == nil {
 		c.Stdout = os.Stdout
+	}
+	if c.Queries {
+		return RunQueries(ctx, c, log)
 	}
 
 	cfg, err := loadgen.Config{

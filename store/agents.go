@@ -11,12 +11,6 @@ import (
 	"github.com/flowlog/flowlog"
 )
 
-// In cluster mode the agents of a host live on one shard, where the
-// ReplacingMergeTree keeps its latest sighting per generation. (This entry
-// belongs in cluster.go's shardKeys; it is here while that file is someone
-// else's.)
-func init() { shardKeys["agents"] = "cityHash64(network_id, host_id)" }
-
 // RecordAgents writes sightings (flowlog.AgentRecorder). A sighting older
 // than the one stored loses at the next merge, and reads take the latest
 // anyway, so collectors need not agree on order.

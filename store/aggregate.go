@@ -20,11 +20,12 @@ import (
 // bytes_recv, packets likewise, as the reporting host counted them.
 //
 // Every aggregate is one SQL query over a union of two sources:
-//   - the rollup (flows_1h, or flows_1m when a series' step is a whole
-//     number of minutes but not of hours) for the whole days of [From, To)
-//     whose rollup is clean (rollup.go) and inside the rollup's TTL, when the
-//     filter uses only rollup dimensions (not IP, Port, State; Top by IP
-//     never does);
+//   - a rollup for the whole days of [From, To) whose rollup is clean
+//     (rollup.go) and inside the rollup's TTL, when the filter uses only
+//     rollup dimensions (not IP, Port, State): the cheapest that keeps the
+//     filter's dimensions and the aggregate's groups (plan): talkers_1d,
+//     pairs_1d, addrs_1d, series_1h (grains.go), else flows_1h, or flows_1m
+//     when a series' step is a whole number of minutes but not of hours;
 //   - the raw flows (FINAL) for every other day partition of the range:
 //     days not rolled up yet (today, normally), older than the rollup keeps,
 //     or only partly inside the range.
@@ -47,52 +48,78 @@ const (
 
 // plan is how one aggregate reads [From, To).
 type plan struct {
-	r    *rollupTable     // nil: raw only
-	days map[string]int64 // the days (2006-01-02) the rollup serves, each at its generation
+	r    *rollupTable        // nil: raw only
+	days map[string]cleanDay // the days (2006-01-02) the rollup serves, each at its generation
 }
 
-// plan picks the rollup and the days it serves for a filter and, for a
-// series, its step (0: not a series).
-func (s *Store) plan(ctx context.Context, f flowlog.Filter, step time.Duration, rollupOK bool) (plan, error) {
-	if s.path == pathRaw || !rollupOK || !rollupable(f) {
-		return plan{}, nil
-	}
-	// A rollup bucket must fall in one step: steps are aligned to the epoch,
-	// so the step must be a multiple of the grain.
-	var r *rollupTable
+// The rollups each aggregate may read, cheapest first (plan takes the
+// first that answers the filter exactly; grains.go).
+var (
+	topTables    = []*rollupTable{&talkers1d, &pairs1d, &rollup1h}
+	ipTables     = []*rollupTable{&addrs1d}
+	matrixTables = []*rollupTable{&pairs1d, &rollup1h}
+)
+
+// seriesTables are the rollups a series of step may read: a bucket must
+// fall in one step, and steps are aligned to the epoch, so the step must
+// be a multiple of the grain.
+func seriesTables(step time.Duration) []*rollupTable {
 	switch {
-	case step%time.Hour == 0: // step 0 included
-		r = &rollup1h
+	case step%time.Hour == 0:
+		return []*rollupTable{&series1h, &rollup1h}
 	case step%time.Minute == 0:
-		r = &rollup1m
-	default:
+		return []*rollupTable{&rollup1m}
+	}
+	return nil
+}
+
+// plan picks, among cands (cheapest first), the first rollup that answers
+// f's conditions and serves whole days of its range, and those days.
+func (s *Store) plan(ctx context.Context, f flowlog.Filter, cands []*rollupTable) (plan, error) {
+	if s.path == pathRaw || !rollupable(f) {
 		return plan{}, nil
 	}
-	first := r.firstDay(time.Now())
-	if !f.From.IsZero() {
-		first = maxTime(first, nextMidnight(f.From))
-	}
-	if !f.To.IsZero() && first.Add(24*time.Hour).After(f.To) {
-		return plan{}, nil // no whole day
-	}
-	clean, err := s.cleanDays(ctx, first, f.To)
-	if err != nil {
-		return plan{}, err
-	}
-	p := plan{r: r, days: map[string]int64{}}
-	for d, gen := range clean {
-		day, err := time.Parse(dayLayout, d)
-		if err != nil {
-			return plan{}, fmt.Errorf("rollup day %q: %w", d, err)
+	conds := dimConds(f)
+	now := time.Now()
+	var clean map[string]cleanDay
+	for _, r := range cands {
+		if !r.serves(conds) {
+			continue
 		}
-		if !day.Before(first) && (f.To.IsZero() || !day.Add(24*time.Hour).After(f.To)) {
-			p.days[d] = gen
+		first := r.firstDay(now)
+		if !f.From.IsZero() {
+			first = maxTime(first, nextMidnight(f.From))
 		}
+		if !f.To.IsZero() && first.Add(24*time.Hour).After(f.To) {
+			continue // no whole day
+		}
+		if clean == nil { // the candidates' TTLs differ by none or a few days: read once, widest
+			var err error
+			if clean, err = s.cleanDays(ctx, cands[len(cands)-1].firstDay(now).Add(-24*time.Hour), f.To); err != nil {
+				return plan{}, err
+			}
+		}
+		p := plan{r: r, days: map[string]cleanDay{}}
+		complete := true
+		for d, c := range clean {
+			day, err := time.Parse(dayLayout, d)
+			if err != nil {
+				return plan{}, fmt.Errorf("rollup day %q: %w", d, err)
+			}
+			if !day.Before(first) && (f.To.IsZero() || !day.Add(24*time.Hour).After(f.To)) {
+				p.days[d] = c
+				complete = complete && (c.grains || !r.grains)
+			}
+		}
+		if !complete {
+			continue // a day rolled up before r existed: a table that has it
+		}
+		if len(p.days) == 0 {
+			return plan{}, nil
+		}
+		return p, nil
 	}
-	if len(p.days) == 0 {
-		return plan{}, nil
-	}
-	return p, nil
+	return plan{}, nil
 }
 
 func maxTime(a, b time.Time) time.Time {
@@ -102,59 +129,105 @@ func maxTime(a, b time.Time) time.Time {
 	return b
 }
 
-// sources is the union the aggregates read. Columns: t (start or bucket,
-// DateTime64(3)), the rollup dimensions, with withIPs (raw only) the
-// endpoints' columns rollups lack (endpointColumns), and nb, np, nf: bytes,
-// packets, flows. For a series (step > 0) t is a bucket and nb, np the
-// bytes and packets that flowed in it (spreadSQL); otherwise t is a flow's
-// start and nb, np all of its bytes and packets.
-func (s *Store) sources(f flowlog.Filter, p plan, withIPs bool, step time.Duration) string {
-	var parts, skip []string
+// sources is the union the flow-shaped aggregates read (p.r not sides).
+// Columns: t (start or bucket, DateTime64(3)), cols (the caller's: rollup
+// dimensions, each followed by ", "), with withIPs (raw only) the
+// endpoints' columns rollups lack (endpointColumns), and nb, np, nf:
+// bytes, packets, flows. For a series (step > 0) t is a bucket and nb, np
+// the bytes and packets that flowed in it (spreadSQL); otherwise t is a
+// flow's start and nb, np all of its bytes and packets.
+func (s *Store) sources(f flowlog.Filter, p plan, cols string, withIPs bool, step time.Duration) string {
+	var parts []string
 	if p.r != nil {
-		days := make([]string, 0, len(p.days))
-		for d := range p.days {
-			days = append(days, d)
-		}
-		sort.Strings(days)
-		set := make([]string, len(days))
-		ids := make([]string, len(days))
-		for i, d := range days {
-			set[i] = fmt.Sprintf("('%s', %d)", d, p.days[d])
-			ids[i] = strings.ReplaceAll(d, "-", "")
-		}
-		last, _ := time.Parse(dayLayout, days[len(days)-1])
-		rc := dimConds(f)
-		if dedupes(f) {
-			rc = append(rc, "shadowed = 0")
-		}
-		rc = append(rc, // the bounds prune parts; the set picks each day's generation
-			"bucket >= toDateTime('"+days[0]+" 00:00:00', 'UTC')",
-			"bucket < toDateTime('"+last.Add(24*time.Hour).Format(dayLayout)+" 00:00:00', 'UTC')",
+		parts = append(parts, s.rollupPart(f, p, cols, step))
+	}
+	if raw := s.rawPart(f, p, cols, withIPs, step); raw != "" {
+		parts = append(parts, raw)
+	}
+	return "(" + strings.Join(parts, " UNION ALL ") + ")"
+}
+
+// servedDays are the days p's rollup serves, sorted (2006-01-02).
+func servedDays(p plan) []string {
+	days := make([]string, 0, len(p.days))
+	for d := range p.days {
+		days = append(days, d)
+	}
+	sort.Strings(days)
+	return days
+}
+
+// rollupConds select the rows of p's rollup for the days it serves, each
+// at its generation, meeting f.
+func rollupConds(f flowlog.Filter, p plan, step time.Duration) []string {
+	days := servedDays(p)
+	set := make([]string, len(days))
+	for i, d := range days {
+		set[i] = fmt.Sprintf("('%s', %d)", d, p.days[d].gen)
+	}
+	last, _ := time.Parse(dayLayout, days[len(days)-1])
+	end := last.Add(24 * time.Hour).Format(dayLayout)
+	rc := dimConds(f)
+	if dedupes(f) {
+		rc = append(rc, "shadowed = 0")
+	}
+	// The bounds prune parts; the set picks each day's generation.
+	if p.r.timeCol == "day" {
+		rc = append(rc, "day >= '"+days[0]+"'", "day < '"+end+"'", "(day, gen) IN ("+strings.Join(set, ", ")+")")
+	} else {
+		rc = append(rc, "bucket >= toDateTime('"+days[0]+" 00:00:00', 'UTC')", "bucket < toDateTime('"+end+" 00:00:00', 'UTC')",
 			"(toDate(bucket), gen) IN ("+strings.Join(set, ", ")+")")
-		nb, np := "bytes", "packets"
-		if step > 0 {
-			nb, np = "spread_bytes", "spread_packets"
-		} else {
-			rc = append(rc, "flows > 0") // rows holding only spread bytes of flows started before
-		}
-		parts = append(parts, fmt.Sprintf("SELECT toDateTime64(bucket, 3, 'UTC') AS t, %s, toUInt128(%s) AS nb, toUInt128(%s) AS np, toUInt128(flows) AS nf FROM %s.%s %s",
-			rollupDims, nb, np, s.db, p.r.name, whereOf(rc)))
-		skip = ids // the raw read covers the other days
+	}
+	if step == 0 {
+		rc = append(rc, "flows > 0") // rows holding only spread bytes of flows started before
+	}
+	return rc
+}
+
+// rollupPart reads the days p serves from its (flow-shaped) rollup.
+func (s *Store) rollupPart(f flowlog.Filter, p plan, cols string, step time.Duration) string {
+	nb, np := "bytes", "packets"
+	if step > 0 {
+		nb, np = "spread_bytes", "spread_packets"
+	}
+	return fmt.Sprintf("SELECT toDateTime64(%s, 3, 'UTC') AS t, %stoUInt128(%s) AS nb, toUInt128(%s) AS np, toUInt128(flows) AS nf FROM %s.%s %s",
+		p.r.timeCol, cols, nb, np, s.db, p.r.name, whereOf(rollupConds(f, p, step)))
+}
+
+// sidePart reads the days p serves from its rollup of one row per side
+// (talkers_1d, addrs_1d): g (the row's participant or address, as the
+// expression g renders it), nb, np, nf.
+func (s *Store) sidePart(f flowlog.Filter, p plan, g string, sides []string) string {
+	c := rollupConds(f, p, 0)
+	if len(sides) == 1 {
+		c = append(c, "side = "+map[string]string{"src": "0", "dst": "1"}[sides[0]])
+	}
+	return fmt.Sprintf("SELECT %s AS g, toUInt128(bytes) AS nb, toUInt128(packets) AS np, toUInt128(flows) AS nf FROM %s.%s %s",
+		g, s.db, p.r.name, whereOf(c))
+}
+
+// rawPart reads raw flows for the days of the range p's rollup does not
+// serve ("" when it serves them all).
+func (s *Store) rawPart(f flowlog.Filter, p plan, cols string, withIPs bool, step time.Duration) string {
+	var skip []string
+	if p.r != nil {
+		days := servedDays(p)
 		if coversRange(f, days) {
-			return "(" + parts[0] + ")" // no other day: no raw read at all
+			return "" // no other day: no raw read at all
+		}
+		for _, d := range days {
+			skip = append(skip, strings.ReplaceAll(d, "-", ""))
 		}
 	}
 	if step > 0 {
-		return "(" + strings.Join(append(parts, s.rawSpread(f, p, step)), " UNION ALL ") + ")"
+		return s.rawSpread(f, p, cols, step)
 	}
 	raw := s.condsExcept(f, s.staleCutoff(), nil, skip)
 	ips := ""
 	if withIPs {
 		ips = endpointColumns
 	}
-	parts = append(parts, fmt.Sprintf("SELECT start_ts AS t, %s, %s%s AS nb, %s AS np, "+
-		"toUInt128(1) AS nf FROM %s", rollupDims, ips, sumBytes, sumPackets, s.rawFrom(raw)))
-	return "(" + strings.Join(parts, " UNION ALL ") + ")"
+	return fmt.Sprintf("SELECT start_ts AS t, %s%s%s AS nb, %s AS np, toUInt128(1) AS nf FROM %s", cols, ips, sumBytes, sumPackets, s.rawFrom(raw))
 }
 
 // rawSpread is a series' raw read: the bytes of the flows of the range's
@@ -162,7 +235,7 @@ func (s *Store) sources(f flowlog.Filter, p plan, withIPs bool, step time.Durati
 // Flows started up to spreadHorizon before the range are read too, for
 // their share in it; of a day the rollup serves, only the flows that may
 // reach the next day when the rollup does not serve that one.
-func (s *Store) rawSpread(f flowlog.Filter, p plan, step time.Duration) string {
+func (s *Store) rawSpread(f flowlog.Filter, p plan, cols string, step time.Duration) string {
 	var skip, served []string
 	for d := range p.days {
 		day, _ := time.Parse(dayLayout, d)
@@ -176,8 +249,8 @@ func (s *Store) rawSpread(f flowlog.Filter, p plan, step time.Duration) string {
 	sort.Strings(served)
 	back, lo, hi := spreadRange(f)
 	w := spreadWidth(step)
-	q := spreadSQL(s.rawFrom(s.condsExcept(back, s.staleCutoff(), nil, skip)), rollupDims, rollupDims, w, lo, hi)
-	q = "SELECT t, " + rollupDims + ", nb, np, nf FROM (" + q + ")"
+	q := spreadSQL(s.rawFrom(s.condsExcept(back, s.staleCutoff(), nil, skip)), cols, cols, w, lo, hi)
+	q = "SELECT t, " + cols + "nb, np, nf FROM (" + q + ")"
 	if len(served) > 0 {
 		q += fmt.Sprintf(" WHERE intDiv(toUnixTimestamp64Milli(t), %d) NOT IN (%s)", dayMS, strings.Join(served, ", "))
 	}
@@ -194,13 +267,18 @@ func coversRange(f flowlog.Filter, days []string) bool {
 		len(days) == int(f.To.Sub(f.From)/(24*time.Hour))
 }
 
-// aggregate plans and renders one aggregate: SELECT sel FROM <sources> tail.
-func (s *Store) aggregateSQL(ctx context.Context, f flowlog.Filter, step time.Duration, rollupOK, withIPs bool, sel, tail string) (string, error) {
-	p, err := s.plan(ctx, f, step, rollupOK)
+// participantCols are the columns the matrix and top participants group
+// flow-shaped sources by.
+const participantCols = "src_type, src_entity_id, src_entity_name, dst_type, dst_entity_id, dst_entity_name, "
+
+// aggregateSQL plans and renders one flow-shaped aggregate: SELECT sel FROM
+// <sources> tail.
+func (s *Store) aggregateSQL(ctx context.Context, f flowlog.Filter, step time.Duration, cands []*rollupTable, cols string, sel, tail string) (string, error) {
+	p, err := s.plan(ctx, f, cands)
 	if err != nil {
 		return "", err
 	}
-	return "SELECT " + sel + " FROM " + s.sources(f, p, withIPs, step) + " " + tail, nil
+	return "SELECT " + sel + " FROM " + s.sources(f, p, cols, false, step) + " " + tail, nil
 }
 
 // Sums never wrap. ClickHouse's sum of UInt64 is a UInt64 that wraps
@@ -248,18 +326,17 @@ func metricCol(m flowlog.Metric) (string, error) {
 // q.Limit (default 10). Grouping is by participant (type, id, name) or, with
 // ByIP, by address (IPv4 as a.b.c.d), with ByASN by AS (number, name), with
 // ByCountry by country, with ByPrefix external endpoints by the prefix of
-// their address (these four read raw flows only: rollups keep neither
-// addresses nor their networks; endpoints of no known AS or country, mesh
-// participants among them, are left out, and so are mesh participants by
-// prefix). With SideAny a flow
+// their address (ASN, country and prefix read raw flows only: rollups keep
+// no networks, and addresses only per day and side; endpoints of no known
+// AS or country, mesh participants among them, are left out, and so are
+// mesh participants by prefix). With SideAny a flow
 // counts once for its source and once for its destination (twice for one
 // participant talking to itself).
 func (s *Store) Top(ctx context.Context, q flowlog.TopQuery) ([]flowlog.Talker, error) {
 	if q.Limit <= 0 {
 		q.Limit = defaultTopLimit
 	}
-	order, err := metricCol(q.Metric)
-	if err != nil {
+	if _, err := metricCol(q.Metric); err != nil {
 		return nil, err
 	}
 	var key, arrayJoin string
@@ -319,8 +396,7 @@ func (s *Store) Top(ctx context.Context, q flowlog.TopQuery) ([]flowlog.Talker, 
 	default:
 		key = "'' AS ip_s, toInt8(g.1) AS ptype, toString(g.2) AS pid, toString(g.3) AS pname"
 	}
-	sql, err := s.aggregateSQL(ctx, q.Filter, 0, !raw, raw, key+", "+totalsSel,
-		fmt.Sprintf("%s GROUP BY ip_s, ptype, pid, pname ORDER BY %s DESC, ptype, pid, pname, ip_s LIMIT %d", arrayJoin, order, q.Limit))
+	sql, err := s.topSQL(ctx, q, raw, sides, arrayJoin, key)
 	if err != nil {
 		return nil, err
 	}
@@ -365,6 +441,45 @@ func (s *Store) Top(ctx context.Context, q flowlog.TopQuery) ([]flowlog.Talker, 
 	return out, nil
 }
 
+// topSQL renders Top's query over the cheapest exact sources: rows of one
+// participant (or address) per side where a rollup keeps them, flow-shaped
+// rows (raw, or a rollup of pairs) turned into one row per side by
+// arrayJoin.
+func (s *Store) topSQL(ctx context.Context, q flowlog.TopQuery, raw bool, sides []string, arrayJoin, key string) (string, error) {
+	order, err := metricCol(q.Metric)
+	if err != nil {
+		return "", err
+	}
+	cands, cols, g := topTables, participantCols, "(ptype, pid, pname)"
+	switch {
+	case q.ByIP:
+		cands, cols, g = ipTables, "", "ip"
+	case q.ByPrefix: // external endpoints only: their types too
+		cands, cols = nil, "src_type, dst_type, "
+	case raw:
+		cands, cols = nil, ""
+	}
+	p, err := s.plan(ctx, q.Filter, cands)
+	if err != nil {
+		return "", err
+	}
+	var flowParts, parts []string
+	if p.r != nil && !p.r.sides {
+		flowParts = append(flowParts, s.rollupPart(q.Filter, p, cols, 0))
+	}
+	if r := s.rawPart(q.Filter, p, cols, raw, 0); r != "" {
+		flowParts = append(flowParts, r)
+	}
+	if len(flowParts) > 0 {
+		parts = append(parts, "SELECT g, nb, np, nf FROM ("+strings.Join(flowParts, " UNION ALL ")+") "+arrayJoin)
+	}
+	if p.r != nil && p.r.sides {
+		parts = append(parts, s.sidePart(q.Filter, p, g, sides))
+	}
+	return fmt.Sprintf("SELECT %s, %s FROM (%s) GROUP BY ip_s, ptype, pid, pname ORDER BY %s DESC, ptype, pid, pname, ip_s LIMIT %d",
+		key, totalsSel, strings.Join(parts, " UNION ALL "), order, q.Limit), nil
+}
+
 // Matrix returns who talked to whom: totals per (source participant,
 // destination participant), the limit (default 100) largest by bytes
 // (ties: by flows, then by the participants).
@@ -372,7 +487,7 @@ func (s *Store) Matrix(ctx context.Context, f flowlog.Filter, limit int) ([]flow
 	if limit <= 0 {
 		limit = defaultMatrixLimit
 	}
-	sql, err := s.aggregateSQL(ctx, f, 0, true, false,
+	sql, err := s.aggregateSQL(ctx, f, 0, matrixTables, participantCols,
 		"toInt8(src_type) AS st, toString(src_entity_id) AS sid, toString(src_entity_name) AS sname, "+
 			"toInt8(dst_type) AS dt, toString(dst_entity_id) AS did, toString(dst_entity_name) AS dname, "+totalsSel,
 		fmt.Sprintf("GROUP BY st, sid, sname, dt, did, dname ORDER BY bytes DESC, flows DESC, st, sid, sname, dt, did, dname LIMIT %d", limit))
@@ -418,7 +533,7 @@ func (s *Store) Series(ctx context.Context, f flowlog.Filter, step time.Duration
 	if step%time.Second == 0 {
 		interval = fmt.Sprintf("INTERVAL %d SECOND", step/time.Second)
 	}
-	sql, err := s.aggregateSQL(ctx, f, step, true, false,
+	sql, err := s.aggregateSQL(ctx, f, step, seriesTables(step), "",
 		"toUnixTimestamp64Milli(toDateTime64(toStartOfInterval(t, "+interval+"), 3, 'UTC')) AS ts, "+totalsSel,
 		"GROUP BY ts ORDER BY ts")
 	if err != nil {
@@ -483,7 +598,7 @@ const dayMS = 24 * 60 * 60 * 1000
 // flows table, with its WHERE), one row per bucket of w milliseconds
 // (aligned to the epoch) that the flow's lifetime overlaps within [lo, hi)
 // (Unix milliseconds): t, the bucket's start (DateTime64(3)); the columns
-// named outCols (inCols renders them); nb, np, the flow's bytes and
+// named outCols (inCols renders them; each column followed by ", "); nb, np, the flow's bytes and
 // packets times the share of its lifetime in the bucket and the range; nf,
 // 1 in the bucket of the flow's start (when in the range), else 0; sb, sp,
 // all its bytes and packets there, else 0. Rows with nothing are left out.
@@ -495,7 +610,7 @@ const dayMS = 24 * 60 * 60 * 1000
 func spreadSQL(src, inCols, outCols string, w, lo, hi int64) string {
 	life := fmt.Sprintf("least(greatest(if(event_type = 'destroy', toUnixTimestamp64Milli(end_ts), toUnixTimestamp64Milli(inserted_at)), s0), s0 + %d)",
 		spreadHorizon.Milliseconds())
-	flows := fmt.Sprintf("SELECT %s, toUnixTimestamp64Milli(start_ts) AS s0, %s AS e0, %s AS tb, %s AS tp FROM %s",
+	flows := fmt.Sprintf("SELECT %stoUnixTimestamp64Milli(start_ts) AS s0, %s AS e0, %s AS tb, %s AS tp FROM %s",
 		inCols, life, sumBytes, sumPackets, src)
 	lo0 := fmt.Sprintf("greatest(s0, toInt64(%d))", lo)
 	buckets := fmt.Sprintf("SELECT *, toUInt128(e0 - s0) AS d, arrayJoin(range(intDiv(%[1]s, %[2]d), intDiv(greatest(least(e0, toInt64(%[3]d)) - 1, %[1]s), %[2]d) + 1)) AS bk "+
@@ -505,7 +620,7 @@ func spreadSQL(src, inCols, outCols string, w, lo, hi int64) string {
 		c1 := fmt.Sprintf("toUInt128(least((bk + 1) * %d, e0, toInt64(%d)) - s0)", w, hi)
 		return fmt.Sprintf("toUInt128(if(d = 0, %[1]s, intDiv(%[1]s * %[3]s, d) - intDiv(%[1]s * %[2]s, d)))", total, c0, c1)
 	}
-	return fmt.Sprintf("SELECT fromUnixTimestamp64Milli(toInt64(bk * %[1]d), 'UTC') AS t, %[2]s, %[3]s AS nb, %[4]s AS np, "+
+	return fmt.Sprintf("SELECT fromUnixTimestamp64Milli(toInt64(bk * %[1]d), 'UTC') AS t, %[2]s%[3]s AS nb, %[4]s AS np, "+
 		"toUInt128(s0 >= %[5]d AND s0 < %[6]d AND intDiv(s0, %[1]d) = bk) AS nf, if(nf = 1, tb, toUInt128(0)) AS sb, if(nf = 1, tp, toUInt128(0)) AS sp "+
 		"FROM (%[7]s) WHERE nb > 0 OR np > 0 OR nf > 0",
 		w, outCols, share("tb"), share("tp"), lo, hi, buckets)

@@ -147,8 +147,8 @@ func TestAggregatesByHand(t *testing.T) {
 			store.ForceRaw(s, mode == "raw")
 			if mode == "rollup" {
 				rollupOn(t, s)
-				if table, days, err := store.Plan(s, flowlog.Filter{}, 0); err != nil || table != "flows_1h" || days != 2 {
-					t.Fatalf("plan: %q %d %v, want flows_1h over 2 days", table, days, err)
+				if table, days, err := store.Plan(s, flowlog.Filter{}, 0); err != nil || table != "pairs_1d" || days != 2 {
+					t.Fatalf("plan: %q %d %v, want pairs_1d over 2 days", table, days, err)
 				}
 			}
 			checkKnownAggregates(t, s)
@@ -282,7 +282,12 @@ func checkKnownAggregates(t *testing.T, s *store.Store) {
 }
 
 // Same answers from the rollups as from the raw flows, for many queries,
-// including while a day is dirty (changed after its rollup).
+// including while a day is dirty (changed after its rollup), from every
+// rollup table (each is checked to be the one read): flows whose DESTROY
+// replaces their START, connections both ends report (the egress
+// observation counts, the ingress one is shadowed), and late events that
+// dirty an old day, a DESTROY and an egress observation that shadows an
+// ingress one counted until then.
 func TestRollupAnswersEqualRaw(t *testing.T) {
 	ctx := context.Background()
 	s := open(t, store.Options{})
@@ -301,8 +306,31 @@ func TestRollupAnswersEqualRaw(t *testing.T) {
 		if !f.active {
 			evs = append(evs, de)
 		}
+		// Every third connection is reported by its other end too: the
+		// initiator's egress observation when g is the ingress one (2 s
+		// apart: clocks differ), else the responder's ingress one, with
+		// other counters.
+		if i%3 == 0 {
+			o := f
+			o.id, o.host, o.start = fmt.Sprint("o", i), fmt.Sprint("h", (i+1)%3), f.start.Add(2*time.Second)
+			o.dir = 3 - f.dir
+			o.bs, o.br = f.br+1, f.bs+1
+			ost, ode := o.events()
+			evs = append(evs, ost)
+			if !f.active {
+				evs = append(evs, ode)
+			}
+		}
 	}
 	if err := s.Insert(ctx, &flowlog.Batch{Events: evs}); err != nil {
+		t.Fatal(err)
+	}
+	// An ingress observation whose egress twin arrives late, after the
+	// rollup of its day: counted until then, shadowed after.
+	lone := flowSpec{id: "lone-in", host: "h2", net: "net1", src: pN1, dst: pU1, proto: 6, sp: 777, dp: 443, dir: flowlog.DirIngress,
+		start: day0.Add(20 * time.Hour), bs: 11, br: 12, ps: 1, pr: 1}
+	lst, lde := lone.events()
+	if err := s.Insert(ctx, &flowlog.Batch{Events: []flowlog.Event{lst, lde}}); err != nil {
 		t.Fatal(err)
 	}
 	rollupOn(t, s)
@@ -330,6 +358,7 @@ func TestRollupAnswersEqualRaw(t *testing.T) {
 				for _, q := range []flowlog.TopQuery{
 					{Filter: f, Limit: 100}, {Filter: f, Side: flowlog.SideSrc, Metric: flowlog.MetricPackets, Limit: 100},
 					{Filter: f, Side: flowlog.SideDst, Metric: flowlog.MetricFlows, Limit: 3},
+					{Filter: f, ByIP: true, Limit: 100}, {Filter: f, ByIP: true, Side: flowlog.SideDst, Metric: flowlog.MetricFlows, Limit: 100},
 				} {
 					top, err := s.Top(ctx, q)
 					if err != nil {
@@ -367,15 +396,43 @@ func TestRollupAnswersEqualRaw(t *testing.T) {
 		}
 	}
 	compare("all days clean")
-	table, days, err := store.Plan(s, filters[1], 0)
-	if err != nil || table != "flows_1h" || days != 3 {
-		t.Fatalf("plan for three whole days: %q %d %v", table, days, err)
+	// Each aggregate read the cheapest table that answers it exactly.
+	observeAll := filters[1]
+	observeAll.Observations = flowlog.ObserveAll
+	for _, c := range []struct {
+		what  string
+		table func() (string, int, error)
+		want  string
+	}{
+		{"matrix", func() (string, int, error) { return store.Plan(s, filters[1], 0) }, "pairs_1d"},
+		{"top participants", func() (string, int, error) { return store.TopPlan(s, flowlog.TopQuery{Filter: filters[1]}) }, "talkers_1d"},
+		{"top participants, every observation", func() (string, int, error) {
+			return store.TopPlan(s, flowlog.TopQuery{Filter: observeAll})
+		}, "talkers_1d"},
+		{"top participants, participant filter", func() (string, int, error) {
+			return store.TopPlan(s, flowlog.TopQuery{Filter: flowlog.Filter{From: day0, To: day0.Add(72 * time.Hour), Participant: "alice"}})
+		}, "pairs_1d"},
+		{"top participants, host filter", func() (string, int, error) {
+			return store.TopPlan(s, flowlog.TopQuery{Filter: flowlog.Filter{From: day0, To: day0.Add(72 * time.Hour), HostID: "h1"}})
+		}, "flows_1h"},
+		{"top IPs", func() (string, int, error) { return store.TopPlan(s, flowlog.TopQuery{Filter: filters[1], ByIP: true}) }, "addrs_1d"},
+		{"series, 1 h", func() (string, int, error) { return store.Plan(s, filters[1], time.Hour) }, "series_1h"},
+		{"series, 1 d, network and direction", func() (string, int, error) {
+			return store.Plan(s, flowlog.Filter{From: day0, To: day0.Add(72 * time.Hour), NetworkID: "net1", Direction: flowlog.DirEgress}, 24*time.Hour)
+		}, "series_1h"},
+		{"series, 1 h, participant filter", func() (string, int, error) {
+			return store.Plan(s, flowlog.Filter{From: day0, To: day0.Add(72 * time.Hour), Participant: "alice"}, time.Hour)
+		}, "flows_1h"},
+	} {
+		if table, days, err := c.table(); err != nil || table != c.want || days != 3 {
+			t.Errorf("%s over three whole days: reads %q for %d days (%v), want %s for 3", c.what, table, days, err, c.want)
+		}
 	}
 	if table, days, _ := store.Plan(s, filters[1], 5*time.Minute); table != "flows_1m" || days != 3 {
 		t.Errorf("5m step: plan uses %q for %d days, want flows_1m for 3", table, days)
 	}
-	if table, days, _ := store.Plan(s, filters[2], 0); table != "flows_1h" || days != 1 {
-		t.Errorf("range with one whole day: plan uses %q for %d days, want flows_1h for 1", table, days)
+	if table, days, _ := store.Plan(s, filters[2], 0); table != "pairs_1d" || days != 1 {
+		t.Errorf("range with one whole day: plan uses %q for %d days, want pairs_1d for 1", table, days)
 	}
 	if table, _, _ := store.Plan(s, filters[3], 0); table != "" {
 		t.Errorf("range without a whole day: plan uses %q, want raw", table)
@@ -411,7 +468,10 @@ func TestRollupAnswersEqualRaw(t *testing.T) {
 	late := flowSpec{id: "late", host: "h1", net: "net1", src: pU1, dst: pN1, proto: 6, sp: 1, dp: 443, dir: flowlog.DirEgress,
 		start: base.Add(3 * time.Minute), bs: 7, br: 8, ps: 1, pr: 1}
 	ls, ld := late.events()
-	for _, b := range [][]flowlog.Event{{d5, ls}, {ld}, evs[:50]} {
+	twin := lone
+	twin.id, twin.host, twin.dir, twin.start = "lone-out", "h1", flowlog.DirEgress, lone.start.Add(-time.Second)
+	tst, tde := twin.events()
+	for _, b := range [][]flowlog.Event{{d5, ls}, {ld}, evs[:50], {tst, tde}} {
 		if err := s.Insert(ctx, &flowlog.Batch{Events: b}); err != nil {
 			t.Fatal(err)
 		}

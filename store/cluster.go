@@ -50,9 +50,14 @@ var shardKeys = map[string]string{
 	"rejected_events":   "cityHash64(host_id, reason, event)",
 	"flows_1m":          "toYYYYMMDD(bucket)", // a day's rollup (one generation) on one shard
 	"flows_1h":          "toYYYYMMDD(bucket)",
+	"pairs_1d":          "toYYYYMMDD(day)",
+	"talkers_1d":        "toYYYYMMDD(day)",
+	"addrs_1d":          "toYYYYMMDD(day)",
+	"series_1h":         "toYYYYMMDD(bucket)",
 	"rollup_dirty":      "toYYYYMMDD(day)",
 	"rollup_days":       "toYYYYMMDD(day)",
 	"rollup_claims":     "toYYYYMMDD(day)",
+	"agents":            "cityHash64(network_id, host_id)", // a host's sightings on one shard, where they collapse
 	"schema_migrations": "version",
 }
 

@@ -34,9 +34,29 @@ func UseArgMax(s *Store, on bool) {
 func NoClockSlack(s *Store) { s.slack = 0 }
 
 // Plan says which rollup an aggregate would read ("" for none) and for how
-// many days.
+// many days: the matrix (step 0) or a series of step.
 func Plan(s *Store, f flowlog.Filter, step time.Duration) (table string, days int, err error) {
-	p, err := s.plan(context.Background(), f, step, true)
+	cands := matrixTables
+	if step > 0 {
+		cands = seriesTables(step)
+	}
+	return planOf(s, f, cands)
+}
+
+// TopPlan is Plan for Top.
+func TopPlan(s *Store, q flowlog.TopQuery) (table string, days int, err error) {
+	cands := topTables
+	switch {
+	case q.ByIP:
+		cands = ipTables
+	case q.ByASN || q.ByCountry:
+		cands = nil
+	}
+	return planOf(s, q.Filter, cands)
+}
+
+func planOf(s *Store, f flowlog.Filter, cands []*rollupTable) (table string, days int, err error) {
+	p, err := s.plan(context.Background(), f, cands)
 	if p.r == nil {
 		return "", 0, err
 	}
@@ -45,7 +65,7 @@ func Plan(s *Store, f flowlog.Filter, step time.Duration) (table string, days in
 
 // SeriesSQL exposes the query of a Series (counting rows) for tests that EXPLAIN it.
 func SeriesSQL(s *Store, f flowlog.Filter, step time.Duration) (string, error) {
-	return s.aggregateSQL(context.Background(), f, step, true, false, "count() AS n", "")
+	return s.aggregateSQL(context.Background(), f, step, seriesTables(step), "", "count() AS n", "")
 }
 
 // StopJobs stops the background job without closing the shared engine.
@@ -102,3 +122,18 @@ func OldSchema(ctx context.Context, eng Engine, db string, v int) error {
 // SchemaSteps is the number of migrations (versions may have gaps while
 // branches that add steps are merged).
 var SchemaSteps = len(migrations)
+
+// FlowsOneQuery lists page p by offset in one query over every day, as
+// offset pages were read before offsetPage.
+func FlowsOneQuery(ctx context.Context, s *Store, f flowlog.Filter, p flowlog.Page) ([]flowlog.Flow, error) {
+	var rows []flowRow
+	cutoff := s.staleCutoff()
+	if err := s.queryRows(ctx, s.flowsSQL(f, p, cutoff, nil), &rows); err != nil {
+		return nil, err
+	}
+	out := make([]flowlog.Flow, len(rows))
+	for i := range rows {
+		out[i] = rows[i].flow(cutoff)
+	}
+	return out, nil
+}

@@ -227,7 +227,7 @@ func (s *Store) SeriesBy(ctx context.Context, f flowlog.Filter, step time.Durati
 	cutoff := s.staleCutoff()
 	from := s.rawFrom(s.conds(f, cutoff, nil))
 	back, lo, hi := spreadRange(f)
-	spread := spreadSQL(s.rawFrom(s.conds(back, cutoff, nil)), key+" AS k", "k", step.Milliseconds(), lo, hi)
+	spread := spreadSQL(s.rawFrom(s.conds(back, cutoff, nil)), key+" AS k, ", "k, ", step.Milliseconds(), lo, hi)
 	sql := fmt.Sprintf(`SELECT intDiv(toUnixTimestamp64Milli(t), 1000) AS ts,
 		if(k IN (SELECT k FROM (SELECT %[1]s AS k, sum(bytes_sent + bytes_recv) AS kb FROM %[2]s GROUP BY k ORDER BY kb DESC, k LIMIT %[3]d)), k, '') AS g,
 		%[4]s FROM (%[5]s)

@@ -100,16 +100,20 @@ const (
 const rollupDims = "network_id, host_id, src_type, src_entity_id, src_entity_name, " +
 	"dst_type, dst_entity_id, dst_entity_name, protocol, direction"
 
-// rollupTable is one rollup granularity.
+// rollupTable is one rollup table: a granularity and the groups it keeps.
 type rollupTable struct {
-	name  string        // table
-	grain time.Duration // bucket width
-	ttl   time.Duration
+	name    string        // table
+	grain   time.Duration // bucket width
+	ttl     time.Duration
+	timeCol string   // its bucket's column: bucket (DateTime) or day (Date)
+	dims    []string // the rollup dimensions it keeps (filters it answers); nil: all
+	grains  bool     // written since migration 9 (grains.go): serves days whose rollup_days.grains = 1
+	sides   bool     // one row per participant (or address) and side, not per flow's pair
 }
 
 var (
-	rollup1m = rollupTable{"flows_1m", time.Minute, Rollup1mTTL}
-	rollup1h = rollupTable{"flows_1h", time.Hour, Rollup1hTTL}
+	rollup1m = rollupTable{name: "flows_1m", grain: time.Minute, ttl: Rollup1mTTL, timeCol: "bucket"}
+	rollup1h = rollupTable{name: "flows_1h", grain: time.Hour, ttl: Rollup1hTTL, timeCol: "bucket"}
 )
 
 // firstDay is the first whole day (UTC midnight) this rollup still holds
@@ -251,11 +255,12 @@ func (s *Store) rollup(ctx context.Context, quiet time.Duration) (RollupStats, e
 		Day    string `json:"day"`
 		Marked int64  `json:"marked"`
 		Gen    int64  `json:"gen"`
+		Grains uint8  `json:"grains"`
 		Last   int64  `json:"last"`
 	}
-	q := fmt.Sprintf(`SELECT toString(d.day) AS day, d.marked AS marked, m.gen AS gen, m.last AS last
+	q := fmt.Sprintf(`SELECT toString(d.day) AS day, d.marked AS marked, m.gen AS gen, m.grains AS grains, m.last AS last
 		FROM (SELECT day, max(marked) AS marked FROM %[1]s.rollup_dirty GROUP BY day) AS d
-		LEFT JOIN (SELECT day, argMax(gen, stamp) AS gen, argMax(covers, stamp) AS covers, max(stamp) AS last
+		LEFT JOIN (SELECT day, argMax(gen, stamp) AS gen, argMax(grains, stamp) AS grains, argMax(covers, stamp) AS covers, max(stamp) AS last
 			FROM %[1]s.rollup_days GROUP BY day) AS m USING (day)
 		WHERE d.marked > m.covers ORDER BY day DESC`, s.db)
 	if err := s.queryRows(ctx, q, &dirty); err != nil {
@@ -282,12 +287,13 @@ func (s *Store) rollup(ctx context.Context, quiet time.Duration) (RollupStats, e
 		if !day.After(now.Add(-s.retention + rollupTTLMargin)) {
 			// The raw day is (being) deleted by its TTL: recomputing it would
 			// replace good rollup rows by a partial day. Keep the rows.
-			if err := s.writeRollupDay(ctx, d.Day, d.Gen, d.Marked); err != nil {
+			if err := s.writeRollupDay(ctx, d.Day, d.Gen, d.Marked, d.Grains); err != nil {
 				return st, err
 			}
 			st.Closed++
 			continue
 		}
+		var grains uint8
 		for _, r := range []rollupTable{rollup1m, rollup1h} {
 			if day.Before(r.firstDay(now)) {
 				continue // its rows would expire at once; readers do not look there
@@ -295,8 +301,16 @@ func (s *Store) rollup(ctx context.Context, quiet time.Duration) (RollupStats, e
 			if err := s.eng.Exec(ctx, s.rollupInsertSQL(r, d.Day, gen)); err != nil {
 				return st, fmt.Errorf("recomputing %s for %s: %w", r.name, d.Day, err)
 			}
+			if r.name == rollup1h.name { // the page's rollups are sums of it (grains.go)
+				for _, q := range s.grainsInsertSQL(d.Day, gen) {
+					if err := s.eng.Exec(ctx, q); err != nil {
+						return st, fmt.Errorf("recomputing the page's rollups for %s: %w", d.Day, err)
+					}
+				}
+				grains = 1
+			}
 		}
-		if err := s.writeRollupDay(ctx, d.Day, gen, covers); err != nil {
+		if err := s.writeRollupDay(ctx, d.Day, gen, covers, grains); err != nil {
 			return st, err
 		}
 		st.Days++
@@ -305,9 +319,9 @@ func (s *Store) rollup(ctx context.Context, quiet time.Duration) (RollupStats, e
 	return st, nil
 }
 
-func (s *Store) writeRollupDay(ctx context.Context, day string, gen, covers int64) error {
-	err := s.eng.Exec(ctx, fmt.Sprintf("INSERT INTO %s.rollup_days (day, gen, covers, stamp) VALUES ('%s', %d, %d, %d)",
-		s.db, day, gen, covers, s.stamp()))
+func (s *Store) writeRollupDay(ctx context.Context, day string, gen, covers int64, grains uint8) error {
+	err := s.eng.Exec(ctx, fmt.Sprintf("INSERT INTO %s.rollup_days (day, gen, covers, stamp, grains) VALUES ('%s', %d, %d, %d, %d)",
+		s.db, day, gen, covers, s.stamp(), grains))
 	if err != nil {
 		return fmt.Errorf("recording the rollup of %s: %w", day, err)
 	}
@@ -324,8 +338,8 @@ func (s *Store) rollupInsertSQL(r rollupTable, day string, gen int64) string {
 	d, _ := time.Parse(dayLayout, day)
 	parts := []string{d.Add(-24 * time.Hour).Format(partitionLayout), d.Format(partitionLayout)}
 	shadowed := s.shadowedExpr(s.egressBounds(time.Time{}, time.Time{}, parts, nil), []string{partitionIn(parts)}, false)
-	spread := spreadSQL(s.db+".flows FINAL WHERE "+partitionIn(parts), rollupDims+", toUInt8("+shadowed+") AS shadowed_r",
-		rollupDims+", shadowed_r", r.grain.Milliseconds(), d.UnixMilli(), d.Add(24*time.Hour).UnixMilli())
+	spread := spreadSQL(s.db+".flows FINAL WHERE "+partitionIn(parts), rollupDims+", toUInt8("+shadowed+") AS shadowed_r, ",
+		rollupDims+", shadowed_r, ", r.grain.Milliseconds(), d.UnixMilli(), d.Add(24*time.Hour).UnixMilli())
 	return fmt.Sprintf(`INSERT INTO %[1]s.%[2]s (bucket, gen, %[3]s, shadowed, bytes, packets, flows, spread_bytes, spread_packets)
 		SELECT toDateTime(t, 'UTC') AS bucket_r, toInt64(%[4]d) AS gen_r, %[3]s, shadowed_r,
 			toUInt64(least(sum(sb), %[5]s)), toUInt64(least(sum(sp), %[5]s)), toUInt64(sum(nf)),
@@ -335,10 +349,17 @@ func (s *Store) rollupInsertSQL(r rollupTable, day string, gen int64) string {
 		s.db, r.name, rollupDims, gen, maxUInt64, spread)
 }
 
+// cleanDay is a day whose rollup rows are up to date: the generation to
+// read, and whether it includes the page's rollups (grains.go).
+type cleanDay struct {
+	gen    int64
+	grains bool
+}
+
 // cleanDays returns the days (UTC midnight, formatted 2006-01-02) whose
-// rollup rows are up to date, with the generation to read, among the days
-// of [from, to) (zero = unbounded).
-func (s *Store) cleanDays(ctx context.Context, from, to time.Time) (map[string]int64, error) {
+// rollup rows are up to date among the days of [from, to) (zero =
+// unbounded).
+func (s *Store) cleanDays(ctx context.Context, from, to time.Time) (map[string]cleanDay, error) {
 	var cond []string
 	if !from.IsZero() {
 		cond = append(cond, "day >= '"+from.UTC().Format(dayLayout)+"'")
@@ -351,20 +372,21 @@ func (s *Store) cleanDays(ctx context.Context, from, to time.Time) (map[string]i
 		w = " WHERE " + strings.Join(cond, " AND ")
 	}
 	var rows []struct {
-		Day string `json:"day"`
-		Gen int64  `json:"gen"`
+		Day    string `json:"day"`
+		Gen    int64  `json:"gen"`
+		Grains uint8  `json:"grains"`
 	}
-	q := fmt.Sprintf(`SELECT toString(m.day) AS day, m.gen AS gen
-		FROM (SELECT day, argMax(gen, stamp) AS gen, argMax(covers, stamp) AS covers
+	q := fmt.Sprintf(`SELECT toString(m.day) AS day, m.gen AS gen, m.grains AS grains
+		FROM (SELECT day, argMax(gen, stamp) AS gen, argMax(grains, stamp) AS grains, argMax(covers, stamp) AS covers
 			FROM %[1]s.rollup_days%[2]s GROUP BY day) AS m
 		LEFT JOIN (SELECT day, max(marked) AS marked FROM %[1]s.rollup_dirty%[2]s GROUP BY day) AS d USING (day)
 		WHERE d.marked <= m.covers`, s.db, w)
 	if err := s.queryRows(ctx, q, &rows); err != nil {
 		return nil, fmt.Errorf("reading rollup state: %w", err)
 	}
-	out := make(map[string]int64, len(rows))
+	out := make(map[string]cleanDay, len(rows))
 	for _, r := range rows {
-		out[r.Day] = r.Gen
+		out[r.Day] = cleanDay{r.Gen, r.Grains == 1}
 	}
 	return out, nil
 }

@@ -255,6 +255,92 @@ var migrations = []migration{
 		TTL toDateTime(last_seen) + toIntervalDay(400)
 		SETTINGS fsync_after_insert = 1, fsync_part_directory = 1`,
 	}, nil},
+	{10, "rollups at the grain of the page's aggregates", []string{
+		// The aggregates the page asks for most group far coarser than
+		// flows_1h (host x src x dst x protocol x direction x hour holds
+		// about one flow per row at 10M flows): these tables hold exactly
+		// the groups they answer, recomputed with flows_1h, day by day,
+		// under the same generation (grains.go). TTL: Rollup1hTTL.
+		//
+		// Who talks to whom, per day: the matrix, and top participants
+		// under filters on participants.
+		`CREATE TABLE IF NOT EXISTS {db}.pairs_1d (
+			day Date,
+			gen Int64,
+			network_id LowCardinality(String),
+			shadowed UInt8,
+			src_type ` + participantEnum + `,
+			src_entity_id LowCardinality(String),
+			src_entity_name LowCardinality(String),
+			dst_type ` + participantEnum + `,
+			dst_entity_id LowCardinality(String),
+			dst_entity_name LowCardinality(String),
+			bytes UInt64,
+			packets UInt64,
+			flows UInt64
+		) ENGINE = ReplacingMergeTree(gen)
+		PARTITION BY toYYYYMM(day)
+		ORDER BY (day, network_id, shadowed, src_type, src_entity_id, src_entity_name, dst_type, dst_entity_id, dst_entity_name)
+		TTL day + toIntervalDay(365)
+		SETTINGS fsync_after_insert = 1, fsync_part_directory = 1`,
+		// Each participant per day, as source (side 0) and as destination
+		// (side 1): top talkers.
+		`CREATE TABLE IF NOT EXISTS {db}.talkers_1d (
+			day Date,
+			gen Int64,
+			network_id LowCardinality(String),
+			shadowed UInt8,
+			side UInt8 COMMENT '0: as source, 1: as destination',
+			ptype ` + participantEnum + `,
+			pid LowCardinality(String),
+			pname LowCardinality(String),
+			bytes UInt64,
+			packets UInt64,
+			flows UInt64
+		) ENGINE = ReplacingMergeTree(gen)
+		PARTITION BY toYYYYMM(day)
+		ORDER BY (day, network_id, shadowed, side, ptype, pid, pname)
+		TTL day + toIntervalDay(365)
+		SETTINGS fsync_after_insert = 1, fsync_part_directory = 1`,
+		// Each address per day, per side: top IPs.
+		`CREATE TABLE IF NOT EXISTS {db}.addrs_1d (
+			day Date,
+			gen Int64,
+			network_id LowCardinality(String),
+			shadowed UInt8,
+			side UInt8 COMMENT '0: as source, 1: as destination',
+			ip IPv6,
+			bytes UInt64,
+			packets UInt64,
+			flows UInt64
+		) ENGINE = ReplacingMergeTree(gen)
+		PARTITION BY toYYYYMM(day)
+		ORDER BY (day, network_id, shadowed, side, ip)
+		TTL day + toIntervalDay(365)
+		SETTINGS fsync_after_insert = 1, fsync_part_directory = 1`,
+		// Totals per hour: the time series.
+		`CREATE TABLE IF NOT EXISTS {db}.series_1h (
+			bucket DateTime('UTC'),
+			gen Int64,
+			network_id LowCardinality(String),
+			protocol UInt8,
+			direction Enum8('unspecified' = 0, 'ingress' = 1, 'egress' = 2),
+			shadowed UInt8,
+			flows UInt64 COMMENT 'flows started in the bucket',
+			spread_bytes UInt64 COMMENT 'bytes that flowed in the bucket, spread evenly over the lifetime of each flow',
+			spread_packets UInt64
+		) ENGINE = ReplacingMergeTree(gen)
+		PARTITION BY toYYYYMM(bucket)
+		ORDER BY (bucket, network_id, protocol, direction, shadowed)
+		TTL bucket + toIntervalSecond(31536000)
+		SETTINGS fsync_after_insert = 1, fsync_part_directory = 1`,
+		// Which days' generations include these tables: days rolled up
+		// before this step (kept past the raw flows' retention) do not.
+		`ALTER TABLE {db}.rollup_days ADD COLUMN IF NOT EXISTS grains UInt8 COMMENT '1: the generation also wrote pairs_1d, talkers_1d, addrs_1d, series_1h'`,
+		// Every day still in the raw flows is recomputed once.
+		`INSERT INTO {db}.rollup_dirty (day, marked)
+		SELECT DISTINCT toDate(start_ts), toUnixTimestamp64Nano(now64(9)) FROM {db}.flows`,
+	}, nil},
 }
 
 // flowsV3 is the flows table from migration 3 on ({table}: its name).

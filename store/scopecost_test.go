@@ -65,7 +65,7 @@ func TestScopeCost(t *testing.T) {
 	}
 	// Today dirty, as between two rollup passes: the aggregates read it raw.
 	fresh := newSynth(1000, end)
-	fresh.prefix = "fresh"
+	fresh.Prefix = "fresh"
 	if err := s.Insert(ctx, &flowlog.Batch{Events: fresh.batchAt(end)}); err != nil {
 		t.Fatal(err)
 	}

@@ -35,6 +35,9 @@ type benchCmd struct {
 	ChdbLib string `name:"chdb-lib" help:"Path of libchdb.so (default: the cache of 'make setup')." env:"FLOWLOG_CHDB_LIB"`
 
 	CeilingEvents int    `help:"Events inserted directly into the store to measure its ceiling; 0 skips." default:"${bench_ceiling_events}" env:"FLOWLOG_BENCH_CEILING_EVENTS"`
+	Queries       bool   `help:"Measure the query table of BENCHMARKS.md (top talkers, matrix, series, listing pages) over a synthetic data set of --flows flows instead of ingest; the set is built once in --data and reused by later runs." env:"FLOWLOG_BENCH_QUERIES"`
+	Flows         int    `help:"--queries: flows in the data set." default:"${bench_flows}" env:"FLOWLOG_BENCH_FLOWS"`
+	Runs          int    `help:"--queries: runs of each query (the median is reported)." default:"${bench_runs}" env:"FLOWLOG_BENCH_RUNS"`
 	JSON          bool   `name:"json" help:"Print the report as JSON." env:"FLOWLOG_BENCH_JSON"`
 	CPUProfile    string `name:"cpuprofile" help:"Write a CPU profile of the load generator (this process) during the run to this file. Profile the collector with perf (BENCHMARKS.md)." env:"FLOWLOG_BENCH_CPUPROFILE"`
 }
@@ -47,7 +50,7 @@ func benchVars() kong.Vars {
 		"bench_events_per_envelope": itoa(d.EventsPerEnvelope), "bench_window": itoa(d.Window),
 		"bench_participants": itoa(d.Participants), "bench_active_fraction": ftoa(d.ActiveFraction),
 		"bench_flush_rows": itoa(d.FlushRows), "bench_flush_interval": dur(d.FlushInterval),
-		"bench_ceiling_events": itoa(d.CeilingEvents),
+		"bench_ceiling_events": itoa(d.CeilingEvents), "bench_flows": itoa(d.Flows), "bench_runs": itoa(d.Runs),
 	}
 }
 
@@ -56,7 +59,7 @@ func (c *benchCmd) config() bench.Config {
 		Streams: c.Streams, Duration: time.Duration(c.Duration), EventsPerEnvelope: c.EventsPerEnvelope, Window: c.Window,
 		Rate: c.Rate, MTLS: c.MTLS, Participants: c.Participants, ActiveFraction: c.ActiveFraction, Seed: c.Seed,
 		FlushRows: c.FlushRows, FlushInterval: c.FlushInterval, Data: c.Data, Keep: c.Keep, Addr: c.Addr, ChdbLib: c.ChdbLib,
-		CeilingEvents: c.CeilingEvents, JSON: c.JSON, CPUProfile: c.CPUProfile,
+		CeilingEvents: c.CeilingEvents, Queries: c.Queries, Flows: c.Flows, Runs: c.Runs, JSON: c.JSON, CPUProfile: c.CPUProfile,
 		Command: "flowlog " + strings.Join(os.Args[1:], " "),
 	}
 }

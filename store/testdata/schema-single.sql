@@ -254,6 +254,83 @@ CREATE TABLE IF NOT EXISTS `flowlog`.agents (
 
 INSERT INTO `flowlog`.schema_migrations (version, name) VALUES (9, 'agents: which agent and wire generation each host runs');
 
+CREATE TABLE IF NOT EXISTS `flowlog`.pairs_1d (
+			day Date,
+			gen Int64,
+			network_id LowCardinality(String),
+			shadowed UInt8,
+			src_type Enum8('unspecified' = 0, 'node' = 1, 'user' = 2, 'extclient' = 3, 'egress_route' = 4, 'external' = 5),
+			src_entity_id LowCardinality(String),
+			src_entity_name LowCardinality(String),
+			dst_type Enum8('unspecified' = 0, 'node' = 1, 'user' = 2, 'extclient' = 3, 'egress_route' = 4, 'external' = 5),
+			dst_entity_id LowCardinality(String),
+			dst_entity_name LowCardinality(String),
+			bytes UInt64,
+			packets UInt64,
+			flows UInt64
+		) ENGINE = ReplacingMergeTree(gen)
+		PARTITION BY toYYYYMM(day)
+		ORDER BY (day, network_id, shadowed, src_type, src_entity_id, src_entity_name, dst_type, dst_entity_id, dst_entity_name)
+		TTL day + toIntervalDay(365)
+		SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+
+CREATE TABLE IF NOT EXISTS `flowlog`.talkers_1d (
+			day Date,
+			gen Int64,
+			network_id LowCardinality(String),
+			shadowed UInt8,
+			side UInt8 COMMENT '0: as source, 1: as destination',
+			ptype Enum8('unspecified' = 0, 'node' = 1, 'user' = 2, 'extclient' = 3, 'egress_route' = 4, 'external' = 5),
+			pid LowCardinality(String),
+			pname LowCardinality(String),
+			bytes UInt64,
+			packets UInt64,
+			flows UInt64
+		) ENGINE = ReplacingMergeTree(gen)
+		PARTITION BY toYYYYMM(day)
+		ORDER BY (day, network_id, shadowed, side, ptype, pid, pname)
+		TTL day + toIntervalDay(365)
+		SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+
+CREATE TABLE IF NOT EXISTS `flowlog`.addrs_1d (
+			day Date,
+			gen Int64,
+			network_id LowCardinality(String),
+			shadowed UInt8,
+			side UInt8 COMMENT '0: as source, 1: as destination',
+			ip IPv6,
+			bytes UInt64,
+			packets UInt64,
+			flows UInt64
+		) ENGINE = ReplacingMergeTree(gen)
+		PARTITION BY toYYYYMM(day)
+		ORDER BY (day, network_id, shadowed, side, ip)
+		TTL day + toIntervalDay(365)
+		SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+
+CREATE TABLE IF NOT EXISTS `flowlog`.series_1h (
+			bucket DateTime('UTC'),
+			gen Int64,
+			network_id LowCardinality(String),
+			protocol UInt8,
+			direction Enum8('unspecified' = 0, 'ingress' = 1, 'egress' = 2),
+			shadowed UInt8,
+			flows UInt64 COMMENT 'flows started in the bucket',
+			spread_bytes UInt64 COMMENT 'bytes that flowed in the bucket, spread evenly over the lifetime of each flow',
+			spread_packets UInt64
+		) ENGINE = ReplacingMergeTree(gen)
+		PARTITION BY toYYYYMM(bucket)
+		ORDER BY (bucket, network_id, protocol, direction, shadowed)
+		TTL bucket + toIntervalSecond(31536000)
+		SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+
+ALTER TABLE `flowlog`.rollup_days ADD COLUMN IF NOT EXISTS grains UInt8 COMMENT '1: the generation also wrote pairs_1d, talkers_1d, addrs_1d, series_1h';
+
+INSERT INTO `flowlog`.rollup_dirty (day, marked)
+		SELECT DISTINCT toDate(start_ts), toUnixTimestamp64Nano(now64(9)) FROM `flowlog`.flows;
+
+INSERT INTO `flowlog`.schema_migrations (version, name) VALUES (10, 'rollups at the grain of the page\'s aggregates');
+
 ALTER TABLE `flowlog`.flows MODIFY TTL toDateTime(start_ts) + toIntervalSecond(2592000) SETTINGS materialize_ttl_after_modify = 0;
 
 ALTER TABLE `flowlog`.rejected_events MODIFY TTL toDateTime(received_at) + toIntervalSecond(2592000) SETTINGS materialize_ttl_after_modify = 0;

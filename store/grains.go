@@ -1,0 +1,104 @@
+package store
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Rollups at the grain of the page's aggregates (migration 9). flows_1h
+// keeps every rollup dimension per hour, and at 10M flows over 30 days
+// most of its groups (host x source x destination x protocol x direction x
+// hour) hold one flow: it has 60% of the rows of flows, and a 30-day top
+// list read from it costs about what the raw read does. The page asks for
+// far coarser groups, so these tables hold exactly those, per day (per
+// hour for the series), each with the shadowed flag (dedupe.go):
+//   - pairs_1d: (network, source participant, destination participant):
+//     the matrix, and top participants under filters on participants;
+//   - talkers_1d: (network, side, participant): top participants;
+//   - addrs_1d: (network, side, address): top IPs;
+//   - series_1h: (hour, network, protocol, direction): the time series.
+//
+// They are written by the rollup pass of a day (rollup.go) under the
+// generation it writes flows_1h with, and named by the same rollup_days
+// row (with grains = 1), so every exactness argument of the rollups holds
+// for them unchanged: a reader reads them only for clean days, at the
+// generation named, and reads every other day raw. pairs_1d, talkers_1d
+// and series_1h are sums of the day's flows_1h rows just written (a
+// handful of milliseconds; identical to summing the merged flows, which
+// flows_1h is); addrs_1d needs the addresses, so it is summed from the
+// merged flows of the day, each row's shadowing decided as for the
+// rollups.
+
+// The tables, cheapest first within each aggregate's candidates
+// (aggregate.go plan). dims are the filter columns a table can answer
+// (dimConds); nil: every rollup dimension.
+var (
+	pairs1d = rollupTable{name: "pairs_1d", grain: 24 * time.Hour, ttl: Rollup1hTTL, timeCol: "day", grains: true,
+		dims: []string{"network_id", "src_type", "src_entity_id", "src_entity_name", "dst_type", "dst_entity_id", "dst_entity_name"}}
+	talkers1d = rollupTable{name: "talkers_1d", grain: 24 * time.Hour, ttl: Rollup1hTTL, timeCol: "day", grains: true, sides: true,
+		dims: []string{"network_id"}}
+	addrs1d = rollupTable{name: "addrs_1d", grain: 24 * time.Hour, ttl: Rollup1hTTL, timeCol: "day", grains: true, sides: true,
+		dims: []string{"network_id"}}
+	series1h = rollupTable{name: "series_1h", grain: time.Hour, ttl: Rollup1hTTL, timeCol: "bucket", grains: true,
+		dims: []string{"network_id", "protocol", "direction"}}
+)
+
+// dimColumnRe finds the rollup dimensions a condition of dimConds names
+// (a quoted value spelling a column's name adds that column: a costlier
+// table, never a wrong one).
+var dimColumnRe = regexp.MustCompile(`\b(` + strings.ReplaceAll(rollupDims, ", ", "|") + `)\b`)
+
+// serves says whether r can answer every condition of conds (dimConds).
+func (r *rollupTable) serves(conds []string) bool {
+	if r.dims == nil {
+		return true
+	}
+	for _, c := range dimColumnRe.FindAllString(strings.Join(conds, " "), -1) {
+		found := false
+		for _, d := range r.dims {
+			found = found || d == c
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// grainsInsertSQL recomputes one day of the page's rollups under
+// generation gen, after flows_1h got the day's rows of gen.
+func (s *Store) grainsInsertSQL(day string, gen int64) []string {
+	d, _ := time.Parse(dayLayout, day)
+	hour := fmt.Sprintf("%s.flows_1h WHERE bucket >= toDateTime('%s 00:00:00', 'UTC') AND bucket < toDateTime('%s 00:00:00', 'UTC') AND gen = %d",
+		s.db, day, d.Add(24*time.Hour).Format(dayLayout), gen)
+	sum := func(c string) string { return fmt.Sprintf("toUInt64(least(sum(toUInt128(%s)), %s))", c, maxUInt64) }
+	totals := sum("bytes") + ", " + sum("packets") + ", " + sum("flows")
+	pair := "network_id, shadowed, src_type, src_entity_id, src_entity_name, dst_type, dst_entity_id, dst_entity_name"
+	pairs := fmt.Sprintf(`INSERT INTO %[1]s.pairs_1d (day, gen, %[2]s, bytes, packets, flows)
+		SELECT toDate('%[3]s') AS day_r, toInt64(%[4]d) AS gen_r, %[2]s, %[5]s
+		FROM %[6]s AND flows > 0 GROUP BY %[2]s`, s.db, pair, day, gen, totals, hour)
+	talkers := fmt.Sprintf(`INSERT INTO %[1]s.talkers_1d (day, gen, network_id, shadowed, side, ptype, pid, pname, bytes, packets, flows)
+		SELECT day, gen, network_id, shadowed, p.1 AS side_r, p.2 AS ptype_r, p.3 AS pid_r, p.4 AS pname_r, %[2]s
+		FROM %[1]s.pairs_1d
+		ARRAY JOIN [(toUInt8(0), src_type, src_entity_id, src_entity_name), (toUInt8(1), dst_type, dst_entity_id, dst_entity_name)] AS p
+		WHERE day = '%[3]s' AND gen = %[4]d
+		GROUP BY day, gen, network_id, shadowed, side_r, ptype_r, pid_r, pname_r`, s.db, totals, day, gen)
+	series := fmt.Sprintf(`INSERT INTO %[1]s.series_1h (bucket, gen, network_id, protocol, direction, shadowed, flows, spread_bytes, spread_packets)
+		SELECT bucket, gen, network_id, protocol, direction, shadowed, %[2]s, %[3]s, %[4]s
+		FROM %[5]s GROUP BY bucket, gen, network_id, protocol, direction, shadowed`,
+		s.db, sum("flows"), sum("spread_bytes"), sum("spread_packets"), hour)
+	// The addresses, from the merged flows of the day, shadowing decided
+	// against the egress rows of the day and its neighbours (dedupe.go).
+	part := []string{d.Format(partitionLayout)}
+	shadowed := s.shadowedExpr(s.egressBounds(time.Time{}, time.Time{}, part, nil), []string{partitionIn(part)}, false)
+	addrs := fmt.Sprintf(`INSERT INTO %[1]s.addrs_1d (day, gen, network_id, shadowed, side, ip, bytes, packets, flows)
+		SELECT toDate('%[2]s') AS day_r, toInt64(%[3]d) AS gen_r, network_id, shadowed_r, a.1 AS side_r, a.2 AS ip_r,
+			toUInt64(least(sum(nb), %[4]s)), toUInt64(least(sum(np), %[4]s)), count()
+		FROM (SELECT network_id, src_ip, dst_ip, toUInt8(%[5]s) AS shadowed_r, %[6]s AS nb, %[7]s AS np FROM %[8]s)
+		ARRAY JOIN [(toUInt8(0), src_ip), (toUInt8(1), dst_ip)] AS a
+		GROUP BY network_id, shadowed_r, side_r, ip_r`,
+		s.db, day, gen, maxUInt64, shadowed, sumBytes, sumPackets, s.rawFrom([]string{partitionIn(part)}))
+	return []string{pairs, talkers, series, addrs}
+}
