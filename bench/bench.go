@@ -422,7 +422,7 @@ func (c *Config) afterRun(ctx context.Context, log *slog.Logger, dir string, ver
 	if err != nil {
 		return err
 	}
-	db, err := chdb.Open(lib, dir, 2)
+	db, err := chdb.Open(lib, dir, 2, chdb.Settings{})
 	if err != nil {
 		return err
 	}

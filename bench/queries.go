@@ -82,7 +82,7 @@ func RunQueries(ctx context.Context, c Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	eng, err := chdb.Open(lib, dir, 2)
+	eng, err := chdb.Open(lib, dir, 2, chdb.Settings{CacheBytes: store.DefaultEngineCacheBytes}) // the collector's default caches
 	if err != nil {
 		return err
 	}

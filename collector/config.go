@@ -104,7 +104,7 @@ type Config struct {
 // DefaultConfig is the collector as `flowlog serve` runs it without flags.
 func DefaultConfig() Config {
 	return Config{
-		Store: store.Config{DataDir: "./data", Options: store.Options{
+		Store: store.Config{DataDir: "./data", EngineCacheBytes: store.DefaultEngineCacheBytes, Options: store.Options{
 			Database: "flowlog", Retention: store.DefaultRetention, RollupEvery: store.DefaultRollupEvery,
 			MaxQueryTime: store.DefaultMaxQueryTime, MaxQueryMemory: store.DefaultMaxQueryMemory,
 			MaxQueryRows: store.DefaultMaxQueryRows, MaxOffset: store.DefaultMaxOffset,
@@ -174,6 +174,7 @@ func (c *Config) Validate() error {
 		{"--query-max-rows", c.Store.MaxQueryRows}, {"--max-offset", int64(c.Store.MaxOffset)},
 		{"--max-tails", int64(c.MaxTails)}, {"--max-tails-per-reader", int64(c.MaxTailsPerReader)},
 		{"--stale-after", int64(c.Store.StaleAfter)}, {"--peer-skew", int64(c.Store.PeerSkew)},
+		{"--engine-cache-size", c.Store.EngineCacheBytes},
 	} {
 		if f.v < 0 {
 			return fmt.Errorf("%s must not be negative (0 turns it off)", f.name)

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"log/slog"
 
 	"github.com/flowlog/flowlog/store/chdb"
 	"github.com/flowlog/flowlog/store/chserver"
@@ -21,6 +22,10 @@ type Config struct {
 	// their own. Default 4. The embedded engine reserves Conns-2 of them
 	// for the ingest (flowlog.IngestContext), which queries cannot take.
 	Conns int
+	// EngineCacheBytes bounds the embedded engine's caches together
+	// (chdb.Settings.CacheBytes); zero: the engine's defaults, sized for
+	// a database server (half the RAM for marks alone).
+	EngineCacheBytes int64
 
 	// ClickHouseURL selects a ClickHouse server instead of the embedded
 	// engine (package store/chserver; Options.Cluster for cluster mode).
@@ -28,6 +33,11 @@ type Config struct {
 	// the servers' certificates (https URLs; empty: the system's roots).
 	ClickHouseURL, ClickHouseCA string
 }
+
+// DefaultEngineCacheBytes is the collector's bound on the embedded engine's
+// caches: twice what the marks of a billion flows take, a fraction of the
+// engine's own defaults (which assume a machine of its own).
+const DefaultEngineCacheBytes = 128 << 20
 
 // Open opens the engine c selects and the flowlog schema in it.
 func Open(ctx context.Context, c Config) (*Store, error) {
@@ -40,7 +50,26 @@ func Open(ctx context.Context, c Config) (*Store, error) {
 		eng.Close()
 		return nil, fmt.Errorf("opening store in %s: %w", where, err)
 	}
+	if db, ok := eng.(*chdb.DB); ok {
+		releaseStartupPages(db, c.Logger)
+	}
 	return st, nil
+}
+
+// releaseStartupPages gives back the embedded engine's start-up code pages
+// once the engine has started and the schema is in place (about 100 MiB of
+// RSS, chdb.ReleaseStartupPages). It only saves memory: a failure is
+// logged, and the collector runs as it would have.
+func releaseStartupPages(db *chdb.DB, log *slog.Logger) {
+	if log == nil {
+		log = slog.Default()
+	}
+	n, err := db.ReleaseStartupPages()
+	if err != nil {
+		log.Warn("could not release the engine's start-up pages", "err", err)
+		return
+	}
+	log.Debug("released the engine's start-up pages", "bytes", n)
 }
 
 // openEngine is the one switch between engines; where names the engine's
@@ -60,7 +89,7 @@ func openEngine(ctx context.Context, c Config) (eng Engine, where string, err er
 	if err != nil {
 		return nil, "", err
 	}
-	db, err := chdb.Open(lib, c.DataDir, c.Conns)
+	db, err := chdb.Open(lib, c.DataDir, c.Conns, chdb.Settings{CacheBytes: c.EngineCacheBytes})
 	if err != nil {
 		return nil, "", err
 	}

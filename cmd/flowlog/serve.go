@@ -24,6 +24,7 @@ type serveCmd struct {
 	Retention         cli.Duration  `help:"How long flows are kept (TTL), e.g. 30d or 720h." default:"${serve_retention}" env:"FLOWLOG_RETENTION"`
 	Database          string        `help:"ClickHouse database name." default:"${serve_database}" env:"FLOWLOG_DATABASE"`
 	GoMemoryLimit     int64         `help:"Soft limit of the Go heap in bytes (GC works harder near it); the engine's memory comes on top. GOMEMLIMIT, if set, wins. 0 = none." default:"${serve_go_memory_limit}" env:"FLOWLOG_GO_MEMORY_LIMIT"`
+	EngineCacheSize   int64         `name:"engine-cache-size" help:"Memory the embedded engine's caches (marks, indexes, query conditions, compiled expressions) may hold together, bytes; more only helps queries over billions of flows. 0 = the engine's defaults (half the RAM for marks alone)." default:"${serve_engine_cache_size}" env:"FLOWLOG_ENGINE_CACHE_SIZE"`
 	StaleAfter        cli.Duration  `name:"stale-after" help:"An open flow with no event for this long is stale: listed as such, not counted as active (its agent is gone or lost its DESTROY); e.g. 6d." default:"${serve_stale_after}" env:"FLOWLOG_STALE_AFTER"`
 	PeerSkew          time.Duration `name:"peer-skew" help:"Two hosts' observations of one connection match when their starts are at most this far apart (their clocks differ)." default:"${serve_peer_skew}" env:"FLOWLOG_PEER_SKEW"`
 	RollupEvery       time.Duration `help:"How often the 1-minute and 1-hour rollups of changed days are recomputed (0 = never; aggregates then read raw flows)." default:"${serve_rollup_every}" env:"FLOWLOG_ROLLUP_EVERY"`
@@ -93,7 +94,7 @@ func serveVars() kong.Vars {
 	return kong.Vars{
 		"serve_data": d.Store.DataDir, "serve_grpc_addr": d.GRPCAddr, "serve_http_addr": d.HTTPAddr,
 		"serve_retention": days(d.Store.Retention), "serve_stale_after": days(d.Store.StaleAfter), "serve_peer_skew": dur(d.Store.PeerSkew), "serve_database": d.Store.Database,
-		"serve_go_memory_limit": itoa(d.GoMemoryLimit), "serve_rollup_every": dur(d.Store.RollupEvery),
+		"serve_go_memory_limit": itoa(d.GoMemoryLimit), "serve_engine_cache_size": itoa(d.Store.EngineCacheBytes), "serve_rollup_every": dur(d.Store.RollupEvery),
 		"serve_flush_rows": itoa(d.FlushRows), "serve_flush_interval": dur(d.FlushInterval),
 		"serve_max_pending_rows": itoa(d.MaxPendingRows), "serve_insert_writers": itoa(d.InsertWriters),
 		"serve_max_events": itoa(d.MaxEvents), "serve_max_message_bytes": itoa(d.MaxMessageBytes),
@@ -117,7 +118,7 @@ func serveVars() kong.Vars {
 // config maps the flags onto the collector's Config.
 func (c *serveCmd) config(log *slog.Logger) collector.Config {
 	return collector.Config{
-		Store: store.Config{DataDir: c.Data, ChdbLib: c.ChdbLib, ClickHouseURL: c.ClickHouse, ClickHouseCA: c.ClickHouseCA,
+		Store: store.Config{DataDir: c.Data, ChdbLib: c.ChdbLib, ClickHouseURL: c.ClickHouse, ClickHouseCA: c.ClickHouseCA, EngineCacheBytes: c.EngineCacheSize,
 			Options: store.Options{Database: c.Database, Retention: time.Duration(c.Retention), RollupEvery: c.RollupEvery,
 				Cluster: c.ClickHouseCluster, Logger: log, MaxQueryTime: c.QueryTimeout, MaxQueryMemory: c.QueryMaxMemory,
 				MaxQueryRows: c.QueryMaxRows, MaxOffset: c.MaxOffset,

@@ -48,7 +48,7 @@ func OpenEngine(lib, dir string, conns int) (eng store.Engine, cluster string, e
 		eng, err := openLocalCluster(lib, dir, conns)
 		return eng, localCluster, err
 	}
-	db, err := chdb.Open(lib, dir, conns)
+	db, err := chdb.Open(lib, dir, conns, chdb.Settings{})
 	return db, "", err
 }
 
@@ -93,7 +93,7 @@ func openLocalCluster(lib, dir string, conns int) (store.Engine, error) {
 	if err := os.Chdir(dir); err != nil {
 		return nil, err
 	}
-	db, err := chdb.Open(lib, filepath.Join(dir, "data"), conns)
+	db, err := chdb.Open(lib, filepath.Join(dir, "data"), conns, chdb.Settings{})
 	if cerr := os.Chdir(wd); err == nil {
 		err = cerr
 	}

@@ -90,6 +90,7 @@ var process struct {
 type DB struct {
 	lib   *api
 	dir   string
+	args  []string            // server settings given to the engine at connect (Settings.args)
 	conns chan unsafe.Pointer // chdb_connection* values; each serializes its queries
 	// ingest holds the connections reserved for statements whose context
 	// is flowlog.IngestContext (group commits): queries, however many and
@@ -99,12 +100,14 @@ type DB struct {
 }
 
 // Open loads the library (once per process) and opens n connections to the
-// data directory dir. A process can hold one directory only.
+// data directory dir. A process can hold one directory only. The engine
+// starts with the first connection of the process, so set applies then;
+// later Opens in the same process get the engine as it was started.
 //
 // With n >= 2, n-2 connections (at least one) are reserved for the ingest
 // (flowlog.IngestContext: one per insert writer) and the others serve
 // everything else, which bounds how many queries run at once.
-func Open(libPath, dir string, n int) (*DB, error) {
+func Open(libPath, dir string, n int, set Settings) (*DB, error) {
 	if n < 1 {
 		n = 1
 	}
@@ -139,7 +142,7 @@ func Open(libPath, dir string, n int) (*DB, error) {
 	if n >= 2 {
 		reserved = max(1, n-2)
 	}
-	db := &DB{lib: process.lib, dir: abs, conns: make(chan unsafe.Pointer, n-reserved)}
+	db := &DB{lib: process.lib, dir: abs, args: set.args(), conns: make(chan unsafe.Pointer, n-reserved)}
 	db.ingest = db.conns
 	if reserved > 0 {
 		db.ingest = make(chan unsafe.Pointer, reserved)
@@ -204,7 +207,7 @@ func load(path string) (*api, error) {
 }
 
 func (db *DB) connect() (unsafe.Pointer, error) {
-	args := []string{"flowlog", "--path=" + db.dir}
+	args := append([]string{"flowlog", "--path=" + db.dir}, db.args...)
 	cargs := make([][]byte, len(args))
 	argv := make([]unsafe.Pointer, len(args))
 	for i, s := range args {

@@ -47,7 +47,7 @@ func TestMain(m *testing.M) {
 	os.MkdirAll(filepath.Join(dir, "flowlog-inserts"), 0o750)
 	os.WriteFile(filepath.Join(dir, "flowlog-inserts", "batch-123.rowbinary"), make([]byte, 1<<20), 0o600)
 	os.WriteFile(filepath.Join(dir, "flowlog-inserts", "notes.txt"), []byte("not ours"), 0o600)
-	shared, err = Open(lib, dir, 2)
+	shared, err = Open(lib, dir, 2, testSettings)
 	if err != nil {
 		println(err.Error())
 		os.Exit(1)
@@ -103,7 +103,7 @@ func TestGoPanicsStillWorkAfterConnect(t *testing.T) {
 func TestSecondDirectoryInProcessIsRefused(t *testing.T) {
 	need(t)
 	lib, _ := FindLib("")
-	_, err := Open(lib, t.TempDir(), 1)
+	_, err := Open(lib, t.TempDir(), 1, Settings{})
 	if err == nil || !strings.Contains(err.Error(), "one data directory per process") {
 		t.Fatalf("want clear refusal, got %v", err)
 	}
@@ -153,5 +153,73 @@ func TestIngestHasItsOwnConnections(t *testing.T) {
 		if err := <-slow; err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// testSettings are the server settings the package's engine starts with
+// (TestSettingsReachTheEngine).
+var testSettings = Settings{CacheBytes: 64 << 20}
+
+// The cache budget reaches the engine as its server settings, split among
+// its caches.
+func TestSettingsReachTheEngine(t *testing.T) {
+	need(t)
+	out, err := shared.Query(context.Background(), `SELECT name, value FROM system.server_settings
+		WHERE name IN ('mark_cache_size', 'index_mark_cache_size', 'primary_index_cache_size',
+			'query_condition_cache_size', 'compiled_expression_cache_size') ORDER BY name`, "TabSeparated")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "compiled_expression_cache_size\t8388608\nindex_mark_cache_size\t8388608\nmark_cache_size\t33554432\n" +
+		"primary_index_cache_size\t8388608\nquery_condition_cache_size\t8388608\n"
+	if string(out) != want {
+		t.Fatalf("engine's cache sizes:\n%s\nwant:\n%s", out, want)
+	}
+}
+
+// The library's pages the engine only needed to start leave the process's
+// RSS, and the engine keeps working: its code faults back in as used.
+func TestReleaseStartupPages(t *testing.T) {
+	need(t)
+	ctx := context.Background()
+	lib, _ := filepath.EvalSymlinks(process.libPath)
+	resident := func() (clean, all int64) {
+		maps, err := libMappings(lib)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range maps {
+			all += m.rss
+			if m.clean() {
+				clean += m.rss
+			}
+		}
+		return clean, all
+	}
+	before, _ := resident()
+	if before == 0 {
+		t.Fatal("no page of the library is resident: the engine did not start?")
+	}
+	released, err := shared.ReleaseStartupPages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, all := resident()
+	if released < before/2 || after > before/2 {
+		t.Fatalf("released %d MiB; the library's clean pages went from %d to %d MiB resident (%d MiB with written ones)",
+			released>>20, before>>20, after>>20, all>>20)
+	}
+	for _, q := range []string{
+		"CREATE OR REPLACE TABLE release_t (k UInt64, s String) ENGINE = MergeTree ORDER BY k",
+		"INSERT INTO release_t SELECT number, toString(number) FROM numbers(100000)",
+		"OPTIMIZE TABLE release_t FINAL",
+	} {
+		if err := shared.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	out, err := shared.Query(ctx, "SELECT count(), sum(length(s)) FROM release_t", "TabSeparated")
+	if err != nil || string(out) != "100000\t488890\n" {
+		t.Fatalf("after the release: %q, %v", out, err)
 	}
 }

@@ -16,7 +16,7 @@ import (
 // same code as the server's; releases before 24.8 lack some, hence
 // chserver.MinServer).
 func TestSettingsSentExist(t *testing.T) {
-	db, err := chdb.Open(testutil.EngineLib(t), t.TempDir(), 1)
+	db, err := chdb.Open(testutil.EngineLib(t), t.TempDir(), 1, chdb.Settings{})
 	if err != nil {
 		t.Fatal(err)
 	}
