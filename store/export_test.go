@@ -129,3 +129,18 @@ func ClaimV3AndCrash(ctx context.Context, eng Engine, db, cluster string) error 
 	}
 	return s.execDDL(ctx, "RENAME TABLE "+s.db+".flows TO "+s.db+".flows_v2")
 }
+
+// Lookup asks the table for the stored instances of evs' flows, as resolve
+// does for the DESTROYs the maps cannot place, and counts the instances.
+func Lookup(ctx context.Context, s *Store, evs []flowlog.Event) (int, error) {
+	ask := make([]int, len(evs))
+	for i := range ask {
+		ask[i] = i
+	}
+	found, err := s.lookup(ctx, evs, ask)
+	n := 0
+	for _, is := range found {
+		n += len(is)
+	}
+	return n, err
+}

@@ -313,6 +313,7 @@ SETTINGS fsync_after_insert = 1, fsync_part_directory = 1`
 //   - so whoever finds flows_v2 (the claimant, a collector that lost the
 //     claim, one restarting after a crash) renames flows_v3 to flows; when
 //     that fails, another did it, which the shape of flows then shows.
+//
 // The one interleaving this cannot absorb: a collector that found flows in
 // the old shape and has copied it, then renames flows away after another
 // collector finished the whole step and dropped flows_v2 in between (two
