@@ -377,7 +377,7 @@ func absMS(d int64) int64 {
 // runs the same on every shard of a Distributed flows (no GLOBAL IN, no
 // table on one server) and on whichever server failover picks. One query
 // however many keys (queryRows lets it be as long as it is): 100,000 keys
-// in several queries of 256 KiB took twice as long as in one, because each
+// in several queries of 256 KiB took almost twice as long as in one: each
 // reads the partitions again (BENCHMARKS.md).
 func (s *Store) lookup(ctx context.Context, evs []flowlog.Event, ask []int) (map[flowKey][]instance, error) {
 	out := map[flowKey][]instance{}
