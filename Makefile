@@ -3,7 +3,7 @@
 GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 export PATH := $(dir $(GO)):$(PATH)
 
-.PHONY: setup web build run test proto bench
+.PHONY: setup web build run test test-cluster proto bench
 
 ## setup: fetch and cache the embedded ClickHouse engine (libchdb.so, pinned) and the IP databases (ipdb)
 setup:
@@ -28,7 +28,13 @@ test: setup web
 	@./scripts/web-test-deps.sh
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 30m ./...
+	@$(MAKE) --no-print-directory test-cluster
 	FUZZTIME=5s ./scripts/fuzz-short.sh
+
+## test-cluster: the store's and ingest's suites once more in cluster mode (Distributed tables
+## and sharding keys, on a one-shard cluster of the embedded engine; ~2 min on 2 cores)
+test-cluster: setup
+	FLOWLOG_TEST_LOCAL_CLUSTER=1 $(GO) test -count=1 -timeout 20m ./store/ ./ingest/
 
 ## proto: regenerate proto/flow/*.pb.go with pinned generators
 proto:

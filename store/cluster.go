@@ -47,6 +47,7 @@ import (
 var shardKeys = map[string]string{
 	"flows":             flowsShardKey,
 	"flows_v3":          flowsShardKey, // the counting's rebuild of flows (migration 3)
+	"flows_v2":          flowsShardKey, // and the old flows it renames away
 	"rejected_events":   "cityHash64(host_id, reason, event)",
 	"flows_1m":          "toYYYYMMDD(bucket)", // a day's rollup (one generation) on one shard
 	"flows_1h":          "toYYYYMMDD(bucket)",
@@ -71,7 +72,7 @@ var (
 	engineRe      = regexp.MustCompile(`ENGINE = (\w*)MergeTree\b`)
 	alterRe       = regexp.MustCompile(`(?s)^\s*ALTER TABLE (\S+)\.(\w+) (.*)$`)
 	dropTableRe   = regexp.MustCompile(`^\s*DROP TABLE IF EXISTS (\S+)\.(\w+)\s*$`)
-	exchangeRe    = regexp.MustCompile(`^\s*EXCHANGE TABLES (\S+)\.(\w+) AND (\S+)\.(\w+)\s*$`)
+	renameRe      = regexp.MustCompile(`^\s*RENAME TABLE (\S+)\.(\w+) TO (\S+)\.(\w+)\s*$`)
 	columnAlterRe = regexp.MustCompile(`^(ADD|DROP|MODIFY|RENAME|COMMENT|CLEAR) COLUMN\b`)
 	createDBRe    = regexp.MustCompile(`^\s*CREATE DATABASE IF NOT EXISTS (\S+)\s*$`)
 	insertRe      = regexp.MustCompile(`^\s*INSERT INTO `)
@@ -148,22 +149,24 @@ func clusterDDL(stmt, cluster string) ([]string, error) {
 			"DROP TABLE IF EXISTS " + db + "." + table + localSuffix + on + " SYNC",
 		}, nil
 	}
-	if m := exchangeRe.FindStringSubmatch(stmt); m != nil {
-		// The data is in the local tables: swap those. A Distributed table
-		// names its local table, so after the swap each one reads the
-		// right data but keeps its old columns: recreate both from their
-		// (swapped) local tables. Inserts meanwhile fail and are retried.
-		out := []string{"EXCHANGE TABLES " + m[1] + "." + m[2] + localSuffix + " AND " + m[3] + "." + m[4] + localSuffix + on}
-		for _, t := range [][2]string{{m[1], m[2]}, {m[3], m[4]}} {
-			key, ok := shardKeys[t[1]]
-			if !ok {
-				return nil, fmt.Errorf("cluster mode: table %s has no sharding key (store/cluster.go, shardKeys)", t[1])
-			}
-			out = append(out, "DROP TABLE IF EXISTS "+t[0]+"."+t[1]+on+" SYNC",
-				fmt.Sprintf("CREATE TABLE %[1]s.%[2]s%[3]s AS %[1]s.%[2]s%[4]s ENGINE = Distributed(%[5]s, %[1]s, %[2]s%[4]s, %[6]s)",
-					t[0], t[1], on, localSuffix, ident(cluster), key))
+	if m := renameRe.FindStringSubmatch(stmt); m != nil {
+		// The data is in the local tables: rename those (the step that
+		// fails when the table is gone or the name taken, on every
+		// server). A Distributed table names its local table: the old
+		// name's goes, the new name's is made over the renamed local
+		// table, with its columns (one left by a crash is replaced).
+		db, from, to := m[1], m[2], m[4]
+		key, ok := shardKeys[to]
+		if !ok {
+			return nil, fmt.Errorf("cluster mode: table %s has no sharding key (store/cluster.go, shardKeys)", to)
 		}
-		return out, nil
+		return []string{
+			"RENAME TABLE " + db + "." + from + localSuffix + " TO " + m[3] + "." + to + localSuffix + on,
+			"DROP TABLE IF EXISTS " + db + "." + from + on + " SYNC",
+			"DROP TABLE IF EXISTS " + m[3] + "." + to + on + " SYNC",
+			fmt.Sprintf("CREATE TABLE %[1]s.%[2]s%[3]s AS %[1]s.%[2]s%[4]s ENGINE = Distributed(%[5]s, %[1]s, %[2]s%[4]s, %[6]s)",
+				m[3], to, on, localSuffix, ident(cluster), key),
+		}, nil
 	}
 	return nil, fmt.Errorf("cluster mode: no cluster form for statement %.60q... (store/cluster.go)", strings.TrimSpace(stmt))
 }

@@ -137,13 +137,12 @@ func TestClusterDDLRewrites(t *testing.T) {
 				"ALTER TABLE `db`.flows_1m ON CLUSTER `c` ADD COLUMN shadowed UInt8 COMMENT 'a, b (c)'"},
 		{stmt: "DROP TABLE IF EXISTS `db`.flows_v3",
 			want: "DROP TABLE IF EXISTS `db`.flows_v3 ON CLUSTER `c` SYNC\nDROP TABLE IF EXISTS `db`.flows_v3_local ON CLUSTER `c` SYNC"},
-		{stmt: "EXCHANGE TABLES `db`.flows AND `db`.flows_v3",
-			want: "EXCHANGE TABLES `db`.flows_local AND `db`.flows_v3_local ON CLUSTER `c`\n" +
-				"DROP TABLE IF EXISTS `db`.flows ON CLUSTER `c` SYNC\n" +
-				"CREATE TABLE `db`.flows ON CLUSTER `c` AS `db`.flows_local ENGINE = Distributed(`c`, `db`, flows_local, " + flowsKey + ")\n" +
+		{stmt: "RENAME TABLE `db`.flows_v3 TO `db`.flows",
+			want: "RENAME TABLE `db`.flows_v3_local TO `db`.flows_local ON CLUSTER `c`\n" +
 				"DROP TABLE IF EXISTS `db`.flows_v3 ON CLUSTER `c` SYNC\n" +
-				"CREATE TABLE `db`.flows_v3 ON CLUSTER `c` AS `db`.flows_v3_local ENGINE = Distributed(`c`, `db`, flows_v3_local, " + flowsKey + ")"},
-		{stmt: "EXCHANGE TABLES `db`.flows AND `db`.other", err: "table other has no sharding key"},
+				"DROP TABLE IF EXISTS `db`.flows ON CLUSTER `c` SYNC\n" +
+				"CREATE TABLE `db`.flows ON CLUSTER `c` AS `db`.flows_local ENGINE = Distributed(`c`, `db`, flows_local, " + flowsKey + ")"},
+		{stmt: "RENAME TABLE `db`.flows TO `db`.other", err: "table other has no sharding key"},
 		{stmt: "INSERT INTO `db`.rollup_dirty (day, marked) VALUES ('2026-01-01', 1)",
 			want: "INSERT INTO `db`.rollup_dirty (day, marked) VALUES ('2026-01-01', 1)"},
 	} {
@@ -198,6 +197,63 @@ func TestConcurrentOpensMigrateOnce(t *testing.T) {
 	}
 	if len(rows) != store.SchemaSteps || rows[len(rows)-1].V != uint32(store.SchemaVersion()) {
 		t.Fatalf("schema_migrations after concurrent opens: %+v, want %d versions up to %d once each", rows, store.SchemaSteps, store.SchemaVersion())
+	}
+	flowsRebuilt(t, s)
+}
+
+// flowsRebuilt fails unless flows has migration 3's shape (what the store
+// queries and the table holding the data) and its spare tables are gone.
+func flowsRebuilt(t *testing.T, s *store.Store) {
+	t.Helper()
+	var tables []struct {
+		T string `json:"table"`
+	}
+	if err := s.QueryRows(context.Background(), "SELECT table FROM system.columns WHERE database = '"+strings.Trim(s.Database(), "`")+
+		"' AND name = 'rank' ORDER BY table", &tables); err != nil {
+		t.Fatal(err)
+	}
+	want := "flows"
+	if cluster != "" {
+		want = "flows flows_local"
+	}
+	var got []string
+	for _, r := range tables {
+		got = append(got, r.T)
+	}
+	if strings.Join(got, " ") != want {
+		t.Fatalf("tables with migration 3's rank column: %q, want %q (flows rebuilt once, spares dropped)", got, want)
+	}
+}
+
+// A collector that crashed right after its claim of migration 3 (the old
+// flows renamed away, the copy complete) leaves a state the next open
+// finishes, with every flow.
+func TestMigrationFinishesAClaimOfACrashedCollector(t *testing.T) {
+	testutil.NeedEngine(t)
+	ctx := context.Background()
+	db := strings.ReplaceAll(t.Name(), "/", "_")
+	if err := store.OldSchema(ctx, engine, db, cluster, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := engine.Exec(ctx, "INSERT INTO `"+db+"`.flows (event_type, flow_id, host_id, network_id, start_ts, version) VALUES "+
+		"('start', 'a', 'h1', 'n1', '2026-11-24 10:00:00', 1), ('destroy', 'a', 'h1', 'n1', '2026-11-24 10:00:00', 2), "+
+		"('start', 'b', 'h1', 'n1', '2026-11-24 11:00:00', 1)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.ClaimV3AndCrash(ctx, engine, db, cluster); err != nil {
+		t.Fatal(err)
+	}
+	s := open(t, store.Options{Database: db})
+	flowsRebuilt(t, s)
+	var rows []struct {
+		ID string `json:"flow_id"`
+		T  string `json:"event_type"`
+	}
+	if err := s.QueryRows(ctx, "SELECT flow_id, event_type FROM "+s.Database()+".flows FINAL ORDER BY flow_id", &rows); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2 || rows[0].ID != "a" || rows[0].T != "destroy" || rows[1].ID != "b" || rows[1].T != "start" {
+		t.Fatalf("flows after finishing the crashed claim: %+v, want a (destroy), b (start)", rows)
 	}
 }
 

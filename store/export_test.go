@@ -98,17 +98,17 @@ func Poller(s *Store, overlap time.Duration) func(context.Context) ([]flowlog.Ev
 
 // OldSchema creates database db at schema version v (its statements only),
 // as a build of that version left it.
-func OldSchema(ctx context.Context, eng Engine, db string, v int) error {
-	s := &Store{eng: eng, db: ident(db)}
-	if err := eng.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+s.db); err != nil {
+func OldSchema(ctx context.Context, eng Engine, db, cluster string, v int) error {
+	s := &Store{eng: eng, db: ident(db), cluster: cluster}
+	if err := s.execDDL(ctx, "CREATE DATABASE IF NOT EXISTS "+s.db); err != nil {
 		return err
 	}
-	if err := eng.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+s.db+".schema_migrations (version UInt32, name String, applied_at DateTime DEFAULT now()) ENGINE = ReplacingMergeTree ORDER BY version"); err != nil {
+	if err := s.execDDL(ctx, "CREATE TABLE IF NOT EXISTS "+s.db+".schema_migrations (version UInt32, name String, applied_at DateTime DEFAULT now()) ENGINE = ReplacingMergeTree ORDER BY version"); err != nil {
 		return err
 	}
 	for _, m := range migrations[:v] {
 		for _, stmt := range m.stmts {
-			if err := eng.Exec(ctx, strings.ReplaceAll(stmt, "{db}", s.db)); err != nil {
+			if err := s.execDDL(ctx, strings.ReplaceAll(stmt, "{db}", s.db)); err != nil {
 				return err
 			}
 		}
@@ -136,4 +136,46 @@ func FlowsOneQuery(ctx context.Context, s *Store, f flowlog.Filter, p flowlog.Pa
 		out[i] = rows[i].flow(cutoff)
 	}
 	return out, nil
+}
+
+// SchemaExec runs a schema statement (one server's form) on db in the
+// cluster's form when cluster is set.
+func SchemaExec(ctx context.Context, eng Engine, db, cluster, stmt string) error {
+	s := &Store{eng: eng, db: ident(db), cluster: cluster}
+	return s.execDDL(ctx, stmt)
+}
+
+// Optimize merges table's parts (FINAL), on every server in cluster mode.
+func Optimize(ctx context.Context, s *Store, table string) error {
+	on := ""
+	if s.cluster != "" {
+		on = " ON CLUSTER " + ident(s.cluster)
+	}
+	return s.eng.Exec(ctx, "OPTIMIZE TABLE "+s.db+"."+s.storageTable(table)+on+" FINAL")
+}
+
+// ClaimV3AndCrash does what a collector did in migration 3 up to its claim
+// (the copy, then the old flows renamed away), and stops there, as if it
+// crashed.
+func ClaimV3AndCrash(ctx context.Context, eng Engine, db, cluster string) error {
+	s := &Store{eng: eng, db: ident(db), cluster: cluster, retention: DefaultRetention}
+	if err := s.copyToV3(ctx, s.db+".flows", s.db+".flows_v3"); err != nil {
+		return err
+	}
+	return s.execDDL(ctx, "RENAME TABLE "+s.db+".flows TO "+s.db+".flows_v2")
+}
+
+// Lookup asks the table for the stored instances of evs' flows, as resolve
+// does for the DESTROYs the maps cannot place, and counts the instances.
+func Lookup(ctx context.Context, s *Store, evs []flowlog.Event) (int, error) {
+	ask := make([]int, len(evs))
+	for i := range ask {
+		ask[i] = i
+	}
+	found, err := s.lookup(ctx, evs, ask)
+	n := 0
+	for _, is := range found {
+		n += len(is)
+	}
+	return n, err
 }

@@ -3,8 +3,6 @@ package store
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"hash/maphash"
 	"slices"
@@ -95,11 +93,6 @@ type registry struct {
 	next     uint64
 	inflight map[uint64]*batchFlows
 	recent   recent // committed lately
-	table    string // per-Store Memory table of the keys to look up
-	// created: the table exists. It is made at the first lookup, not at
-	// Open, so that opening a current schema sends no DDL (cluster.go) and
-	// the table, local to the server this store talks to, is no schema.
-	created bool
 }
 
 // pending is a registered batch: release it once its insert has returned.
@@ -132,21 +125,6 @@ func merged(a, b []instance) []instance {
 		out = upsert(out, inst)
 	}
 	return out
-}
-
-func newLookupTable(db string) string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	return db + ".`flow_lookup_" + hex.EncodeToString(b[:]) + "`"
-}
-
-// createLookup makes this Store's lookup table: Memory, nothing durable.
-func (s *Store) createLookup(ctx context.Context) error {
-	if err := s.eng.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+s.ident.table+
-		" (network_id String, host_id String, flow_id String) ENGINE = Memory"); err != nil {
-		return fmt.Errorf("creating the flow lookup table: %w", err)
-	}
-	return nil
 }
 
 // resolve gives each event its flow's canonical start (see above) and
@@ -458,6 +436,14 @@ func absMS(d int64) int64 {
 // lookup returns the stored instances of the keys of evs[ask]: one query
 // over the day partitions their starts (± startTolerance) fall in, or every
 // partition when a DESTROY has no start. Nothing to ask: no query.
+//
+// The keys travel inside the query, as RowBinary in a string literal read
+// by the format table function: a query that needs nothing but itself
+// runs the same on every shard of a Distributed flows (no GLOBAL IN, no
+// table on one server) and on whichever server failover picks. One query
+// however many keys (queryRows lets it be as long as it is): 100,000 keys
+// in several queries of 256 KiB took almost twice as long as in one: each
+// reads the partitions again (BENCHMARKS.md).
 func (s *Store) lookup(ctx context.Context, evs []flowlog.Event, ask []int) (map[flowKey][]instance, error) {
 	out := map[flowKey][]instance{}
 	if len(ask) == 0 {
@@ -483,26 +469,14 @@ func (s *Store) lookup(ctx context.Context, evs []flowlog.Event, ask []int) (map
 			keys.str(k.id)
 		}
 	}
-	if !s.ident.created {
-		if err := s.createLookup(ctx); err != nil {
-			return nil, err
-		}
-		s.ident.created = true
-	}
-	if err := s.eng.Exec(ctx, "TRUNCATE TABLE "+s.ident.table); err != nil {
-		return nil, fmt.Errorf("flow lookup: %w", err)
-	}
-	if err := s.eng.Insert(ctx, s.ident.table, "network_id, host_id, flow_id", "RowBinary", keys.b); err != nil {
-		return nil, fmt.Errorf("flow lookup: %w", err)
-	}
-	c := []string{"(network_id, host_id, flow_id) IN (SELECT network_id, host_id, flow_id FROM " + s.ident.table + ")"}
+	var part string
 	if !all {
 		ds := make([]string, 0, len(days))
 		for d := range days {
 			ds = append(ds, d)
 		}
 		sort.Strings(ds)
-		c = append(c, partitionIn(ds))
+		part = partitionIn(ds)
 	}
 	var rows []struct {
 		N   string `json:"network_id"`
@@ -513,9 +487,7 @@ func (s *Store) lookup(ctx context.Context, evs []flowlog.Event, ask []int) (map
 		D   uint8  `json:"d"`
 		Apx uint8  `json:"end_approx"`
 	}
-	q := fmt.Sprintf("SELECT network_id, host_id, flow_id, toUnixTimestamp64Milli(start_ts) AS s, "+
-		"toUnixTimestamp64Milli(end_ts) AS e, toUInt8(event_type = 'destroy') AS d, end_approx FROM %s.flows %s", s.db, whereOf(c))
-	if err := s.queryRows(ctx, q, &rows); err != nil {
+	if err := s.queryRows(ctx, lookupSQL(s.db, keys.b, part), &rows); err != nil {
 		return nil, fmt.Errorf("flow lookup: %w", err)
 	}
 	for _, r := range rows {
@@ -527,4 +499,16 @@ func (s *Store) lookup(ctx context.Context, evs []flowlog.Event, ask []int) (map
 		out[k] = upsert(out[k], inst)
 	}
 	return out, nil
+}
+
+// lookupSQL is the query for the keys (RowBinary: network_id, host_id,
+// flow_id), in the day partitions of part (all when empty).
+func lookupSQL(db string, keys []byte, part string) string {
+	c := []string{"(network_id, host_id, flow_id) IN (SELECT network_id, host_id, flow_id FROM format(RowBinary, " +
+		"'network_id String, host_id String, flow_id String', " + quote(string(keys)) + "))"}
+	if part != "" {
+		c = append(c, part)
+	}
+	return fmt.Sprintf("SELECT network_id, host_id, flow_id, toUnixTimestamp64Milli(start_ts) AS s, "+
+		"toUnixTimestamp64Milli(end_ts) AS e, toUInt8(event_type = 'destroy') AS d, end_approx FROM %s.flows %s", db, whereOf(c))
 }

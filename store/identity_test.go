@@ -151,7 +151,7 @@ func TestDestroyWinsAVersionTie(t *testing.T) {
 	insert(t, s, de)
 	insert(t, s, st)
 	insert(t, s, st, de, st)
-	if err := s.Exec(context.Background(), "OPTIMIZE TABLE "+s.Database()+".flows FINAL"); err != nil {
+	if err := store.Optimize(context.Background(), s, "flows"); err != nil {
 		t.Fatal(err)
 	}
 	flows := allFlows(t, s, flowlog.Filter{})
@@ -286,7 +286,7 @@ func TestMigrationKeepsFlowsAndJoinsSplitPairs(t *testing.T) {
 	testutil.NeedEngine(t)
 	ctx := context.Background()
 	db := t.Name()
-	if err := store.OldSchema(ctx, engine, db, 2); err != nil {
+	if err := store.OldSchema(ctx, engine, db, cluster, 2); err != nil {
 		t.Fatal(err)
 	}
 	row := func(typ, id, start, end string, bytes, version int) string {
@@ -294,7 +294,7 @@ func TestMigrationKeepsFlowsAndJoinsSplitPairs(t *testing.T) {
 			"toIPv6('10.0.0.2'), 'node', 'n2', 'node-2', '%s', '%s', %d, 0, 1, 0, 0, %d)", typ, id, start, end, bytes, version)
 	}
 	// An older build run with --retention 40d kept flows of 35 days ago.
-	if err := engine.Exec(ctx, "ALTER TABLE `"+db+"`.flows MODIFY TTL toDateTime(start_ts) + toIntervalSecond(3456000)"); err != nil {
+	if err := store.SchemaExec(ctx, engine, db, cluster, "ALTER TABLE `"+db+"`.flows MODIFY TTL toDateTime(start_ts) + toIntervalSecond(3456000)"); err != nil {
 		t.Fatal(err)
 	}
 	day := midnight.Format("2006-01-02")

@@ -398,37 +398,71 @@ TTL toDateTime(start_ts) + toIntervalSecond(2592000)
 SETTINGS fsync_after_insert = 1, fsync_part_directory = 1`
 
 // migrateV3 rebuilds flows with the shape of flowsV3 (a sorting key cannot
-// be changed in place): copy into flows_v3, swap the two atomically, drop
-// the old one. The copy is merged across partitions, so a START and
-// DESTROY that migration 1 stored on either side of midnight become one
-// flow. Repeatable: the copy runs only while flows still has the old shape.
-// The rollups get the column shadowed (dedupe.go) and every day is
-// recomputed.
+// be changed in place): copy it into flows_v3, rename it away to flows_v2,
+// rename flows_v3 to flows, drop the two spare tables. The copy is merged
+// across partitions, so a START and DESTROY that migration 1 stored on
+// either side of midnight become one flow. The rollups get the column
+// shadowed (dedupe.go) and every day is recomputed.
+//
+// Collectors starting at once (or one after another crashed halfway) all
+// run this, and every state between the statements is one they can finish
+// from, whoever reaches it:
+//   - each copies into flows_v3 (IF NOT EXISTS: the copy of a crashed run
+//     is kept); copies of the same rows collapse (ReplacingMergeTree, same
+//     rank), so several copies are one;
+//   - the claim is RENAME flows TO flows_v2: a rename succeeds once (then
+//     flows is gone, later flows_v2 exists), so exactly one collector takes
+//     the old table away, and only after its copy completed: whenever
+//     flows_v2 exists, flows_v3 holds every row;
+//   - so whoever finds flows_v2 (the claimant, a collector that lost the
+//     claim, one restarting after a crash) renames flows_v3 to flows; when
+//     that fails, another did it, which the shape of flows then shows.
+//
+// The one interleaving this cannot absorb: a collector that found flows in
+// the old shape and has copied it, then renames flows away after another
+// collector finished the whole step and dropped flows_v2 in between (two
+// statements of the other inside the gap between its own check and
+// rename, right after a copy). Inserts during the rebuild fail (flows is
+// briefly missing) and are retried by the agents.
 func migrateV3(ctx context.Context, s *Store) error {
-	hasRank, err := s.hasColumn(ctx, "flows", "rank")
+	flows, v2, v3 := s.db+".flows", s.db+".flows_v2", s.db+".flows_v3"
+	done := func() (bool, error) { return s.hasColumn(ctx, s.storageTable("flows"), "rank") }
+	ok, err := done()
 	if err != nil {
 		return err
 	}
-	if !hasRank {
-		tmp := s.db + ".flows_v3"
-		for _, q := range []string{
-			"DROP TABLE IF EXISTS " + tmp, // a copy a crash interrupted
-			// With the configured retention from the start: a TTL applies
-			// to the rows copied in, and the 30 days written above would
-			// drop older rows that a longer --retention keeps.
-			strings.ReplaceAll(strings.ReplaceAll(flowsV3, "{table}", tmp), "toIntervalSecond(2592000)",
-				fmt.Sprintf("toIntervalSecond(%d)", int64(s.retention/time.Second))),
-			"INSERT INTO " + tmp + " (" + flowColumnsV1 + ", inserted_at) SELECT " + flowColumnsV1 + ", inserted_at FROM " +
-				s.db + ".flows FINAL SETTINGS do_not_merge_across_partitions_select_final = 0",
-			"EXCHANGE TABLES " + s.db + ".flows AND " + tmp,
-		} {
-			if err := s.execDDL(ctx, q); err != nil {
-				return fmt.Errorf("rebuilding flows: %w", err)
+	if !ok {
+		claimed, err := s.hasTable(ctx, s.storageTable("flows_v2"))
+		if err != nil {
+			return err
+		}
+		if !claimed {
+			if err := s.copyToV3(ctx, flows, v3); err != nil {
+				// Another collector renamed a table under the copy.
+				if claimed, _ = s.hasTable(ctx, s.storageTable("flows_v2")); !claimed {
+					if ok, _ = done(); !ok {
+						return err
+					}
+				}
+			} else if ok, err = done(); err != nil {
+				return err
+			} else if !ok {
+				// The claim; it fails when another collector took it.
+				_ = s.execDDL(ctx, "RENAME TABLE "+flows+" TO "+v2)
+			}
+		}
+		if !ok {
+			if err := s.execDDL(ctx, "RENAME TABLE "+v3+" TO "+flows); err != nil {
+				if ok, _ = done(); !ok {
+					return fmt.Errorf("rebuilding flows: %w", err)
+				}
 			}
 		}
 	}
-	if err := s.execDDL(ctx, "DROP TABLE IF EXISTS "+s.db+".flows_v3"); err != nil {
-		return err
+	for _, t := range []string{v2, v3} {
+		if err := s.execDDL(ctx, "DROP TABLE IF EXISTS "+t); err != nil {
+			return err
+		}
 	}
 	for _, r := range []string{"flows_1m", "flows_1h"} {
 		has, err := s.hasColumn(ctx, r, "shadowed")
@@ -453,6 +487,26 @@ func migrateV3(ctx context.Context, s *Store) error {
 	}
 	return s.execDDL(ctx, "INSERT INTO "+s.db+".rollup_dirty (day, marked) "+
 		"SELECT DISTINCT toDate(start_ts), toUnixTimestamp64Nano(now64(9)) FROM "+s.db+".flows")
+}
+
+// copyToV3 copies flows (the shape of migration 1) into flows_v3 (flowsV3).
+// It fails when another collector renamed either table meanwhile (the
+// caller then finds the step claimed or done).
+func (s *Store) copyToV3(ctx context.Context, flows, v3 string) error {
+	for _, q := range []string{
+		// With the configured retention from the start: a TTL applies
+		// to the rows copied in, and the 30 days written above would
+		// drop older rows that a longer --retention keeps.
+		strings.ReplaceAll(strings.ReplaceAll(flowsV3, "{table}", v3), "toIntervalSecond(2592000)",
+			fmt.Sprintf("toIntervalSecond(%d)", int64(s.retention/time.Second))),
+		"INSERT INTO " + v3 + " (" + flowColumnsV1 + ", inserted_at) SELECT " + flowColumnsV1 + ", inserted_at FROM " +
+			flows + " FINAL SETTINGS do_not_merge_across_partitions_select_final = 0",
+	} {
+		if err := s.execDDL(ctx, q); err != nil {
+			return fmt.Errorf("rebuilding flows: %w", err)
+		}
+	}
+	return nil
 }
 
 func (s *Store) hasColumn(ctx context.Context, table, col string) (bool, error) {

@@ -154,7 +154,6 @@ func OpenEngine(ctx context.Context, eng Engine, o Options) (*Store, error) {
 		s.peerSkew = time.Millisecond
 	}
 	s.readSettings, s.maxOffset = o.limits()
-	s.ident.table = newLookupTable(s.db)
 	s.marks = newMarks(eng)
 	s.buf.New = func() any { return &rowBinary{} }
 	s.blocks.New = func() any { return newFlowBlock() }
@@ -236,12 +235,6 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) Close() error {
 	s.closing.Do(func() { close(s.stop) })
 	s.jobs.Wait()
-	// Best effort: the table is in memory and empty after a restart anyway.
-	s.ident.mu.Lock()
-	if s.ident.created {
-		_ = s.eng.Exec(context.Background(), "DROP TABLE IF EXISTS "+s.ident.table)
-	}
-	s.ident.mu.Unlock()
 	return s.eng.Close()
 }
 
@@ -287,10 +280,20 @@ func (o Options) limits() (settings string, maxOffset int) {
 // Options: TIMEOUT_EXCEEDED, TOO_MANY_ROWS, MEMORY_LIMIT_EXCEEDED.
 var queryLimitCodes = []string{"Code: 159.", "Code: 158.", "Code: 241."}
 
+// defaultMaxQuerySize is the engines' default max_query_size: the longest
+// query text they parse.
+const defaultMaxQuerySize = 256 << 10
+
 // queryRows runs a SELECT and decodes each JSONEachRow line into *dst (a
 // pointer to a slice of structs).
 func (s *Store) queryRows(ctx context.Context, sql string, dst any) error {
-	out, err := s.eng.QueryJSON(ctx, sql+s.readSettings)
+	sql += s.readSettings
+	if len(sql) > defaultMaxQuerySize {
+		// A query that carries its data (the identity lookup's keys) says
+		// it may be as long as it is (the setting's digits included).
+		sql += fmt.Sprintf(", max_query_size = %d", len(sql)+40)
+	}
+	out, err := s.eng.QueryJSON(ctx, sql)
 	if err != nil {
 		for _, c := range queryLimitCodes {
 			if strings.Contains(err.Error(), c) {

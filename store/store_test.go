@@ -29,7 +29,7 @@ func TestMain(m *testing.M) {
 	os.Exit(testutil.RunWithEngine(m, os.Getenv("FLOWLOG_STORE_TEST_DIR"), 2, &engine, &cluster))
 }
 
-func open(t *testing.T, o store.Options) *store.Store {
+func open(t testing.TB, o store.Options) *store.Store {
 	t.Helper()
 	testutil.NeedEngine(t)
 	if o.Database == "" {

@@ -11,7 +11,13 @@
 //     instead of panicking; we save every handler before loading and
 //     connecting, and put them back afterwards;
 //   - query text is passed with its length (chdb_query_n), so NUL bytes
-//     survive.
+//     survive;
+//   - the engine starts the task that finally removes dropped tables only
+//     when <dir>/metadata exists as it starts (chdb-io/chdb-core#173, fixed
+//     after 26.5.3): on a fresh directory a DROP TABLE ... SYNC (the
+//     cluster form of the store's drops) waited forever, and dropped tables
+//     stayed on disk until the next start. Open creates the directory
+//     first.
 package chdb
 
 import (
@@ -131,6 +137,9 @@ func Open(libPath, dir string, n int, set Settings) (*DB, error) {
 		// insert files left here were orphaned by a kill -9.
 		if err := removeInsertLeftovers(abs); err != nil {
 			return nil, err
+		}
+		if err := os.MkdirAll(filepath.Join(abs, "metadata"), 0o750); err != nil {
+			return nil, fmt.Errorf("chDB data directory: %w", err)
 		}
 		lib, err := load(libPath)
 		if err != nil {

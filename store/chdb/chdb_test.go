@@ -223,3 +223,21 @@ func TestReleaseStartupPages(t *testing.T) {
 		t.Fatalf("after the release: %q, %v", out, err)
 	}
 }
+
+// The engine's directory was fresh when TestMain opened it: a synchronous
+// drop, which waits for the table's removal, returns (it waited forever
+// before Open created the metadata directory first).
+func TestDropSyncReturnsOnAFreshDirectory(t *testing.T) {
+	need(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a hang guard, not a latency bound
+	defer cancel()
+	for _, q := range []string{
+		"CREATE TABLE default.dropped_sync (a UInt8) ENGINE = MergeTree ORDER BY a",
+		"INSERT INTO default.dropped_sync VALUES (1)",
+		"DROP TABLE default.dropped_sync SYNC",
+	} {
+		if _, err := shared.Query(ctx, q, "CSV"); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+}

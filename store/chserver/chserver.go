@@ -241,6 +241,27 @@ func (e *Engine) Exec(ctx context.Context, sql string) error {
 // query that fails halfway is an error here, not a truncated answer.
 var querySettings = clickhouse.Settings{"wait_end_of_query": 1}
 
+// defaultMaxQuerySize is the server's default max_query_size.
+const defaultMaxQuerySize = 256 << 10
+
+// settingsFor are the settings of the query sql: querySettings, and for a
+// query longer than the default max_query_size (the store's identity
+// lookup carries its keys in the query) its length. The store says so in
+// the query's SETTINGS too, which some releases read only after parsing
+// it (ClickHouse#66215, 24.5); an HTTP parameter applies before parsing
+// on every release, and goes with the query to the shards of a
+// Distributed table.
+func settingsFor(sql string) clickhouse.Settings {
+	if len(sql) <= defaultMaxQuerySize {
+		return querySettings
+	}
+	s := clickhouse.Settings{"max_query_size": len(sql) + 1}
+	for k, v := range querySettings {
+		s[k] = v
+	}
+	return s
+}
+
 // QueryJSON runs a SELECT and returns its rows as JSONEachRow lines.
 func (e *Engine) QueryJSON(ctx context.Context, sql string) ([]byte, error) {
 	release, err := e.read(ctx)
@@ -248,7 +269,7 @@ func (e *Engine) QueryJSON(ctx context.Context, sql string) ([]byte, error) {
 		return nil, err
 	}
 	defer release()
-	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(querySettings))
+	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(settingsFor(sql)))
 	r, err := e.conn.QueryFormat(ctx, "JSONEachRow", sql)
 	if err != nil {
 		return nil, classify("query", err)

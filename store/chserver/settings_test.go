@@ -41,3 +41,20 @@ func TestSettingsSentExist(t *testing.T) {
 		}
 	}
 }
+
+// A query longer than the server's default max_query_size (the identity
+// lookup's keys) is sent with a max_query_size it fits in, as a parameter
+// the server applies before parsing; others are sent as they were.
+func TestLongQueriesCarryTheirSize(t *testing.T) {
+	if _, ok := chserver.SettingsFor("SELECT 1")["max_query_size"]; ok {
+		t.Error("a short query is sent with max_query_size")
+	}
+	long := "SELECT '" + strings.Repeat("k", 300<<10) + "'"
+	got, ok := chserver.SettingsFor(long)["max_query_size"].(int)
+	if !ok || got <= len(long) {
+		t.Errorf("a query of %d bytes is sent with max_query_size %v", len(long), chserver.SettingsFor(long)["max_query_size"])
+	}
+	if chserver.SettingsFor(long)["wait_end_of_query"] != 1 {
+		t.Error("a long query lost the other query settings")
+	}
+}

@@ -135,10 +135,6 @@ INSERT INTO `flowlog`.rollup_dirty (day, marked)
 
 INSERT INTO `flowlog`.schema_migrations (version, name) VALUES (2, 'rollups at 1 minute and 1 hour');
 
-DROP TABLE IF EXISTS `flowlog`.flows_v3 ON CLUSTER `flows_cluster` SYNC;
-
-DROP TABLE IF EXISTS `flowlog`.flows_v3_local ON CLUSTER `flows_cluster` SYNC;
-
 CREATE TABLE IF NOT EXISTS `flowlog`.flows_v3_local ON CLUSTER `flows_cluster` (
 	event_type Enum8('start' = 1, 'destroy' = 2),
 	flow_id String,
@@ -181,15 +177,25 @@ CREATE TABLE IF NOT EXISTS `flowlog`.flows_v3 ON CLUSTER `flows_cluster` AS `flo
 
 INSERT INTO `flowlog`.flows_v3 (event_type, flow_id, host_id, host_name, network_id, protocol, src_port, dst_port, icmp_type, icmp_code, direction, src_ip, src_type, src_entity_id, src_entity_name, dst_ip, dst_type, dst_entity_id, dst_entity_name, start_ts, end_ts, bytes_sent, bytes_recv, packets_sent, packets_recv, status, version, inserted_at) SELECT event_type, flow_id, host_id, host_name, network_id, protocol, src_port, dst_port, icmp_type, icmp_code, direction, src_ip, src_type, src_entity_id, src_entity_name, dst_ip, dst_type, dst_entity_id, dst_entity_name, start_ts, end_ts, bytes_sent, bytes_recv, packets_sent, packets_recv, status, version, inserted_at FROM `flowlog`.flows FINAL SETTINGS do_not_merge_across_partitions_select_final = 0;
 
-EXCHANGE TABLES `flowlog`.flows_local AND `flowlog`.flows_v3_local ON CLUSTER `flows_cluster`;
+RENAME TABLE `flowlog`.flows_local TO `flowlog`.flows_v2_local ON CLUSTER `flows_cluster`;
+
+DROP TABLE IF EXISTS `flowlog`.flows ON CLUSTER `flows_cluster` SYNC;
+
+DROP TABLE IF EXISTS `flowlog`.flows_v2 ON CLUSTER `flows_cluster` SYNC;
+
+CREATE TABLE `flowlog`.flows_v2 ON CLUSTER `flows_cluster` AS `flowlog`.flows_v2_local ENGINE = Distributed(`flows_cluster`, `flowlog`, flows_v2_local, cityHash64(network_id, protocol, src_ip, src_port, dst_ip, dst_port, icmp_type, icmp_code));
+
+RENAME TABLE `flowlog`.flows_v3_local TO `flowlog`.flows_local ON CLUSTER `flows_cluster`;
+
+DROP TABLE IF EXISTS `flowlog`.flows_v3 ON CLUSTER `flows_cluster` SYNC;
 
 DROP TABLE IF EXISTS `flowlog`.flows ON CLUSTER `flows_cluster` SYNC;
 
 CREATE TABLE `flowlog`.flows ON CLUSTER `flows_cluster` AS `flowlog`.flows_local ENGINE = Distributed(`flows_cluster`, `flowlog`, flows_local, cityHash64(network_id, protocol, src_ip, src_port, dst_ip, dst_port, icmp_type, icmp_code));
 
-DROP TABLE IF EXISTS `flowlog`.flows_v3 ON CLUSTER `flows_cluster` SYNC;
+DROP TABLE IF EXISTS `flowlog`.flows_v2 ON CLUSTER `flows_cluster` SYNC;
 
-CREATE TABLE `flowlog`.flows_v3 ON CLUSTER `flows_cluster` AS `flowlog`.flows_v3_local ENGINE = Distributed(`flows_cluster`, `flowlog`, flows_v3_local, cityHash64(network_id, protocol, src_ip, src_port, dst_ip, dst_port, icmp_type, icmp_code));
+DROP TABLE IF EXISTS `flowlog`.flows_v2_local ON CLUSTER `flows_cluster` SYNC;
 
 DROP TABLE IF EXISTS `flowlog`.flows_v3 ON CLUSTER `flows_cluster` SYNC;
 

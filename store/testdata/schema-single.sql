@@ -121,8 +121,6 @@ INSERT INTO `flowlog`.rollup_dirty (day, marked)
 
 INSERT INTO `flowlog`.schema_migrations (version, name) VALUES (2, 'rollups at 1 minute and 1 hour');
 
-DROP TABLE IF EXISTS `flowlog`.flows_v3;
-
 CREATE TABLE IF NOT EXISTS `flowlog`.flows_v3 (
 	event_type Enum8('start' = 1, 'destroy' = 2),
 	flow_id String,
@@ -163,7 +161,11 @@ SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
 
 INSERT INTO `flowlog`.flows_v3 (event_type, flow_id, host_id, host_name, network_id, protocol, src_port, dst_port, icmp_type, icmp_code, direction, src_ip, src_type, src_entity_id, src_entity_name, dst_ip, dst_type, dst_entity_id, dst_entity_name, start_ts, end_ts, bytes_sent, bytes_recv, packets_sent, packets_recv, status, version, inserted_at) SELECT event_type, flow_id, host_id, host_name, network_id, protocol, src_port, dst_port, icmp_type, icmp_code, direction, src_ip, src_type, src_entity_id, src_entity_name, dst_ip, dst_type, dst_entity_id, dst_entity_name, start_ts, end_ts, bytes_sent, bytes_recv, packets_sent, packets_recv, status, version, inserted_at FROM `flowlog`.flows FINAL SETTINGS do_not_merge_across_partitions_select_final = 0;
 
-EXCHANGE TABLES `flowlog`.flows AND `flowlog`.flows_v3;
+RENAME TABLE `flowlog`.flows TO `flowlog`.flows_v2;
+
+RENAME TABLE `flowlog`.flows_v3 TO `flowlog`.flows;
+
+DROP TABLE IF EXISTS `flowlog`.flows_v2;
 
 DROP TABLE IF EXISTS `flowlog`.flows_v3;
 
