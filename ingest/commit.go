@@ -46,8 +46,9 @@ type batch struct {
 
 // committer merges envelopes from every stream into inserts (group commit),
 // clocked by the store itself: when no insert is in flight, what waits is
-// committed at once (an idle store acks in one insert's time, not after an
-// interval); while one is in flight, envelopes accumulate, and the writer
+// committed at once, after a linger of a millisecond or two that gathers
+// what arrives together (an idle store acks in one insert's time, not
+// after an interval); while one is in flight, envelopes accumulate, and the writer
 // that finishes takes everything that arrived meanwhile. So batches grow
 // exactly as fast as the store is slow, and never wait for nothing.
 // A second insert starts alongside a running one only when the batch holds
@@ -59,6 +60,7 @@ type committer struct {
 	store      Inserter
 	maxRows    int
 	interval   time.Duration
+	linger     time.Duration // an idle store gathers this long before committing (<= 0: not at all)
 	maxPending int64
 	timeout    time.Duration
 	writers    int
@@ -105,7 +107,7 @@ type commitStats struct {
 
 func newCommitter(store Inserter, o Options, log *slog.Logger) *committer {
 	c := &committer{
-		store: store, maxRows: o.FlushRows, interval: o.FlushInterval, writers: o.Writers,
+		store: store, maxRows: o.FlushRows, interval: o.FlushInterval, linger: o.Linger, writers: o.Writers,
 		maxPending: int64(o.MaxPendingRows), timeout: o.InsertTimeout, onCommit: o.OnCommit, log: log, m: o.Metrics,
 		clock:   cmp.Or[clock](o.clock, realClock{}),
 		flushes: make(chan *batch), // unbuffered: a batch is handed over only to an idle writer
@@ -143,9 +145,13 @@ func (c *committer) submit(t *ticket) error {
 	t.n = t.rows()
 	c.rows += t.n
 	t.events, t.rejected = nil, nil
-	if c.inFlight == 0 || c.rows >= c.maxRows || c.urgent {
+	switch {
+	case c.rows >= c.maxRows || c.urgent || c.inFlight == 0 && c.linger <= 0:
 		c.flushLocked()
-	} else if c.timer == nil {
+	case c.timer != nil: // due already: at the end of the linger, or of the interval
+	case c.inFlight == 0: // idle: commit once what arrives together has
+		c.timer = c.clock.AfterFunc(c.linger, c.flushDue)
+	default:
 		c.timer = c.clock.AfterFunc(c.interval, c.flushDue)
 	}
 	return nil

@@ -185,9 +185,41 @@ func waitDone(t *testing.T, tk *ticket) {
 func newTestCommitter(st flowlog.Store, o Options) (*committer, *fakeClock) {
 	clk := &fakeClock{now: time.Unix(1_800_000_000, 0)}
 	o.clock = clk
+	if o.Linger == 0 {
+		o.Linger = -1 // tests of the linger set it
+	}
 	o.defaults()
 	c := newCommitter(st, o, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	return c, clk
+}
+
+// An idle store gathers what arrives within the linger into one insert,
+// and commits it once the linger has passed, not the interval.
+func TestIdleStoreLingersForWhatArrivesTogether(t *testing.T) {
+	g := newGateStore()
+	close(g.release)
+	c, clk := newTestCommitter(g, Options{FlushInterval: time.Hour, Linger: 2 * time.Millisecond})
+	defer c.close()
+	tickets := []*ticket{newTicket(2), newTicket(3), newTicket(4)}
+	for _, tk := range tickets {
+		if err := c.submit(tk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := c.waiting(); n != 3 {
+		t.Fatalf("within the linger %d envelopes wait, want all 3", n)
+	}
+	clk.Advance(time.Millisecond)
+	if n := c.waiting(); n != 3 {
+		t.Fatalf("before the linger passed %d envelopes wait, want all 3", n)
+	}
+	clk.Advance(time.Millisecond)
+	if n := g.nextInsert(t); n != 9 {
+		t.Fatalf("insert of %d rows, want the 9 of all three envelopes", n)
+	}
+	for _, tk := range tickets {
+		waitDone(t, tk)
+	}
 }
 
 // An idle store commits an envelope at once: the clock never moves, and

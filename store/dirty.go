@@ -24,8 +24,8 @@ import (
 // one still running), the batch marks d again, as always.
 //
 // Only a sole writer may skip: the embedded engine, whose data directory
-// one process holds. Collectors sharing a ClickHouse server cannot see each
-// other's passes, so they mark every commit.
+// one process holds, outside cluster mode. Collectors sharing a ClickHouse
+// server cannot see each other's passes, so they mark every commit.
 type marks struct {
 	sole bool
 
@@ -34,9 +34,9 @@ type marks struct {
 	last      map[int64]int64 // day (days since the epoch) -> this Store's latest mark of it
 }
 
-func newMarks(eng Engine) *marks {
-	_, sole := eng.(*chdb.DB)
-	return &marks{sole: sole, last: map[int64]int64{}}
+func newMarks(eng Engine, cluster string) *marks {
+	_, embedded := eng.(*chdb.DB)
+	return &marks{sole: embedded && cluster == "", last: map[int64]int64{}}
 }
 
 // passBegins records that a rollup pass is about to read the marks.

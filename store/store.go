@@ -154,7 +154,7 @@ func OpenEngine(ctx context.Context, eng Engine, o Options) (*Store, error) {
 		s.peerSkew = time.Millisecond
 	}
 	s.readSettings, s.maxOffset = o.limits()
-	s.marks = newMarks(eng)
+	s.marks = newMarks(eng, o.Cluster)
 	s.buf.New = func() any { return &rowBinary{} }
 	s.blocks.New = func() any { return newFlowBlock() }
 	if err := s.migrate(ctx); err != nil {
