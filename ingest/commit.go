@@ -29,7 +29,6 @@ type ticket struct {
 	// the GC to mark (measured: the copies were a fifth of it).
 	events   []flowlog.Event
 	rejected []flowlog.Rejected
-	n        int    // rows submitted
 	note     string // rejected events by index and reason, for the response
 	err      error
 	done     chan struct{}
@@ -142,8 +141,7 @@ func (c *committer) submit(t *ticket) error {
 	c.batch.tickets = append(c.batch.tickets, t)
 	c.batch.events = append(c.batch.events, t.events...)
 	c.batch.rejected = append(c.batch.rejected, t.rejected...)
-	t.n = t.rows()
-	c.rows += t.n
+	c.rows += int(n)
 	t.events, t.rejected = nil, nil
 	switch {
 	case c.rows >= c.maxRows || c.urgent || c.inFlight == 0 && c.linger <= 0:

@@ -67,15 +67,12 @@ func (w *wireEnvelope) decodeFast(b []byte, in *interner) bool {
 }
 
 // reset clears an event and its participants a failed reading left half
-// filled.
+// filled (the generated Reset: every field, whatever the .proto adds).
 func reset(ev *pb.FlowEvent, ps []pb.FlowParticipant) *pb.FlowEvent {
 	for i := range ps {
-		ps[i].Ip, ps[i].Type, ps[i].Id, ps[i].Name = "", 0, "", ""
+		ps[i].Reset()
 	}
-	ev.Type, ev.FlowId, ev.HostId, ev.HostName, ev.NetworkId = 0, "", "", "", ""
-	ev.Protocol, ev.SrcPort, ev.DstPort, ev.IcmpType, ev.IcmpCode, ev.Direction = 0, 0, 0, 0, 0, 0
-	ev.Src, ev.Dst, ev.StartTsMs, ev.EndTsMs = nil, nil, 0, 0
-	ev.BytesSent, ev.BytesRecv, ev.PacketsSent, ev.PacketsRecv, ev.Status, ev.Version = 0, 0, 0, 0, 0, 0
+	ev.Reset()
 	return ev
 }
 

@@ -212,19 +212,20 @@ type wireEnvelope struct {
 	intern *interner        // the stream's repeated strings (set before decoding; nil: none)
 }
 
-// decode fills w from one message's bytes; b is not retained. The whole
-// envelope is decoded in the v1.5+ numbering first, as it always was: an
-// event that fits it has none of its known fields among the unknown ones
-// (a field whose wire type disagrees lands there, raw), so it costs nothing
-// more. Only the others are read again from their own bytes.
+// decode fills w from one message's bytes; b is not retained. Plain
+// envelopes take the fast path (fastdecode.go); every other one is read by
+// decodeSlow.
 func (w *wireEnvelope) decode(b []byte) {
-	if !w.decodeFast(b, w.intern) { // plain events: fastdecode.go
+	if !w.decodeFast(b, w.intern) {
 		w.decodeSlow(b)
 	}
 }
 
-// decodeSlow is decode for every envelope: protobuf-go, then the events
-// that do not fit v1.5+ again.
+// decodeSlow reads any envelope. The whole envelope is decoded in the v1.5+
+// numbering first, as it always was: an event that fits it has none of its
+// known fields among the unknown ones (a field whose wire type disagrees
+// lands there, raw), so it costs nothing more. Only the others are read
+// again from their own bytes.
 func (w *wireEnvelope) decodeSlow(b []byte) {
 	w.env = &pb.FlowEnvelope{}
 	var badUTF8 map[int]error // events rejected alone for invalid UTF-8 (utf8.go)
