@@ -1,7 +1,6 @@
 package store
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"hash/maphash"
@@ -245,89 +244,6 @@ func (s *Store) release(p pending, committed bool) {
 		}
 	}
 	delete(r.inflight, p.id)
-}
-
-// recentFlows bounds the recent cache: it holds the flows of the latest
-// recentFlows/2 to recentFlows flows committed, 32 bytes each (about 45 MB
-// at most with the maps' own overhead, and nothing for the GC to scan). At
-// 70,000 flows a second (the 100-stream bench) that is the last 7 to 15 s:
-// with 2^18 (2 to 4 s) the DESTROYs of flows a little older than that
-// missed it by the thousand, and each batch with such a DESTROY waited for
-// a table lookup (0.05 to 1.2 s, measured), holding the registry's lock
-// the other insert writers need.
-const recentFlows = 1 << 20
-
-// recent is the flows this Store committed lately: two generations of
-// maps, the older dropped whole when the newer is full.
-type recent struct {
-	cur, old recentGen
-}
-
-// recentGen holds a key's instance in one, and in two the second one a
-// key may have (the kernel reused a conntrack id within a batch, rare);
-// more are left to the table.
-type recentGen struct {
-	one, two map[flowFP]packed
-}
-
-// packed is an instance in 16 bytes: end's two top bits say whether it is
-// approximate and whether the key has a second instance (times are
-// milliseconds below 2^48, flowlog.MaxVersion).
-type packed struct{ start, end int64 }
-
-const (
-	packedApprox = 1 << 62
-	packedSecond = 1 << 61
-	packedFlags  = packedApprox | packedSecond
-)
-
-func pack(in instance, second bool) packed {
-	p := packed{start: in.start, end: in.end}
-	if in.approx {
-		p.end |= packedApprox
-	}
-	if second {
-		p.end |= packedSecond
-	}
-	return p
-}
-
-func (p packed) instance() instance {
-	return instance{start: p.start, end: p.end &^ packedFlags, approx: p.end&packedApprox != 0}
-}
-
-// get appends k's instances to dst; false: none known.
-func (c *recent) get(k flowFP, dst *[]instance) bool {
-	for _, g := range []*recentGen{&c.cur, &c.old} {
-		if p, ok := g.one[k]; ok {
-			*dst = append(*dst, p.instance())
-			if p.end&packedSecond != 0 {
-				*dst = append(*dst, g.two[k].instance())
-			}
-			return true
-		}
-	}
-	return false
-}
-
-// add records a batch's instances of k. They replace those of earlier
-// batches in the newer generation: a DESTROY's instance is its START's,
-// ended; a flow_id's older instance, should there be one, is then left to
-// the table, as are all but the latest two a batch saw.
-func (c *recent) add(k flowFP, is []instance) {
-	if c.cur.one == nil || len(c.cur.one) >= recentFlows/2 {
-		c.old, c.cur = c.cur, recentGen{one: make(map[flowFP]packed, recentFlows/2), two: map[flowFP]packed{}}
-	}
-	if len(is) > 2 {
-		is = slices.SortedFunc(slices.Values(is), func(x, y instance) int { return cmp.Compare(x.start, y.start) })
-		is = is[len(is)-2:]
-	}
-	c.cur.one[k] = pack(is[0], len(is) == 2)
-	if len(is) == 2 {
-		c.cur.two[k] = pack(is[1], false)
-	} else if len(c.cur.two) > 0 {
-		delete(c.cur.two, k)
-	}
 }
 
 // upsert adds inst to a key's instances, merging it into the one with its
