@@ -393,6 +393,10 @@ INSERT INTO `flowlog`.rollup_dirty (day, marked)
 
 INSERT INTO `flowlog`.schema_migrations (version, name) VALUES (10, 'rollups at the grain of the page\'s aggregates');
 
+ALTER TABLE `flowlog`.flows_local ON CLUSTER `flows_cluster` MODIFY SETTING merge_selector_base = 25;
+
+INSERT INTO `flowlog`.schema_migrations (version, name) VALUES (11, 'flows: wider merges');
+
 ALTER TABLE `flowlog`.flows_local ON CLUSTER `flows_cluster` MODIFY TTL toDateTime(start_ts) + toIntervalSecond(2592000) SETTINGS materialize_ttl_after_modify = 0;
 
 ALTER TABLE `flowlog`.rejected_events_local ON CLUSTER `flows_cluster` MODIFY TTL toDateTime(received_at) + toIntervalSecond(2592000) SETTINGS materialize_ttl_after_modify = 0;
