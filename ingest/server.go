@@ -302,7 +302,7 @@ func (s *Server) receive(ctx context.Context, view *agentView, id *auth.Identity
 				s.log.Warn("envelope over the event limit; ending stream", "peer", peerAddr, "events", n, "limit", s.opts.MaxEventsPerEnv)
 				return status.Error(codes.InvalidArgument, flowlog.TooManyEvents(n, s.opts.MaxEventsPerEnv))
 			}
-			t := s.guard.admit(env, id, peerAddr) // per-host rate limit: nil if within it
+			t := s.guard.admit(env, w.wireBytes, id, peerAddr) // per-host rate limit: nil if within it
 			if t == nil {
 				t = s.prepare(w, view, id)
 			}

@@ -206,16 +206,18 @@ func renumberLegacy(raw []byte) []byte {
 // of pb.FlowEnvelope so that the decision is made on the bytes the agent
 // sent (wireCodec).
 type wireEnvelope struct {
-	env    *pb.FlowEnvelope // events in the v1.5+ shape, one per event sent
-	events []wireEvent      // per event: its generation
-	err    error            // not an envelope at all: ends the stream
-	intern *interner        // the stream's repeated strings (set before decoding; nil: none)
+	env       *pb.FlowEnvelope // events in the v1.5+ shape, one per event sent
+	events    []wireEvent      // per event: its generation
+	err       error            // not an envelope at all: ends the stream
+	intern    *interner        // the stream's repeated strings (set before decoding; nil: none)
+	wireBytes int              // the message's size as received (rate limits count it)
 }
 
 // decode fills w from one message's bytes; b is not retained. Plain
 // envelopes take the fast path (fastdecode.go); every other one is read by
 // decodeSlow.
 func (w *wireEnvelope) decode(b []byte) {
+	w.wireBytes = len(b)
 	if !w.decodeFast(b, w.intern) {
 		w.decodeSlow(b)
 	}
