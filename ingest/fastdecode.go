@@ -122,11 +122,11 @@ func readEvent(raw []byte, g generation, ev *pb.FlowEvent, ps []pb.FlowParticipa
 		case 2:
 			ev.FlowId = string(v) // unique per flow: not worth interning
 		case 3:
-			ev.HostId = in.bytes(v)
+			ev.HostId = in.field(lastHostID, v)
 		case 4:
-			ev.HostName = in.bytes(v)
+			ev.HostName = in.field(lastHostName, v)
 		case 5:
-			ev.NetworkId = in.bytes(v)
+			ev.NetworkId = in.field(lastNetworkID, v)
 		default:
 			return false
 		}
@@ -174,6 +174,11 @@ func setVarint(ev *pb.FlowEvent, num protowire.Number, v uint64) {
 // readParticipant reads a FlowParticipant (the same in both generations)
 // with exactly its declared fields.
 func readParticipant(raw []byte, p *pb.FlowParticipant, in *interner) bool {
+	if c, ok := in.participant(raw); ok { // the same bytes read the same
+		p.Ip, p.Type, p.Id, p.Name = c.ip, c.typ, c.id, c.name
+		return true
+	}
+	whole := raw
 	for len(raw) > 0 {
 		num, typ, n := protowire.ConsumeTag(raw)
 		if n < 0 {
@@ -207,5 +212,6 @@ func readParticipant(raw []byte, p *pb.FlowParticipant, in *interner) bool {
 			return false
 		}
 	}
+	in.rememberParticipant(whole, participantFields{ip: p.Ip, id: p.Id, name: p.Name, typ: p.Type})
 	return true
 }

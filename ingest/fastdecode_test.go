@@ -60,8 +60,15 @@ func FuzzFastDecode(f *testing.F) {
 	f.Add([]byte{0x0a, 0x02, 0x08, 0x01})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var fast wireEnvelope
-		if !fast.decodeFast(b, new(interner)) {
+		in := new(interner)
+		if !fast.decodeFast(b, in) {
 			return
+		}
+		// Read again with what the first reading left in the interner
+		// (the previous event's fields, the participants' bytes): the same.
+		var again wireEnvelope
+		if !again.decodeFast(b, in) || !proto.Equal(fast.env, again.env) {
+			t.Fatalf("a second reading with the stream's interner differs:\n %v\n %v", fast.env, again.env)
 		}
 		slow := slowDecode(b)
 		if slow.err != nil {

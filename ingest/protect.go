@@ -39,7 +39,6 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
-
 	"github.com/flowlog/flowlog"
 	"github.com/flowlog/flowlog/auth"
 	"github.com/flowlog/flowlog/metrics"
