@@ -37,8 +37,8 @@ func (c enum8) Type() proto.ColumnType { return c.typ }
 
 func newEnum8(def string) *enum8 { return &enum8{typ: proto.ColumnType(def)} }
 
-// lowCard is a LowCardinality(String) column.
-func lowCard() *proto.ColLowCardinality[string] { return new(proto.ColStr).LowCardinality() }
+// lowCard is a LowCardinality(String) column (lowcard.go).
+func lowCard() *lcStr { return newLCStr() }
 
 func utcMillis() *proto.ColDateTime64 {
 	return new(proto.ColDateTime64).WithPrecision(proto.PrecisionMilli).WithLocation(time.UTC)
@@ -50,13 +50,13 @@ func utcMillis() *proto.ColDateTime64 {
 type flowBlock struct {
 	eventType                                      *enum8
 	flowID                                         proto.ColStr
-	hostID, hostName, networkID                    *proto.ColLowCardinality[string]
+	hostID, hostName, networkID                    *lcStr
 	protocol, icmpType, icmpCode                   proto.ColUInt8
 	srcPort, dstPort                               proto.ColUInt16
 	direction                                      *enum8
 	srcIP, dstIP                                   proto.ColIPv6
 	srcType, dstType                               *enum8
-	srcID, srcName, dstID, dstName                 *proto.ColLowCardinality[string]
+	srcID, srcName, dstID, dstName                 *lcStr
 	start, end                                     *proto.ColDateTime64
 	bytesSent, bytesRecv, packetsSent, packetsRecv proto.ColUInt64
 	status                                         proto.ColUInt32
@@ -64,7 +64,7 @@ type flowBlock struct {
 	endApprox                                      proto.ColUInt8
 	insertedAt                                     *proto.ColDateTime64
 	srcASN, dstASN                                 proto.ColUInt32
-	srcASName, srcCountry, dstASName, dstCountry   *proto.ColLowCardinality[string]
+	srcASName, srcCountry, dstASName, dstCountry   *lcStr
 	input                                          proto.Input
 	buf                                            proto.Buffer
 }
