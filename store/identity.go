@@ -146,7 +146,7 @@ func (s *Store) resolve(ctx context.Context, evs []flowlog.Event, now time.Time)
 			return &b.keys[i]
 		}
 		b.idx[k] = int32(len(b.keys))
-		b.keys = append(b.keys, keyFlows{others: r.instances(k, &b.known)}) // capacity: no move
+		b.keys = append(b.keys, keyFlows{k: k, others: r.instances(k, &b.known)}) // capacity: no move
 		return &b.keys[len(b.keys)-1]
 	}
 	// One pass settles every event its memory has an answer for; a DESTROY
@@ -155,8 +155,13 @@ func (s *Store) resolve(ctx context.Context, evs []flowlog.Event, now time.Time)
 	var ask []int
 	fps := make([]flowFP, len(evs)) // each event's key, hashed once
 	for i := range evs {
+		fps[i] = fpOf(keyOf(&evs[i]))
+	}
+	for i := range evs {
+		if i%prefetchAhead == 0 {
+			r.recent.prefetch(fps[i:min(i+prefetchAhead, len(fps))])
+		}
 		e := &evs[i]
-		fps[i] = fpOf(keyOf(e))
 		st := state(fps[i])
 		if st.asked {
 			ask = append(ask, i)
@@ -204,6 +209,7 @@ type batchFlows struct {
 // they may be another batch's or the cache's slice); mine are the batch's
 // own.
 type keyFlows struct {
+	k            flowFP
 	others, mine []instance
 	asked        bool // waits for the table
 }
@@ -237,9 +243,17 @@ func (s *Store) release(p pending, committed bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if b := r.inflight[p.id]; b != nil && committed {
-		for k, i := range b.idx {
-			if is := b.keys[i].mine; is != nil {
-				r.recent.add(k, is)
+		ks := make([]flowFP, 0, prefetchAhead)
+		for i := range b.keys {
+			if i%prefetchAhead == 0 {
+				ks = ks[:0]
+				for _, st := range b.keys[i:min(i+prefetchAhead, len(b.keys))] {
+					ks = append(ks, st.k)
+				}
+				r.recent.prefetch(ks)
+			}
+			if st := &b.keys[i]; st.mine != nil {
+				r.recent.add(st.k, st.mine)
 			}
 		}
 	}

@@ -194,3 +194,26 @@ func (c *recent) turnOver() {
 		}
 	}
 }
+
+// prefetch reads the first word of each key's set, so that the lookups
+// that follow find it in the CPU's cache: these loads are independent, so
+// the CPU overlaps their misses, where a lookup's loads depend on each
+// other and wait one miss at a time (a random read of the 64 MiB table is
+// a miss nearly always).
+func (c *recent) prefetch(ks []flowFP) {
+	if c.sets == nil {
+		return
+	}
+	var sink uint64
+	for _, k := range ks {
+		sink += c.set(k).a[0]
+	}
+	prefetchSink = sink
+}
+
+// prefetchAhead is how many keys' sets are prefetched at a time: enough
+// for the CPU to overlap their misses, few enough to stay cached until used.
+const prefetchAhead = 256
+
+// prefetchSink keeps prefetch's loads from being optimized away.
+var prefetchSink uint64
