@@ -10,7 +10,7 @@ import (
 // identity allows (docs/design.md pitfall 6). id nil: the stream was allowed
 // without identity, and any event passes. The error is the rejected event's
 // reason.
-func checkIdentity(e flowlog.Event, id *auth.Identity) error {
+func checkIdentity(e *flowlog.Event, id *auth.Identity) error {
 	if id == nil {
 		return nil
 	}

@@ -422,15 +422,17 @@ func (s *Server) prepare(w *wireEnvelope, view *agentView, id *auth.Identity) *t
 	var byGen [3]int
 	for i, ev := range events {
 		byGen[w.events[i].gen]++
-		var e flowlog.Event
+		t.events = append(t.events, flowlog.Event{}) // converted in place (capacity: no move)
+		e := &t.events[len(t.events)-1]
 		err := w.events[i].reject
 		if err == nil {
-			e, err = Convert(ev, now)
+			err = convertInto(e, ev, now)
 		}
 		if err == nil {
 			err = checkIdentity(e, id)
 		}
 		if err != nil {
+			t.events = t.events[:len(t.events)-1]
 			m.Rejected(ReasonClass(err))
 			original := originalJSON(ev)
 			if w.events[i].raw != nil {
@@ -443,9 +445,8 @@ func (s *Server) prepare(w *wireEnvelope, view *agentView, id *auth.Identity) *t
 			continue
 		}
 		if s.opts.Enrich != nil {
-			s.opts.Enrich(&e)
+			s.opts.Enrich(e)
 		}
-		t.events = append(t.events, e)
 	}
 	for g, n := range byGen {
 		if n > 0 {

@@ -84,92 +84,100 @@ func ReasonClass(err error) string {
 // rejected event and returned to the agent.
 func Convert(ev *pb.FlowEvent, now time.Time) (flowlog.Event, error) {
 	var e flowlog.Event
+	err := convertInto(&e, ev, now)
+	return e, err
+}
+
+// convertInto is Convert writing into e, which it may leave half filled on
+// error: the collector converts into the envelope's event array (an event
+// is 400 bytes, and a returned one was copied twice).
+func convertInto(e *flowlog.Event, ev *pb.FlowEvent, now time.Time) error {
 	if err := checkEventWireTypes(ev); err != nil { // a field's value was lost (wiretype.go)
-		return e, err
+		return err
 	}
 	switch ev.GetType() {
 	case pb.EventType_EVENT_START, pb.EventType_EVENT_DESTROY:
 		e.Type = flowlog.EventType(ev.GetType())
 	case pb.EventType_EVENT_TYPE_UNSPECIFIED:
-		return e, invalid(ReasonMissingField, "event type is unspecified")
+		return invalid(ReasonMissingField, "event type is unspecified")
 	default:
-		return e, invalid(ReasonBadType, "unknown event type %d", ev.GetType())
+		return invalid(ReasonBadType, "unknown event type %d", ev.GetType())
 	}
 	for _, f := range []struct{ name, v string }{
 		{"flow_id", ev.GetFlowId()}, {"host_id", ev.GetHostId()}, {"network_id", ev.GetNetworkId()},
 	} {
 		if f.v == "" {
-			return e, invalid(ReasonMissingField, "missing %s", f.name)
+			return invalid(ReasonMissingField, "missing %s", f.name)
 		}
 	}
 	if err := checkLen("flow_id", ev.GetFlowId()); err != nil {
-		return e, err
+		return err
 	}
 	if err := checkLen("host_id", ev.GetHostId()); err != nil {
-		return e, err
+		return err
 	}
 	if err := checkLen("host_name", ev.GetHostName()); err != nil {
-		return e, err
+		return err
 	}
 	if err := checkLen("network_id", ev.GetNetworkId()); err != nil {
-		return e, err
+		return err
 	}
 	e.FlowID, e.HostID, e.HostName, e.NetworkID = ev.GetFlowId(), ev.GetHostId(), ev.GetHostName(), ev.GetNetworkId()
 
 	var err error
 	if e.Protocol, err = u8("protocol", ev.GetProtocol()); err != nil {
-		return e, err
+		return err
 	}
 	if e.ICMPType, err = u8("icmp_type", ev.GetIcmpType()); err != nil {
-		return e, err
+		return err
 	}
 	if e.ICMPCode, err = u8("icmp_code", ev.GetIcmpCode()); err != nil {
-		return e, err
+		return err
 	}
 	if e.SrcPort, err = port("src_port", ev.GetSrcPort()); err != nil {
-		return e, err
+		return err
 	}
 	if e.DstPort, err = port("dst_port", ev.GetDstPort()); err != nil {
-		return e, err
+		return err
 	}
 	if d := ev.GetDirection(); d < 0 || int(d) >= len(flowlog.DirectionNames) {
-		return e, invalid(ReasonBadType, "unknown direction %d", d)
+		return invalid(ReasonBadType, "unknown direction %d", d)
 	}
 	e.Direction = flowlog.Direction(ev.GetDirection())
 	if e.Src, err = participant("src", ev.GetSrc()); err != nil {
-		return e, err
+		return err
 	}
 	if e.Dst, err = participant("dst", ev.GetDst()); err != nil {
-		return e, err
+		return err
 	}
 	if e.Start, err = eventTime(e.Type, "start_ts_ms", ev.GetStartTsMs(), now); err != nil {
-		return e, err
+		return err
 	}
 	if e.Type == flowlog.EventDestroy {
 		if e.End, err = eventTime(e.Type, "end_ts_ms", ev.GetEndTsMs(), now); err != nil {
-			return e, err
+			return err
 		}
 		if e.End.IsZero() { // no kernel timestamp: when we received it
 			e.End, e.EndApprox = now.UTC().Truncate(time.Millisecond), true
 		}
 		if !e.Start.IsZero() && !e.EndApprox && e.End.Before(e.Start) {
-			return e, invalid(ReasonBadTimestamp, "DESTROY ends before it starts (end_ts_ms %d < start_ts_ms %d)", ev.GetEndTsMs(), ev.GetStartTsMs())
+			return invalid(ReasonBadTimestamp, "DESTROY ends before it starts (end_ts_ms %d < start_ts_ms %d)", ev.GetEndTsMs(), ev.GetStartTsMs())
 		}
 	}
 	// Versions are milliseconds since the epoch (flow.proto): one past
 	// year 9999 (a microsecond clock is enough) cannot be printed as the
 	// time the API shows it as.
 	if v := ev.GetVersion(); v <= 0 || v > flowlog.MaxVersion {
-		return e, invalid(ReasonOutOfRange, "version %d must be in 1..%d (milliseconds up to 9999-12-31)", v, int64(flowlog.MaxVersion))
+		return invalid(ReasonOutOfRange, "version %d must be in 1..%d (milliseconds up to 9999-12-31)", v, int64(flowlog.MaxVersion))
 	}
 	e.Version = ev.GetVersion()
 	e.BytesSent, e.BytesRecv = ev.GetBytesSent(), ev.GetBytesRecv()
 	e.PacketsSent, e.PacketsRecv = ev.GetPacketsSent(), ev.GetPacketsRecv()
-	if err := checkCounters(&e, now); err != nil {
-		return e, err
+	if err := checkCounters(e, now); err != nil {
+		return err
 	}
 	e.Status = ev.GetStatus()
-	return e, nil
+	return nil
 }
 
 func checkLen(name, v string) error {
