@@ -253,18 +253,26 @@ func whereOf(c []string) string {
 // the given day partitions (YYYYMMDD; nil: every day of the filter's range),
 // with the stale horizon at cutoff.
 func (s *Store) conds(f flowlog.Filter, cutoff time.Time, days []string) []string {
-	return s.condsExcept(f, cutoff, days, nil)
+	return s.condsExcept(f, cutoff, days, nil, nil)
 }
 
 // condsExcept is conds for a read of the days of the range but the days
-// in skip (YYYYMMDD), which the caller reads elsewhere (rollups).
-func (s *Store) condsExcept(f flowlog.Filter, cutoff time.Time, days, skip []string) []string {
+// in skip (YYYYMMDD) and the hours in skipHours (since the epoch), which
+// the caller reads elsewhere (rollups).
+func (s *Store) condsExcept(f flowlog.Filter, cutoff time.Time, days, skip []string, skipHours []int64) []string {
 	c := timeConds(f.From, f.To)
 	if days != nil {
 		c = append(c, partitionIn(days))
 	}
 	if len(skip) > 0 {
 		c = append(c, "_partition_id NOT IN ('"+strings.Join(skip, "', '")+"')")
+	}
+	if len(skipHours) > 0 {
+		hs := make([]string, len(skipHours))
+		for i, h := range skipHours {
+			hs[i] = strconv.FormatInt(h, 10)
+		}
+		c = append(c, fmt.Sprintf("intDiv(toUnixTimestamp64Milli(start_ts), %d) NOT IN (%s)", hourMS, strings.Join(hs, ", ")))
 	}
 	c = append(c, dimConds(f)...)
 	c = append(c, rawConds(f)...)
