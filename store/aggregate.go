@@ -246,10 +246,20 @@ func hourConds(f flowlog.Filter, p plan) []string {
 	if dedupes(f) {
 		rc = append(rc, "shadowed = 0")
 	}
+	// The runs of consecutive hours prune parts and granules (the first
+	// and last day of a long range are weeks apart); the set picks each
+	// hour and its generation.
 	c := p.h.timeCol
-	// The bounds prune parts; the set picks each hour and its generation.
-	return append(rc, fmt.Sprintf("%s >= toDateTime(%d, 'UTC')", c, hs[0]*3600), fmt.Sprintf("%s < toDateTime(%d, 'UTC')", c, (hs[len(hs)-1]+1)*3600),
-		"(toUnixTimestamp("+c+"), gen) IN ("+strings.Join(set, ", ")+")", "flows > 0")
+	var runs []string
+	for i := 0; i < len(hs); {
+		j := i + 1
+		for j < len(hs) && hs[j] == hs[j-1]+1 {
+			j++
+		}
+		runs = append(runs, fmt.Sprintf("%[1]s >= toDateTime(%[2]d, 'UTC') AND %[1]s < toDateTime(%[3]d, 'UTC')", c, hs[i]*3600, (hs[j-1]+1)*3600))
+		i = j
+	}
+	return append(rc, "("+strings.Join(runs, " OR ")+")", "(toUnixTimestamp("+c+"), gen) IN ("+strings.Join(set, ", ")+")", "flows > 0")
 }
 
 // rollupPart reads the days p serves from its (flow-shaped) rollup.
