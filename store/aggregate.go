@@ -308,11 +308,11 @@ func (s *Store) rawPart(f flowlog.Filter, p plan, cols string, withIPs bool, ste
 		}
 		return s.rawSpread(f, p, cols, step)
 	}
-	skip, hours, all := rawSkip(f, p)
+	skip, spans, all := rawSkip(f, p)
 	if all {
 		return "" // no other day or hour: no raw read at all
 	}
-	raw := s.condsExcept(f, s.staleCutoff(), nil, skip, hours)
+	raw := s.condsExcept(f, s.staleCutoff(), nil, skip, spans)
 	ips := ""
 	if withIPs {
 		ips = endpointColumns
@@ -348,60 +348,72 @@ func (s *Store) rawSpread(f flowlog.Filter, p plan, cols string, step time.Durat
 }
 
 // rawSkip says what of f's range a raw read leaves to p's rollups: the day
-// partitions (YYYYMMDD) wholly served by the day or the hour rollup, the
-// hours (since the epoch) served in the others, and whether that is the
-// whole (bounded) range.
-func rawSkip(f flowlog.Filter, p plan) (days []string, hours []int64, all bool) {
-	served := func(d time.Time) (whole bool, hs []int64) {
-		if _, ok := p.days[d.Format(dayLayout)]; ok {
-			return true, nil
-		}
-		whole = true
-		for hr := range 24 {
-			t := d.Add(time.Duration(hr) * time.Hour)
-			if (!f.From.IsZero() && !t.Add(time.Hour).After(f.From)) || (!f.To.IsZero() && !t.Before(f.To)) {
-				continue // outside the range
-			}
-			if _, ok := p.hours[t.UnixMilli()/hourMS]; ok {
-				hs = append(hs, t.UnixMilli()/hourMS)
-			} else {
-				whole = false
-			}
-		}
-		return whole, hs
-	}
-	seen := map[string]bool{}
+// partitions (YYYYMMDD) wholly served by the day rollup or by hours, and
+// when p serves hours, the spans of the range left to read raw (none: the
+// rollups serve the whole range).
+func rawSkip(f flowlog.Filter, p plan) (days []string, raw []span, all bool) {
 	for _, d := range servedDays(p) {
 		t, _ := time.Parse(dayLayout, d)
-		seen[d] = true
 		days = append(days, t.Format(partitionLayout))
 	}
-	var hourDays []string
-	for h := range p.hours {
-		if d := time.UnixMilli(h * hourMS).UTC().Format(dayLayout); !seen[d] {
-			seen[d] = true
-			hourDays = append(hourDays, d)
-		}
+	if len(p.hours) == 0 {
+		return days, nil, false
 	}
-	sort.Strings(hourDays)
-	for _, d := range hourDays {
+	var served []span
+	for _, d := range servedDays(p) {
 		t, _ := time.Parse(dayLayout, d)
-		if whole, hs := served(t); whole {
-			days = append(days, t.Format(partitionLayout))
-		} else {
-			hours = append(hours, hs...)
+		served = append(served, span{t, t.Add(24 * time.Hour)})
+	}
+	perDay := map[string]int{}
+	for h := range p.hours {
+		t := time.UnixMilli(h * hourMS).UTC()
+		served = append(served, span{t, t.Add(time.Hour)})
+		perDay[t.Format(partitionLayout)]++
+	}
+	sort.Slice(served, func(i, j int) bool { return served[i].lo.Before(served[j].lo) })
+	cur := f.From // the start of what is not served yet (zero: unbounded)
+	for _, sp := range served {
+		if !cur.IsZero() && !sp.hi.After(cur) {
+			continue
+		}
+		if cur.IsZero() || sp.lo.After(cur) {
+			raw = append(raw, span{cur, sp.lo})
+		}
+		cur = sp.hi
+	}
+	if f.To.IsZero() || cur.Before(f.To) {
+		raw = append(raw, span{cur, f.To})
+	}
+	for d, n := range perDay {
+		if n == 24 { // every hour of the day from the hour rollup
+			days = append(days, d)
 		}
 	}
 	sort.Strings(days)
-	if f.From.IsZero() || f.To.IsZero() || len(hours) > 0 {
-		return days, hours, false
-	}
-	for d := f.From.UTC().Truncate(24 * time.Hour); d.Before(f.To); d = d.Add(24 * time.Hour) {
-		if whole, _ := served(d); !whole {
-			return days, hours, false
+	return days, raw, len(raw) == 0
+}
+
+// span is a time range [lo, hi), unbounded where zero.
+type span struct{ lo, hi time.Time }
+
+// spansCond selects the starts in spans, each widened by w on both sides.
+func spansCond(spans []span, w time.Duration) string {
+	or := make([]string, len(spans))
+	for i, sp := range spans {
+		lo, hi := sp.lo, sp.hi
+		if !lo.IsZero() {
+			lo = lo.Add(-w)
 		}
+		if !hi.IsZero() {
+			hi = hi.Add(w)
+		}
+		c := timeConds(lo, hi)
+		if len(c) == 0 {
+			c = []string{"1 = 1"}
+		}
+		or[i] = "(" + strings.Join(c, " AND ") + ")"
 	}
-	return days, hours, true
+	return "(" + strings.Join(or, " OR ") + ")"
 }
 
 // coversRange says whether days (2006-01-02, sorted) are every day of the
