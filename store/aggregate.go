@@ -357,7 +357,7 @@ func rawSkip(f flowlog.Filter, p plan) (days []string, raw []span, all bool) {
 		days = append(days, t.Format(partitionLayout))
 	}
 	if len(p.hours) == 0 {
-		return days, nil, false
+		return days, nil, p.r != nil && coversRange(f, servedDays(p))
 	}
 	var served []span
 	for _, d := range servedDays(p) {

@@ -82,6 +82,11 @@ func SeriesSQL(s *Store, f flowlog.Filter, step time.Duration) (string, error) {
 	return s.aggregateSQL(context.Background(), f, step, seriesTables(step), "", "count() AS n", "")
 }
 
+// MatrixSQL exposes the query of a Matrix (counting rows) for tests that EXPLAIN it.
+func MatrixSQL(s *Store, f flowlog.Filter) (string, error) {
+	return s.aggregateSQL(context.Background(), f, 0, matrixTables, participantCols, "count() AS n", "")
+}
+
 // StopJobs stops the background job without closing the shared engine.
 func StopJobs(s *Store) {
 	s.closing.Do(func() { close(s.stop) })

@@ -131,4 +131,23 @@ func TestRollupHoursEqualRaw(t *testing.T) {
 		t.Errorf("after the pass: %d hours served, want 28", hours)
 	}
 	compare("recomputed")
+	// Whole hours and days the rollups serve are not read raw.
+	for _, f := range []flowlog.Filter{{From: day0.Add(24 * time.Hour), To: day0.Add(48 * time.Hour)}, {From: day0.Add(3 * time.Hour), To: day0.Add(29 * time.Hour)}} {
+		q, err := store.MatrixSQL(s, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var est []struct {
+			Table string `json:"table"`
+			Parts uint64 `json:"parts"`
+		}
+		if err := s.QueryRows(ctx, "EXPLAIN ESTIMATE "+q, &est); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range est {
+			if e.Table == "flows" && e.Parts != 0 {
+				t.Errorf("%v to %v: reads %d parts of flows, want none (%+v)", f.From, f.To, e.Parts, est)
+			}
+		}
+	}
 }
