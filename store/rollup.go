@@ -61,7 +61,7 @@ import (
 // stamps strictly increase, so a mark <= M (whether the job saw it or not)
 // was stamped before M, which was written before the job read it: its rows
 // were committed before the recomputation read the day. covers is also kept
-// rollupClockSlack below the job's own stamp, so that several collectors
+// rollupClockSlack below the stamp of the pass's start, so that several collectors
 // sharing a ClickHouse server (each with its own clock) stay exact as long
 // as their clocks agree within that slack. A crash between the flows insert
 // and its mark loses the mark, but then Insert did not return, the envelope
@@ -269,7 +269,8 @@ const rollupMaxSkip = time.Hour
 func (s *Store) rollup(ctx context.Context, quiet time.Duration) (RollupStats, error) {
 	s.rollupMu.Lock()
 	defer s.rollupMu.Unlock()
-	s.marks.passBegins(s.stamp()) // before reading any mark (dirty.go)
+	passStamp := s.stamp()
+	s.marks.passBegins(passStamp) // before reading any mark (dirty.go)
 	began := time.Now()
 	var st RollupStats
 	var dirty []struct {
@@ -308,7 +309,9 @@ func (s *Store) rollup(ctx context.Context, quiet time.Duration) (RollupStats, e
 			continue
 		}
 		gen := s.stamp()
-		covers := min(d.Marked, gen-int64(s.slack))
+		// The slack below the pass's start, not this day's: the same for
+		// every day of a long pass (more conservative, so as exact).
+		covers := min(d.Marked, passStamp-int64(s.slack))
 		if !day.After(now.Add(-s.retention + rollupTTLMargin)) {
 			// The raw day is (being) deleted by its TTL: recomputing it would
 			// replace good rollup rows by a partial day. Keep the rows.
