@@ -69,10 +69,10 @@ func TestRollupHoursEqualRaw(t *testing.T) {
 		{From: day0.Add(2 * time.Hour), To: day0.Add(6 * time.Hour)},     // dirty hours only
 		{From: day0.Add(4*time.Hour - 2*time.Second), To: day0.Add(4*time.Hour + 3*time.Second)},
 		{From: day0.Add(2*time.Hour + 10*time.Minute + time.Millisecond)}, // unaligned, unbounded
-		{From: day0, To: day0.Add(48 * time.Hour)},                         // a dirty day and a clean one
+		{From: day0, To: day0.Add(48 * time.Hour)},                        // a dirty day and a clean one
 		{},
 		{NetworkID: "net1", From: day0.Add(time.Hour)},
-		{Participant: "alice", From: day0.Add(time.Hour)},    // pairs_1d, hours from flows_1h
+		{Participant: "alice", From: day0.Add(time.Hour)},       // pairs_1d, hours from flows_1h
 		{HostID: "h1", From: day0.Add(time.Hour + time.Minute)}, // flows_1h both ways
 		{From: day0.Add(90 * time.Minute), Observations: flowlog.ObserveAll},
 	}
