@@ -19,19 +19,25 @@ import (
 // the counters of its START, normally zero). Bytes are bytes_sent +
 // bytes_recv, packets likewise, as the reporting host counted them.
 //
-// Every aggregate is one SQL query over a union of two sources:
+// Every aggregate is one SQL query over a union of up to three sources:
 //   - a rollup for the whole days of [From, To) whose rollup is clean
 //     (rollup.go) and inside the rollup's TTL, when the filter uses only
 //     rollup dimensions (not IP, Port, State): the cheapest that keeps the
 //     filter's dimensions and the aggregate's groups (plan): talkers_1d,
 //     pairs_1d, addrs_1d, series_1h (grains.go), else flows_1h, or flows_1m
 //     when a series' step is a whole number of minutes but not of hours;
-//   - the raw flows (FINAL) for every other day partition of the range:
-//     days not rolled up yet (today, normally), older than the rollup keeps,
-//     or only partly inside the range.
-// Whole days only: a raw read of part of a day reads (and merges) the whole
-// day partition anyway, so a rollup serving part of a day saves nothing.
-// Answers are exact whichever source serves which day.
+//   - except for series, its rollup by hour of start (hourTwin) for the
+//     whole, clean hours of the other days (rollup.go, "Hours"): the
+//     range's partial first and last days, and dirty days but for their
+//     dirty hours (today but the hour being written);
+//   - the raw flows (FINAL) for the rest of the range: days not rolled up
+//     yet, older than the rollup keeps, the dirty hours, the partial hours
+//     at the range's ends.
+// A raw read of part of a day still reads the columns of the whole day
+// partition (flows are sorted by flow, not by time), but aggregates only
+// its rows in the hours left: top talkers over the page's "last N days"
+// cost a third less CPU (BENCHMARKS.md). Answers are exact whichever
+// source serves which day or hour.
 
 const (
 	defaultTopLimit    = 10
@@ -48,8 +54,10 @@ const (
 
 // plan is how one aggregate reads [From, To).
 type plan struct {
-	r    *rollupTable        // nil: raw only
-	days map[string]cleanDay // the days (2006-01-02) the rollup serves, each at its generation
+	r     *rollupTable        // nil: raw only
+	days  map[string]cleanDay // the days (2006-01-02) r serves, each at its generation
+	h     *rollupTable        // by hour of start: serves hours (nil: none)
+	hours map[int64]int64     // the hours (since the epoch) h serves, each at its day's generation
 }
 
 // The rollups each aggregate may read, cheapest first (plan takes the
@@ -74,8 +82,9 @@ func seriesTables(step time.Duration) []*rollupTable {
 }
 
 // plan picks, among cands (cheapest first), the first rollup that answers
-// f's conditions and serves whole days of its range, and those days.
-func (s *Store) plan(ctx context.Context, f flowlog.Filter, cands []*rollupTable) (plan, error) {
+// f's conditions and serves whole days of its range, and those days; with
+// byHour, and its hourTwin the clean whole hours of the other days.
+func (s *Store) plan(ctx context.Context, f flowlog.Filter, cands []*rollupTable, byHour bool) (plan, error) {
 	if s.path == pathRaw || !rollupable(f) {
 		return plan{}, nil
 	}
@@ -90,7 +99,11 @@ func (s *Store) plan(ctx context.Context, f flowlog.Filter, cands []*rollupTable
 		if !f.From.IsZero() {
 			first = maxTime(first, nextMidnight(f.From))
 		}
-		if !f.To.IsZero() && first.Add(24*time.Hour).After(f.To) {
+		h := r.hourTwin()
+		if !byHour || h == nil || !h.serves(conds) {
+			h = nil
+		}
+		if h == nil && !f.To.IsZero() && first.Add(24*time.Hour).After(f.To) {
 			continue // no whole day
 		}
 		if clean == nil { // the candidates' TTLs differ by none or a few days: read once, widest
@@ -106,7 +119,7 @@ func (s *Store) plan(ctx context.Context, f flowlog.Filter, cands []*rollupTable
 			if err != nil {
 				return plan{}, fmt.Errorf("rollup day %q: %w", d, err)
 			}
-			if !day.Before(first) && (f.To.IsZero() || !day.Add(24*time.Hour).After(f.To)) {
+			if c.dirty == 0 && !day.Before(first) && (f.To.IsZero() || !day.Add(24*time.Hour).After(f.To)) {
 				p.days[d] = c
 				complete = complete && (c.grains || !r.grains)
 			}
@@ -114,12 +127,43 @@ func (s *Store) plan(ctx context.Context, f flowlog.Filter, cands []*rollupTable
 		if !complete {
 			continue // a day rolled up before r existed: a table that has it
 		}
-		if len(p.days) == 0 {
+		if h != nil {
+			p.h, p.hours = h, servedHours(f, h, clean, p.days, now)
+		}
+		if len(p.days) == 0 && len(p.hours) == 0 {
 			return plan{}, nil
 		}
 		return p, nil
 	}
 	return plan{}, nil
+}
+
+// servedHours are the hours h serves of the range's days that the day
+// rollup does not: whole hours inside the range, clean, of a day whose
+// generation wrote h, inside h's TTL.
+func servedHours(f flowlog.Filter, h *rollupTable, clean, days map[string]cleanDay, now time.Time) map[int64]int64 {
+	first := h.firstDay(now)
+	if !f.From.IsZero() {
+		first = maxTime(first, f.From.Add(time.Hour-time.Millisecond).Truncate(time.Hour))
+	}
+	out := map[int64]int64{}
+	for d, c := range clean {
+		if _, ok := days[d]; ok || (h.hourly && !c.hours) {
+			continue
+		}
+		day, err := time.Parse(dayLayout, d)
+		if err != nil {
+			continue // not a day: left to the raw read
+		}
+		for hr := range 24 {
+			t := day.Add(time.Duration(hr) * time.Hour)
+			if c.dirty&(1<<hr) != 0 || t.Before(first) || (!f.To.IsZero() && t.Add(time.Hour).After(f.To)) {
+				continue
+			}
+			out[t.UnixMilli()/hourMS] = c.gen
+		}
+	}
+	return out
 }
 
 func maxTime(a, b time.Time) time.Time {
@@ -138,8 +182,11 @@ func maxTime(a, b time.Time) time.Time {
 // flow's start and nb, np all of its bytes and packets.
 func (s *Store) sources(f flowlog.Filter, p plan, cols string, withIPs bool, step time.Duration) string {
 	var parts []string
-	if p.r != nil {
+	if len(p.days) > 0 {
 		parts = append(parts, s.rollupPart(f, p, cols, step))
+	}
+	if len(p.hours) > 0 {
+		parts = append(parts, s.flowRows(p.h, hourConds(f, p), cols, 0))
 	}
 	if raw := s.rawPart(f, p, cols, withIPs, step); raw != "" {
 		parts = append(parts, raw)
@@ -184,45 +231,89 @@ func rollupConds(f flowlog.Filter, p plan, step time.Duration) []string {
 	return rc
 }
 
+// hourConds select the rows of p's hour rollup for the hours it serves,
+// each at its day's generation, meeting f.
+func hourConds(f flowlog.Filter, p plan) []string {
+	hs := make([]int64, 0, len(p.hours))
+	for h := range p.hours {
+		hs = append(hs, h)
+	}
+	sort.Slice(hs, func(i, j int) bool { return hs[i] < hs[j] })
+	set := make([]string, len(hs))
+	for i, h := range hs {
+		set[i] = fmt.Sprintf("(%d, %d)", h*3600, p.hours[h])
+	}
+	rc := dimConds(f)
+	if dedupes(f) {
+		rc = append(rc, "shadowed = 0")
+	}
+	// The runs of consecutive hours prune parts and granules (the first
+	// and last day of a long range are weeks apart); the set picks each
+	// hour and its generation.
+	c := p.h.timeCol
+	var runs []string
+	for i := 0; i < len(hs); {
+		j := i + 1
+		for j < len(hs) && hs[j] == hs[j-1]+1 {
+			j++
+		}
+		runs = append(runs, fmt.Sprintf("%[1]s >= toDateTime(%[2]d, 'UTC') AND %[1]s < toDateTime(%[3]d, 'UTC')", c, hs[i]*3600, (hs[j-1]+1)*3600))
+		i = j
+	}
+	return append(rc, "("+strings.Join(runs, " OR ")+")", "(toUnixTimestamp("+c+"), gen) IN ("+strings.Join(set, ", ")+")", "flows > 0")
+}
+
 // rollupPart reads the days p serves from its (flow-shaped) rollup.
 func (s *Store) rollupPart(f flowlog.Filter, p plan, cols string, step time.Duration) string {
+	return s.flowRows(p.r, rollupConds(f, p, step), cols, step)
+}
+
+// flowRows reads the rows meeting c of a flow-shaped rollup.
+func (s *Store) flowRows(r *rollupTable, c []string, cols string, step time.Duration) string {
 	nb, np := "bytes", "packets"
 	if step > 0 {
 		nb, np = "spread_bytes", "spread_packets"
 	}
 	return fmt.Sprintf("SELECT toDateTime64(%s, 3, 'UTC') AS t, %stoUInt128(%s) AS nb, toUInt128(%s) AS np, toUInt128(flows) AS nf FROM %s.%s %s",
-		p.r.timeCol, cols, nb, np, s.db, p.r.name, whereOf(rollupConds(f, p, step)))
+		r.timeCol, cols, nb, np, s.db, r.name, whereOf(c))
 }
 
 // sidePart reads the days p serves from its rollup of one row per side
-// (talkers_1d, addrs_1d): g (the row's participant or address, as the
-// expression g renders it), nb, np, nf.
+// (talkers_1d, addrs_1d), and the hours from its hour twin: g (the row's
+// participant or address, as the expression g renders it), nb, np, nf.
 func (s *Store) sidePart(f flowlog.Filter, p plan, g string, sides []string) string {
-	c := rollupConds(f, p, 0)
+	var parts []string
+	if len(p.days) > 0 {
+		parts = append(parts, s.sideRows(p.r, rollupConds(f, p, 0), g, sides))
+	}
+	if len(p.hours) > 0 {
+		parts = append(parts, s.sideRows(p.h, hourConds(f, p), g, sides))
+	}
+	return strings.Join(parts, " UNION ALL ")
+}
+
+func (s *Store) sideRows(r *rollupTable, c []string, g string, sides []string) string {
 	if len(sides) == 1 {
 		c = append(c, "side = "+map[string]string{"src": "0", "dst": "1"}[sides[0]])
 	}
 	return fmt.Sprintf("SELECT %s AS g, toUInt128(bytes) AS nb, toUInt128(packets) AS np, toUInt128(flows) AS nf FROM %s.%s %s",
-		g, s.db, p.r.name, whereOf(c))
+		g, s.db, r.name, whereOf(c))
 }
 
 // rawPart reads raw flows for the days of the range p's rollup does not
 // serve ("" when it serves them all).
 func (s *Store) rawPart(f flowlog.Filter, p plan, cols string, withIPs bool, step time.Duration) string {
-	var skip []string
-	if p.r != nil {
-		days := servedDays(p)
-		if coversRange(f, days) {
+	if step > 0 {
+		if p.r != nil && coversRange(f, servedDays(p)) {
 			return "" // no other day: no raw read at all
 		}
-		for _, d := range days {
-			skip = append(skip, strings.ReplaceAll(d, "-", ""))
-		}
-	}
-	if step > 0 {
 		return s.rawSpread(f, p, cols, step)
 	}
-	raw := s.condsExcept(f, s.staleCutoff(), nil, skip)
+	skip, spans, all := rawSkip(f, p)
+	if all {
+		return "" // no other day or hour: no raw read at all
+	}
+	raw := s.condsExcept(f, s.staleCutoff(), nil, skip, spans)
 	ips := ""
 	if withIPs {
 		ips = endpointColumns
@@ -249,12 +340,81 @@ func (s *Store) rawSpread(f flowlog.Filter, p plan, cols string, step time.Durat
 	sort.Strings(served)
 	back, lo, hi := spreadRange(f)
 	w := spreadWidth(step)
-	q := spreadSQL(s.rawFrom(s.condsExcept(back, s.staleCutoff(), nil, skip)), cols, cols, w, lo, hi)
+	q := spreadSQL(s.rawFrom(s.condsExcept(back, s.staleCutoff(), nil, skip, nil)), cols, cols, w, lo, hi)
 	q = "SELECT t, " + cols + "nb, np, nf FROM (" + q + ")"
 	if len(served) > 0 {
 		q += fmt.Sprintf(" WHERE intDiv(toUnixTimestamp64Milli(t), %d) NOT IN (%s)", dayMS, strings.Join(served, ", "))
 	}
 	return q
+}
+
+// rawSkip says what of f's range a raw read leaves to p's rollups: the day
+// partitions (YYYYMMDD) wholly served by the day rollup or by hours, and
+// when p serves hours, the spans of the range left to read raw (none: the
+// rollups serve the whole range).
+func rawSkip(f flowlog.Filter, p plan) (days []string, raw []span, all bool) {
+	for _, d := range servedDays(p) {
+		t, _ := time.Parse(dayLayout, d)
+		days = append(days, t.Format(partitionLayout))
+	}
+	if len(p.hours) == 0 {
+		return days, nil, p.r != nil && coversRange(f, servedDays(p))
+	}
+	var served []span
+	for _, d := range servedDays(p) {
+		t, _ := time.Parse(dayLayout, d)
+		served = append(served, span{t, t.Add(24 * time.Hour)})
+	}
+	perDay := map[string]int{}
+	for h := range p.hours {
+		t := time.UnixMilli(h * hourMS).UTC()
+		served = append(served, span{t, t.Add(time.Hour)})
+		perDay[t.Format(partitionLayout)]++
+	}
+	sort.Slice(served, func(i, j int) bool { return served[i].lo.Before(served[j].lo) })
+	cur := f.From // the start of what is not served yet (zero: unbounded)
+	for _, sp := range served {
+		if !cur.IsZero() && !sp.hi.After(cur) {
+			continue
+		}
+		if cur.IsZero() || sp.lo.After(cur) {
+			raw = append(raw, span{cur, sp.lo})
+		}
+		cur = sp.hi
+	}
+	if f.To.IsZero() || cur.Before(f.To) {
+		raw = append(raw, span{cur, f.To})
+	}
+	for d, n := range perDay {
+		if n == 24 { // every hour of the day from the hour rollup
+			days = append(days, d)
+		}
+	}
+	sort.Strings(days)
+	return days, raw, len(raw) == 0
+}
+
+// span is a time range [lo, hi), unbounded where zero.
+type span struct{ lo, hi time.Time }
+
+// spansCond selects the starts in spans, each widened by w on both sides.
+func spansCond(spans []span, w time.Duration) string {
+	or := make([]string, len(spans))
+	for i, sp := range spans {
+		lo, hi := sp.lo, sp.hi
+		if !lo.IsZero() {
+			lo = lo.Add(-w)
+		}
+		if !hi.IsZero() {
+			hi = hi.Add(w)
+		}
+		c := timeConds(lo, hi)
+		if len(c) == 0 {
+			c = []string{"1 = 1"}
+		}
+		or[i] = "(" + strings.Join(c, " AND ") + ")"
+	}
+	return "(" + strings.Join(or, " OR ") + ")"
 }
 
 // coversRange says whether days (2006-01-02, sorted) are every day of the
@@ -274,7 +434,7 @@ const participantCols = "src_type, src_entity_id, src_entity_name, dst_type, dst
 // aggregateSQL plans and renders one flow-shaped aggregate: SELECT sel FROM
 // <sources> tail.
 func (s *Store) aggregateSQL(ctx context.Context, f flowlog.Filter, step time.Duration, cands []*rollupTable, cols string, sel, tail string) (string, error) {
-	p, err := s.plan(ctx, f, cands)
+	p, err := s.plan(ctx, f, cands, step == 0)
 	if err != nil {
 		return "", err
 	}
@@ -459,13 +619,16 @@ func (s *Store) topSQL(ctx context.Context, q flowlog.TopQuery, raw bool, sides 
 	case raw:
 		cands, cols = nil, ""
 	}
-	p, err := s.plan(ctx, q.Filter, cands)
+	p, err := s.plan(ctx, q.Filter, cands, true)
 	if err != nil {
 		return "", err
 	}
 	var flowParts, parts []string
-	if p.r != nil && !p.r.sides {
+	if len(p.days) > 0 && !p.r.sides {
 		flowParts = append(flowParts, s.rollupPart(q.Filter, p, cols, 0))
+	}
+	if len(p.hours) > 0 && !p.h.sides {
+		flowParts = append(flowParts, s.flowRows(p.h, hourConds(q.Filter, p), cols, 0))
 	}
 	if r := s.rawPart(q.Filter, p, cols, raw, 0); r != "" {
 		flowParts = append(flowParts, r)
@@ -473,7 +636,7 @@ func (s *Store) topSQL(ctx context.Context, q flowlog.TopQuery, raw bool, sides 
 	if len(flowParts) > 0 {
 		parts = append(parts, "SELECT g, nb, np, nf FROM ("+strings.Join(flowParts, " UNION ALL ")+") "+arrayJoin)
 	}
-	if p.r != nil && p.r.sides {
+	if p.r != nil && p.r.sides { // and its hours: hourTwin pairs like with like
 		parts = append(parts, s.sidePart(q.Filter, p, g, sides))
 	}
 	return fmt.Sprintf("SELECT %s, %s FROM (%s) GROUP BY ip_s, ptype, pid, pname ORDER BY %s DESC, ptype, pid, pname, ip_s LIMIT %d",

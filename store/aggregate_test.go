@@ -526,6 +526,20 @@ func TestRollupPasses(t *testing.T) {
 	if st, err = store.RollupQuiet(ctx, s, 10*time.Millisecond); err != nil || st.Days != 1 || st.Busy != 0 {
 		t.Fatalf("pass once quiet: %+v %v, want the day recomputed", st, err)
 	}
+	// A day whose current hour is being written but that has another
+	// dirty hour no longer written (an hour that ended) is recomputed:
+	// its other hours then serve from the rollups by hour.
+	other, _ := known[2].events() // an hour after st1's
+	if err := s.Insert(ctx, &flowlog.Batch{Events: []flowlog.Event{other}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if err := s.Insert(ctx, &flowlog.Batch{Events: []flowlog.Event{st1}}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = store.RollupQuiet(ctx, s, time.Second); err != nil || st.Days != 1 || st.Busy != 0 {
+		t.Fatalf("pass with a quiet dirty hour and a busy one: %+v %v, want the day recomputed", st, err)
+	}
 }
 
 // The background job runs and stops with Close.

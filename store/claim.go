@@ -13,7 +13,7 @@ import (
 // the rollup job (rollup.go). Recomputing a day twice is harmless (each
 // pass writes a complete generation, readers use the latest named one) but
 // wasted, so before recomputing a change of a day (the day's latest mark
-// in rollup_dirty) a collector claims it, and only the winner goes ahead:
+// in rollup_marks) a collector claims it, and only the winner goes ahead:
 //   - a claim is a row (day, marked, owner, claimed) inserted with a
 //     deduplication token naming the round: (day, marked, lease epoch).
 //     The table keeps the first block of a token and drops the others

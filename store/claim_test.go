@@ -105,7 +105,7 @@ func latestMark(t *testing.T, s *store.Store, day string) int64 {
 	var rows []struct {
 		M int64 `json:"m"`
 	}
-	if err := s.QueryRows(context.Background(), "SELECT max(marked) AS m FROM "+s.Database()+".rollup_dirty WHERE day = '"+day+"'", &rows); err != nil || len(rows) != 1 {
+	if err := s.QueryRows(context.Background(), "SELECT max(marked) AS m FROM "+s.Database()+".rollup_marks WHERE day = '"+day+"'", &rows); err != nil || len(rows) != 1 {
 		t.Fatalf("reading the mark: %v", err)
 	}
 	return rows[0].M

@@ -56,6 +56,9 @@ var shardKeys = map[string]string{
 	"addrs_1d":          "toYYYYMMDD(day)",
 	"series_1h":         "toYYYYMMDD(bucket)",
 	"rollup_dirty":      "toYYYYMMDD(day)",
+	"rollup_marks":      "toYYYYMMDD(day)",
+	"talkers_1h":        "toYYYYMMDD(hour)",
+	"addrs_1h":          "toYYYYMMDD(hour)",
 	"rollup_days":       "toYYYYMMDD(day)",
 	"rollup_claims":     "toYYYYMMDD(day)",
 	"agents":            "cityHash64(network_id, host_id)", // a host's sightings on one shard, where they collapse

@@ -7,14 +7,14 @@ import (
 )
 
 // marks spares an insert the second write of its commit when it can: the
-// dirty mark of a day this Store marked already, if no rollup pass can have
+// dirty mark of an hour this Store marked already, if no rollup pass can have
 // covered that mark since (see "Exactness argument" in rollup.go). At a
 // light load every group commit is two fsync'd inserts, the flows and the
-// marks; the marks are the same days almost every time (today), and the
+// marks; the marks are the same hours almost every time (the current one), and the
 // acks of a stock agent, which drops a batch after three tries 300 ms
 // apart, wait for both.
 //
-// Why skipping is exact. Say this Store marked day d with stamp S0 and no
+// Why skipping is exact. Say this Store marked hour d with stamp S0 and no
 // pass began since (passes record a stamp, from the same strictly increasing
 // clock, before they read any mark). A batch whose rows are now committed
 // skips its mark of d. No pass can have set covers >= S0 yet (a pass covers
@@ -31,7 +31,7 @@ type marks struct {
 
 	mu        sync.Mutex
 	passBegan int64           // stamp of the latest rollup pass's start
-	last      map[int64]int64 // day (days since the epoch) -> this Store's latest mark of it
+	last      map[int64]int64 // hour (hours since the epoch) -> this Store's latest mark of it
 }
 
 func newMarks(eng Engine, cluster string) *marks {
@@ -46,7 +46,7 @@ func (m *marks) passBegins(stamp int64) {
 	m.passBegan = stamp
 }
 
-// needed returns the days of a committed batch that must be marked.
+// needed returns the hours of a committed batch that must be marked.
 func (m *marks) needed(days map[int64]struct{}) []int64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -59,12 +59,12 @@ func (m *marks) needed(days map[int64]struct{}) []int64 {
 	return out
 }
 
-// marked records the stamp the given days were marked with (after the
+// marked records the stamp the given hours were marked with (after the
 // marks are committed).
 func (m *marks) marked(days []int64, stamp int64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if len(m.last) > 1024 { // days a long-running collector marked once: forget them all
+	if len(m.last) > 1024 { // hours a long-running collector marked once: forget them all
 		clear(m.last)
 	}
 	for _, d := range days {

@@ -22,7 +22,7 @@ func TestDirtyMarksAreWrittenOncePerPass(t *testing.T) {
 		var rows []struct {
 			N int `json:"n"`
 		}
-		if err := s.QueryRows(ctx, "SELECT toInt64(count()) AS n FROM "+s.Database()+".rollup_dirty", &rows); err != nil {
+		if err := s.QueryRows(ctx, "SELECT toInt64(count()) AS n FROM "+s.Database()+".rollup_marks", &rows); err != nil {
 			t.Fatal(err)
 		}
 		return rows[0].N

@@ -40,7 +40,7 @@ func Plan(s *Store, f flowlog.Filter, step time.Duration) (table string, days in
 	if step > 0 {
 		cands = seriesTables(step)
 	}
-	return planOf(s, f, cands)
+	return planOf(s, f, cands, step)
 }
 
 // TopPlan is Plan for Top.
@@ -52,20 +52,39 @@ func TopPlan(s *Store, q flowlog.TopQuery) (table string, days int, err error) {
 	case q.ByASN || q.ByCountry:
 		cands = nil
 	}
-	return planOf(s, q.Filter, cands)
+	return planOf(s, q.Filter, cands, 0)
 }
 
-func planOf(s *Store, f flowlog.Filter, cands []*rollupTable) (table string, days int, err error) {
-	p, err := s.plan(context.Background(), f, cands)
-	if p.r == nil {
+func planOf(s *Store, f flowlog.Filter, cands []*rollupTable, step time.Duration) (table string, days int, err error) {
+	p, err := s.plan(context.Background(), f, cands, step == 0)
+	if p.r == nil || len(p.days) == 0 {
 		return "", 0, err
 	}
 	return p.r.name, len(p.days), err
 }
 
+// HourPlan says which rollup by hour an aggregate would read ("" for none)
+// and for how many hours: the matrix (step 0) or top participants (top).
+func HourPlan(s *Store, f flowlog.Filter, top bool) (table string, hours int, err error) {
+	cands := matrixTables
+	if top {
+		cands = topTables
+	}
+	p, err := s.plan(context.Background(), f, cands, true)
+	if p.h == nil {
+		return "", 0, err
+	}
+	return p.h.name, len(p.hours), err
+}
+
 // SeriesSQL exposes the query of a Series (counting rows) for tests that EXPLAIN it.
 func SeriesSQL(s *Store, f flowlog.Filter, step time.Duration) (string, error) {
 	return s.aggregateSQL(context.Background(), f, step, seriesTables(step), "", "count() AS n", "")
+}
+
+// MatrixSQL exposes the query of a Matrix (counting rows) for tests that EXPLAIN it.
+func MatrixSQL(s *Store, f flowlog.Filter) (string, error) {
+	return s.aggregateSQL(context.Background(), f, 0, matrixTables, participantCols, "count() AS n", "")
 }
 
 // StopJobs stops the background job without closing the shared engine.

@@ -43,7 +43,35 @@ var (
 		dims: []string{"network_id"}}
 	series1h = rollupTable{name: "series_1h", grain: time.Hour, ttl: Rollup1hTTL, timeCol: "bucket", grains: true,
 		dims: []string{"network_id", "protocol", "direction"}}
+
+	// By hour of start (migration 12): the hours of the days the day
+	// tables above do not serve (rollup.go, "Hours").
+	talkers1h = rollupTable{name: "talkers_1h", grain: time.Hour, ttl: RollupHourTTL, timeCol: "hour", hourly: true, sides: true,
+		dims: []string{"network_id"}}
+	addrs1h = rollupTable{name: "addrs_1h", grain: time.Hour, ttl: RollupHourTTL, timeCol: "hour", hourly: true, sides: true,
+		dims: []string{"network_id"}}
 )
+
+// RollupHourTTL is how long talkers_1h and addrs_1h keep their rows: the
+// raw flows' default retention and a few days, as they serve the first
+// day of a range reaching that far back.
+const RollupHourTTL = 35 * 24 * time.Hour
+
+// hourTwin is the table serving the hours of the days r does not serve
+// (nil: none). flows_1h keeps its flows, bytes and packets by hour of
+// start, so it serves the hours of pairs_1d and its own; its spread
+// columns are by bucket, which no mark names (rollup.go, "Hours").
+func (r *rollupTable) hourTwin() *rollupTable {
+	switch r.name {
+	case talkers1d.name:
+		return &talkers1h
+	case addrs1d.name:
+		return &addrs1h
+	case pairs1d.name, rollup1h.name:
+		return &rollup1h
+	}
+	return nil
+}
 
 // dimColumnRe finds the rollup dimensions a condition of dimConds names
 // (a quoted value spelling a column's name adds that column: a costlier
@@ -68,8 +96,9 @@ func (r *rollupTable) serves(conds []string) bool {
 }
 
 // grainsInsertSQL recomputes one day of the page's rollups under
-// generation gen, after flows_1h got the day's rows of gen.
-func (s *Store) grainsInsertSQL(day string, gen int64) []string {
+// generation gen, after flows_1h got the day's rows of gen, with those by
+// hour when hours is set.
+func (s *Store) grainsInsertSQL(day string, gen int64, hours bool) []string {
 	d, _ := time.Parse(dayLayout, day)
 	hour := fmt.Sprintf("%s.flows_1h WHERE bucket >= toDateTime('%s 00:00:00', 'UTC') AND bucket < toDateTime('%s 00:00:00', 'UTC') AND gen = %d",
 		s.db, day, d.Add(24*time.Hour).Format(dayLayout), gen)
@@ -90,15 +119,32 @@ func (s *Store) grainsInsertSQL(day string, gen int64) []string {
 		FROM %[5]s GROUP BY bucket, gen, network_id, protocol, direction, shadowed`,
 		s.db, sum("flows"), sum("spread_bytes"), sum("spread_packets"), hour)
 	// The addresses, from the merged flows of the day, shadowing decided
-	// against the egress rows of the day and its neighbours (dedupe.go).
+	// against the egress rows of the day and its neighbours (dedupe.go):
+	// by hour of start, and the day's as their sums, or by day directly.
 	part := []string{d.Format(partitionLayout)}
 	shadowed := s.shadowedExpr(s.egressBounds(time.Time{}, time.Time{}, part, nil), []string{partitionIn(part)}, false)
-	addrs := fmt.Sprintf(`INSERT INTO %[1]s.addrs_1d (day, gen, network_id, shadowed, side, ip, bytes, packets, flows)
-		SELECT toDate('%[2]s') AS day_r, toInt64(%[3]d) AS gen_r, network_id, shadowed_r, a.1 AS side_r, a.2 AS ip_r,
+	table, t := "addrs_1d (day", "toDate('"+day+"')"
+	if hours {
+		table, t = "addrs_1h (hour", "toStartOfHour(start_ts)"
+	}
+	addrs := fmt.Sprintf(`INSERT INTO %[1]s.%[9]s, gen, network_id, shadowed, side, ip, bytes, packets, flows)
+		SELECT t_r, toInt64(%[3]d) AS gen_r, network_id, shadowed_r, a.1 AS side_r, a.2 AS ip_r,
 			toUInt64(least(sum(nb), %[4]s)), toUInt64(least(sum(np), %[4]s)), count()
-		FROM (SELECT network_id, src_ip, dst_ip, toUInt8(%[5]s) AS shadowed_r, %[6]s AS nb, %[7]s AS np FROM %[8]s)
+		FROM (SELECT %[10]s AS t_r, network_id, src_ip, dst_ip, toUInt8(%[5]s) AS shadowed_r, %[6]s AS nb, %[7]s AS np FROM %[8]s)
 		ARRAY JOIN [(toUInt8(0), src_ip), (toUInt8(1), dst_ip)] AS a
-		GROUP BY network_id, shadowed_r, side_r, ip_r`,
-		s.db, day, gen, maxUInt64, shadowed, sumBytes, sumPackets, s.rawFrom([]string{partitionIn(part)}))
-	return []string{pairs, talkers, series, addrs}
+		GROUP BY t_r, network_id, shadowed_r, side_r, ip_r`,
+		s.db, day, gen, maxUInt64, shadowed, sumBytes, sumPackets, s.rawFrom([]string{partitionIn(part)}), table, t)
+	if !hours {
+		return []string{pairs, talkers, series, addrs}
+	}
+	talkersH := fmt.Sprintf(`INSERT INTO %[1]s.talkers_1h (hour, gen, network_id, shadowed, side, ptype, pid, pname, bytes, packets, flows)
+		SELECT bucket, gen, network_id, shadowed, p.1 AS side_r, p.2 AS ptype_r, p.3 AS pid_r, p.4 AS pname_r, %[2]s
+		FROM (SELECT * FROM %[3]s AND flows > 0)
+		ARRAY JOIN [(toUInt8(0), src_type, src_entity_id, src_entity_name), (toUInt8(1), dst_type, dst_entity_id, dst_entity_name)] AS p
+		GROUP BY bucket, gen, network_id, shadowed, side_r, ptype_r, pid_r, pname_r`, s.db, totals, hour)
+	addrsD := fmt.Sprintf(`INSERT INTO %[1]s.addrs_1d (day, gen, network_id, shadowed, side, ip, bytes, packets, flows)
+		SELECT toDate('%[2]s') AS day_r, gen, network_id, shadowed, side, ip, %[3]s
+		FROM %[1]s.addrs_1h WHERE hour >= toDateTime('%[2]s 00:00:00', 'UTC') AND hour < toDateTime('%[4]s 00:00:00', 'UTC') AND gen = %[5]d
+		GROUP BY gen, network_id, shadowed, side, ip`, s.db, day, totals, d.Add(24*time.Hour).Format(dayLayout), gen)
+	return []string{pairs, talkers, series, talkersH, addrs, addrsD}
 }

@@ -253,18 +253,24 @@ func whereOf(c []string) string {
 // the given day partitions (YYYYMMDD; nil: every day of the filter's range),
 // with the stale horizon at cutoff.
 func (s *Store) conds(f flowlog.Filter, cutoff time.Time, days []string) []string {
-	return s.condsExcept(f, cutoff, days, nil)
+	return s.condsExcept(f, cutoff, days, nil, nil)
 }
 
 // condsExcept is conds for a read of the days of the range but the days
-// in skip (YYYYMMDD), which the caller reads elsewhere (rollups).
-func (s *Store) condsExcept(f flowlog.Filter, cutoff time.Time, days, skip []string) []string {
+// in skip (YYYYMMDD), which the caller reads elsewhere (rollups), and
+// when spans is set, of only the starts in spans (the rest of the range
+// served by rollups by hour): the connection deduplication then looks for
+// egress rows only near them.
+func (s *Store) condsExcept(f flowlog.Filter, cutoff time.Time, days, skip []string, spans []span) []string {
 	c := timeConds(f.From, f.To)
 	if days != nil {
 		c = append(c, partitionIn(days))
 	}
 	if len(skip) > 0 {
 		c = append(c, "_partition_id NOT IN ('"+strings.Join(skip, "', '")+"')")
+	}
+	if spans != nil {
+		c = append(c, spansCond(spans, 0))
 	}
 	c = append(c, dimConds(f)...)
 	c = append(c, rawConds(f)...)
@@ -276,7 +282,11 @@ func (s *Store) condsExcept(f flowlog.Filter, cutoff time.Time, days, skip []str
 		if f.State == flowlog.StateActive || f.State == flowlog.StateStale {
 			cand, final = append(slices.Clone(c), stateConds(f.State, cutoff)...), true
 		}
-		c = append(c, "NOT "+s.shadowedExpr(s.egressBounds(f.From, f.To, days, skip), cand, final))
+		bounds := s.egressBounds(f.From, f.To, days, skip)
+		if spans != nil {
+			bounds = []string{spansCond(spans, 2*s.peerSkew)}
+		}
+		c = append(c, "NOT "+s.shadowedExpr(bounds, cand, final))
 	}
 	return append(c, stateConds(f.State, cutoff)...)
 }

@@ -50,8 +50,8 @@ func TestQueryCosts(t *testing.T) {
 		end = time.UnixMilli(loaded[0].End).UTC()
 		t.Logf("reusing %d flows ending %s", loaded[0].N, end.Format(time.RFC3339))
 		// Every day dirty again, to measure a full rebuild of the rollups.
-		if err := s.Exec(ctx, "INSERT INTO "+s.Database()+".rollup_dirty (day, marked) SELECT DISTINCT toDate(start_ts), "+
-			"toUnixTimestamp64Nano(now64(9)) FROM "+s.Database()+".flows"); err != nil {
+		if err := s.Exec(ctx, "INSERT INTO "+s.Database()+".rollup_marks (day, hour, marked) SELECT day, 0, "+
+			"toUnixTimestamp64Nano(now64(9)) FROM (SELECT DISTINCT toDate(start_ts) AS day FROM "+s.Database()+".flows)"); err != nil {
 			t.Fatal(err)
 		}
 	} else {

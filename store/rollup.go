@@ -41,8 +41,9 @@ import (
 // So the collector does it (option "periodic recompute job"), exactly:
 //   - Store.Insert, after the flows are committed and before it returns
 //     (before the envelope is acked), records a dirty mark (day, stamp) for
-//     each day partition the batch touched, in rollup_dirty. Stamps come
-//     from a strictly increasing clock (Store.stamp).
+//     each day partition the batch touched (in rollup_marks, by hour since
+//     migration 12: "Hours" below). Stamps come from a strictly increasing
+//     clock (Store.stamp).
 //   - Store.Rollup recomputes each dirty day whole from the merged view
 //     (flows FINAL, that day's partition: a flow's rows share a partition,
 //     and FINAL reads the whole partition anyway since start_ts is not in
@@ -60,7 +61,7 @@ import (
 // stamps strictly increase, so a mark <= M (whether the job saw it or not)
 // was stamped before M, which was written before the job read it: its rows
 // were committed before the recomputation read the day. covers is also kept
-// rollupClockSlack below the job's own stamp, so that several collectors
+// rollupClockSlack below the stamp of the pass's start, so that several collectors
 // sharing a ClickHouse server (each with its own clock) stay exact as long
 // as their clocks agree within that slack. A crash between the flows insert
 // and its mark loses the mark, but then Insert did not return, the envelope
@@ -69,8 +70,21 @@ import (
 //
 // Cost: a day is recomputed whole (at 10M flows over 30 days, about 0.7 s a
 // day, BENCHMARKS.md). The background job leaves a day alone while inserts
-// keep touching it (today, normally: readers read it raw anyway) and
-// recomputes it once they pause, or hourly.
+// keep touching every hour of it that is dirty (the current hour, normally),
+// and recomputes it once one of them pauses, or hourly.
+//
+// Hours (migration 12). Marks name the hour of each start (and of its
+// neighbours within twice PeerSkew, and of where its bytes run to), in
+// rollup_marks (day, hour, marked). A day is clean when every hour's
+// latest mark is <= covers; an hour of a dirty day is clean when its own
+// marks are: the argument above holds hour by hour, since every insert
+// that can change what the rollup rows of an hour of start say marks that
+// hour. So the clean hours of a dirty day (today's, but the one being
+// written) and the whole hours of the range's partial first and last days
+// are read from the rollups of start hours (talkers_1h, addrs_1h; flows_1h
+// holds its flows by start hour too), and only the other hours raw. Time
+// series are not served by hours: a bucket's bytes come from flows started
+// up to spreadHorizon before it, which no mark of the bucket's hour names.
 
 // Rollup retention, fixed (the raw flows' retention is --retention, 30 days
 // by default): 1-minute rows for a week, 1-hour rows for a year, so long
@@ -108,6 +122,7 @@ type rollupTable struct {
 	timeCol string   // its bucket's column: bucket (DateTime) or day (Date)
 	dims    []string // the rollup dimensions it keeps (filters it answers); nil: all
 	grains  bool     // written since migration 9 (grains.go): serves days whose rollup_days.grains = 1
+	hourly  bool     // written since migration 12 (grains.go): serves hours of days whose rollup_days.hours = 1
 	sides   bool     // one row per participant (or address) and side, not per flow's pair
 }
 
@@ -150,7 +165,7 @@ func (s *Store) seedClock(ctx context.Context) error {
 	var rows []struct {
 		M int64 `json:"m"`
 	}
-	q := fmt.Sprintf("SELECT greatest((SELECT max(marked) FROM %[1]s.rollup_dirty), "+
+	q := fmt.Sprintf("SELECT greatest((SELECT max(marked) FROM %[1]s.rollup_marks), "+
 		"(SELECT max(stamp) FROM %[1]s.rollup_days), (SELECT max(gen) FROM %[1]s.rollup_days)) AS m", s.db)
 	if err := s.queryRows(ctx, q, &rows); err != nil {
 		return fmt.Errorf("reading rollup stamps: %w", err)
@@ -163,42 +178,45 @@ func (s *Store) seedClock(ctx context.Context) error {
 	return nil
 }
 
-// markDirty records that the given events' days changed. Called after their
-// rows are committed, before Insert returns.
+// markDirty records that the given events' hours changed. Called after
+// their rows are committed, before Insert returns.
 func (s *Store) markDirty(ctx context.Context, evs []flowlog.Event) error {
 	near := (2 * s.peerSkew).Milliseconds()
-	now := s.now().UnixMilli()   // about the rows' inserted_at
-	days := map[int64]struct{}{} // days since the epoch (a few per batch: cheaper than formatting each)
+	now := s.now().UnixMilli()    // about the rows' inserted_at
+	hours := map[int64]struct{}{} // hours since the epoch (a few per batch: cheaper than formatting each)
 	for i := range evs {
-		// The neighbour day too when the start is near midnight: whether
-		// an ingress row there is shadowed depends on this one (dedupe.go).
+		// The neighbour hour too when the start is near one: whether an
+		// ingress row there is shadowed depends on this one (dedupe.go).
 		ms := evs[i].Start.UnixMilli()
 		for _, t := range []int64{ms - near, ms, ms + near} {
-			days[floorDiv(t, dayMS)] = struct{}{}
+			hours[floorDiv(t, hourMS)] = struct{}{}
 		}
-		// And the day its bytes run into (a flow with none spreads nothing:
-		// a stock agent's START, inserted long after its start by a spool).
+		// And the hour its bytes run into, for the day rollups' series (a
+		// flow with none spreads nothing: a stock agent's START, inserted
+		// long after its start by a spool).
 		if e := &evs[i]; e.BytesSent|e.BytesRecv|e.PacketsSent|e.PacketsRecv != 0 {
-			days[floorDiv(spreadEnd(e, now), dayMS)] = struct{}{}
+			hours[floorDiv(spreadEnd(e, now), hourMS)] = struct{}{}
 		}
 	}
-	need := s.marks.needed(days) // dirty.go: days this Store's last mark still covers are skipped
+	need := s.marks.needed(hours) // dirty.go: hours this Store's last mark still covers are skipped
 	if len(need) == 0 {
 		return nil
 	}
 	stamp := s.stamp()
 	st := strconv.FormatInt(stamp, 10)
 	vals := make([]string, 0, len(need))
-	for _, d := range need {
-		vals = append(vals, "('"+time.UnixMilli(d*dayMS).UTC().Format(dayLayout)+"', "+st+")")
+	for _, h := range need {
+		vals = append(vals, "('"+time.UnixMilli(h*hourMS).UTC().Format(dayLayout)+"', "+strconv.FormatInt(floorMod(h, 24), 10)+", "+st+")")
 	}
 	sort.Strings(vals)
-	if err := s.eng.Exec(ctx, "INSERT INTO "+s.db+".rollup_dirty (day, marked) VALUES "+strings.Join(vals, ", ")); err != nil {
-		return fmt.Errorf("marking %d days for the rollups: %w", len(vals), err)
+	if err := s.eng.Exec(ctx, "INSERT INTO "+s.db+".rollup_marks (day, hour, marked) VALUES "+strings.Join(vals, ", ")); err != nil {
+		return fmt.Errorf("marking %d hours for the rollups: %w", len(vals), err)
 	}
 	s.marks.marked(need, stamp)
 	return nil
 }
+
+const hourMS = 60 * 60 * 1000
 
 // spreadEnd is the end of the lifetime a time series spreads an event's
 // flow over (spreadSQL), in Unix milliseconds: its end, or now (about its
@@ -221,6 +239,8 @@ func floorDiv(a, b int64) int64 {
 	return q
 }
 
+func floorMod(a, b int64) int64 { return a - floorDiv(a, b)*b }
+
 // RollupStats says what one Rollup pass did.
 type RollupStats struct {
 	Days     int // days recomputed
@@ -240,29 +260,35 @@ func (s *Store) Rollup(ctx context.Context) (RollupStats, error) {
 // rollupMaxSkip bounds how long the job leaves a busy day dirty.
 const rollupMaxSkip = time.Hour
 
-// rollup recomputes the dirty days, except, when quiet > 0, the days marked
-// within quiet (still being written: today, all day long) whose rollup is
-// less than rollupMaxSkip old. Recomputing such a day is wasted work, as
-// the next insert makes it dirty again and readers then read it raw; it is
-// recomputed once inserts into it pause, or hourly.
+// rollup recomputes the dirty days, except, when quiet > 0, the days whose
+// every dirty hour was marked within quiet (still being written: the
+// current hour, all hour long) and whose rollup is less than rollupMaxSkip
+// old. Recomputing such a day is wasted work, as the next insert makes
+// those hours dirty again and readers then read them raw; it is recomputed
+// once inserts into one of them pause (the hour is over), or hourly.
 func (s *Store) rollup(ctx context.Context, quiet time.Duration) (RollupStats, error) {
 	s.rollupMu.Lock()
 	defer s.rollupMu.Unlock()
-	s.marks.passBegins(s.stamp()) // before reading any mark (dirty.go)
+	passStamp := s.stamp()
+	s.marks.passBegins(passStamp) // before reading any mark (dirty.go)
 	began := time.Now()
 	var st RollupStats
 	var dirty []struct {
 		Day    string `json:"day"`
 		Marked int64  `json:"marked"`
+		Oldest int64  `json:"oldest"` // the earliest latest mark among its dirty hours
 		Gen    int64  `json:"gen"`
 		Grains uint8  `json:"grains"`
+		Hours  uint8  `json:"hours"`
 		Last   int64  `json:"last"`
 	}
-	q := fmt.Sprintf(`SELECT toString(d.day) AS day, d.marked AS marked, m.gen AS gen, m.grains AS grains, m.last AS last
-		FROM (SELECT day, max(marked) AS marked FROM %[1]s.rollup_dirty GROUP BY day) AS d
-		LEFT JOIN (SELECT day, argMax(gen, stamp) AS gen, argMax(grains, stamp) AS grains, argMax(covers, stamp) AS covers, max(stamp) AS last
+	q := fmt.Sprintf(`SELECT toString(d.day) AS day, max(d.marked) AS marked, minIf(d.marked, d.marked > m.covers) AS oldest,
+			any(m.gen) AS gen, any(m.grains) AS grains, any(m.hours) AS hours, any(m.last) AS last
+		FROM (SELECT day, hour, max(marked) AS marked FROM %[1]s.rollup_marks GROUP BY day, hour) AS d
+		LEFT JOIN (SELECT day, argMax(gen, stamp) AS gen, argMax(grains, stamp) AS grains, argMax(hours, stamp) AS hours,
+				argMax(covers, stamp) AS covers, max(stamp) AS last
 			FROM %[1]s.rollup_days GROUP BY day) AS m USING (day)
-		WHERE d.marked > m.covers ORDER BY day DESC`, s.db)
+		GROUP BY d.day HAVING max(d.marked) > any(m.covers) ORDER BY day DESC`, s.db)
 	if err := s.queryRows(ctx, q, &dirty); err != nil {
 		return st, fmt.Errorf("reading dirty days: %w", err)
 	}
@@ -272,7 +298,7 @@ func (s *Store) rollup(ctx context.Context, quiet time.Duration) (RollupStats, e
 		if err != nil {
 			return st, fmt.Errorf("dirty day %q: %w", d.Day, err)
 		}
-		if quiet > 0 && d.Marked > now.Add(-quiet).UnixNano() && d.Last > now.Add(-rollupMaxSkip).UnixNano() {
+		if quiet > 0 && d.Oldest > now.Add(-quiet).UnixNano() && d.Last > now.Add(-rollupMaxSkip).UnixNano() {
 			st.Busy++
 			continue
 		}
@@ -283,17 +309,19 @@ func (s *Store) rollup(ctx context.Context, quiet time.Duration) (RollupStats, e
 			continue
 		}
 		gen := s.stamp()
-		covers := min(d.Marked, gen-int64(s.slack))
+		// The slack below the pass's start, not this day's: the same for
+		// every day of a long pass (more conservative, so as exact).
+		covers := min(d.Marked, passStamp-int64(s.slack))
 		if !day.After(now.Add(-s.retention + rollupTTLMargin)) {
 			// The raw day is (being) deleted by its TTL: recomputing it would
 			// replace good rollup rows by a partial day. Keep the rows.
-			if err := s.writeRollupDay(ctx, d.Day, d.Gen, d.Marked, d.Grains); err != nil {
+			if err := s.writeRollupDay(ctx, d.Day, d.Gen, d.Marked, d.Grains, d.Hours); err != nil {
 				return st, err
 			}
 			st.Closed++
 			continue
 		}
-		var grains uint8
+		var grains, hours uint8
 		for _, r := range []rollupTable{rollup1m, rollup1h} {
 			if day.Before(r.firstDay(now)) {
 				continue // its rows would expire at once; readers do not look there
@@ -302,15 +330,19 @@ func (s *Store) rollup(ctx context.Context, quiet time.Duration) (RollupStats, e
 				return st, fmt.Errorf("recomputing %s for %s: %w", r.name, d.Day, err)
 			}
 			if r.name == rollup1h.name { // the page's rollups are sums of it (grains.go)
-				for _, q := range s.grainsInsertSQL(d.Day, gen) {
+				withHours := !day.Before(talkers1h.firstDay(now))
+				for _, q := range s.grainsInsertSQL(d.Day, gen, withHours) {
 					if err := s.eng.Exec(ctx, q); err != nil {
 						return st, fmt.Errorf("recomputing the page's rollups for %s: %w", d.Day, err)
 					}
 				}
 				grains = 1
+				if withHours {
+					hours = 1
+				}
 			}
 		}
-		if err := s.writeRollupDay(ctx, d.Day, gen, covers, grains); err != nil {
+		if err := s.writeRollupDay(ctx, d.Day, gen, covers, grains, hours); err != nil {
 			return st, err
 		}
 		st.Days++
@@ -319,9 +351,9 @@ func (s *Store) rollup(ctx context.Context, quiet time.Duration) (RollupStats, e
 	return st, nil
 }
 
-func (s *Store) writeRollupDay(ctx context.Context, day string, gen, covers int64, grains uint8) error {
-	err := s.eng.Exec(ctx, fmt.Sprintf("INSERT INTO %s.rollup_days (day, gen, covers, stamp, grains) VALUES ('%s', %d, %d, %d, %d)",
-		s.db, day, gen, covers, s.stamp(), grains))
+func (s *Store) writeRollupDay(ctx context.Context, day string, gen, covers int64, grains, hours uint8) error {
+	err := s.eng.Exec(ctx, fmt.Sprintf("INSERT INTO %s.rollup_days (day, gen, covers, stamp, grains, hours) VALUES ('%s', %d, %d, %d, %d, %d)",
+		s.db, day, gen, covers, s.stamp(), grains, hours))
 	if err != nil {
 		return fmt.Errorf("recording the rollup of %s: %w", day, err)
 	}
@@ -349,16 +381,19 @@ func (s *Store) rollupInsertSQL(r rollupTable, day string, gen int64) string {
 		s.db, r.name, rollupDims, gen, maxUInt64, spread)
 }
 
-// cleanDay is a day whose rollup rows are up to date: the generation to
-// read, and whether it includes the page's rollups (grains.go).
+// cleanDay is a rolled-up day: the generation to read, whether it includes
+// the page's rollups (grains.go) and those by hour, and which of its hours
+// are dirty (bit h: hour h), none when the whole day is clean.
 type cleanDay struct {
 	gen    int64
 	grains bool
+	hours  bool
+	dirty  uint32
 }
 
-// cleanDays returns the days (UTC midnight, formatted 2006-01-02) whose
-// rollup rows are up to date among the days of [from, to) (zero =
-// unbounded).
+// cleanDays returns the rolled-up days (UTC midnight, formatted
+// 2006-01-02) among the days of [from, to) (zero = unbounded), each with
+// its dirty hours.
 func (s *Store) cleanDays(ctx context.Context, from, to time.Time) (map[string]cleanDay, error) {
 	var cond []string
 	if !from.IsZero() {
@@ -375,18 +410,21 @@ func (s *Store) cleanDays(ctx context.Context, from, to time.Time) (map[string]c
 		Day    string `json:"day"`
 		Gen    int64  `json:"gen"`
 		Grains uint8  `json:"grains"`
+		Hours  uint8  `json:"hours"`
+		Dirty  uint32 `json:"dirty"`
 	}
-	q := fmt.Sprintf(`SELECT toString(m.day) AS day, m.gen AS gen, m.grains AS grains
-		FROM (SELECT day, argMax(gen, stamp) AS gen, argMax(grains, stamp) AS grains, argMax(covers, stamp) AS covers
+	q := fmt.Sprintf(`SELECT toString(m.day) AS day, any(m.gen) AS gen, any(m.grains) AS grains, any(m.hours) AS hours,
+			groupBitOr(if(d.marked > m.covers, bitShiftLeft(toUInt32(1), d.hour), toUInt32(0))) AS dirty
+		FROM (SELECT day, argMax(gen, stamp) AS gen, argMax(grains, stamp) AS grains, argMax(hours, stamp) AS hours, argMax(covers, stamp) AS covers
 			FROM %[1]s.rollup_days%[2]s GROUP BY day) AS m
-		LEFT JOIN (SELECT day, max(marked) AS marked FROM %[1]s.rollup_dirty%[2]s GROUP BY day) AS d USING (day)
-		WHERE d.marked <= m.covers`, s.db, w)
+		LEFT JOIN (SELECT day, hour, max(marked) AS marked FROM %[1]s.rollup_marks%[2]s GROUP BY day, hour) AS d USING (day)
+		GROUP BY m.day`, s.db, w)
 	if err := s.queryRows(ctx, q, &rows); err != nil {
 		return nil, fmt.Errorf("reading rollup state: %w", err)
 	}
 	out := make(map[string]cleanDay, len(rows))
 	for _, r := range rows {
-		out[r.Day] = cleanDay{r.Gen, r.Grains == 1}
+		out[r.Day] = cleanDay{gen: r.Gen, grains: r.Grains == 1, hours: r.Hours == 1, dirty: r.Dirty}
 	}
 	return out, nil
 }

@@ -354,6 +354,65 @@ var migrations = []migration{
 		// old parts), and reads merge parts under FINAL anyway.
 		`ALTER TABLE {db}.flows MODIFY SETTING merge_selector_base = 25`,
 	}, nil},
+	{12, "rollups clean hour by hour", []string{
+		// Which hours of a day changed (rollup.go, "Hours"): Store.Insert
+		// marks the hours of the starts a batch touched, so the hours of a
+		// dirty day that no insert touched since its rollup stay served by
+		// it. Replaces rollup_dirty (its day marks are copied to every hour
+		// of their day below; the table is no longer written or read).
+		`CREATE TABLE IF NOT EXISTS {db}.rollup_marks (
+			day Date,
+			hour UInt8,
+			marked Int64
+		) ENGINE = ReplacingMergeTree(marked)
+		ORDER BY (day, hour)
+		TTL day + toIntervalDay(400)
+		SETTINGS fsync_after_insert = 1, fsync_part_directory = 1`,
+		// Top participants and top IPs per hour of start, for the hours of
+		// the days talkers_1d and addrs_1d cannot serve: the range's first
+		// and last day, and the clean hours of dirty days (today). Kept as
+		// long as the raw flows (RollupHourTTL).
+		`CREATE TABLE IF NOT EXISTS {db}.talkers_1h (
+			hour DateTime('UTC'),
+			gen Int64,
+			network_id LowCardinality(String),
+			shadowed UInt8,
+			side UInt8 COMMENT '0: as source, 1: as destination',
+			ptype ` + participantEnum + `,
+			pid LowCardinality(String),
+			pname LowCardinality(String),
+			bytes UInt64,
+			packets UInt64,
+			flows UInt64
+		) ENGINE = ReplacingMergeTree(gen)
+		PARTITION BY toYYYYMMDD(hour)
+		ORDER BY (hour, network_id, shadowed, side, ptype, pid, pname)
+		TTL hour + toIntervalSecond(3024000)
+		SETTINGS fsync_after_insert = 1, fsync_part_directory = 1`,
+		`CREATE TABLE IF NOT EXISTS {db}.addrs_1h (
+			hour DateTime('UTC'),
+			gen Int64,
+			network_id LowCardinality(String),
+			shadowed UInt8,
+			side UInt8 COMMENT '0: as source, 1: as destination',
+			ip IPv6,
+			bytes UInt64,
+			packets UInt64,
+			flows UInt64
+		) ENGINE = ReplacingMergeTree(gen)
+		PARTITION BY toYYYYMMDD(hour)
+		ORDER BY (hour, network_id, shadowed, side, ip)
+		TTL hour + toIntervalSecond(3024000)
+		SETTINGS fsync_after_insert = 1, fsync_part_directory = 1`,
+		// Which days' generations include these tables.
+		`ALTER TABLE {db}.rollup_days ADD COLUMN IF NOT EXISTS hours UInt8 COMMENT '1: the generation also wrote talkers_1h, addrs_1h'`,
+		// The day marks so far, as marks of each hour of their day.
+		`INSERT INTO {db}.rollup_marks (day, hour, marked)
+		SELECT day, arrayJoin(range(24)), max(marked) FROM {db}.rollup_dirty GROUP BY day`,
+		// Every day still in the raw flows is recomputed once.
+		`INSERT INTO {db}.rollup_marks (day, hour, marked)
+		SELECT day, arrayJoin(range(24)), toUnixTimestamp64Nano(now64(9)) FROM (SELECT DISTINCT toDate(start_ts) AS day FROM {db}.flows)`,
+	}, nil},
 }
 
 // flowsV3 is the flows table from migration 3 on ({table}: its name).

@@ -337,6 +337,59 @@ ALTER TABLE `flowlog`.flows MODIFY SETTING merge_selector_base = 25;
 
 INSERT INTO `flowlog`.schema_migrations (version, name) VALUES (11, 'flows: wider merges');
 
+CREATE TABLE IF NOT EXISTS `flowlog`.rollup_marks (
+			day Date,
+			hour UInt8,
+			marked Int64
+		) ENGINE = ReplacingMergeTree(marked)
+		ORDER BY (day, hour)
+		TTL day + toIntervalDay(400)
+		SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+
+CREATE TABLE IF NOT EXISTS `flowlog`.talkers_1h (
+			hour DateTime('UTC'),
+			gen Int64,
+			network_id LowCardinality(String),
+			shadowed UInt8,
+			side UInt8 COMMENT '0: as source, 1: as destination',
+			ptype Enum8('unspecified' = 0, 'node' = 1, 'user' = 2, 'extclient' = 3, 'egress_route' = 4, 'external' = 5),
+			pid LowCardinality(String),
+			pname LowCardinality(String),
+			bytes UInt64,
+			packets UInt64,
+			flows UInt64
+		) ENGINE = ReplacingMergeTree(gen)
+		PARTITION BY toYYYYMMDD(hour)
+		ORDER BY (hour, network_id, shadowed, side, ptype, pid, pname)
+		TTL hour + toIntervalSecond(3024000)
+		SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+
+CREATE TABLE IF NOT EXISTS `flowlog`.addrs_1h (
+			hour DateTime('UTC'),
+			gen Int64,
+			network_id LowCardinality(String),
+			shadowed UInt8,
+			side UInt8 COMMENT '0: as source, 1: as destination',
+			ip IPv6,
+			bytes UInt64,
+			packets UInt64,
+			flows UInt64
+		) ENGINE = ReplacingMergeTree(gen)
+		PARTITION BY toYYYYMMDD(hour)
+		ORDER BY (hour, network_id, shadowed, side, ip)
+		TTL hour + toIntervalSecond(3024000)
+		SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+
+ALTER TABLE `flowlog`.rollup_days ADD COLUMN IF NOT EXISTS hours UInt8 COMMENT '1: the generation also wrote talkers_1h, addrs_1h';
+
+INSERT INTO `flowlog`.rollup_marks (day, hour, marked)
+		SELECT day, arrayJoin(range(24)), max(marked) FROM `flowlog`.rollup_dirty GROUP BY day;
+
+INSERT INTO `flowlog`.rollup_marks (day, hour, marked)
+		SELECT day, arrayJoin(range(24)), toUnixTimestamp64Nano(now64(9)) FROM (SELECT DISTINCT toDate(start_ts) AS day FROM `flowlog`.flows);
+
+INSERT INTO `flowlog`.schema_migrations (version, name) VALUES (12, 'rollups clean hour by hour');
+
 ALTER TABLE `flowlog`.flows MODIFY TTL toDateTime(start_ts) + toIntervalSecond(2592000) SETTINGS materialize_ttl_after_modify = 0;
 
 ALTER TABLE `flowlog`.rejected_events MODIFY TTL toDateTime(received_at) + toIntervalSecond(2592000) SETTINGS materialize_ttl_after_modify = 0;
