@@ -231,7 +231,9 @@ func (s *Server) StreamFlows(stream pb.FlowService_StreamFlowsServer) error {
 	defer func() { s.release.closed(s.streams.Add(-1)) }()
 	st := s.openStream(stream)
 	defer st.view.end()
-	return s.finish(st, s.receive(st))
+	final := s.receive(st)
+	st.draining.stop()
+	return s.finish(st, final)
 }
 
 // refuse ends a stream over MaxStreams (already counted in s.streams).
@@ -249,6 +251,9 @@ type inStream struct {
 	acks    *ackQueue
 	recvd   chan *wireEnvelope // from the pump
 	recvErr chan error         // the pump's last word
+	// draining: shutdown began (nil: not yet); StreamFlows stops its
+	// timer (receive has no defer: its frame stays small).
+	draining *draining
 }
 
 // openStream starts the stream's receive pump.
@@ -319,8 +324,8 @@ type endedError struct{ error }
 func (s *Server) receive(st *inStream) error {
 	drain := s.drain
 	end := ended(st.ctx)
-	var d *draining // from shutdown on
 	for {
+		d := st.draining
 		select {
 		case w := <-st.recvd:
 			d.arrived()
@@ -336,17 +341,18 @@ func (s *Server) receive(st *inStream) error {
 			return endedError{err}
 		case <-drain:
 			drain = nil
-			d = s.startDraining()
-			defer d.stop()
+			st.draining = s.startDraining()
 		case <-d.quietC():
-			return status.Error(codes.Unavailable, "collector shutting down; reconnect and resend unacknowledged envelopes")
+			return errShuttingDown
 		case <-d.maxC():
-			return status.Error(codes.Unavailable, "collector shutting down; reconnect and resend unacknowledged envelopes")
+			return errShuttingDown
 		case <-st.ctx.Done():
 			return st.ctx.Err()
 		}
 	}
 }
+
+var errShuttingDown = status.Error(codes.Unavailable, "collector shutting down; reconnect and resend unacknowledged envelopes")
 
 // draining is a stream's drain on shutdown: it ends once nothing arrived for
 // DrainQuiet (quiet), or after drainMax however busy (max). A nil
@@ -382,16 +388,18 @@ func (d *draining) maxC() <-chan time.Time {
 	return d.max
 }
 
-func (d *draining) stop() { d.quiet.Stop() }
+func (d *draining) stop() {
+	if d != nil {
+		d.quiet.Stop()
+	}
+}
 
 // take prepares one received envelope and queues its answer, waiting while
 // the stream has InFlightPerStream envelopes unanswered. A non-nil error
 // ends the stream.
 func (s *Server) take(st *inStream, w *wireEnvelope, end <-chan error) error {
-	env := w.env
-	if n := len(env.GetEvents()); n > s.opts.MaxEventsPerEnv {
-		s.log.Warn("envelope over the event limit; ending stream", "peer", st.view.peer, "events", n, "limit", s.opts.MaxEventsPerEnv)
-		return status.Error(codes.InvalidArgument, flowlog.TooManyEvents(n, s.opts.MaxEventsPerEnv))
+	if n := len(w.env.GetEvents()); n > s.opts.MaxEventsPerEnv {
+		return s.tooManyEvents(st, n)
 	}
 	t := s.ticket(st, w)
 	select {
@@ -403,6 +411,13 @@ func (s *Server) take(st *inStream, w *wireEnvelope, end <-chan error) error {
 	case <-st.ctx.Done():
 		return st.ctx.Err()
 	}
+}
+
+// tooManyEvents ends a stream that sent an envelope of n events, over the
+// limit.
+func (s *Server) tooManyEvents(st *inStream, n int) error {
+	s.log.Warn("envelope over the event limit; ending stream", "peer", st.view.peer, "events", n, "limit", s.opts.MaxEventsPerEnv)
+	return status.Error(codes.InvalidArgument, flowlog.TooManyEvents(n, s.opts.MaxEventsPerEnv))
 }
 
 // ticket admits (per-host rate limit) and prepares w on a goroutine of its
