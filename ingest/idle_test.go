@@ -1,6 +1,7 @@
 package ingest_test
 
 import (
+	"fmt"
 	"runtime"
 	"testing"
 	"time"
@@ -47,5 +48,40 @@ func TestIdleStreamHoldsTwoGoroutines(t *testing.T) {
 	if got := settle(before + n*perStream); got > before+n*perStream {
 		t.Fatalf("%d idle streams added %d goroutines, %.1f per stream; want at most %d (client 1, collector 2)",
 			n, got-before, float64(got-before)/n, perStream)
+	}
+}
+
+// An agent between two flushes keeps its stream open for minutes: the
+// goroutines that wait for its next envelope must not keep the stack that
+// validating and storing the last one grew (a goroutine keeps its deepest
+// stack; the GC halves it only while it uses under a quarter of it). Per
+// stream that sent an envelope: the collector's handler and receive pump
+// (4 kB each) and the client's stream goroutine (2–4 kB): 12 kB, 24 kB with
+// the 16 kB handler of before.
+func TestIdleStreamAfterAnEnvelopeHoldsSmallStacks(t *testing.T) {
+	c := start(t, ingest.Options{Protect: ingest.Protection{MaxStreamsPerHost: -1}})
+	cc := dialConn(t, c.addr)
+	first := newStreamOn(t, cc)
+	if r, err := first.exchange(&pb.FlowEnvelope{Events: events("warm", 3)}); err != nil || !r.GetSuccess() {
+		t.Fatalf("first envelope: %v %v", r, err)
+	}
+	stacks := func() uint64 {
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.StackInuse
+	}
+	const n = 200
+	before := stacks()
+	for i := range n {
+		s := newStreamOn(t, cc)
+		if r, err := s.exchange(&pb.FlowEnvelope{Events: events(fmt.Sprintf("idle%d", i), 50)}); err != nil || !r.GetSuccess() {
+			t.Fatalf("stream %d: %v %v", i, r, err)
+		}
+	}
+	const most = 16 << 10
+	per := (stacks() - before) / n
+	t.Logf("%d bytes of goroutine stacks per idle stream", per)
+	if per > most {
+		t.Fatalf("%d streams idle after one envelope each hold %d bytes of goroutine stacks each; want at most %d", n, per, most)
 	}
 }
