@@ -95,12 +95,12 @@ func (in *interner) bytes(b []byte) string {
 	return s
 }
 
-// internSlot holds a stream's interner while the stream has envelopes in
-// flight. Between two flushes an agent's map of strings (12 kB after one
-// 100-event envelope, and its participants read) would only cost memory: 120 MB for 10,000 agents
-// idle between flushes. get is the receiving goroutine's, forget the ack
-// sender's once every envelope is answered; a decode running meanwhile
-// keeps using the map it got, the next one starts a new map.
+// internSlot holds a stream's interner while the stream is busy. Between
+// two flushes an agent's map of strings (12 kB after one 100-event envelope)
+// would only cost memory: 120 MB for 10,000 agents idle between flushes.
+// get is the receiving goroutine's, forget the ack sender's once every
+// envelope has been answered for a while (internIdle); a decode running
+// meanwhile keeps using the map it got, the next one starts a new map.
 type internSlot struct{ p atomic.Pointer[interner] }
 
 // get returns the stream's interner, a new one if it has none (nil slot:
