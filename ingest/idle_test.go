@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flowlog/flowlog"
 	"github.com/flowlog/flowlog/ingest"
 	pb "github.com/flowlog/flowlog/proto/flow"
 )
@@ -56,9 +57,12 @@ func TestIdleStreamHoldsTwoGoroutines(t *testing.T) {
 // validating and storing the last one grew (a goroutine keeps its deepest
 // stack; the GC halves it only while it uses under a quarter of it). A
 // stream that sent an envelope holds about the stacks of one that never
-// did (the handler and pump, 4 kB each), not a 16 kB handler.
+// did (the handler and pump, 4 kB each), however deep the envelope's work
+// went (here an enrichment 8 kB deep; the collector's runs 16 kB deep with
+// its logging).
 func TestIdleStreamAfterAnEnvelopeHoldsSmallStacks(t *testing.T) {
-	c := start(t, ingest.Options{Protect: ingest.Protection{MaxStreamsPerHost: -1}})
+	enrich := func(*flowlog.Event) { deepStack(8) }
+	c := start(t, ingest.Options{Enrich: enrich, Protect: ingest.Protection{MaxStreamsPerHost: -1, MaxStreamsPerAddress: -1}})
 	cc := dialConn(t, c.addr)
 	first := newStreamOn(t, cc)
 	if r, err := first.exchange(&pb.FlowEnvelope{Events: events("warm", 3)}); err != nil || !r.GetSuccess() {
@@ -94,4 +98,16 @@ func TestIdleStreamAfterAnEnvelopeHoldsSmallStacks(t *testing.T) {
 	if used > unused+4<<10 {
 		t.Fatalf("a stream idle after one envelope holds %d bytes of goroutine stacks, one that sent nothing %d: the envelope's work left its stack behind", used, unused)
 	}
+}
+
+// deepStack uses about n kB of stack.
+//
+//go:noinline
+func deepStack(n int) byte {
+	var b [1 << 10]byte
+	b[n] = byte(n)
+	if n == 0 {
+		return b[0]
+	}
+	return deepStack(n-1) + b[n]
 }
