@@ -21,12 +21,14 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/flowlog/flowlog/loadgen"
 	pb "github.com/flowlog/flowlog/proto/flow"
 )
 
 // IdleReport is what RunIdle measured.
 type IdleReport struct {
 	Streams         int
+	Sent            int     // events each stream sent (one envelope, acked) before idling
 	HoldSec         float64 // streams held open this long past settleOpen before measuring
 	BaseRSS         int64   // before the streams opened, the collector settled
 	OpenRSS         int64   // with every stream open, settled
@@ -55,7 +57,11 @@ const (
 // garbage collection, which shrinks idle goroutines' stacks: the steady
 // state of a fleet), closes them and measures again. The file-descriptor limit of this process (inherited by
 // the collector) is raised to its hard limit.
-func RunIdle(ctx context.Context, c Config, n int, hold time.Duration, log *slog.Logger) (*IdleReport, error) {
+//
+// With send > 0 each stream first sends one envelope of send events and reads
+// its ack, as an agent that flushed once and idles until its next flush:
+// the goroutines that decoded and stored it keep whatever stack they grew.
+func RunIdle(ctx context.Context, c Config, n, send int, hold time.Duration, log *slog.Logger) (*IdleReport, error) {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && lim.Cur < lim.Max {
 		lim.Cur = lim.Max
@@ -76,7 +82,7 @@ func RunIdle(ctx context.Context, c Config, n int, hold time.Duration, log *slog
 	defer col.stop(30 * time.Second)
 	pid := col.cmd.Process.Pid
 	metricsURL := "http://" + col.httpAddr + "/metrics"
-	rep := &IdleReport{Streams: n, HoldSec: hold.Seconds()}
+	rep := &IdleReport{Streams: n, Sent: send, HoldSec: hold.Seconds()}
 	rss := pollRSS(pid, 200*time.Millisecond)
 
 	time.Sleep(settleOpen)
@@ -89,10 +95,18 @@ func RunIdle(ctx context.Context, c Config, n int, hold time.Duration, log *slog
 	rep.BaseHeap, _ = gauge(metricsURL, "go_memstats_heap_inuse_bytes")
 	rep.BaseStack, _ = gauge(metricsURL, "go_memstats_stack_inuse_bytes")
 
+	var first *pb.FlowEnvelope
+	if send > 0 {
+		cfg, err := loadgen.Config{Streams: 1, EventsPerEnvelope: send}.WithDefaults()
+		if err != nil {
+			return nil, err
+		}
+		first = &pb.FlowEnvelope{Events: loadgen.NewGenerator(cfg, 0).Next(nil)}
+	}
 	log.Info("opening idle streams", "streams", n, "grpc", col.grpcAddr)
 	t0 := time.Now()
 	sctx, cancel := context.WithCancel(ctx)
-	conns, err := openIdle(sctx, col.grpcAddr, n)
+	conns, err := openIdle(sctx, col.grpcAddr, n, first)
 	defer func() {
 		cancel()
 		for _, cc := range conns {
@@ -137,7 +151,8 @@ func RunIdle(ctx context.Context, c Config, n int, hold time.Duration, log *slog
 
 // openIdle opens n connections with one StreamFlows stream each, a few at a
 // time (a burst of 10,000 handshakes would overrun the listen backlog).
-func openIdle(ctx context.Context, addr string, n int) ([]*grpc.ClientConn, error) {
+// A non-nil first is sent on each stream, and its ack awaited.
+func openIdle(ctx context.Context, addr string, n int, first *pb.FlowEnvelope) ([]*grpc.ClientConn, error) {
 	conns := make([]*grpc.ClientConn, n)
 	errs := make(chan error, n)
 	work := make(chan int)
@@ -151,7 +166,11 @@ func openIdle(ctx context.Context, addr string, n int) ([]*grpc.ClientConn, erro
 					continue
 				}
 				conns[i] = cc
-				if _, err := pb.NewFlowServiceClient(cc).StreamFlows(ctx); err != nil {
+				st, err := pb.NewFlowServiceClient(cc).StreamFlows(ctx)
+				if err == nil && first != nil {
+					err = exchange(st, first)
+				}
+				if err != nil {
 					errs <- fmt.Errorf("stream %d: %w", i, err)
 				}
 			}
@@ -173,6 +192,21 @@ func openIdle(ctx context.Context, addr string, n int) ([]*grpc.ClientConn, erro
 		return open, err
 	}
 	return open, nil
+}
+
+// exchange sends env and reads its ack, which must be a success.
+func exchange(st pb.FlowService_StreamFlowsClient, env *pb.FlowEnvelope) error {
+	if err := st.Send(env); err != nil {
+		return err
+	}
+	r, err := st.Recv()
+	if err != nil {
+		return err
+	}
+	if !r.GetSuccess() {
+		return fmt.Errorf("envelope not stored: %s", r.GetError())
+	}
+	return nil
 }
 
 // gauge reads one unlabelled metric from a Prometheus text page.
@@ -215,7 +249,7 @@ func waitGauge(ctx context.Context, url, name string, ok func(int) bool) error {
 
 // Print writes the report, one figure a line.
 func (r *IdleReport) Print(w io.Writer) {
-	fmt.Fprintf(w, "idle streams             %d (one connection each), opened in %.1f s\n", r.Streams, r.OpenSec)
+	fmt.Fprintf(w, "idle streams             %d (one connection each, %d events sent on each first), opened in %.1f s\n", r.Streams, r.Sent, r.OpenSec)
 	fmt.Fprintf(w, "collector RSS before     %s\n", mib(r.BaseRSS))
 	fmt.Fprintf(w, "collector RSS open       %s (peak %s), held %.0f s\n", mib(r.OpenRSS), mib(r.PeakRSS), settleOpen.Seconds()+r.HoldSec)
 	fmt.Fprintf(w, "per stream               %.1f kB, %.2f goroutines (%d -> %d)\n", r.BytesPerStream/1000, r.GoroutinesPerSt, r.BaseGoroutines, r.OpenGoroutines)

@@ -13,7 +13,8 @@ import (
 // TestIdleStreams is the idle-streams measurement of BENCHMARKS.md, run by
 // hand: FLOWLOG_IDLE_STREAMS=10000 go test -run TestIdleStreams -v ./bench/
 // (FLOWLOG_IDLE_HOLD=150s: hold the streams past the runtime's periodic
-// collection first). It builds the collector (cmd/flowlog) and measures it
+// collection first; FLOWLOG_IDLE_SEND=500: each stream sends an envelope of
+// 500 events first, as an agent between two flushes). It builds the collector (cmd/flowlog) and measures it
 // as a child process.
 func TestIdleStreams(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("FLOWLOG_IDLE_STREAMS"))
@@ -29,7 +30,8 @@ func TestIdleStreams(t *testing.T) {
 	c := DefaultConfig()
 	c.Binary, c.Data = bin, t.TempDir()
 	hold, _ := time.ParseDuration(os.Getenv("FLOWLOG_IDLE_HOLD"))
-	rep, err := RunIdle(t.Context(), c, n, hold, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	send, _ := strconv.Atoi(os.Getenv("FLOWLOG_IDLE_SEND"))
+	rep, err := RunIdle(t.Context(), c, n, send, hold, slog.New(slog.NewTextHandler(os.Stderr, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,8 +13,9 @@ import (
 // its rejected events (a WARN at most once
 // per logEvery per stream, with the first reasons and how many), and whether
 // every event it sent was rejected (a WARN once, and the
-// flowlog_streams_all_rejected gauge). Only the stream's receiving goroutine
-// uses it.
+// flowlog_streams_all_rejected gauge). One goroutine at a time uses it: the
+// stream's handler, or the one preparing its envelope while the handler
+// waits (Server.ticket).
 type agentView struct {
 	s    *Server
 	peer string

@@ -1,10 +1,12 @@
 package ingest_test
 
 import (
+	"fmt"
 	"runtime"
 	"testing"
 	"time"
 
+	"github.com/flowlog/flowlog"
 	"github.com/flowlog/flowlog/ingest"
 	pb "github.com/flowlog/flowlog/proto/flow"
 )
@@ -48,4 +50,64 @@ func TestIdleStreamHoldsTwoGoroutines(t *testing.T) {
 		t.Fatalf("%d idle streams added %d goroutines, %.1f per stream; want at most %d (client 1, collector 2)",
 			n, got-before, float64(got-before)/n, perStream)
 	}
+}
+
+// An agent between two flushes keeps its stream open for minutes: the
+// goroutines that wait for its next envelope must not keep the stack that
+// validating and storing the last one grew (a goroutine keeps its deepest
+// stack; the GC halves it only while it uses under a quarter of it). A
+// stream that sent an envelope holds about the stacks of one that never
+// did (the handler and pump, 4 kB each), however deep the envelope's work
+// went (here an enrichment 8 kB deep; the collector's runs 16 kB deep with
+// its logging).
+func TestIdleStreamAfterAnEnvelopeHoldsSmallStacks(t *testing.T) {
+	enrich := func(*flowlog.Event) { deepStack(8) }
+	c := start(t, ingest.Options{Enrich: enrich, Protect: ingest.Protection{MaxStreamsPerHost: -1, MaxStreamsPerAddress: -1}})
+	cc := dialConn(t, c.addr)
+	first := newStreamOn(t, cc)
+	if r, err := first.exchange(&pb.FlowEnvelope{Events: events("warm", 3)}); err != nil || !r.GetSuccess() {
+		t.Fatalf("first envelope: %v %v", r, err)
+	}
+	stacks := func() uint64 {
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.StackInuse
+	}
+	const n = 200
+	perStream := func(send bool) uint64 {
+		before, goroutines := stacks(), runtime.NumGoroutine()
+		for i := range n {
+			s := newStreamOn(t, cc)
+			if !send {
+				continue
+			}
+			if r, err := s.exchange(&pb.FlowEnvelope{Events: events(fmt.Sprintf("idle%d", i), 50)}); err != nil || !r.GetSuccess() {
+				t.Fatalf("stream %d: %v %v", i, r, err)
+			}
+		}
+		// Every stream open on both ends: the client's goroutine, the
+		// collector's handler and pump.
+		deadline := time.Now().Add(10 * time.Second)
+		for runtime.NumGoroutine() < goroutines+3*n && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		return (stacks() - before) / n
+	}
+	unused, used := perStream(false), perStream(true)
+	t.Logf("goroutine stacks per idle stream: %d bytes, %d after an envelope of 50 events", unused, used)
+	if used > unused+4<<10 {
+		t.Fatalf("a stream idle after one envelope holds %d bytes of goroutine stacks, one that sent nothing %d: the envelope's work left its stack behind", used, unused)
+	}
+}
+
+// deepStack uses about n kB of stack.
+//
+//go:noinline
+func deepStack(n int) byte {
+	var b [1 << 10]byte
+	b[n] = byte(n)
+	if n == 0 {
+		return b[0]
+	}
+	return deepStack(n-1) + b[n]
 }

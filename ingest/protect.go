@@ -414,8 +414,7 @@ func (g *guard) watch(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo
 	ctx := ss.Context()
 	sl, err := g.streams.open(ctx)
 	if err != nil {
-		g.log.Warn("stream refused", "peer", peerOf(ctx, g.p.TrustedProxies), "host", hostOf(ctx), "err", status.Convert(err).Message())
-		return err
+		return g.refused(ctx, err)
 	}
 	defer g.streams.release(sl)
 	if g.auth != nil {
@@ -425,6 +424,13 @@ func (g *guard) watch(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo
 	g.watcher.add(w)
 	defer g.watcher.remove(w)
 	return handler(srv, w)
+}
+
+// refused logs a stream admission refused, and returns its status. Apart
+// from watch, which every stream's handler runs under: its frame stays small.
+func (g *guard) refused(ctx context.Context, err error) error {
+	g.log.Warn("stream refused", "peer", peerOf(ctx, g.p.TrustedProxies), "host", hostOf(ctx), "err", status.Convert(err).Message())
+	return err
 }
 
 // endKey is the context key of a watched stream's end channel.

@@ -209,7 +209,7 @@ type wireEnvelope struct {
 	env       *pb.FlowEnvelope // events in the v1.5+ shape, one per event sent
 	events    []wireEvent      // per event: its generation
 	err       error            // not an envelope at all: ends the stream
-	intern    *interner        // the stream's repeated strings (set before decoding; nil: none)
+	intern    *internSlot      // the stream's repeated strings (set before decoding; nil: none)
 	wireBytes int              // the message's size as received (rate limits count it)
 }
 
@@ -218,7 +218,7 @@ type wireEnvelope struct {
 // decodeSlow.
 func (w *wireEnvelope) decode(b []byte) {
 	w.wireBytes = len(b)
-	if !w.decodeFast(b, w.intern) {
+	if !w.decodeFast(b, w.intern.get()) {
 		w.decodeSlow(b)
 	}
 }

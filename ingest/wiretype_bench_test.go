@@ -27,7 +27,7 @@ func benchEnvelope() []byte {
 func BenchmarkDecodeEnvelopeByGeneration(b *testing.B) {
 	raw := benchEnvelope()
 	b.SetBytes(int64(len(raw)))
-	in := new(interner) // as a stream's receiving goroutine has
+	in := new(internSlot) // as a stream with envelopes in flight has
 	for b.Loop() {
 		w := wireEnvelope{intern: in}
 		w.decode(raw)
