@@ -558,3 +558,19 @@ func TestRollupJob(t *testing.T) {
 	}
 	store.StopJobs(s)
 }
+
+// The rollup job's statements are bound by the query memory limit: one
+// over it fails, and its days stay dirty (readers read them raw, exactly)
+// instead of the recomputation taking the collector's memory with it.
+func TestRollupRespectsTheQueryMemoryLimit(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, store.Options{})
+	loadKnown(t, s)
+	store.LimitRollupMemory(s, 1000)
+	if _, err := s.Rollup(ctx); err == nil || !strings.Contains(err.Error(), "memory limit") {
+		t.Fatalf("a pass over a 1,000-byte limit: err = %v, want the engine's memory limit", err)
+	}
+	if _, days, _ := store.Plan(s, flowlog.Filter{}, 0); days != 0 {
+		t.Errorf("%d days served by rollups after a failed pass, want 0", days)
+	}
+}

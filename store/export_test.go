@@ -198,3 +198,7 @@ func Lookup(ctx context.Context, s *Store, evs []flowlog.Event) (int, error) {
 	}
 	return n, err
 }
+
+// LimitRollupMemory bounds the rollup job's statements as Options.MaxQueryMemory
+// would, leaving the other queries' bound alone.
+func LimitRollupMemory(s *Store, bytes int64) { s.rollupSettings = Options{MaxQueryMemory: bytes}.rollupLimits() }

@@ -326,13 +326,13 @@ func (s *Store) rollup(ctx context.Context, quiet time.Duration) (RollupStats, e
 			if day.Before(r.firstDay(now)) {
 				continue // its rows would expire at once; readers do not look there
 			}
-			if err := s.eng.Exec(ctx, s.rollupInsertSQL(r, d.Day, gen)); err != nil {
+			if err := s.eng.Exec(ctx, s.rollupInsertSQL(r, d.Day, gen)+s.rollupSettings); err != nil {
 				return st, fmt.Errorf("recomputing %s for %s: %w", r.name, d.Day, err)
 			}
 			if r.name == rollup1h.name { // the page's rollups are sums of it (grains.go)
 				withHours := !day.Before(talkers1h.firstDay(now))
 				for _, q := range s.grainsInsertSQL(d.Day, gen, withHours) {
-					if err := s.eng.Exec(ctx, q); err != nil {
+					if err := s.eng.Exec(ctx, q+s.rollupSettings); err != nil {
 						return st, fmt.Errorf("recomputing the page's rollups for %s: %w", d.Day, err)
 					}
 				}

@@ -116,12 +116,14 @@ type Store struct {
 	path  readPath
 	merge mergeMode
 
-	readSettings string   // SETTINGS of every SELECT: querySettings and the limits
-	maxOffset    int      // 0: none
-	ident        registry // flows being inserted (identity.go)
-	marks        *marks   // days this Store marked dirty lately (dirty.go)
-	staleAfter   time.Duration
-	peerSkew     time.Duration
+	readSettings string // SETTINGS of every SELECT: querySettings and the limits
+	// rollupSettings: SETTINGS of the rollup job's statements (rollupLimits)
+	rollupSettings string
+	maxOffset      int      // 0: none
+	ident          registry // flows being inserted (identity.go)
+	marks          *marks   // days this Store marked dirty lately (dirty.go)
+	staleAfter     time.Duration
+	peerSkew       time.Duration
 }
 
 var (
@@ -154,6 +156,7 @@ func OpenEngine(ctx context.Context, eng Engine, o Options) (*Store, error) {
 		s.peerSkew = time.Millisecond
 	}
 	s.readSettings, s.maxOffset = o.limits()
+	s.rollupSettings = o.rollupLimits()
 	s.marks = newMarks(eng, o.Cluster)
 	s.buf.New = func() any { return &rowBinary{} }
 	s.blocks.New = func() any { return newFlowBlock() }
@@ -274,6 +277,25 @@ func (o Options) limits() (settings string, maxOffset int) {
 	settings = fmt.Sprintf("%s, max_execution_time = %d, max_memory_usage = %d, max_rows_to_read = %d",
 		querySettings, secs, pick(o.MaxQueryMemory, DefaultMaxQueryMemory), pick(o.MaxQueryRows, DefaultMaxQueryRows))
 	return settings, int(pick(int64(o.MaxOffset), DefaultMaxOffset))
+}
+
+// rollupLimits renders the memory bound of the rollup job's statements:
+// the API's per-query bound, with aggregation state spilled to disk past
+// half of it. A recomputation reads a whole day; its first pass over a day
+// of 10M flows right after the 60 s bench took the embedded engine 0.6-0.9
+// GiB above its ingest share (BENCHMARKS.md "Ingest, round 4"), and a
+// larger day would take the collector's process with it. A statement over
+// the bound fails, the day stays dirty, and readers read it raw: exact,
+// slower, and the collector keeps running.
+func (o Options) rollupLimits() string {
+	m := o.MaxQueryMemory
+	switch {
+	case m == 0:
+		m = DefaultMaxQueryMemory
+	case m < 0:
+		return ""
+	}
+	return fmt.Sprintf(" SETTINGS max_memory_usage = %d, max_bytes_before_external_group_by = %d", m, m/2)
 }
 
 // queryLimitCodes are the engine's errors for a query over a limit of
