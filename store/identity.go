@@ -51,9 +51,10 @@ import (
 // flows. Several collectors writing one ClickHouse server see each other's
 // committed rows only.
 //
-// Cost: Go maps for most events; one lookup query on the key's prefix,
+// Cost: memory lookups for most events (the batch's map, the recent
+// cache: recent.go); one lookup query on the key's prefix,
 // pruned to the day partitions of the starts, for a batch with DESTROYs
-// the maps cannot place (after a restart, or of flows older than the cache
+// memory cannot place (after a restart, or of flows older than the cache
 // holds) (BENCHMARKS.md).
 
 // startTolerance is how far apart two start times of one flow may be.
@@ -63,7 +64,7 @@ type flowKey struct{ network, host, id string }
 
 func keyOf(e *flowlog.Event) flowKey { return flowKey{e.NetworkID, e.HostID, e.FlowID} }
 
-// flowFP is a flow key's 128-bit fingerprint: the maps below hold millions
+// flowFP is a flow key's 128-bit fingerprint: the tables below hold millions
 // of keys, and keys of three strings cost the garbage collector a scan of
 // every entry at every cycle (measured under the bench: GC ~11% of the
 // collector's CPU, identity maps a fifth of its live heap) and a hash of
