@@ -201,4 +201,6 @@ func Lookup(ctx context.Context, s *Store, evs []flowlog.Event) (int, error) {
 
 // LimitRollupMemory bounds the rollup job's statements as Options.MaxQueryMemory
 // would, leaving the other queries' bound alone.
-func LimitRollupMemory(s *Store, bytes int64) { s.rollupSettings = Options{MaxQueryMemory: bytes}.rollupLimits() }
+func LimitRollupMemory(s *Store, bytes int64) {
+	s.rollupSettings = Options{MaxQueryMemory: bytes}.rollupLimits()
+}
