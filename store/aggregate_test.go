@@ -445,13 +445,7 @@ func TestRollupAnswersEqualRaw(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var est []struct {
-		Table string `json:"table"`
-		Parts uint64 `json:"parts"`
-	}
-	if err := s.QueryRows(ctx, "EXPLAIN ESTIMATE "+q, &est); err != nil {
-		t.Fatal(err)
-	}
+	est := estimate(t, s, q)
 	for _, e := range est {
 		if e.Table == "flows" && e.Parts != 0 || e.Table == "flows_1h" && e.Parts == 0 {
 			t.Errorf("reads %d parts of %s; want none of flows, some of flows_1h (%+v)", e.Parts, e.Table, est)

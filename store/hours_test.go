@@ -137,13 +137,7 @@ func TestRollupHoursEqualRaw(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var est []struct {
-			Table string `json:"table"`
-			Parts uint64 `json:"parts"`
-		}
-		if err := s.QueryRows(ctx, "EXPLAIN ESTIMATE "+q, &est); err != nil {
-			t.Fatal(err)
-		}
+		est := estimate(t, s, q)
 		for _, e := range est {
 			if e.Table == "flows" && e.Parts != 0 {
 				t.Errorf("%v to %v: reads %d parts of flows, want none (%+v)", f.From, f.To, e.Parts, est)

@@ -242,3 +242,18 @@ func TestTimeRangesPrunePartitions(t *testing.T) {
 		t.Fatalf("range query: %+v %v", flows, err)
 	}
 }
+
+// partsRead is EXPLAIN ESTIMATE of q: the parts it reads, table by table.
+type partsRead struct {
+	Table string `json:"table"`
+	Parts uint64 `json:"parts"`
+}
+
+func estimate(t *testing.T, s *store.Store, q string) []partsRead {
+	t.Helper()
+	var est []partsRead
+	if err := s.QueryRows(context.Background(), "EXPLAIN ESTIMATE "+q, &est); err != nil {
+		t.Fatal(err)
+	}
+	return est
+}
