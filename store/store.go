@@ -258,18 +258,21 @@ func (s *Store) Database() string { return s.db }
 // count() FINAL 3.3 s -> 0.04 s (BENCHMARKS.md).
 const querySettings = " SETTINGS output_format_json_quote_64bit_integers = 0, do_not_merge_across_partitions_select_final = 1"
 
+// pick is a limit of Options as the engine takes it: v, d for zero (the
+// default), 0 for negative (ClickHouse: 0 is no limit).
+func pick(v, d int64) int64 {
+	switch {
+	case v == 0:
+		return d
+	case v < 0:
+		return 0
+	}
+	return v
+}
+
 // limits renders the query limits as SETTINGS (appended to querySettings)
 // and the offset bound (0: none).
 func (o Options) limits() (settings string, maxOffset int) {
-	pick := func(v, d int64) int64 {
-		switch {
-		case v == 0:
-			return d
-		case v < 0:
-			return 0 // ClickHouse: 0 is no limit
-		}
-		return v
-	}
 	secs := pick(int64(o.MaxQueryTime/time.Second), int64(DefaultMaxQueryTime/time.Second))
 	if o.MaxQueryTime > 0 && secs == 0 {
 		secs = 1
@@ -288,11 +291,8 @@ func (o Options) limits() (settings string, maxOffset int) {
 // the bound fails, the day stays dirty, and readers read it raw: exact,
 // slower, and the collector keeps running.
 func (o Options) rollupLimits() string {
-	m := o.MaxQueryMemory
-	switch {
-	case m == 0:
-		m = DefaultMaxQueryMemory
-	case m < 0:
+	m := pick(o.MaxQueryMemory, DefaultMaxQueryMemory)
+	if m == 0 {
 		return ""
 	}
 	return fmt.Sprintf(" SETTINGS max_memory_usage = %d, max_bytes_before_external_group_by = %d", m, m/2)
