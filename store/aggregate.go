@@ -173,6 +173,13 @@ func maxTime(a, b time.Time) time.Time {
 	return b
 }
 
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
 // sources is the union the flow-shaped aggregates read (p.r not sides).
 // Columns: t (start or bucket, DateTime64(3)), cols (the caller's: rollup
 // dimensions, each followed by ", "), with withIPs (raw only) the

@@ -48,6 +48,8 @@ var shardKeys = map[string]string{
 	"flows":             flowsShardKey,
 	"flows_v3":          flowsShardKey, // the counting's rebuild of flows (migration 3)
 	"flows_v2":          flowsShardKey, // and the old flows it renames away
+	"flows_v13":         flowsShardKey, // the rebuild of flows in time order (migration 13)
+	"flows_v12":         flowsShardKey, // and the old flows it renames away
 	"rejected_events":   "cityHash64(host_id, reason, event)",
 	"flows_1m":          "toYYYYMMDD(bucket)", // a day's rollup (one generation) on one shard
 	"flows_1h":          "toYYYYMMDD(bucket)",

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"flag"
 	"os"
 	"path/filepath"
@@ -254,6 +255,55 @@ func TestMigrationFinishesAClaimOfACrashedCollector(t *testing.T) {
 	}
 	if len(rows) != 2 || rows[0].ID != "a" || rows[0].T != "destroy" || rows[1].ID != "b" || rows[1].T != "start" {
 		t.Fatalf("flows after finishing the crashed claim: %+v, want a (destroy), b (start)", rows)
+	}
+}
+
+// Migration 13 stores the flows in time order and keeps every row: those
+// of a store at version 12, and those of a collector that crashed after
+// its swap, before its copy (the old rows then sit in flows_v12 only).
+func TestMigrationSortsFlowsByHourAndKeepsThem(t *testing.T) {
+	testutil.NeedEngine(t)
+	ctx := context.Background()
+	for _, crashed := range []bool{false, true} {
+		db := strings.ReplaceAll(t.Name(), "/", "_") + fmt.Sprint("_", crashed)
+		if err := store.OldSchema(ctx, engine, db, cluster, 12); err != nil {
+			t.Fatal(err)
+		}
+		if err := engine.Exec(ctx, "INSERT INTO `"+db+"`.flows (event_type, flow_id, host_id, network_id, start_ts, version) VALUES "+
+			"('start', 'a', 'h1', 'n1', '2026-11-24 10:00:00', 1), ('destroy', 'a', 'h1', 'n1', '2026-11-24 10:00:00', 2), "+
+			"('start', 'b', 'h1', 'n1', '2026-11-24 23:59:59', 1)"); err != nil {
+			t.Fatal(err)
+		}
+		if crashed {
+			if err := store.SwapV13AndCrash(ctx, engine, db, cluster); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s := open(t, store.Options{Database: db})
+		var keys []struct {
+			T string `json:"name"`
+			K string `json:"sorting_key"`
+		}
+		if err := s.QueryRows(ctx, "SELECT name, sorting_key FROM system.tables WHERE database = '"+db+"' AND (name LIKE 'flows\\_v%' OR name IN ('flows', 'flows_local')) AND engine LIKE '%MergeTree' ORDER BY name", &keys); err != nil {
+			t.Fatal(err)
+		}
+		want := "flows"
+		if cluster != "" {
+			want = "flows_local"
+		}
+		if len(keys) != 1 || keys[0].T != want || keys[0].K != "toStartOfHour(start_ts), network_id, host_id, flow_id, start_ts" {
+			t.Fatalf("crashed %v: flows tables after migration 13: %+v, want %s sorted by the hour first, spares dropped", crashed, keys, want)
+		}
+		var rows []struct {
+			ID string `json:"flow_id"`
+			T  string `json:"event_type"`
+		}
+		if err := s.QueryRows(ctx, "SELECT flow_id, event_type FROM "+s.Database()+".flows FINAL ORDER BY flow_id", &rows); err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) != 2 || rows[0].ID != "a" || rows[0].T != "destroy" || rows[1].ID != "b" || rows[1].T != "start" {
+			t.Fatalf("crashed %v: flows after migration 13: %+v, want a (destroy), b (start)", crashed, rows)
+		}
 	}
 }
 

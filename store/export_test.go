@@ -11,7 +11,7 @@ import (
 
 // FlowsSQL exposes the flows query to tests that EXPLAIN it.
 func FlowsSQL(s *Store, f flowlog.Filter, p flowlog.Page) string {
-	return s.flowsSQL(f, p, s.staleCutoff(), nil)
+	return s.flowsSQL(f, p, s.staleCutoff())
 }
 
 // ForceRaw makes the aggregates read raw flows only (true) or choose (false).
@@ -115,10 +115,11 @@ func Poller(s *Store, overlap time.Duration) func(context.Context) ([]flowlog.Ev
 	return s.newFollower(overlap).poll
 }
 
-// OldSchema creates database db at schema version v (its statements only),
+// OldSchema creates database db at schema version v (its statements and
+// functions),
 // as a build of that version left it.
 func OldSchema(ctx context.Context, eng Engine, db, cluster string, v int) error {
-	s := &Store{eng: eng, db: ident(db), cluster: cluster}
+	s := &Store{eng: eng, db: ident(db), cluster: cluster, retention: DefaultRetention, now: time.Now}
 	if err := s.execDDL(ctx, "CREATE DATABASE IF NOT EXISTS "+s.db); err != nil {
 		return err
 	}
@@ -128,6 +129,11 @@ func OldSchema(ctx context.Context, eng Engine, db, cluster string, v int) error
 	for _, m := range migrations[:v] {
 		for _, stmt := range m.stmts {
 			if err := s.execDDL(ctx, strings.ReplaceAll(stmt, "{db}", s.db)); err != nil {
+				return err
+			}
+		}
+		if m.fn != nil {
+			if err := m.fn(ctx, s); err != nil {
 				return err
 			}
 		}
@@ -147,7 +153,7 @@ var SchemaSteps = len(migrations)
 func FlowsOneQuery(ctx context.Context, s *Store, f flowlog.Filter, p flowlog.Page) ([]flowlog.Flow, error) {
 	var rows []flowRow
 	cutoff := s.staleCutoff()
-	if err := s.queryRows(ctx, s.flowsSQL(f, p, cutoff, nil), &rows); err != nil {
+	if err := s.queryRows(ctx, s.flowsSQL(f, p, cutoff), &rows); err != nil {
 		return nil, err
 	}
 	out := make([]flowlog.Flow, len(rows))
@@ -182,6 +188,23 @@ func ClaimV3AndCrash(ctx context.Context, eng Engine, db, cluster string) error 
 		return err
 	}
 	return s.execDDL(ctx, "RENAME TABLE "+s.db+".flows TO "+s.db+".flows_v2")
+}
+
+// SwapV13AndCrash does what a collector does in migration 13 up to its
+// swap (an empty flows in time order in place, the old one renamed to
+// flows_v12), and stops there, as if it crashed before copying.
+func SwapV13AndCrash(ctx context.Context, eng Engine, db, cluster string) error {
+	s := &Store{eng: eng, db: ident(db), cluster: cluster, retention: DefaultRetention, now: time.Now}
+	for _, q := range []string{
+		strings.ReplaceAll(flowsV13, "{table}", s.db+".flows_v13"),
+		"RENAME TABLE " + s.db + ".flows TO " + s.db + ".flows_v12",
+		"RENAME TABLE " + s.db + ".flows_v13 TO " + s.db + ".flows",
+	} {
+		if err := s.execDDL(ctx, q); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Lookup asks the table for the stored instances of evs' flows, as resolve

@@ -6,6 +6,8 @@ import (
 	"hash/maphash"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,7 +15,8 @@ import (
 )
 
 // Flow identity. A flow is (network_id, host_id, flow_id, start_ts): the
-// sorting key of the flows table, and start_ts also picks its day partition.
+// sorting key of the flows table (after the hour of start_ts, which the key
+// determines: flowsV13), and start_ts also picks its day partition.
 // flow_id alone is not enough: a stock agent's flow_id is a hash of its host
 // and the conntrack id, and the kernel reuses conntrack ids, so a later
 // connection can carry the flow_id of an ended one; it is a new flow.
@@ -52,8 +55,8 @@ import (
 // committed rows only.
 //
 // Cost: memory lookups for most events (the batch's map, the recent
-// cache: recent.go); one lookup query on the key's prefix,
-// pruned to the day partitions of the starts, for a batch with DESTROYs
+// cache: recent.go); one lookup query for the keys,
+// pruned to the hours of the starts, for a batch with DESTROYs
 // memory cannot place (after a restart, or of flows older than the cache
 // holds) (BENCHMARKS.md).
 
@@ -380,7 +383,7 @@ func (s *Store) lookup(ctx context.Context, evs []flowlog.Event, ask []int) (map
 	if len(ask) == 0 {
 		return out, nil
 	}
-	days := map[string]bool{}
+	days, hours := map[string]bool{}, map[int64]bool{}
 	all := false
 	var keys rowBinary
 	seen := map[flowKey]bool{}
@@ -389,8 +392,12 @@ func (s *Store) lookup(ctx context.Context, evs []flowlog.Event, ask []int) (map
 		if e.Start.IsZero() {
 			all = true
 		} else {
-			for _, t := range []time.Time{e.Start.Add(-startTolerance), e.Start.Add(startTolerance)} {
+			lo, hi := e.Start.Add(-startTolerance), e.Start.Add(startTolerance)
+			for _, t := range []time.Time{lo, hi} {
 				days[t.UTC().Format(partitionLayout)] = true
+			}
+			for h := lo.Truncate(time.Hour); !h.After(hi); h = h.Add(time.Hour) {
+				hours[h.Unix()] = true
 			}
 		}
 		if k := keyOf(e); !seen[k] {
@@ -400,14 +407,21 @@ func (s *Store) lookup(ctx context.Context, evs []flowlog.Event, ask []int) (map
 			keys.str(k.id)
 		}
 	}
-	var part string
+	var part []string
 	if !all {
 		ds := make([]string, 0, len(days))
 		for d := range days {
 			ds = append(ds, d)
 		}
 		sort.Strings(ds)
-		part = partitionIn(ds)
+		hs := make([]string, 0, len(hours))
+		for h := range hours {
+			hs = append(hs, strconv.FormatInt(h, 10))
+		}
+		sort.Strings(hs)
+		// The hour leads the sorting key (flowsV13): naming the hours of
+		// the starts reads only theirs.
+		part = []string{partitionIn(ds), "toStartOfHour(start_ts) IN (" + strings.Join(hs, ", ") + ")"}
 	}
 	var rows []struct {
 		N   string `json:"network_id"`
@@ -433,13 +447,11 @@ func (s *Store) lookup(ctx context.Context, evs []flowlog.Event, ask []int) (map
 }
 
 // lookupSQL is the query for the keys (RowBinary: network_id, host_id,
-// flow_id), in the day partitions of part (all when empty).
-func lookupSQL(db string, keys []byte, part string) string {
-	c := []string{"(network_id, host_id, flow_id) IN (SELECT network_id, host_id, flow_id FROM format(RowBinary, " +
-		"'network_id String, host_id String, flow_id String', " + quote(string(keys)) + "))"}
-	if part != "" {
-		c = append(c, part)
-	}
+// flow_id), under the conditions part (the partitions and hours of the
+// starts; none: everywhere).
+func lookupSQL(db string, keys []byte, part []string) string {
+	c := append([]string{"(network_id, host_id, flow_id) IN (SELECT network_id, host_id, flow_id FROM format(RowBinary, " +
+		"'network_id String, host_id String, flow_id String', " + quote(string(keys)) + "))"}, part...)
 	return fmt.Sprintf("SELECT network_id, host_id, flow_id, toUnixTimestamp64Milli(start_ts) AS s, "+
 		"toUnixTimestamp64Milli(end_ts) AS e, toUInt8(event_type = 'destroy') AS d, end_approx FROM %s.flows %s", db, whereOf(c))
 }

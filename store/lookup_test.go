@@ -91,7 +91,7 @@ func TestLookupCarriesItsKeys(t *testing.T) {
 		"toUInt8(event_type = 'destroy') AS d, end_approx FROM `flowlog`.flows " +
 		"WHERE (network_id, host_id, flow_id) IN (SELECT network_id, host_id, flow_id FROM format(RowBinary, " +
 		"'network_id String, host_id String, flow_id String', '\x04net1\x02h1\x04f\\'1\\\\\x04net1\x02h1\x02f2')) " +
-		"AND _partition_id IN ('20261124') SETTINGS "
+		"AND _partition_id IN ('20261124') AND toStartOfHour(start_ts) IN (1795510800, 1795514400) SETTINGS "
 	if !strings.HasPrefix(q, want) {
 		t.Errorf("lookup query:\n%q\nwant it to start with\n%q", q, want)
 	}

@@ -76,14 +76,16 @@ const selectFlow = `event_type, flow_id, host_id, host_name, network_id, protoco
 // with newer starts do not shift later pages, and a flow is never repeated:
 // its position (start, flow_id) does not change when its DESTROY arrives.
 //
-// The first page and cursor pages read day partitions newest first, one,
-// then two, four... until the page is full: a day's flows all start after
-// the previous day's, so the page is the same as one query over the whole
-// range would give, and usually costs one partition (at 10M flows: 35 ms
-// instead of 350 ms). Offset pages (Number > 1) count the flows of each
-// day partition first, newest first (one, two, four... partitions, until
-// the count reaches past the page), then read only the partitions holding
-// the page, with the offset within them (offsetPage).
+// The first page and cursor pages read the range in windows of time
+// newest first (oldest first ascending): the newest hour, then the two
+// hours before it, then four... until the page is full. A window's flows
+// all start after the next one's, so the page is the same as one query
+// over the whole range would give, and usually costs one hour: flows are
+// stored in time order (schema.go, flowsV13), so a window reads only its
+// own granules (at 10M flows a day: BENCHMARKS.md, "Flows in time
+// order"). Offset pages (Number > 1) count the flows of each hour first, in
+// the same windows, until the count reaches past the page, then read only
+// the hours holding the page, with the offset within them (offsetPage).
 func (s *Store) Flows(ctx context.Context, f flowlog.Filter, p flowlog.Page) ([]flowlog.Flow, error) {
 	if p.PerPage <= 0 {
 		p.PerPage = 100
@@ -98,8 +100,8 @@ func (s *Store) Flows(ctx context.Context, f flowlog.Filter, p flowlog.Page) ([]
 	}
 	cutoff := s.staleCutoff()
 	switch {
-	case p.Sort.Key != flowlog.SortStart: // days do not order bytes or durations: one query
-		if err := s.queryRows(ctx, s.flowsSQL(f, p, cutoff, nil), &rows); err != nil {
+	case p.Sort.Key != flowlog.SortStart: // time does not order bytes or durations: one query
+		if err := s.queryRows(ctx, s.flowsSQL(f, p, cutoff), &rows); err != nil {
 			return nil, fmt.Errorf("querying flows: %w", err)
 		}
 	case p.Number > 1 && p.After == nil:
@@ -108,16 +110,18 @@ func (s *Store) Flows(ctx context.Context, f flowlog.Filter, p flowlog.Page) ([]
 			return nil, err
 		}
 	default:
-		days, err := s.flowDays(ctx, f, p)
+		ws, err := s.windows(ctx, f, p)
 		if err != nil {
 			return nil, err
 		}
-		for i, w := 0, 1; i < len(days) && len(rows) < p.PerPage; i, w = i+w, w*2 {
-			win := days[i:min(i+w, len(days))]
+		for _, w := range ws {
+			if len(rows) >= p.PerPage {
+				break
+			}
 			var more []flowRow
 			q := p
 			q.PerPage = p.PerPage - len(rows)
-			if err := s.queryRows(ctx, s.flowsSQL(f, q, cutoff, win), &more); err != nil {
+			if err := s.queryRows(ctx, s.flowsSQL(w.of(f), q, cutoff), &more); err != nil {
 				return nil, fmt.Errorf("querying flows: %w", err)
 			}
 			rows = append(rows, more...)
@@ -130,89 +134,117 @@ func (s *Store) Flows(ctx context.Context, f flowlog.Filter, p flowlog.Page) ([]
 	return flows, nil
 }
 
-// flowDays lists the day partitions (YYYYMMDD) a listing may read, newest
-// first (from the parts' metadata: no data is read).
-func (s *Store) flowDays(ctx context.Context, f flowlog.Filter, p flowlog.Page) ([]string, error) {
-	var c []string
-	if !f.From.IsZero() {
-		c = append(c, "_partition_id >= "+quote(f.From.UTC().Format("20060102")))
+// windows splits what a listing in start order may read into spans of
+// whole hours (its ends excepted), in the listing's order: the first hour,
+// then two, four... hours. What it may read is f's range, narrowed by the
+// cursor and to the stored starts (from the parts' metadata: the partition
+// key's min and max, no data read); nothing stored there: no window.
+func (s *Store) windows(ctx context.Context, f flowlog.Filter, p flowlog.Page) ([]span, error) {
+	var b []struct {
+		Lo int64 `json:"lo"`
+		Hi int64 `json:"hi"`
+		N  uint64 `json:"n"`
 	}
-	if !f.To.IsZero() {
-		c = append(c, "_partition_id <= "+quote(f.To.Add(-time.Millisecond).UTC().Format("20060102")))
+	if err := s.queryRows(ctx, "SELECT toUnixTimestamp64Milli(min(start_ts)) AS lo, toUnixTimestamp64Milli(max(start_ts)) AS hi, count() AS n FROM "+s.db+".flows", &b); err != nil {
+		return nil, fmt.Errorf("reading the stored time range: %w", err)
 	}
-	op, dir := "<=", "DESC"
-	if p.Sort.Asc {
-		op, dir = ">=", "ASC"
+	if len(b) != 1 || b[0].N == 0 {
+		return nil, nil
 	}
-	if p.After != nil {
-		c = append(c, "_partition_id "+op+" "+quote(p.After.Start.UTC().Format("20060102")))
+	lo, hi := time.UnixMilli(b[0].Lo).UTC(), time.UnixMilli(b[0].Hi).UTC().Add(time.Millisecond)
+	if !f.From.IsZero() && f.From.After(lo) {
+		lo = f.From
 	}
-	var rows []struct {
-		P string `json:"p"`
+	if !f.To.IsZero() && f.To.Before(hi) {
+		hi = f.To
 	}
-	if err := s.queryRows(ctx, fmt.Sprintf("SELECT _partition_id AS p FROM %s.flows %s GROUP BY p ORDER BY p %s", s.db, whereOf(c), dir), &rows); err != nil {
-		return nil, fmt.Errorf("listing flow partitions: %w", err)
+	if a := p.After; a != nil && a.Sort.Key == flowlog.SortStart {
+		if a.Sort.Asc && a.Start.After(lo) {
+			lo = a.Start
+		} else if end := a.Start.Add(time.Millisecond); !a.Sort.Asc && end.Before(hi) {
+			hi = end
+		}
 	}
-	days := make([]string, len(rows))
-	for i, r := range rows {
-		days[i] = r.P
+	var ws []span
+	for n := time.Duration(1); lo.Before(hi); n *= 2 {
+		if p.Sort.Asc {
+			next := minTime(lo.Truncate(time.Hour).Add(n*time.Hour), hi)
+			ws = append(ws, span{lo, next})
+			lo = next
+		} else {
+			prev := maxTime(hi.Add(-time.Millisecond).Truncate(time.Hour).Add(-(n-1)*time.Hour), lo)
+			ws = append(ws, span{prev, hi})
+			hi = prev
+		}
 	}
-	return days, nil
+	return ws, nil
 }
 
-// offsetPage reads page p by offset. A day's flows all start after the
-// previous day's, so the listing is the concatenation of its day
-// partitions' listings, newest day first: counting each partition's flows
-// (a merge of its sorting key, far cheaper than sorting its rows) finds the
-// partitions holding the page and the offset within them, and only those
-// are read and sorted. The rows are those of one query over every day
-// (at 10M flows, page 5,000: ~0.3 s instead of 1.3-6.7 s, BENCHMARKS.md).
+// of is f with its range narrowed to the span.
+func (w span) of(f flowlog.Filter) flowlog.Filter {
+	f.From, f.To = w.lo, w.hi
+	return f
+}
+
+// offsetPage reads page p by offset. The listing is the concatenation of
+// its hours' listings, newest hour first (oldest, ascending): counting each
+// hour's flows (a merge of the sorting key of the hours counted, far
+// cheaper than sorting their rows), in the windows of a first page, finds
+// the hours holding the page and the offset within them, and only those
+// are read and sorted. The rows are those of one query over the whole
+// range (at 10M flows, page 5,000: BENCHMARKS.md).
 func (s *Store) offsetPage(ctx context.Context, f flowlog.Filter, p flowlog.Page, cutoff time.Time) ([]flowRow, error) {
-	days, err := s.flowDays(ctx, f, p) // in the sort's order
+	ws, err := s.windows(ctx, f, p)
 	if err != nil {
 		return nil, err
 	}
 	off := (p.Number - 1) * p.PerPage
-	var pick []string // the partitions holding the page, newest first
+	var pick []span // the hours (within the range) holding the page, in the listing's order
 	before, seen := 0, 0
-	for i, w := 0, 1; i < len(days) && seen < off+p.PerPage; i, w = i+w, w*2 {
-		win := days[i:min(i+w, len(days))]
+	for _, w := range ws {
+		if seen >= off+p.PerPage {
+			break
+		}
 		var counts []struct {
-			P string `json:"p"`
-			N int    `json:"n"`
+			H int64 `json:"h"`
+			N int   `json:"n"`
 		}
-		q := "SELECT _partition_id AS p, toInt64(count()) AS n FROM " + s.rawFrom(s.conds(f, cutoff, win)) + " GROUP BY p"
+		q := "SELECT toUnixTimestamp64Milli(toDateTime64(toStartOfHour(start_ts), 3, 'UTC')) AS h, toInt64(count()) AS n FROM " +
+			s.rawFrom(s.conds(w.of(f), cutoff, nil)) + " GROUP BY h ORDER BY h"
 		if err := s.queryRows(ctx, q, &counts); err != nil {
-			return nil, fmt.Errorf("counting flows per day: %w", err)
+			return nil, fmt.Errorf("counting flows per hour: %w", err)
 		}
-		n := map[string]int{}
+		if !p.Sort.Asc {
+			slices.Reverse(counts)
+		}
 		for _, c := range counts {
-			n[c.P] = c.N
-		}
-		for _, d := range win {
-			if seen+n[d] > off && seen < off+p.PerPage {
+			if seen+c.N > off && seen < off+p.PerPage {
 				if len(pick) == 0 {
 					before = seen
 				}
-				pick = append(pick, d)
+				h := time.UnixMilli(c.H).UTC()
+				pick = append(pick, span{maxTime(h, w.lo), minTime(h.Add(time.Hour), w.hi)})
 			}
-			seen += n[d]
+			seen += c.N
 		}
 	}
 	if len(pick) == 0 {
 		return nil, nil // past the last flow
 	}
+	read := span{pick[0].lo, pick[len(pick)-1].hi}
+	if !p.Sort.Asc {
+		read = span{pick[len(pick)-1].lo, pick[0].hi}
+	}
 	var rows []flowRow
-	if err := s.queryRows(ctx, s.listSQL(f, nil, p.Sort, p.PerPage, off-before, cutoff, pick), &rows); err != nil {
+	if err := s.queryRows(ctx, s.listSQL(read.of(f), nil, p.Sort, p.PerPage, off-before, cutoff, nil), &rows); err != nil {
 		return nil, fmt.Errorf("querying flows: %w", err)
 	}
 	return rows, nil
 }
 
-// flowsSQL is the listing query: a page by offset, or after a cursor,
-// over the given day partitions (YYYYMMDD; nil: all).
-func (s *Store) flowsSQL(f flowlog.Filter, p flowlog.Page, cutoff time.Time, days []string) string {
-	return s.listSQL(f, p.After, p.Sort, p.PerPage, (p.Number-1)*p.PerPage, cutoff, days)
+// flowsSQL is the listing query: a page by offset, or after a cursor.
+func (s *Store) flowsSQL(f flowlog.Filter, p flowlog.Page, cutoff time.Time) string {
+	return s.listSQL(f, p.After, p.Sort, p.PerPage, (p.Number-1)*p.PerPage, cutoff, nil)
 }
 
 // listSQL lists limit flows from offset, or after a cursor (offset then

@@ -413,6 +413,7 @@ var migrations = []migration{
 		`INSERT INTO {db}.rollup_marks (day, hour, marked)
 		SELECT day, arrayJoin(range(24)), toUnixTimestamp64Nano(now64(9)) FROM (SELECT DISTINCT toDate(start_ts) AS day FROM {db}.flows)`,
 	}, nil},
+	{13, "flows stored in time order", nil, migrateV13},
 }
 
 // flowsV3 is the flows table from migration 3 on ({table}: its name).
@@ -559,6 +560,147 @@ func migrateV3(ctx context.Context, s *Store) error {
 	}
 	return s.execDDL(ctx, "INSERT INTO "+s.db+".rollup_dirty (day, marked) "+
 		"SELECT DISTINCT toDate(start_ts), toUnixTimestamp64Nano(now64(9)) FROM "+s.db+".flows")
+}
+
+// flowsV13 is the flows table from migration 13 on ({table}: its name):
+// flowsV3 with what later steps added (the endpoints' networks, ZSTD(1),
+// the inserted_at index, wider merges), sorted by the hour of the start
+// first. A flow's key is still (network_id, host_id, flow_id, start_ts):
+// the hour is a function of start_ts, so the rows that collapse are the
+// same. What the hour in front buys: a time range reads only its hours'
+// granules. Before, the rows of an hour were spread over every granule of
+// their day, so any read of part of a day (the flows page's newest rows, a
+// cursor page, the raw edges of an aggregate, the connection
+// deduplication's egress rows near them) cost the whole day (BENCHMARKS.md,
+// "Flows in time order"). The identity lookup names the hours of its
+// starts (identity.go); network and host filters still prune within each
+// hour.
+const flowsV13 = `CREATE TABLE IF NOT EXISTS {table} (
+	event_type Enum8('start' = 1, 'destroy' = 2),
+	flow_id String CODEC(ZSTD(1)),
+	host_id LowCardinality(String) CODEC(ZSTD(1)),
+	host_name LowCardinality(String) CODEC(ZSTD(1)),
+	network_id LowCardinality(String) CODEC(ZSTD(1)),
+	protocol UInt8,
+	src_port UInt16,
+	dst_port UInt16,
+	icmp_type UInt8,
+	icmp_code UInt8,
+	direction Enum8('unspecified' = 0, 'ingress' = 1, 'egress' = 2),
+	src_ip IPv6 CODEC(ZSTD(1)),
+	src_type ` + participantEnum + `,
+	src_entity_id LowCardinality(String) CODEC(ZSTD(1)),
+	src_entity_name LowCardinality(String) CODEC(ZSTD(1)),
+	dst_ip IPv6 CODEC(ZSTD(1)),
+	dst_type ` + participantEnum + `,
+	dst_entity_id LowCardinality(String) CODEC(ZSTD(1)),
+	dst_entity_name LowCardinality(String) CODEC(ZSTD(1)),
+	start_ts DateTime64(3, 'UTC') CODEC(ZSTD(1)),
+	end_ts DateTime64(3, 'UTC') COMMENT 'epoch (0) while the flow is active' CODEC(ZSTD(1)),
+	bytes_sent UInt64 CODEC(ZSTD(1)),
+	bytes_recv UInt64 CODEC(ZSTD(1)),
+	packets_sent UInt64 CODEC(ZSTD(1)),
+	packets_recv UInt64 CODEC(ZSTD(1)),
+	status UInt32 CODEC(ZSTD(1)),
+	version Int64 CODEC(ZSTD(1)),
+	end_approx UInt8 COMMENT '1: end_ts is the receive time (no kernel timestamp)',
+	inserted_at DateTime64(3, 'UTC') DEFAULT now64(3) CODEC(ZSTD(1)),
+	rank Int64 MATERIALIZED version + if(event_type = 'destroy', 4611686018427387904, 0),
+	conn_key UInt64 MATERIALIZED cityHash64(network_id, protocol, src_ip, src_port, dst_ip, dst_port, icmp_type, icmp_code),
+	src_asn UInt32 CODEC(ZSTD(1)),
+	src_as_name LowCardinality(String) CODEC(ZSTD(1)),
+	src_country LowCardinality(String) CODEC(ZSTD(1)),
+	dst_asn UInt32 CODEC(ZSTD(1)),
+	dst_as_name LowCardinality(String) CODEC(ZSTD(1)),
+	dst_country LowCardinality(String) CODEC(ZSTD(1)),
+	INDEX inserted_at_minmax inserted_at TYPE minmax GRANULARITY 1
+) ENGINE = ReplacingMergeTree(rank)
+PARTITION BY toDate(start_ts)
+ORDER BY (toStartOfHour(start_ts), network_id, host_id, flow_id, start_ts)
+TTL toDateTime(start_ts) + toIntervalSecond(2592000)
+SETTINGS fsync_after_insert = 1, fsync_part_directory = 1, merge_selector_base = 25`
+
+// hourFirst is how system.tables shows flowsV13's sorting key.
+const hourFirst = "toStartOfHour(start_ts), network_id, host_id, flow_id, start_ts"
+
+// migrateV13 rebuilds flows in the shape of flowsV13: the table is swapped
+// first, then the old rows are copied in, so that rows written meanwhile
+// land in the new table and none is lost (migration 3 copied first, and a
+// row another collector wrote during its copy was dropped with the old
+// table). Until the copy ends, reads see the new rows and part of the old.
+//
+// Collectors starting at once, or one after another crashed halfway, all
+// run this, and every state between the statements is one they can finish
+// from:
+//   - each creates flows_v13 (IF NOT EXISTS), then claims the swap by
+//     renaming flows to flows_v12; a rename succeeds once;
+//   - whoever then finds flows_v12 renames flows_v13 to flows (it fails
+//     when another did it: the shape of flows then shows it);
+//   - whoever finds flows_v12 copies all of it into flows, then drops it.
+//     Copies are idempotent (a copied row collapses with its copy: same
+//     key, same rank), so two collectors copying, or a copy repeated after
+//     a crash, cost time, never rows; a copy that fails because another
+//     dropped flows_v12 after its own complete copy is done;
+//   - a collector that found the old shape, slept past another's whole
+//     swap and then claims, renames the new flows away and swaps in an
+//     empty one, then copies the renamed table back: still every row.
+//
+// An insert already under way into the old table at the swap may commit
+// after the copy began: a second copy takes the rows inserted since a
+// minute before the copy began (inserted_at is indexed: cheap).
+func migrateV13(ctx context.Context, s *Store) error {
+	flows, old, next := s.db+".flows", s.db+".flows_v12", s.db+".flows_v13"
+	if ok, err := s.flowsSortedBy(ctx, hourFirst); err != nil {
+		return err
+	} else if !ok {
+		if err := s.execDDL(ctx, strings.ReplaceAll(strings.ReplaceAll(flowsV13, "{table}", next), "toIntervalSecond(2592000)",
+			fmt.Sprintf("toIntervalSecond(%d)", int64(s.retention/time.Second)))); err != nil {
+			return fmt.Errorf("rebuilding flows: %w", err)
+		}
+		_ = s.execDDL(ctx, "RENAME TABLE "+flows+" TO "+old) // the claim; it fails when another collector took it
+		if claimed, err := s.hasTable(ctx, s.storageTable("flows_v12")); err != nil {
+			return err
+		} else if claimed {
+			if err := s.execDDL(ctx, "RENAME TABLE "+next+" TO "+flows); err != nil {
+				if ok, _ := s.flowsSortedBy(ctx, hourFirst); !ok {
+					return fmt.Errorf("rebuilding flows: %w", err)
+				}
+			}
+		}
+	}
+	if claimed, err := s.hasTable(ctx, s.storageTable("flows_v12")); err != nil {
+		return err
+	} else if claimed {
+		began := s.now().Add(-time.Minute)
+		copyOld := "INSERT INTO " + flows + " (" + flowColumns + ") SELECT " + flowColumns + " FROM " + old
+		for _, q := range []string{copyOld, copyOld + " WHERE inserted_at >= " + ms(began)} {
+			if err := s.execDDL(ctx, q); err != nil {
+				if claimed, _ := s.hasTable(ctx, s.storageTable("flows_v12")); claimed {
+					return fmt.Errorf("copying flows into their new table: %w", err)
+				}
+				break // another collector copied every row and dropped the old table
+			}
+		}
+	}
+	for _, t := range []string{old, next} {
+		if err := s.execDDL(ctx, "DROP TABLE IF EXISTS "+t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// flowsSortedBy says whether the table holding the flows has the sorting
+// key key (false when it is missing: renamed away by a migration).
+func (s *Store) flowsSortedBy(ctx context.Context, key string) (bool, error) {
+	var rows []struct {
+		K string `json:"sorting_key"`
+	}
+	if err := s.queryRows(ctx, fmt.Sprintf("SELECT sorting_key FROM system.tables WHERE database = %s AND name = %s",
+		quote(strings.Trim(s.db, "`")), quote(s.storageTable("flows"))), &rows); err != nil {
+		return false, err
+	}
+	return len(rows) == 1 && rows[0].K == key, nil
 }
 
 // copyToV3 copies flows (the shape of migration 1) into flows_v3 (flowsV3).

@@ -390,6 +390,59 @@ INSERT INTO `flowlog`.rollup_marks (day, hour, marked)
 
 INSERT INTO `flowlog`.schema_migrations (version, name) VALUES (12, 'rollups clean hour by hour');
 
+CREATE TABLE IF NOT EXISTS `flowlog`.flows_v13 (
+	event_type Enum8('start' = 1, 'destroy' = 2),
+	flow_id String CODEC(ZSTD(1)),
+	host_id LowCardinality(String) CODEC(ZSTD(1)),
+	host_name LowCardinality(String) CODEC(ZSTD(1)),
+	network_id LowCardinality(String) CODEC(ZSTD(1)),
+	protocol UInt8,
+	src_port UInt16,
+	dst_port UInt16,
+	icmp_type UInt8,
+	icmp_code UInt8,
+	direction Enum8('unspecified' = 0, 'ingress' = 1, 'egress' = 2),
+	src_ip IPv6 CODEC(ZSTD(1)),
+	src_type Enum8('unspecified' = 0, 'node' = 1, 'user' = 2, 'extclient' = 3, 'egress_route' = 4, 'external' = 5),
+	src_entity_id LowCardinality(String) CODEC(ZSTD(1)),
+	src_entity_name LowCardinality(String) CODEC(ZSTD(1)),
+	dst_ip IPv6 CODEC(ZSTD(1)),
+	dst_type Enum8('unspecified' = 0, 'node' = 1, 'user' = 2, 'extclient' = 3, 'egress_route' = 4, 'external' = 5),
+	dst_entity_id LowCardinality(String) CODEC(ZSTD(1)),
+	dst_entity_name LowCardinality(String) CODEC(ZSTD(1)),
+	start_ts DateTime64(3, 'UTC') CODEC(ZSTD(1)),
+	end_ts DateTime64(3, 'UTC') COMMENT 'epoch (0) while the flow is active' CODEC(ZSTD(1)),
+	bytes_sent UInt64 CODEC(ZSTD(1)),
+	bytes_recv UInt64 CODEC(ZSTD(1)),
+	packets_sent UInt64 CODEC(ZSTD(1)),
+	packets_recv UInt64 CODEC(ZSTD(1)),
+	status UInt32 CODEC(ZSTD(1)),
+	version Int64 CODEC(ZSTD(1)),
+	end_approx UInt8 COMMENT '1: end_ts is the receive time (no kernel timestamp)',
+	inserted_at DateTime64(3, 'UTC') DEFAULT now64(3) CODEC(ZSTD(1)),
+	rank Int64 MATERIALIZED version + if(event_type = 'destroy', 4611686018427387904, 0),
+	conn_key UInt64 MATERIALIZED cityHash64(network_id, protocol, src_ip, src_port, dst_ip, dst_port, icmp_type, icmp_code),
+	src_asn UInt32 CODEC(ZSTD(1)),
+	src_as_name LowCardinality(String) CODEC(ZSTD(1)),
+	src_country LowCardinality(String) CODEC(ZSTD(1)),
+	dst_asn UInt32 CODEC(ZSTD(1)),
+	dst_as_name LowCardinality(String) CODEC(ZSTD(1)),
+	dst_country LowCardinality(String) CODEC(ZSTD(1)),
+	INDEX inserted_at_minmax inserted_at TYPE minmax GRANULARITY 1
+) ENGINE = ReplacingMergeTree(rank)
+PARTITION BY toDate(start_ts)
+ORDER BY (toStartOfHour(start_ts), network_id, host_id, flow_id, start_ts)
+TTL toDateTime(start_ts) + toIntervalSecond(2592000)
+SETTINGS fsync_after_insert = 1, fsync_part_directory = 1, merge_selector_base = 25;
+
+RENAME TABLE `flowlog`.flows TO `flowlog`.flows_v12;
+
+DROP TABLE IF EXISTS `flowlog`.flows_v12;
+
+DROP TABLE IF EXISTS `flowlog`.flows_v13;
+
+INSERT INTO `flowlog`.schema_migrations (version, name) VALUES (13, 'flows stored in time order');
+
 ALTER TABLE `flowlog`.flows MODIFY TTL toDateTime(start_ts) + toIntervalSecond(2592000) SETTINGS materialize_ttl_after_modify = 0;
 
 ALTER TABLE `flowlog`.rejected_events MODIFY TTL toDateTime(received_at) + toIntervalSecond(2592000) SETTINGS materialize_ttl_after_modify = 0;
