@@ -141,8 +141,8 @@ func (s *Store) Flows(ctx context.Context, f flowlog.Filter, p flowlog.Page) ([]
 // key's min and max, no data read); nothing stored there: no window.
 func (s *Store) windows(ctx context.Context, f flowlog.Filter, p flowlog.Page) ([]span, error) {
 	var b []struct {
-		Lo int64 `json:"lo"`
-		Hi int64 `json:"hi"`
+		Lo int64  `json:"lo"`
+		Hi int64  `json:"hi"`
 		N  uint64 `json:"n"`
 	}
 	if err := s.queryRows(ctx, "SELECT toUnixTimestamp64Milli(min(start_ts)) AS lo, toUnixTimestamp64Milli(max(start_ts)) AS hi, count() AS n FROM "+s.db+".flows", &b); err != nil {
