@@ -50,23 +50,46 @@ func TestOffsetPagesEqualOneQuery(t *testing.T) {
 		{HostID: "hq"},
 	}
 	for fi, f := range filters {
-		for _, per := range []int{7, 50} {
-			for page := 2; ; page++ {
-				p := flowlog.Page{Number: page, PerPage: per}
+		for _, sort := range []flowlog.Sort{{}, {Asc: true}} {
+			for _, per := range []int{7, 50} {
+				for page := 2; ; page++ {
+					p := flowlog.Page{Number: page, PerPage: per, Sort: sort}
+					got, err := s.Flows(ctx, f, p)
+					if err != nil {
+						t.Fatal(err)
+					}
+					want, err := store.FlowsOneQuery(ctx, s, f, p)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !reflect.DeepEqual(ids(got), ids(want)) || !reflect.DeepEqual(got, want) {
+						t.Fatalf("filter %d, %+v, page %d of %d:\n got %s\nwant %s", fi, sort, page, per, ids(got), ids(want))
+					}
+					if len(want) == 0 {
+						break
+					}
+				}
+			}
+			// Cursor pages (hour windows from the cursor on) walk the
+			// same listing.
+			all, err := store.FlowsOneQuery(ctx, s, f, flowlog.Page{Number: 1, PerPage: 10000, Sort: sort})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var walked []flowlog.Flow
+			for p := (flowlog.Page{PerPage: 9, Sort: sort}); ; {
 				got, err := s.Flows(ctx, f, p)
 				if err != nil {
 					t.Fatal(err)
 				}
-				want, err := store.FlowsOneQuery(ctx, s, f, p)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !reflect.DeepEqual(ids(got), ids(want)) || !reflect.DeepEqual(got, want) {
-					t.Fatalf("filter %d, page %d of %d:\n got %s\nwant %s", fi, page, per, ids(got), ids(want))
-				}
-				if len(want) == 0 {
+				if len(got) == 0 {
 					break
 				}
+				walked = append(walked, got...)
+				p.After = sort.CursorOf(&got[len(got)-1])
+			}
+			if !reflect.DeepEqual(ids(walked), ids(all)) {
+				t.Fatalf("filter %d, %+v: cursor pages\n got %s\nwant %s", fi, sort, ids(walked), ids(all))
 			}
 		}
 	}
