@@ -320,7 +320,13 @@ func (c *Collector) grpcCreds(onHandshakeFailure func()) ([]grpc.ServerOption, e
 	}
 	// Failed handshakes (no client certificate, wrong CA) are counted and
 	// logged: otherwise they leave no trace here.
-	return []grpc.ServerOption{grpc.Creds(auth.WatchHandshakes(credentials.NewTLS(cfg), c.log, onHandshakeFailure))}, nil
+	creds := grpc.Creds(auth.WatchHandshakes(credentials.NewTLS(cfg), c.log, onHandshakeFailure))
+	// grpc-go reads a plain TCP connection through a shared pool, but gives
+	// any other (TLS) its own 32 KiB read buffer, held for the connection's
+	// life: 320 MB for 10,000 idle agents. crypto/tls reads the socket a
+	// record at a time into a buffer of its own, so the framer reads it
+	// unbuffered at no cost in system calls.
+	return []grpc.ServerOption{creds, grpc.ReadBufferSize(0)}, nil
 }
 
 // stop shuts down in reverse order: readiness, then (concurrently) ingest's
