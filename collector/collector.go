@@ -156,16 +156,17 @@ func (c *Collector) Run(ctx context.Context) error {
 		c.log.Info("serving the profiler (net/http/pprof)", "debug", p.debugLn.Addr().String())
 	}
 	errc := make(chan error, 2)
+	httpTLS := p.http.TLSConfig != nil // read before Serve: it writes TLSConfig (HTTP/2 set-up)
 	go func() { errc <- p.obs.ready.serveGRPC(p.grpc, p.grpcLn) }()
 	go func() {
-		if p.http.TLSConfig != nil {
+		if httpTLS {
 			errc <- p.http.ServeTLS(p.httpLn, "", "")
 			return
 		}
 		errc <- p.http.Serve(p.httpLn)
 	}()
 	c.log.Info("serving", "grpc", p.grpcLn.Addr().String(), "http", p.httpLn.Addr().String(), "data", c.cfg.Store.DataDir,
-		"tls", c.cfg.TLSCert != "", "http_tls", p.http.TLSConfig != nil)
+		"tls", c.cfg.TLSCert != "", "http_tls", httpTLS)
 	if err := c.writeAddrFile(p.grpcLn.Addr(), p.httpLn.Addr()); err != nil {
 		c.log.Error("writing the address file", "err", err)
 		return errors.Join(err, c.stop(&p))
