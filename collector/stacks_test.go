@@ -45,7 +45,8 @@ func TestReexecWithSmallStacks(t *testing.T) {
 		return
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestReexecWithSmallStacks$", "-test.v")
-	cmd.Env = append(os.Environ(), "FLOWLOG_TEST_REEXEC=1", "GODEBUG=gctrace=0")
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "GODEBUG=") })
+	cmd.Env = append(env, "FLOWLOG_TEST_REEXEC=1", "GODEBUG=gctrace=0")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("%v: %s", err, out)
