@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/flowlog/flowlog/loadgen"
@@ -58,6 +59,9 @@ const (
 // state of a fleet), closes them and measures again. The file-descriptor limit of this process (inherited by
 // the collector) is raised to its hard limit.
 //
+// With c.MTLS the agents connect with mutual TLS, as an authenticating
+// collector's do.
+//
 // With send > 0 each stream first sends one envelope of send events and reads
 // its ack, as an agent that flushed once and idles until its next flush:
 // the goroutines that decoded and stored it keep whatever stack they grew.
@@ -74,8 +78,16 @@ func RunIdle(ctx context.Context, c Config, n, send int, hold time.Duration, log
 	if dir == "" {
 		return nil, fmt.Errorf("idle streams: a data directory is needed")
 	}
-	col, err := c.startCollector(ctx, dir, "--max-streams", strconv.Itoa(n+100),
-		"--max-streams-per-address", "0", "--max-streams-per-host", "0")
+	args := []string{"--max-streams", strconv.Itoa(n + 100), "--max-streams-per-address", "0", "--max-streams-per-host", "0"}
+	creds := insecure.NewCredentials()
+	if c.MTLS { // agents as they connect when the collector authenticates them
+		tlsArgs, tc, err := benchPKI(dir)
+		if err != nil {
+			return nil, err
+		}
+		args, creds = append(args, tlsArgs...), tc
+	}
+	col, err := c.startCollector(ctx, dir, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +118,7 @@ func RunIdle(ctx context.Context, c Config, n, send int, hold time.Duration, log
 	log.Info("opening idle streams", "streams", n, "grpc", col.grpcAddr)
 	t0 := time.Now()
 	sctx, cancel := context.WithCancel(ctx)
-	conns, err := openIdle(sctx, col.grpcAddr, n, first)
+	conns, err := openIdle(sctx, col.grpcAddr, creds, n, first)
 	defer func() {
 		cancel()
 		for _, cc := range conns {
@@ -152,7 +164,7 @@ func RunIdle(ctx context.Context, c Config, n, send int, hold time.Duration, log
 // openIdle opens n connections with one StreamFlows stream each, a few at a
 // time (a burst of 10,000 handshakes would overrun the listen backlog).
 // A non-nil first is sent on each stream, and its ack awaited.
-func openIdle(ctx context.Context, addr string, n int, first *pb.FlowEnvelope) ([]*grpc.ClientConn, error) {
+func openIdle(ctx context.Context, addr string, creds credentials.TransportCredentials, n int, first *pb.FlowEnvelope) ([]*grpc.ClientConn, error) {
 	conns := make([]*grpc.ClientConn, n)
 	errs := make(chan error, n)
 	work := make(chan int)
@@ -160,7 +172,7 @@ func openIdle(ctx context.Context, addr string, n int, first *pb.FlowEnvelope) (
 	for range 32 {
 		wg.Go(func() {
 			for i := range work {
-				cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+				cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
 				if err != nil {
 					errs <- err
 					continue

@@ -14,7 +14,8 @@ import (
 // hand: FLOWLOG_IDLE_STREAMS=10000 go test -run TestIdleStreams -v ./bench/
 // (FLOWLOG_IDLE_HOLD=150s: hold the streams past the runtime's periodic
 // collection first; FLOWLOG_IDLE_SEND=500: each stream sends an envelope of
-// 500 events first, as an agent between two flushes). It builds the collector (cmd/flowlog) and measures it
+// 500 events first, as an agent between two flushes; FLOWLOG_IDLE_MTLS=1:
+// the agents connect with mutual TLS). It builds the collector (cmd/flowlog) and measures it
 // as a child process.
 func TestIdleStreams(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("FLOWLOG_IDLE_STREAMS"))
@@ -31,6 +32,7 @@ func TestIdleStreams(t *testing.T) {
 	c.Binary, c.Data = bin, t.TempDir()
 	hold, _ := time.ParseDuration(os.Getenv("FLOWLOG_IDLE_HOLD"))
 	send, _ := strconv.Atoi(os.Getenv("FLOWLOG_IDLE_SEND"))
+	c.MTLS = os.Getenv("FLOWLOG_IDLE_MTLS") == "1"
 	rep, err := RunIdle(t.Context(), c, n, send, hold, slog.New(slog.NewTextHandler(os.Stderr, nil)))
 	if err != nil {
 		t.Fatal(err)

@@ -156,16 +156,17 @@ func (c *Collector) Run(ctx context.Context) error {
 		c.log.Info("serving the profiler (net/http/pprof)", "debug", p.debugLn.Addr().String())
 	}
 	errc := make(chan error, 2)
+	httpTLS := p.http.TLSConfig != nil // read before Serve: it writes TLSConfig (HTTP/2 set-up)
 	go func() { errc <- p.obs.ready.serveGRPC(p.grpc, p.grpcLn) }()
 	go func() {
-		if p.http.TLSConfig != nil {
+		if httpTLS {
 			errc <- p.http.ServeTLS(p.httpLn, "", "")
 			return
 		}
 		errc <- p.http.Serve(p.httpLn)
 	}()
 	c.log.Info("serving", "grpc", p.grpcLn.Addr().String(), "http", p.httpLn.Addr().String(), "data", c.cfg.Store.DataDir,
-		"tls", c.cfg.TLSCert != "", "http_tls", p.http.TLSConfig != nil)
+		"tls", c.cfg.TLSCert != "", "http_tls", httpTLS)
 	if err := c.writeAddrFile(p.grpcLn.Addr(), p.httpLn.Addr()); err != nil {
 		c.log.Error("writing the address file", "err", err)
 		return errors.Join(err, c.stop(&p))
@@ -320,7 +321,13 @@ func (c *Collector) grpcCreds(onHandshakeFailure func()) ([]grpc.ServerOption, e
 	}
 	// Failed handshakes (no client certificate, wrong CA) are counted and
 	// logged: otherwise they leave no trace here.
-	return []grpc.ServerOption{grpc.Creds(auth.WatchHandshakes(credentials.NewTLS(cfg), c.log, onHandshakeFailure))}, nil
+	creds := grpc.Creds(auth.WatchHandshakes(credentials.NewTLS(cfg), c.log, onHandshakeFailure))
+	// grpc-go reads a plain TCP connection through a shared pool, but gives
+	// any other (TLS) its own 32 KiB read buffer, held for the connection's
+	// life: 320 MB for 10,000 idle agents. crypto/tls reads the socket a
+	// record at a time into a buffer of its own, so the framer reads it
+	// unbuffered at no cost in system calls.
+	return []grpc.ServerOption{creds, grpc.ReadBufferSize(0)}, nil
 }
 
 // stop shuts down in reverse order: readiness, then (concurrently) ingest's

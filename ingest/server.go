@@ -245,12 +245,17 @@ func (s *Server) refuse() error {
 
 // inStream is one agent's stream, as its handler sees it.
 type inStream struct {
-	ctx     context.Context
-	id      *auth.Identity // nil: not authenticated (allowed)
-	view    *agentView
-	acks    *ackQueue
-	recvd   chan *wireEnvelope // from the pump
-	recvErr chan error         // the pump's last word
+	ctx  context.Context
+	id   *auth.Identity // nil: not authenticated (allowed)
+	view *agentView
+	acks *ackQueue
+	// recvd carries the pump's envelopes; the pump closes it when it
+	// ends, with its last word in recvErr (set before the close). One
+	// channel, closed rather than sent to, so that an idle handler waits
+	// on as few as it can: each channel a goroutine waits on costs it a
+	// waiter record (~100 B), 10,000 idle agents each.
+	recvd   chan *wireEnvelope
+	recvErr error
 	// draining: shutdown began (nil: not yet); StreamFlows stops its
 	// timer (receive has no defer: its frame stays small).
 	draining *draining
@@ -260,7 +265,7 @@ type inStream struct {
 func (s *Server) openStream(stream pb.FlowService_StreamFlowsServer) *inStream {
 	ctx := stream.Context()
 	peerAddr := peerOf(ctx, s.guard.p.TrustedProxies)
-	st := &inStream{ctx: ctx, recvd: make(chan *wireEnvelope), recvErr: make(chan error, 1),
+	st := &inStream{ctx: ctx, recvd: make(chan *wireEnvelope),
 		acks: &ackQueue{s: s, stream: stream, room: make(chan struct{}, s.opts.InFlightPerStream)}}
 	go s.pump(st, stream, peerAddr)
 	st.id, _, _ = auth.FromContext(ctx)
@@ -268,22 +273,26 @@ func (s *Server) openStream(stream pb.FlowService_StreamFlowsServer) *inStream {
 	return st
 }
 
-// pump receives the stream's envelopes and hands them to the handler.
+// pump receives the stream's envelopes and hands them to the handler. It
+// ends, closing st.recvd, when receiving fails (the agent closed its side:
+// io.EOF; the stream broke or was cancelled) or a message is malformed.
 func (s *Server) pump(st *inStream, stream pb.FlowService_StreamFlowsServer, peerAddr string) {
+	defer close(st.recvd)
 	for {
 		env := &wireEnvelope{intern: &st.acks.intern}
 		if err := stream.RecvMsg(env); err != nil {
-			st.recvErr <- err
+			st.recvErr = err
 			return
 		}
 		if env.err != nil {
 			s.log.Warn("malformed message: ending the stream", "peer", peerAddr, "host", hostOf(st.ctx), "err", env.err)
-			st.recvErr <- status.Errorf(codes.InvalidArgument, "malformed FlowEnvelope: %v; ending the stream", env.err)
+			st.recvErr = status.Errorf(codes.InvalidArgument, "malformed FlowEnvelope: %v; ending the stream", env.err)
 			return
 		}
 		select {
 		case st.recvd <- env:
 		case <-st.ctx.Done():
+			st.recvErr = st.ctx.Err()
 			return
 		}
 	}
@@ -327,16 +336,14 @@ func (s *Server) receive(st *inStream) error {
 	for {
 		d := st.draining
 		select {
-		case w := <-st.recvd:
+		case w, ok := <-st.recvd:
+			if !ok { // the pump ended; a cancelled stream ends it too
+				return pumpEnded(st.recvErr)
+			}
 			d.arrived()
 			if err := s.take(st, w, end); err != nil {
 				return err
 			}
-		case err := <-st.recvErr:
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return err
 		case err := <-end:
 			return endedError{err}
 		case <-drain:
@@ -346,10 +353,17 @@ func (s *Server) receive(st *inStream) error {
 			return errShuttingDown
 		case <-d.maxC():
 			return errShuttingDown
-		case <-st.ctx.Done():
-			return st.ctx.Err()
 		}
 	}
+}
+
+// pumpEnded is the stream's status once the pump ended with err: none if
+// the agent closed its side.
+func pumpEnded(err error) error {
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	return err
 }
 
 var errShuttingDown = status.Error(codes.Unavailable, "collector shutting down; reconnect and resend unacknowledged envelopes")

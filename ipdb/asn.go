@@ -35,7 +35,7 @@ func u128Of(a netip.Addr) u128 {
 
 type range4 struct {
 	first, last uint32
-	asn, name   uint32 // name: index in asnTable.names
+	asn, name   uint32 // name: asnTable.name's index
 }
 
 type range6 struct {
@@ -46,10 +46,25 @@ type range6 struct {
 // asnTable holds the ranges of both families sorted by first address, and
 // each AS name once.
 type asnTable struct {
-	v4    []range4
-	v6    []range6
-	names []string
+	v4 []range4
+	v6 []range6
+	// names holds every AS name end to end, name i ending at ends[i]. One
+	// string rather than one per name: ~90k small strings cost 1.4 MiB of
+	// headers and, cut while reading the CSV made its garbage, left ~5 MiB
+	// of heap spans partly used once that garbage was collected.
+	names string
+	ends  []uint32
+	arena []byte            // names while loading; nil after sort
 	index map[string]uint32 // names while loading; nil after sort
+}
+
+// name is AS name i.
+func (t *asnTable) name(i uint32) string {
+	var start uint32
+	if i > 0 {
+		start = t.ends[i-1]
+	}
+	return t.names[start:t.ends[i]]
 }
 
 func (t *asnTable) empty() bool { return len(t.v4) == 0 && len(t.v6) == 0 }
@@ -57,14 +72,14 @@ func (t *asnTable) empty() bool { return len(t.v4) == 0 && len(t.v6) == 0 }
 func (t *asnTable) intern(name string) uint32 {
 	if t.index == nil {
 		t.index = map[string]uint32{"": 0}
-		t.names = append(t.names[:0], "")
+		t.ends = append(t.ends[:0], 0)
 	}
 	i, ok := t.index[name]
 	if !ok {
-		name = strings.Clone(name) // not the whole CSV line it was cut from
-		i = uint32(len(t.names))
-		t.names = append(t.names, name)
-		t.index[name] = i
+		i = uint32(len(t.ends))
+		t.arena = append(t.arena, name...)
+		t.ends = append(t.ends, uint32(len(t.arena)))
+		t.index[strings.Clone(name)] = i // not the whole CSV line it was cut from
 	}
 	return i
 }
@@ -126,8 +141,9 @@ func (t *asnTable) sort() {
 		return cmp.Or(cmp.Compare(a.first.hi, b.first.hi), cmp.Compare(a.first.lo, b.first.lo))
 	})
 	// Copies of exact size: appending left up to a quarter unused.
-	t.v4, t.v6, t.names = slices.Clone(t.v4), slices.Clone(t.v6), slices.Clone(t.names)
-	t.index = nil
+	t.v4, t.v6, t.ends = slices.Clone(t.v4), slices.Clone(t.v6), slices.Clone(t.ends)
+	t.names = string(t.arena) // sort runs once, after the last file
+	t.arena, t.index = nil, nil
 }
 
 // lookup finds the range holding a: the last one starting at or before it,
@@ -142,7 +158,7 @@ func (t *asnTable) lookup(a netip.Addr) (uint32, string) {
 			return 1
 		})
 		if i > 0 && x <= t.v4[i-1].last {
-			return t.v4[i-1].asn, t.names[t.v4[i-1].name]
+			return t.v4[i-1].asn, t.name(t.v4[i-1].name)
 		}
 		return 0, ""
 	}
@@ -154,7 +170,7 @@ func (t *asnTable) lookup(a netip.Addr) (uint32, string) {
 		return 1
 	})
 	if i > 0 && !t.v6[i-1].last.less(x) {
-		return t.v6[i-1].asn, t.names[t.v6[i-1].name]
+		return t.v6[i-1].asn, t.name(t.v6[i-1].name)
 	}
 	return 0, ""
 }

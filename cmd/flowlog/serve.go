@@ -156,6 +156,9 @@ func (c *serveCmd) Validate() error {
 }
 
 func (c *serveCmd) Run(ctx context.Context, log *slog.Logger) error {
+	if err := collector.ReexecWithSmallStacks(); err != nil { // returns only if it did not re-execute
+		log.Warn("could not re-execute with small goroutine stacks; running with the runtime's default", "err", err)
+	}
 	col, err := collector.New(c.config(log))
 	if err != nil {
 		return err
