@@ -274,14 +274,15 @@ func (s *Server) openStream(stream pb.FlowService_StreamFlowsServer) *inStream {
 	peerAddr := peerOf(ctx, s.guard.p.TrustedProxies)
 	st := &inStream{ctx: ctx, recvd: make(chan *wireEnvelope), recvErr: make(chan error, 1),
 		acks: &ackQueue{s: s, stream: stream, room: make(chan struct{}, s.opts.InFlightPerStream)}}
-	go s.pump(st, stream, peerAddr)
+	go s.pump(st, stream)
 	st.id, _, _ = auth.FromContext(ctx)
 	st.view = s.newAgentView(peerAddr, userAgent(ctx), st.id)
 	return st
 }
 
-// pump receives the stream's envelopes and hands them to the handler.
-func (s *Server) pump(st *inStream, stream pb.FlowService_StreamFlowsServer, peerAddr string) {
+// pump receives the stream's envelopes, as received (they are decoded in a
+// preparation slot: ticket), and hands them to the handler.
+func (s *Server) pump(st *inStream, stream pb.FlowService_StreamFlowsServer) {
 	for {
 		env := &wireEnvelope{intern: &st.acks.intern}
 		if err := stream.RecvMsg(env); err != nil {
