@@ -105,7 +105,7 @@ const (
 // validation, enrichment), so twice as many as the Go scheduler runs at
 // once keep every core busy, while each envelope waiting its turn stays
 // as received, a fraction of its decoded size: with one preparation per
-// stream, the bench's 100 streams held ~100 decoded envelopes (~50 MB of
+// stream, the bench's 100 streams held ~100 decoded envelopes (~40 MB of
 // live heap) for two cores (BENCHMARKS.md "Ingest memory, round 5").
 func DefaultPreparing() int { return max(4, 2*runtime.GOMAXPROCS(0)) }
 
