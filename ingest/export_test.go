@@ -12,3 +12,6 @@ func DecodeWireEvent(raw []byte) (*pb.FlowEvent, string, error) {
 	}
 	return ev, we.gen.String(), we.reject
 }
+
+// PreparationsWaiting is how many envelopes wait for a preparation slot.
+func (s *Server) PreparationsWaiting() int64 { return s.prep.waiting.Load() }

@@ -11,8 +11,9 @@ import (
 // Events wait for their commit for up to a second, so without this the live
 // heap holds hundreds of thousands of copies of a few hundred strings for
 // the garbage collector to mark (the bench: the decoded strings were a fifth
-// of the collector's live heap), each one allocated. Only the stream's
-// receiving goroutine uses it (decodeFast); it forgets everything when
+// of the collector's live heap), each one allocated. Only the goroutine
+// decoding the stream's envelope uses it (decodeFast; a stream's envelopes
+// are decoded one after the other); it forgets everything when
 // full, so a stream of ever-new names costs a bounded map. A nil interner
 // interns nothing. A stream holds it in an internSlot only while its
 // events wait for their commit.
@@ -98,7 +99,7 @@ func (in *interner) bytes(b []byte) string {
 // internSlot holds a stream's interner while the stream is busy. Between
 // two flushes an agent's map of strings (12 kB after one 100-event envelope)
 // would only cost memory: 120 MB for 10,000 agents idle between flushes.
-// get is the receiving goroutine's, forget the ack sender's once every
+// get is the decoding goroutine's, forget the ack sender's once every
 // envelope has been answered for a while (internIdle); a decode running
 // meanwhile keeps using the map it got, the next one starts a new map.
 type internSlot struct{ p atomic.Pointer[interner] }

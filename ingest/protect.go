@@ -574,16 +574,19 @@ func (w *watchedStream) sendingFor() time.Duration {
 }
 
 // RecvMsg counts each envelope as owed an answer and binds a stream
-// without identity to the host its first events claim (admission.go). An
-// envelope that is no envelope (wireEnvelope.err) is the server's to refuse.
+// without identity to the host its first events claim (admission.go): until
+// it is bound, envelopes are decoded here, not in a preparation slot
+// (Server.ticket). An envelope that is no envelope (wireEnvelope.err) is the
+// server's to refuse.
 func (w *watchedStream) RecvMsg(m any) error {
 	if err := w.ServerStream.RecvMsg(m); err != nil {
 		return err
 	}
 	w.slot.touch(w.g.now())
 	w.slot.inFlight.Add(1) // every envelope gets one answer
-	if env, ok := m.(*wireEnvelope); ok && env.err == nil && w.slot.host == "" {
-		if evs := env.env.GetEvents(); len(evs) > 0 {
+	if env, ok := m.(*wireEnvelope); ok && w.slot.host == "" && w.g.streams.maxPerHost > 0 {
+		env.decodeReceived()
+		if evs := env.env.GetEvents(); env.err == nil && len(evs) > 0 {
 			if err := w.g.streams.claim(w.slot, evs[0].GetHostId()); err != nil {
 				w.g.log.Warn("stream refused", "peer", peerOf(w.Context(), w.g.p.TrustedProxies), "claimed_host", evs[0].GetHostId(), "err", status.Convert(err).Message())
 				return err

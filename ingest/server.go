@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,6 +41,7 @@ type Options struct {
 	MaxMessageBytes   int           // larger messages end the stream with ResourceExhausted (default 16 MiB)
 	MaxStreams        int           // concurrent streams; more get ResourceExhausted (default 1,000)
 	InFlightPerStream int           // envelopes received but not yet answered, per stream (default 64)
+	Preparing         int           // envelopes decoded and validated at once, all streams together (default DefaultPreparing)
 	// DrainQuiet: on shutdown a stream still takes (commits and answers)
 	// envelopes until none arrived for this long, then ends (default
 	// DefaultDrainQuiet). The stock Netmaker exporter flushes concurrently
@@ -99,6 +101,14 @@ const (
 	drainMax = time.Second
 )
 
+// DefaultPreparing: preparing an envelope is CPU work only (decoding,
+// validation, enrichment), so twice as many as the Go scheduler runs at
+// once keep every core busy, while each envelope waiting its turn stays
+// as received, a fraction of its decoded size: with one preparation per
+// stream, the bench's 100 streams held ~100 decoded envelopes (~40 MB of
+// live heap) for two cores (BENCHMARKS.md "Ingest memory, round 5").
+func DefaultPreparing() int { return max(4, 2*runtime.GOMAXPROCS(0)) }
+
 func (o *Options) defaults() {
 	def := func(v *int, d int) {
 		if *v <= 0 {
@@ -111,6 +121,7 @@ func (o *Options) defaults() {
 	def(&o.MaxMessageBytes, DefaultMaxMessageBytes)
 	def(&o.MaxStreams, DefaultMaxStreams)
 	def(&o.InFlightPerStream, 64)
+	def(&o.Preparing, DefaultPreparing())
 	if o.DrainQuiet <= 0 {
 		o.DrainQuiet = DefaultDrainQuiet
 	}
@@ -143,6 +154,7 @@ type Server struct {
 	once    sync.Once
 	now     func() time.Time
 	guard   *guard       // rate limit, stall watch, keepalive (protect.go)
+	prep    slots        // bounds the envelopes being prepared (ticket)
 	backlog backlogWatch // for CommitBacklog (ready.go)
 	// allRejected counts open streams that sent events and had every one
 	// rejected (flowlog_streams_all_rejected): an agent nothing of which
@@ -165,7 +177,7 @@ type Inserter interface {
 func New(store Inserter, o Options, log *slog.Logger) *Server {
 	o.defaults()
 	s := &Server{opts: o, commit: newCommitter(store, o, log), log: log, drain: make(chan struct{}), now: o.Clock, release: newReleaser(),
-		agents: newAgentLog(o.Agents, log)}
+		agents: newAgentLog(o.Agents, log), prep: newSlots(o.Preparing)}
 	s.guard = newGuard(o, log)
 	o.Metrics.StreamsOpen.Set(func() float64 { return float64(s.streams.Load()) })
 	o.Metrics.StreamsAllRejected.Set(func() float64 { return float64(s.allRejected.Load()) })
@@ -267,26 +279,22 @@ func (s *Server) openStream(stream pb.FlowService_StreamFlowsServer) *inStream {
 	peerAddr := peerOf(ctx, s.guard.p.TrustedProxies)
 	st := &inStream{ctx: ctx, recvd: make(chan *wireEnvelope),
 		acks: &ackQueue{s: s, stream: stream, room: make(chan struct{}, s.opts.InFlightPerStream)}}
-	go s.pump(st, stream, peerAddr)
+	go s.pump(st, stream)
 	st.id, _, _ = auth.FromContext(ctx)
 	st.view = s.newAgentView(peerAddr, userAgent(ctx), st.id)
 	return st
 }
 
-// pump receives the stream's envelopes and hands them to the handler. It
-// ends, closing st.recvd, when receiving fails (the agent closed its side:
-// io.EOF; the stream broke or was cancelled) or a message is malformed.
-func (s *Server) pump(st *inStream, stream pb.FlowService_StreamFlowsServer, peerAddr string) {
+// pump receives the stream's envelopes, as received (they are decoded in a
+// preparation slot: ticket), and hands them to the handler. It ends,
+// closing st.recvd, when receiving fails (the agent closed its side:
+// io.EOF; the stream broke or was cancelled).
+func (s *Server) pump(st *inStream, stream pb.FlowService_StreamFlowsServer) {
 	defer close(st.recvd)
 	for {
 		env := &wireEnvelope{intern: &st.acks.intern}
 		if err := stream.RecvMsg(env); err != nil {
 			st.recvErr = err
-			return
-		}
-		if env.err != nil {
-			s.log.Warn("malformed message: ending the stream", "peer", peerAddr, "host", hostOf(st.ctx), "err", env.err)
-			st.recvErr = status.Errorf(codes.InvalidArgument, "malformed FlowEnvelope: %v; ending the stream", env.err)
 			return
 		}
 		select {
@@ -412,10 +420,10 @@ func (d *draining) stop() {
 // the stream has InFlightPerStream envelopes unanswered. A non-nil error
 // ends the stream.
 func (s *Server) take(st *inStream, w *wireEnvelope, end <-chan error) error {
-	if n := len(w.env.GetEvents()); n > s.opts.MaxEventsPerEnv {
-		return s.tooManyEvents(st, n)
+	t, err := s.ticket(st, w)
+	if err != nil {
+		return err
 	}
-	t := s.ticket(st, w)
 	select {
 	case st.acks.room <- struct{}{}: // blocks while InFlightPerStream envelopes await commit
 		st.acks.push(t)
@@ -427,6 +435,12 @@ func (s *Server) take(st *inStream, w *wireEnvelope, end <-chan error) error {
 	}
 }
 
+// malformed ends a stream that sent bytes that are no envelope.
+func (s *Server) malformed(st *inStream, err error) error {
+	s.log.Warn("malformed message: ending the stream", "peer", st.view.peer, "host", hostOf(st.ctx), "err", err)
+	return status.Errorf(codes.InvalidArgument, "malformed FlowEnvelope: %v; ending the stream", err)
+}
+
 // tooManyEvents ends a stream that sent an envelope of n events, over the
 // limit.
 func (s *Server) tooManyEvents(st *inStream, n int) error {
@@ -434,24 +448,71 @@ func (s *Server) tooManyEvents(st *inStream, n int) error {
 	return status.Error(codes.InvalidArgument, flowlog.TooManyEvents(n, s.opts.MaxEventsPerEnv))
 }
 
-// ticket admits (per-host rate limit) and prepares w on a goroutine of its
-// own, and waits for it: validation, enrichment and logging run deep, and
-// the handler's goroutine, which then waits for the stream's next
-// envelope, would keep the stack they grew for as long as the agent stays
-// connected (16 kB instead of 4 for every agent between two flushes). A
-// goroutine per envelope costs a microsecond or two; an envelope carries
-// hundreds of events.
-func (s *Server) ticket(st *inStream, w *wireEnvelope) *ticket {
-	ready := make(chan *ticket, 1)
+// ticket decodes, admits (per-host rate limit) and prepares w on a
+// goroutine of its own, and waits for it: decoding, validation, enrichment
+// and logging run deep, and the handler's goroutine, which then waits for
+// the stream's next envelope, would keep the stack they grew for as long
+// as the agent stays connected (16 kB instead of 4 for every agent between
+// two flushes). A goroutine per envelope costs a microsecond or two; an
+// envelope carries hundreds of events.
+//
+// The work runs in one of s.prep's slots, taken in arrival order: it only
+// needs the CPU, and nothing in it waits on an agent (the answer's room is
+// waited for after, in take), so a stream holds a slot for the time of one
+// envelope's work, and every stream waiting gets the next free slot in
+// turn. A non-nil error ends the stream.
+func (s *Server) ticket(st *inStream, w *wireEnvelope) (*ticket, error) {
+	type prepared struct {
+		t   *ticket
+		err error
+	}
+	ready := make(chan prepared, 1)
 	go func() {
-		t := s.guard.admit(w.env, w.wireBytes, st.id, st.view.peer) // nil if within the limit
-		if t == nil {
-			t = s.prepare(w, st.view, st.id)
-		}
-		ready <- t
+		s.prep.take()
+		defer s.prep.give()
+		t, err := s.decodeAndPrepare(st, w)
+		ready <- prepared{t, err}
 	}()
-	return <-ready
+	p := <-ready
+	return p.t, p.err
 }
+
+// decodeAndPrepare is ticket's work, in a slot.
+func (s *Server) decodeAndPrepare(st *inStream, w *wireEnvelope) (*ticket, error) {
+	w.decodeReceived()
+	if w.err != nil {
+		return nil, s.malformed(st, w.err)
+	}
+	if n := len(w.env.GetEvents()); n > s.opts.MaxEventsPerEnv {
+		return nil, s.tooManyEvents(st, n)
+	}
+	if t := s.guard.admit(w.env, w.wireBytes, st.id, st.view.peer); t != nil { // over the limit
+		return t, nil
+	}
+	return s.prepare(w, st.view, st.id), nil
+}
+
+// slots bounds how many goroutines hold one at once; waiters get them in
+// the order they asked (a channel's senders queue in order).
+type slots struct {
+	free    chan struct{}
+	waiting atomic.Int64 // goroutines waiting for a slot (tests)
+}
+
+func newSlots(n int) slots { return slots{free: make(chan struct{}, n)} }
+
+func (p *slots) take() {
+	select {
+	case p.free <- struct{}{}:
+		return
+	default:
+	}
+	p.waiting.Add(1)
+	p.free <- struct{}{}
+	p.waiting.Add(-1)
+}
+
+func (p *slots) give() { <-p.free }
 
 // ackQueue answers a stream's tickets in order as their commits finish. Its
 // sender goroutine runs only while tickets are queued: most agents' streams

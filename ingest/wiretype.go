@@ -211,6 +211,27 @@ type wireEnvelope struct {
 	err       error            // not an envelope at all: ends the stream
 	intern    *internSlot      // the stream's repeated strings (set before decoding; nil: none)
 	wireBytes int              // the message's size as received (rate limits count it)
+	// received is the message as received, until decodeReceived: the
+	// codec only keeps it, and the envelope is decoded when a
+	// preparation slot is its (Server.ticket), so that a decoded
+	// envelope, several times its wire size, exists only while it is
+	// being prepared, not while it waits for the CPU.
+	// It is kept in the transport's own buffers (a frame's size each):
+	// one contiguous buffer of the pool would be its next size up, 1 MiB
+	// for an envelope of 40 kB.
+	received mem.BufferSlice
+}
+
+// decodeReceived decodes the message the codec kept, and lets it go.
+func (w *wireEnvelope) decodeReceived() {
+	if w.received == nil {
+		return
+	}
+	buf := w.received.MaterializeToBuffer(mem.DefaultBufferPool())
+	w.received.Free()
+	w.received = nil
+	w.decode(buf.ReadOnlyData())
+	buf.Free()
 }
 
 // decode fills w from one message's bytes; b is not retained. Plain
@@ -286,10 +307,11 @@ func undecodedJSON(raw []byte) string {
 	return `{"undecoded_base64":"` + base64.StdEncoding.EncodeToString(raw) + `"}`
 }
 
-// wireCodec is grpc's proto codec, except that a wireEnvelope is decoded by
-// wireEnvelope.decode, and bytes that are no envelope do not end the stream
-// with Internal ("failed to unmarshal", as if the collector were at fault):
-// the server ends it with InvalidArgument, naming what is wrong.
+// wireCodec is grpc's proto codec, except that a wireEnvelope keeps the
+// message's bytes, decoded later by wireEnvelope.decodeReceived, and bytes
+// that are no envelope do not end the stream with Internal ("failed to
+// unmarshal", as if the collector were at fault): the server ends it with
+// InvalidArgument, naming what is wrong.
 type wireCodec struct{ encoding.CodecV2 }
 
 func (c wireCodec) Unmarshal(data mem.BufferSlice, v any) error {
@@ -297,9 +319,8 @@ func (c wireCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if !ok {
 		return c.CodecV2.Unmarshal(data, v)
 	}
-	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
-	defer buf.Free()
-	w.decode(buf.ReadOnlyData())
+	data.Ref() // grpc frees data once this returns
+	w.received = data
 	return nil
 }
 
