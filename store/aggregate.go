@@ -320,7 +320,7 @@ func (s *Store) rawPart(f flowlog.Filter, p plan, cols string, withIPs bool, ste
 	if all {
 		return "" // no other day or hour: no raw read at all
 	}
-	raw := s.condsExcept(f, s.staleCutoff(), nil, skip, spans)
+	raw := s.condsExcept(f, s.staleCutoff(), skip, spans)
 	ips := ""
 	if withIPs {
 		ips = endpointColumns
@@ -347,7 +347,7 @@ func (s *Store) rawSpread(f flowlog.Filter, p plan, cols string, step time.Durat
 	sort.Strings(served)
 	back, lo, hi := spreadRange(f)
 	w := spreadWidth(step)
-	q := spreadSQL(s.rawFrom(s.condsExcept(back, s.staleCutoff(), nil, skip, nil)), cols, cols, w, lo, hi)
+	q := spreadSQL(s.rawFrom(s.condsExcept(back, s.staleCutoff(), skip, nil)), cols, cols, w, lo, hi)
 	q = "SELECT t, " + cols + "nb, np, nf FROM (" + q + ")"
 	if len(served) > 0 {
 		q += fmt.Sprintf(" WHERE intDiv(toUnixTimestamp64Milli(t), %d) NOT IN (%s)", dayMS, strings.Join(served, ", "))
@@ -733,7 +733,7 @@ func (s *Store) Active(ctx context.Context, f flowlog.Filter) (uint64, error) {
 		return 0, nil // open now and finished (or stale) at once: none
 	}
 	f.State = flowlog.StateActive
-	c := s.conds(f, s.staleCutoff(), nil)
+	c := s.conds(f, s.staleCutoff())
 	var rows []struct {
 		N uint64 `json:"n"`
 	}

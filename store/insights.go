@@ -45,7 +45,7 @@ func (s *Store) Hosts(ctx context.Context, f flowlog.Filter) ([]flowlog.HostSumm
 	}
 	if err := s.queryRows(ctx, fmt.Sprintf(`SELECT host_id, arraySort(groupUniqArray(network_id)) AS nets, count() AS flows,
 		countIf(event_type = 'start') AS open, sum(bytes_sent + bytes_recv) AS b FROM %s GROUP BY host_id`,
-		s.rawFrom(s.conds(f, s.staleCutoff(), nil))), &win); err != nil {
+		s.rawFrom(s.conds(f, s.staleCutoff()))), &win); err != nil {
 		return nil, fmt.Errorf("querying host activity: %w", err)
 	}
 	rejected := map[string]uint64{}
@@ -136,7 +136,7 @@ func (s *Store) NewPairs(ctx context.Context, q flowlog.NewPairsQuery) ([]flowlo
 		count() AS n, sum(bytes_sent + bytes_recv) AS b, sum(packets_sent + packets_recv) AS p
 		FROM %s GROUP BY st, sk, dt, dk, dp, pr HAVING min(start_ts) >= %s
 		ORDER BY n DESC, b DESC, first_ms ASC, sk, dk, dp, pr LIMIT %d`,
-		pairKey("src"), pairKey("dst"), s.rawFrom(s.conds(f, s.staleCutoff(), nil)), ms(q.Filter.From), q.Limit)
+		pairKey("src"), pairKey("dst"), s.rawFrom(s.conds(f, s.staleCutoff())), ms(q.Filter.From), q.Limit)
 	if err := s.queryRows(ctx, sql, &rows); err != nil {
 		return nil, fmt.Errorf("querying new pairs: %w", err)
 	}
@@ -162,7 +162,7 @@ func (s *Store) Suggest(ctx context.Context, f flowlog.Filter, text string, limi
 	if limit <= 0 {
 		limit = 20
 	}
-	w := whereOf(s.conds(f, s.staleCutoff(), nil))
+	w := whereOf(s.conds(f, s.staleCutoff()))
 	part := func(side string) string {
 		return fmt.Sprintf("SELECT 'participant' AS field, %[1]s_entity_id AS value, %[1]s_entity_name AS label, toString(%[1]s_type) AS t, count() AS n FROM %[2]s.flows %[3]s GROUP BY value, label, t",
 			side, s.db, w)
@@ -225,9 +225,9 @@ func (s *Store) SeriesBy(ctx context.Context, f flowlog.Filter, step time.Durati
 		limit = 5
 	}
 	cutoff := s.staleCutoff()
-	from := s.rawFrom(s.conds(f, cutoff, nil))
+	from := s.rawFrom(s.conds(f, cutoff))
 	back, lo, hi := spreadRange(f)
-	spread := spreadSQL(s.rawFrom(s.conds(back, cutoff, nil)), key+" AS k, ", "k, ", step.Milliseconds(), lo, hi)
+	spread := spreadSQL(s.rawFrom(s.conds(back, cutoff)), key+" AS k, ", "k, ", step.Milliseconds(), lo, hi)
 	sql := fmt.Sprintf(`SELECT intDiv(toUnixTimestamp64Milli(t), 1000) AS ts,
 		if(k IN (SELECT k FROM (SELECT %[1]s AS k, sum(bytes_sent + bytes_recv) AS kb FROM %[2]s GROUP BY k ORDER BY kb DESC, k LIMIT %[3]d)), k, '') AS g,
 		%[4]s FROM (%[5]s)

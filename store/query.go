@@ -213,7 +213,7 @@ func (s *Store) offsetPage(ctx context.Context, f flowlog.Filter, p flowlog.Page
 			N int   `json:"n"`
 		}
 		q := "SELECT toUnixTimestamp64Milli(toDateTime64(toStartOfHour(start_ts), 3, 'UTC')) AS h, toInt64(count()) AS n FROM " +
-			s.rawFrom(s.conds(w.of(f), cutoff, nil)) + " GROUP BY h ORDER BY h"
+			s.rawFrom(s.conds(w.of(f), cutoff)) + " GROUP BY h ORDER BY h"
 		if err := s.queryRows(ctx, q, &counts); err != nil {
 			return nil, fmt.Errorf("counting flows per hour: %w", err)
 		}
@@ -247,7 +247,7 @@ func (s *Store) offsetPage(ctx context.Context, f flowlog.Filter, p flowlog.Page
 		read = span{pick[len(pick)-1].lo, pick[0].hi}
 	}
 	var rows []flowRow
-	if err := s.queryRows(ctx, s.listSQL(read.of(f), nil, p.Sort, p.PerPage, off-before, cutoff, nil), &rows); err != nil {
+	if err := s.queryRows(ctx, s.listSQL(read.of(f), nil, p.Sort, p.PerPage, off-before, cutoff), &rows); err != nil {
 		return nil, fmt.Errorf("querying flows: %w", err)
 	}
 	return rows, nil
@@ -255,12 +255,12 @@ func (s *Store) offsetPage(ctx context.Context, f flowlog.Filter, p flowlog.Page
 
 // flowsSQL is the listing query: a page by offset, or after a cursor.
 func (s *Store) flowsSQL(f flowlog.Filter, p flowlog.Page, cutoff time.Time) string {
-	return s.listSQL(f, p.After, p.Sort, p.PerPage, (p.Number-1)*p.PerPage, cutoff, nil)
+	return s.listSQL(f, p.After, p.Sort, p.PerPage, (p.Number-1)*p.PerPage, cutoff)
 }
 
 // listSQL lists limit flows from offset, or after a cursor (offset then
-// ignored), over the given day partitions (YYYYMMDD; nil: all).
-func (s *Store) listSQL(f flowlog.Filter, a *flowlog.Cursor, sort flowlog.Sort, limit, offset int, cutoff time.Time, days []string) string {
+// ignored).
+func (s *Store) listSQL(f flowlog.Filter, a *flowlog.Cursor, sort flowlog.Sort, limit, offset int, cutoff time.Time) string {
 	var after []string
 	if a != nil {
 		offset = 0
@@ -280,7 +280,7 @@ func (s *Store) listSQL(f flowlog.Filter, a *flowlog.Cursor, sort flowlog.Sort, 
 		}
 		after = append(after, afterCond(a))
 	}
-	c := append(s.conds(f, cutoff, days), after...)
+	c := append(s.conds(f, cutoff), after...)
 	return fmt.Sprintf("SELECT %s FROM %s %s LIMIT %d OFFSET %d",
 		selectFlow, s.rawFrom(c), orderBy(sort), limit, offset)
 }
@@ -292,23 +292,19 @@ func whereOf(c []string) string {
 	return "WHERE " + strings.Join(c, " AND ")
 }
 
-// conds renders every condition of a filter on the flows table, read in
-// the given day partitions (YYYYMMDD; nil: every day of the filter's range),
-// with the stale horizon at cutoff.
-func (s *Store) conds(f flowlog.Filter, cutoff time.Time, days []string) []string {
-	return s.condsExcept(f, cutoff, days, nil, nil)
+// conds renders every condition of a filter on the flows table, with the
+// stale horizon at cutoff.
+func (s *Store) conds(f flowlog.Filter, cutoff time.Time) []string {
+	return s.condsExcept(f, cutoff, nil, nil)
 }
 
-// condsExcept is conds for a read of the days of the range but the days
+// condsExcept is conds for a read of the range but the days
 // in skip (YYYYMMDD), which the caller reads elsewhere (rollups), and
 // when spans is set, of only the starts in spans (the rest of the range
 // served by rollups by hour): the connection deduplication then looks for
 // egress rows only near them.
-func (s *Store) condsExcept(f flowlog.Filter, cutoff time.Time, days, skip []string, spans []span) []string {
+func (s *Store) condsExcept(f flowlog.Filter, cutoff time.Time, skip []string, spans []span) []string {
 	c := timeConds(f.From, f.To)
-	if days != nil {
-		c = append(c, partitionIn(days))
-	}
 	if len(skip) > 0 {
 		c = append(c, "_partition_id NOT IN ('"+strings.Join(skip, "', '")+"')")
 	}
@@ -325,7 +321,7 @@ func (s *Store) condsExcept(f flowlog.Filter, cutoff time.Time, days, skip []str
 		if f.State == flowlog.StateActive || f.State == flowlog.StateStale {
 			cand, final = append(slices.Clone(c), stateConds(f.State, cutoff)...), true
 		}
-		bounds := s.egressBounds(f.From, f.To, days, skip)
+		bounds := s.egressBounds(f.From, f.To, nil, skip)
 		if spans != nil {
 			bounds = []string{spansCond(spans, 2*s.peerSkew)}
 		}
