@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"hash/maphash"
+	"maps"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -383,7 +383,7 @@ func (s *Store) lookup(ctx context.Context, evs []flowlog.Event, ask []int) (map
 	if len(ask) == 0 {
 		return out, nil
 	}
-	days, hours := map[string]bool{}, map[int64]bool{}
+	hours := map[int64]bool{} // Unix seconds
 	all := false
 	var keys rowBinary
 	seen := map[flowKey]bool{}
@@ -393,9 +393,6 @@ func (s *Store) lookup(ctx context.Context, evs []flowlog.Event, ask []int) (map
 			all = true
 		} else {
 			lo, hi := e.Start.Add(-startTolerance), e.Start.Add(startTolerance)
-			for _, t := range []time.Time{lo, hi} {
-				days[t.UTC().Format(partitionLayout)] = true
-			}
 			for h := lo.Truncate(time.Hour); !h.After(hi); h = h.Add(time.Hour) {
 				hours[h.Unix()] = true
 			}
@@ -409,18 +406,15 @@ func (s *Store) lookup(ctx context.Context, evs []flowlog.Event, ask []int) (map
 	}
 	var part []string
 	if !all {
-		ds := make([]string, 0, len(days))
-		for d := range days {
-			ds = append(ds, d)
-		}
-		sort.Strings(ds)
-		hs := make([]string, 0, len(hours))
-		for h := range hours {
+		// The hour leads the sorting key (flowsV13): naming the hours of
+		// the starts reads only theirs; their days prune partitions.
+		var ds, hs []string
+		for _, h := range slices.Sorted(maps.Keys(hours)) {
+			if d := time.Unix(h, 0).UTC().Format(partitionLayout); len(ds) == 0 || ds[len(ds)-1] != d {
+				ds = append(ds, d)
+			}
 			hs = append(hs, strconv.FormatInt(h, 10))
 		}
-		sort.Strings(hs)
-		// The hour leads the sorting key (flowsV13): naming the hours of
-		// the starts reads only theirs.
 		part = []string{partitionIn(ds), "toStartOfHour(start_ts) IN (" + strings.Join(hs, ", ") + ")"}
 	}
 	var rows []struct {
