@@ -195,16 +195,7 @@ func ClaimV3AndCrash(ctx context.Context, eng Engine, db, cluster string) error 
 // flows_v12), and stops there, as if it crashed before copying.
 func SwapV13AndCrash(ctx context.Context, eng Engine, db, cluster string) error {
 	s := &Store{eng: eng, db: ident(db), cluster: cluster, retention: DefaultRetention, now: time.Now}
-	for _, q := range []string{
-		strings.ReplaceAll(flowsV13, "{table}", s.db+".flows_v13"),
-		"RENAME TABLE " + s.db + ".flows TO " + s.db + ".flows_v12",
-		"RENAME TABLE " + s.db + ".flows_v13 TO " + s.db + ".flows",
-	} {
-		if err := s.execDDL(ctx, q); err != nil {
-			return err
-		}
-	}
-	return nil
+	return s.swapV13(ctx)
 }
 
 // Lookup asks the table for the stored instances of evs' flows, as resolve

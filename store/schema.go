@@ -653,19 +653,8 @@ func migrateV13(ctx context.Context, s *Store) error {
 	if ok, err := s.flowsSortedBy(ctx, hourFirst); err != nil {
 		return err
 	} else if !ok {
-		if err := s.execDDL(ctx, strings.ReplaceAll(strings.ReplaceAll(flowsV13, "{table}", next), "toIntervalSecond(2592000)",
-			fmt.Sprintf("toIntervalSecond(%d)", int64(s.retention/time.Second)))); err != nil {
-			return fmt.Errorf("rebuilding flows: %w", err)
-		}
-		_ = s.execDDL(ctx, "RENAME TABLE "+flows+" TO "+old) // the claim; it fails when another collector took it
-		if claimed, err := s.hasTable(ctx, s.storageTable("flows_v12")); err != nil {
+		if err := s.swapV13(ctx); err != nil {
 			return err
-		} else if claimed {
-			if err := s.execDDL(ctx, "RENAME TABLE "+next+" TO "+flows); err != nil {
-				if ok, _ := s.flowsSortedBy(ctx, hourFirst); !ok {
-					return fmt.Errorf("rebuilding flows: %w", err)
-				}
-			}
 		}
 	}
 	if claimed, err := s.hasTable(ctx, s.storageTable("flows_v12")); err != nil {
@@ -690,6 +679,34 @@ func migrateV13(ctx context.Context, s *Store) error {
 	return nil
 }
 
+// swapV13 is migration 13's swap: an empty flows_v13 takes the place of
+// flows, renamed flows_v12 (the claim), unless another collector did it.
+func (s *Store) swapV13(ctx context.Context) error {
+	flows, old, next := s.db+".flows", s.db+".flows_v12", s.db+".flows_v13"
+	if err := s.execDDL(ctx, s.flowsCreate(flowsV13, next)); err != nil {
+		return fmt.Errorf("rebuilding flows: %w", err)
+	}
+	_ = s.execDDL(ctx, "RENAME TABLE "+flows+" TO "+old) // the claim; it fails when another collector took it
+	if claimed, err := s.hasTable(ctx, s.storageTable("flows_v12")); err != nil || !claimed {
+		return err
+	}
+	if err := s.execDDL(ctx, "RENAME TABLE "+next+" TO "+flows); err != nil {
+		if ok, _ := s.flowsSortedBy(ctx, hourFirst); !ok {
+			return fmt.Errorf("rebuilding flows: %w", err)
+		}
+	}
+	return nil
+}
+
+// flowsCreate is the CREATE statement create (a flows shape, {table} its
+// name) for table, with the configured retention from the start: a TTL
+// applies to the rows copied in, and the 30 days the shape is written with
+// would drop older rows that a longer --retention keeps.
+func (s *Store) flowsCreate(create, table string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(create, "{table}", table), "toIntervalSecond(2592000)",
+		fmt.Sprintf("toIntervalSecond(%d)", int64(s.retention/time.Second)))
+}
+
 // flowsSortedBy says whether the table holding the flows has the sorting
 // key key (false when it is missing: renamed away by a migration).
 func (s *Store) flowsSortedBy(ctx context.Context, key string) (bool, error) {
@@ -708,11 +725,7 @@ func (s *Store) flowsSortedBy(ctx context.Context, key string) (bool, error) {
 // caller then finds the step claimed or done).
 func (s *Store) copyToV3(ctx context.Context, flows, v3 string) error {
 	for _, q := range []string{
-		// With the configured retention from the start: a TTL applies
-		// to the rows copied in, and the 30 days written above would
-		// drop older rows that a longer --retention keeps.
-		strings.ReplaceAll(strings.ReplaceAll(flowsV3, "{table}", v3), "toIntervalSecond(2592000)",
-			fmt.Sprintf("toIntervalSecond(%d)", int64(s.retention/time.Second))),
+		s.flowsCreate(flowsV3, v3),
 		"INSERT INTO " + v3 + " (" + flowColumnsV1 + ", inserted_at) SELECT " + flowColumnsV1 + ", inserted_at FROM " +
 			flows + " FINAL SETTINGS do_not_merge_across_partitions_select_final = 0",
 	} {
