@@ -46,21 +46,61 @@ func dedupes(f flowlog.Filter) bool {
 // about meets (on single rows, or on merged rows with candFinal).
 //
 // The egress set is what costs (a hash set of (conn_key, bucket) built per
-// query: 0.4-0.8 s for 600,000 egress rows, measured), so it is built of the
-// egress rows whose conn_key some candidate ingress row has (a set of
-// single UInt64 first), and only ingress rows probe it (if is
-// short-circuited; measured 2x). Each egress row enters the set with the
-// buckets before and after its own, so one probe covers the three.
-func (s *Store) shadowedExpr(bounds, cand []string, candFinal bool) string {
+// query: 0.4-0.8 s for 600,000 egress rows, measured), so over a long
+// range it is built of the egress rows whose conn_key some candidate
+// ingress row has (a set of single UInt64 first: prefilter), and only
+// ingress rows probe it (if is short-circuited; measured 2x). Each egress
+// row enters the set with the buckets before and after its own, so one
+// probe covers the three.
+//
+// Over a short range (prefilterSpan) the candidates' set costs more than
+// it saves: the egress rows of a few hours are about as many as the rows
+// the read itself reads, so the set stays proportional to the read, and
+// building the candidates' set first is a second read of the range
+// (BENCHMARKS.md, "The deduplication's candidate set"). Callers pass
+// prefilter false there (shortRead); the answer is the same, as the
+// candidates' set only leaves out egress rows no candidate probes for.
+func (s *Store) shadowedExpr(bounds, cand []string, candFinal, prefilter bool) string {
 	b := fmt.Sprintf("intDiv(toUnixTimestamp64Milli(start_ts), %d)", s.peerSkew.Milliseconds())
-	from := s.db + ".flows"
-	if candFinal {
-		from += " FINAL"
+	egress := append([]string{"direction = 'egress'"}, bounds...)
+	if prefilter {
+		from := s.db + ".flows"
+		if candFinal {
+			from += " FINAL"
+		}
+		ingress := fmt.Sprintf("SELECT conn_key FROM %s %s", from, whereOf(append([]string{"direction = 'ingress'"}, cand...)))
+		egress = append([]string{"direction = 'egress'", "conn_key IN (" + ingress + ")"}, bounds...)
 	}
-	ingress := fmt.Sprintf("SELECT conn_key FROM %s %s", from, whereOf(append([]string{"direction = 'ingress'"}, cand...)))
-	set := fmt.Sprintf("SELECT conn_key, %s + arrayJoin([-1, 0, 1]) FROM %s.flows %s", b, s.db,
-		whereOf(append([]string{"direction = 'egress'", "conn_key IN (" + ingress + ")"}, bounds...)))
+	set := fmt.Sprintf("SELECT conn_key, %s + arrayJoin([-1, 0, 1]) FROM %s.flows %s", b, s.db, whereOf(egress))
 	return fmt.Sprintf("if(direction = 'ingress', (conn_key, %s) IN (%s), 0)", b, set)
+}
+
+// prefilterSpan is the longest read (in total time of starts) whose
+// deduplication builds its egress set without the candidates' set
+// (shadowedExpr): a listing's first windows and an aggregate's raw edges
+// (the range's partial first hour and the hour being written).
+const prefilterSpan = 4 * time.Hour
+
+// shortRead says whether a read of the range [from, to), or of only the
+// starts in spans when spans is set, reads at most prefilterSpan. An open
+// end counts up to an hour past now (starts beyond are rare: a host whose
+// clock runs ahead).
+func shortRead(from, to time.Time, spans []span, now time.Time) bool {
+	if spans == nil {
+		spans = []span{{from, to}}
+	}
+	var total time.Duration
+	for _, sp := range spans {
+		if sp.lo.IsZero() {
+			return false
+		}
+		hi := sp.hi
+		if hi.IsZero() {
+			hi = maxTime(sp.lo, now.Add(time.Hour))
+		}
+		total += hi.Sub(sp.lo)
+	}
+	return total <= prefilterSpan
 }
 
 // egressBounds prunes the egress set to the partitions (and starts) an

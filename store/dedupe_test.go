@@ -47,6 +47,15 @@ func TestEachConnectionCountsOnce(t *testing.T) {
 	if got := flowsOf(flowlog.Filter{}); got != "b2 a2 a1 a3" {
 		t.Errorf("default list %q, want the initiators' observations and the one-sided flows: b2 a2 a1 a3", got)
 	}
+	// A short range (the egress set built without the candidates' set:
+	// shadowedExpr) answers as the whole range does.
+	near, overMidnight := flowlog.Filter{From: t1.Add(-time.Hour), To: t1.Add(time.Hour)}, flowlog.Filter{From: midnight.Add(-time.Hour), To: midnight.Add(time.Hour)}
+	if got := flowsOf(near); got != "b2 a2 a1" {
+		t.Errorf("list of the two hours around t1 %q, want b2 a2 a1", got)
+	}
+	if got := flowsOf(overMidnight); got != "a3" {
+		t.Errorf("list of the two hours around midnight %q, want a3", got)
+	}
 	if got := flowsOf(flowlog.Filter{Observations: flowlog.ObserveAll}); len(got) != len("a2 b2 a1 b1 b3 a3") {
 		t.Errorf("all observations %q, want 6", got)
 	}
@@ -70,6 +79,12 @@ func TestEachConnectionCountsOnce(t *testing.T) {
 		// a3 10000 + a2 300 + b2 700; P1 open, 0 bytes.
 		if tot := totalsOf(t, s, flowlog.Filter{}); tot.Flows != 4 || tot.Bytes != 11000 {
 			t.Errorf("totals %+v, want 4 connections, 11000 bytes", tot)
+		}
+		if tot := totalsOf(t, s, near); tot.Flows != 3 || tot.Bytes != 1000 {
+			t.Errorf("totals of the two hours around t1 %+v, want 3 connections, 1000 bytes", tot)
+		}
+		if tot := totalsOf(t, s, overMidnight); tot.Flows != 1 || tot.Bytes != 10000 {
+			t.Errorf("totals of the two hours around midnight %+v, want 1 connection, 10000 bytes", tot)
 		}
 		if tot := totalsOf(t, s, flowlog.Filter{Observations: flowlog.ObserveAll}); tot.Flows != 6 || tot.Bytes != 21000 {
 			t.Errorf("all observations: totals %+v, want 6 flows, 21000 bytes", tot)

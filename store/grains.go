@@ -122,7 +122,7 @@ func (s *Store) grainsInsertSQL(day string, gen int64, hours bool) []string {
 	// against the egress rows of the day and its neighbours (dedupe.go):
 	// by hour of start, and the day's as their sums, or by day directly.
 	part := []string{d.Format(partitionLayout)}
-	shadowed := s.shadowedExpr(s.egressBounds(time.Time{}, time.Time{}, part, nil), []string{partitionIn(part)}, false)
+	shadowed := s.shadowedExpr(s.egressBounds(time.Time{}, time.Time{}, part, nil), []string{partitionIn(part)}, false, true)
 	table, t := "addrs_1d (day", "toDate('"+day+"')"
 	if hours {
 		table, t = "addrs_1h (hour", "toStartOfHour(start_ts)"

@@ -325,7 +325,7 @@ func (s *Store) condsExcept(f flowlog.Filter, cutoff time.Time, skip []string, s
 		if spans != nil {
 			bounds = []string{spansCond(spans, 2*s.peerSkew)}
 		}
-		c = append(c, "NOT "+s.shadowedExpr(bounds, cand, final))
+		c = append(c, "NOT "+s.shadowedExpr(bounds, cand, final, !shortRead(f.From, f.To, spans, s.now())))
 	}
 	return append(c, stateConds(f.State, cutoff)...)
 }

@@ -369,7 +369,7 @@ func (s *Store) writeRollupDay(ctx context.Context, day string, gen, covers int6
 func (s *Store) rollupInsertSQL(r rollupTable, day string, gen int64) string {
 	d, _ := time.Parse(dayLayout, day)
 	parts := []string{d.Add(-24 * time.Hour).Format(partitionLayout), d.Format(partitionLayout)}
-	shadowed := s.shadowedExpr(s.egressBounds(time.Time{}, time.Time{}, parts, nil), []string{partitionIn(parts)}, false)
+	shadowed := s.shadowedExpr(s.egressBounds(time.Time{}, time.Time{}, parts, nil), []string{partitionIn(parts)}, false, true)
 	spread := spreadSQL(s.db+".flows FINAL WHERE "+partitionIn(parts), rollupDims+", toUInt8("+shadowed+") AS shadowed_r, ",
 		rollupDims+", shadowed_r, ", r.grain.Milliseconds(), d.UnixMilli(), d.Add(24*time.Hour).UnixMilli())
 	return fmt.Sprintf(`INSERT INTO %[1]s.%[2]s (bucket, gen, %[3]s, shadowed, bytes, packets, flows, spread_bytes, spread_packets)
