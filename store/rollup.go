@@ -209,7 +209,9 @@ func (s *Store) markDirty(ctx context.Context, evs []flowlog.Event) error {
 		vals = append(vals, "('"+time.UnixMilli(h*hourMS).UTC().Format(dayLayout)+"', "+strconv.FormatInt(floorMod(h, 24), 10)+", "+st+")")
 	}
 	sort.Strings(vals)
-	if err := s.eng.Exec(ctx, "INSERT INTO "+s.db+".rollup_marks (day, hour, marked) VALUES "+strings.Join(vals, ", ")); err != nil {
+	err := s.eng.Exec(ctx, "INSERT INTO "+s.db+".rollup_marks (day, hour, marked) VALUES "+strings.Join(vals, ", "))
+	s.marks.wroteState()
+	if err != nil {
 		return fmt.Errorf("marking %d hours for the rollups: %w", len(vals), err)
 	}
 	s.marks.marked(need, stamp)
@@ -354,6 +356,7 @@ func (s *Store) rollup(ctx context.Context, quiet time.Duration) (RollupStats, e
 func (s *Store) writeRollupDay(ctx context.Context, day string, gen, covers int64, grains, hours uint8) error {
 	err := s.eng.Exec(ctx, fmt.Sprintf("INSERT INTO %s.rollup_days (day, gen, covers, stamp, grains, hours) VALUES ('%s', %d, %d, %d, %d, %d)",
 		s.db, day, gen, covers, s.stamp(), grains, hours))
+	s.marks.wroteState()
 	if err != nil {
 		return fmt.Errorf("recording the rollup of %s: %w", day, err)
 	}
@@ -413,6 +416,10 @@ func (s *Store) cleanDays(ctx context.Context, from, to time.Time) (map[string]c
 		Hours  uint8  `json:"hours"`
 		Dirty  uint32 `json:"dirty"`
 	}
+	days, at, ok := s.marks.cached(w) // a sole writer's last answer (dirty.go); read-only
+	if ok {
+		return days, nil
+	}
 	q := fmt.Sprintf(`SELECT toString(m.day) AS day, any(m.gen) AS gen, any(m.grains) AS grains, any(m.hours) AS hours,
 			groupBitOr(if(d.marked > m.covers, bitShiftLeft(toUInt32(1), d.hour), toUInt32(0))) AS dirty
 		FROM (SELECT day, argMax(gen, stamp) AS gen, argMax(grains, stamp) AS grains, argMax(hours, stamp) AS hours, argMax(covers, stamp) AS covers
@@ -426,6 +433,7 @@ func (s *Store) cleanDays(ctx context.Context, from, to time.Time) (map[string]c
 	for _, r := range rows {
 		out[r.Day] = cleanDay{gen: r.Gen, grains: r.Grains == 1, hours: r.Hours == 1, dirty: r.Dirty}
 	}
+	s.marks.keep(w, out, at)
 	return out, nil
 }
 
