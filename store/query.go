@@ -77,8 +77,9 @@ const selectFlow = `event_type, flow_id, host_id, host_name, network_id, protoco
 // its position (start, flow_id) does not change when its DESTROY arrives.
 //
 // The first page and cursor pages read the range in windows of time
-// newest first (oldest first ascending): the newest hour, then the two
-// hours before it, then four... until the page is full. A window's flows
+// newest first (oldest first ascending): the newest hour, then twice as
+// many hours, or as many as the rest of the page takes at the density
+// found so far (grow), until the page is full. A window's flows
 // all start after the next one's, so the page is the same as one query
 // over the whole range would give, and usually costs one hour: flows are
 // stored in time order (schema.go, flowsV13), so a window reads only its
@@ -114,8 +115,9 @@ func (s *Store) Flows(ctx context.Context, f flowlog.Filter, p flowlog.Page) ([]
 		if err != nil {
 			return nil, err
 		}
-		for n := 1; ok && !r.empty() && len(rows) < p.PerPage; n *= 2 {
+		for n, done := 1, 0; ok && !r.empty() && len(rows) < p.PerPage; n = grow(n, done, len(rows), p.PerPage) {
 			w := r.next(n, p.Sort.Asc)
+			done += n
 			var more []flowRow
 			q := p
 			q.PerPage = p.PerPage - len(rows)
@@ -181,6 +183,21 @@ func (r *span) next(n int, asc bool) span {
 	return w
 }
 
+// grow sizes a listing's next window, in hours: twice the last (n), or
+// as many hours as the flows still wanted take at the density of the done
+// hours so far (seen flows in them), plus a quarter. Each window costs a
+// query with its own fixed part (the connection deduplication's sets among
+// it): page 5,000 by offset counts 2 windows instead of 6, and a first page
+// filtered to an address seen a few times an hour reads 2 or 3 windows
+// instead of 7 (BENCHMARKS.md, "Windows sized by density").
+func grow(n, done, seen, want int) int {
+	n *= 2
+	if seen > 0 && seen < want {
+		n = max(n, min((want-seen)*done/seen*5/4+1, 1<<20)) // 2^20 hours: 120 years, no overflow
+	}
+	return n
+}
+
 // empty says whether nothing is left of r.
 func (r span) empty() bool { return !r.lo.Before(r.hi) }
 
@@ -230,14 +247,7 @@ func (s *Store) offsetPage(ctx context.Context, f flowlog.Filter, p flowlog.Page
 			}
 			seen += c.N
 		}
-		// The next window: twice this one, or as many hours as the flows
-		// still to count take at the density so far, plus a quarter
-		// (each count costs its own reading of the connection
-		// deduplication: page 5,000 is 2 counts instead of 6).
-		n = 2 * n
-		if seen > 0 {
-			n = max(n, min((off+p.PerPage-seen)/seen*done*5/4+1, 1<<20)) // 2^20 hours: 120 years, no overflow
-		}
+		n = grow(n, done, seen, off+p.PerPage)
 	}
 	if len(pick) == 0 {
 		return nil, nil // past the last flow
