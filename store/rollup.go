@@ -321,17 +321,23 @@ func (s *Store) rollup(ctx context.Context, quiet time.Duration) (RollupStats, e
 			st.Closed++
 			continue
 		}
+		slices, err := s.hostSlices(ctx, d.Day)
+		if err != nil {
+			return st, err
+		}
 		var grains, hours uint8
 		for _, r := range []rollupTable{rollup1m, rollup1h} {
 			if day.Before(r.firstDay(now)) {
 				continue // its rows would expire at once; readers do not look there
 			}
-			if err := s.eng.Exec(ctx, s.rollupInsertSQL(r, d.Day, gen)+s.rollupSettings); err != nil {
-				return st, fmt.Errorf("recomputing %s for %s: %w", r.name, d.Day, err)
+			for _, slice := range slices {
+				if err := s.eng.Exec(ctx, s.rollupInsertSQL(r, d.Day, gen, slice)+s.rollupSettings); err != nil {
+					return st, fmt.Errorf("recomputing %s for %s: %w", r.name, d.Day, err)
+				}
 			}
 			if r.name == rollup1h.name { // the page's rollups are sums of it (grains.go)
 				withHours := !day.Before(talkers1h.firstDay(now))
-				for _, q := range s.grainsInsertSQL(d.Day, gen, withHours) {
+				for _, q := range s.grainsInsertSQL(d.Day, gen, withHours, slices) {
 					if err := s.eng.Exec(ctx, q+s.rollupSettings); err != nil {
 						return st, fmt.Errorf("recomputing the page's rollups for %s: %w", d.Day, err)
 					}
@@ -360,17 +366,83 @@ func (s *Store) writeRollupDay(ctx context.Context, day string, gen, covers int6
 	return nil
 }
 
-// rollupInsertSQL recomputes one day of one rollup from the merged flows,
-// each row's shadowing decided against the egress rows of the days read and
-// their neighbours (dedupe.go); sums saturate (aggregate.go). A bucket row
-// holds the bytes, packets and count of the flows started in it, and the
-// bytes and packets that flowed in it (spread_*: spreadSQL), of flows
-// started that day or, running into it, the day before (spreadHorizon).
-func (s *Store) rollupInsertSQL(r rollupTable, day string, gen int64) string {
+// Slices. A day is recomputed in slices of hosts (host_id ranges), each
+// statement reading the merged flows of its slice's hosts only, so that
+// what a statement holds at once is bounded by the slice, not the day: the
+// merge of FINAL, the groups, and above all the one-count-per-connection
+// sets (dedupe.go), which hold a key for every ingress row read (a day of
+// 9.7M flows in one statement took the engine 0.75 GiB; BENCHMARKS.md
+// "Rollup pass memory"). Why hosts: host_id is in the flows' sorting key
+// (after the hour and the network: a slice's read skips the other hosts'
+// granules), every row of a flow has its host, and so does every row of
+// flows_1m and flows_1h, so their slices write disjoint keys (slices
+// writing one key would collapse into one row: ReplacingMergeTree(gen)).
+// The addresses have no host, so addrs_1h and addrs_1d are summed from
+// each slice's sums (grains.go). A slice's ingress rows are still matched
+// against the egress rows of every host.
+//
+// The slices read at different moments, where one statement read one
+// snapshot; the exactness argument is unchanged: a mark <= covers names
+// rows committed before the pass began, which every slice reads, and any
+// insert between two slices marks the hours it changes (> covers), which
+// readers then read raw.
+
+// rollupSliceRows is the most raw rows (of the day and the day before, as
+// stored: unmerged) a slice has, unless one host has more.
+const rollupSliceRows = 1 << 20
+
+// hostSlices cuts the hosts of day's flows (and of the day before's, which
+// the statements read too) into ranges of about sliceRows rows each,
+// returned as conditions on host_id. The first range is open below and the
+// last open above, so hosts that write meanwhile are in one too.
+func (s *Store) hostSlices(ctx context.Context, day string) ([][]string, error) {
+	var rows []struct {
+		Host string `json:"host"`
+		N    int64  `json:"n"`
+	}
+	q := fmt.Sprintf("SELECT host_id AS host, count() AS n FROM %s.flows WHERE %s GROUP BY host_id",
+		s.db, partitionIn(dayAndBefore(day)))
+	if err := s.queryRows(ctx, q, &rows); err != nil {
+		return nil, fmt.Errorf("counting the rows of %s by host: %w", day, err)
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].Host < rows[j].Host }) // the engine's order: bytes
+	var slices [][]string
+	var lo []string // the current slice's lower bound
+	n := int64(0)
+	for _, r := range rows {
+		if n > 0 && n+r.N > s.sliceRows {
+			slices = append(slices, append(slices0(lo), "host_id < "+quote(r.Host)))
+			lo, n = []string{"host_id >= " + quote(r.Host)}, 0
+		}
+		n += r.N
+	}
+	return append(slices, lo), nil
+}
+
+// slices0 copies c (appending to it then never writes into c's array).
+func slices0(c []string) []string { return append([]string(nil), c...) }
+
+// dayAndBefore returns the partitions a day's flows_1m and flows_1h rows
+// are computed from: the day and, for the bytes of flows running into it,
+// the day before (spreadHorizon).
+func dayAndBefore(day string) []string {
 	d, _ := time.Parse(dayLayout, day)
-	parts := []string{d.Add(-24 * time.Hour).Format(partitionLayout), d.Format(partitionLayout)}
-	shadowed := s.shadowedExpr(s.egressBounds(time.Time{}, time.Time{}, parts, nil), []string{partitionIn(parts)}, false)
-	spread := spreadSQL(s.db+".flows FINAL WHERE "+partitionIn(parts), rollupDims+", toUInt8("+shadowed+") AS shadowed_r, ",
+	return []string{d.Add(-24 * time.Hour).Format(partitionLayout), d.Format(partitionLayout)}
+}
+
+// rollupInsertSQL recomputes one day of one rollup from the merged flows
+// of the hosts of slice (hostSlices), each row's shadowing decided against
+// the egress rows of the days read and their neighbours (dedupe.go); sums
+// saturate (aggregate.go). A bucket row holds the bytes, packets and count
+// of the flows started in it, and the bytes and packets that flowed in it
+// (spread_*: spreadSQL), of flows started that day or, running into it,
+// the day before (spreadHorizon).
+func (s *Store) rollupInsertSQL(r rollupTable, day string, gen int64, slice []string) string {
+	d, _ := time.Parse(dayLayout, day)
+	parts := dayAndBefore(day)
+	read := append([]string{partitionIn(parts)}, slice...)
+	shadowed := s.shadowedExpr(s.egressBounds(time.Time{}, time.Time{}, parts, nil), read, false)
+	spread := spreadSQL(s.db+".flows FINAL "+whereOf(read), rollupDims+", toUInt8("+shadowed+") AS shadowed_r, ",
 		rollupDims+", shadowed_r, ", r.grain.Milliseconds(), d.UnixMilli(), d.Add(24*time.Hour).UnixMilli())
 	return fmt.Sprintf(`INSERT INTO %[1]s.%[2]s (bucket, gen, %[3]s, shadowed, bytes, packets, flows, spread_bytes, spread_packets)
 		SELECT toDateTime(t, 'UTC') AS bucket_r, toInt64(%[4]d) AS gen_r, %[3]s, shadowed_r,

@@ -107,6 +107,8 @@ type Store struct {
 	}
 	rollupMu sync.Mutex    // one Rollup pass at a time
 	slack    time.Duration // rollupClockSlack; tests set 0
+	// sliceRows: rollupSliceRows; tests set less (rollup.go, "Slices")
+	sliceRows int64
 	stop     chan struct{} // closed by Close: ends the rollup job
 	jobs     sync.WaitGroup
 	closing  sync.Once
@@ -151,7 +153,7 @@ func OpenEngine(ctx context.Context, eng Engine, o Options) (*Store, error) {
 		o.Now = time.Now
 	}
 	s := &Store{eng: eng, db: ident(o.Database), retention: o.Retention, cluster: o.Cluster, owner: newOwner(), now: o.Now,
-		slack: rollupClockSlack, stop: make(chan struct{}), staleAfter: o.StaleAfter, peerSkew: o.PeerSkew.Truncate(time.Millisecond)}
+		slack: rollupClockSlack, sliceRows: rollupSliceRows, stop: make(chan struct{}), staleAfter: o.StaleAfter, peerSkew: o.PeerSkew.Truncate(time.Millisecond)}
 	if s.peerSkew <= 0 {
 		s.peerSkew = time.Millisecond
 	}
