@@ -218,3 +218,7 @@ func Lookup(ctx context.Context, s *Store, evs []flowlog.Event) (int, error) {
 func LimitRollupMemory(s *Store, bytes int64) {
 	s.rollupSettings = Options{MaxQueryMemory: bytes}.rollupLimits()
 }
+
+// SliceRollups sets how many raw rows a rollup pass's slice of hosts may
+// have (rollup.go, "Slices"): 1 gives every host its own slice.
+func SliceRollups(s *Store, rows int64) { s.sliceRows = rows }
