@@ -220,5 +220,6 @@ func LimitRollupMemory(s *Store, bytes int64) {
 }
 
 // SliceRollups sets how many raw rows a rollup pass's slice of hosts may
-// have (rollup.go, "Slices"): 1 gives every host its own slice.
+// have (rollup.go, "Slices"): 1 gives every host its own slice, as long as
+// the day has more than rollupMaxSlices rows per host.
 func SliceRollups(s *Store, rows int64) { s.sliceRows = rows }

@@ -29,7 +29,7 @@ import (
 // handful of milliseconds; identical to summing the merged flows, which
 // flows_1h is); addrs_1d needs the addresses, so it is summed from the
 // merged flows of the day, each row's shadowing decided as for the
-// rollups.
+// rollups, slice of hosts by slice into addrs_slices, then those sums.
 
 // The tables, cheapest first within each aggregate's candidates
 // (aggregate.go plan). dims are the filter columns a table can answer

@@ -69,7 +69,7 @@ import (
 // generation is never named in rollup_days, so never read.
 //
 // Cost: a day is recomputed whole (at 10M flows over 30 days, about 0.7 s a
-// day, BENCHMARKS.md). The background job leaves a day alone while inserts
+// day, BENCHMARKS.md), in slices of hosts ("Slices" below). The background job leaves a day alone while inserts
 // keep touching every hour of it that is dirty (the current hour, normally),
 // and recomputes it once one of them pauses, or hourly.
 //
@@ -388,8 +388,18 @@ func (s *Store) writeRollupDay(ctx context.Context, day string, gen, covers int6
 // readers then read raw.
 
 // rollupSliceRows is the most raw rows (of the day and the day before, as
-// stored: unmerged) a slice has, unless one host has more.
-const rollupSliceRows = 1 << 20
+// stored: unmerged) a slice has, unless one host has more, or the day more
+// than rollupMaxSlices slices of it.
+//
+// rollupMaxSlices: each slice's statement also scans the egress rows of
+// every host of three days (conn_key, for the slice's sets: 0.1-0.2 s of
+// the ~0.6 s of a slice at 10M flows a day), so a pass with slices of a
+// fixed size would cost the square of the day; beyond 16 slices they grow
+// with the day instead, 16 times slower than one statement did.
+const (
+	rollupSliceRows = 1 << 20
+	rollupMaxSlices = 16
+)
 
 // hostSlices cuts the hosts of day's flows (and of the day before's, which
 // the statements read too) into ranges of about sliceRows rows each,
@@ -406,11 +416,16 @@ func (s *Store) hostSlices(ctx context.Context, day string) ([][]string, error) 
 		return nil, fmt.Errorf("counting the rows of %s by host: %w", day, err)
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].Host < rows[j].Host }) // the engine's order: bytes
+	total := int64(0)
+	for _, r := range rows {
+		total += r.N
+	}
+	limit := max(s.sliceRows, (total+rollupMaxSlices-1)/rollupMaxSlices)
 	var slices [][]string
 	var lo []string // the current slice's lower bound
 	n := int64(0)
 	for _, r := range rows {
-		if n > 0 && n+r.N > s.sliceRows {
+		if n > 0 && n+r.N > limit {
 			slices = append(slices, append(slices0(lo), "host_id < "+quote(r.Host)))
 			lo, n = []string{"host_id >= " + quote(r.Host)}, 0
 		}

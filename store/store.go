@@ -286,11 +286,12 @@ func (o Options) limits() (settings string, maxOffset int) {
 
 // rollupLimits renders the memory bound of the rollup job's statements:
 // the API's per-query bound, with aggregation state spilled to disk past
-// half of it. A recomputation reads a whole day; its first pass over a day
-// of 10M flows right after the 60 s bench took the embedded engine 0.6-0.9
-// GiB above its ingest share (BENCHMARKS.md "Ingest, round 4"), and a
-// larger day would take the collector's process with it. A statement over
-// the bound fails, the day stays dirty, and readers read it raw: exact,
+// half of it. A recomputation reads a day in slices of hosts (rollup.go,
+// "Slices": a pass over a day of 10M flows takes the collector ~0.2 GiB
+// above where it was, where one statement a day took 0.6-0.8 GiB,
+// BENCHMARKS.md "Rollup pass memory"), but one host's flows are one slice,
+// and past rollupMaxSlices slices grow with the day. A statement over the
+// bound fails, the day stays dirty, and readers read it raw: exact,
 // slower, and the collector keeps running.
 func (o Options) rollupLimits() string {
 	m := pick(o.MaxQueryMemory, DefaultMaxQueryMemory)
