@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -69,9 +70,10 @@ import (
 // generation is never named in rollup_days, so never read.
 //
 // Cost: a day is recomputed whole (at 10M flows over 30 days, about 0.7 s a
-// day, BENCHMARKS.md), in slices of hosts ("Slices" below). The background job leaves a day alone while inserts
-// keep touching every hour of it that is dirty (the current hour, normally),
-// and recomputes it once one of them pauses, or hourly.
+// day, BENCHMARKS.md), in slices of hosts ("Slices" below). The background
+// job leaves a day alone while inserts keep touching every hour of it that
+// is dirty (the current hour, normally), and recomputes it once one of them
+// pauses, or hourly.
 //
 // Hours (migration 12). Marks name the hour of each start (and of its
 // neighbours within twice PeerSkew, and of where its bytes run to), in
@@ -330,8 +332,14 @@ func (s *Store) rollup(ctx context.Context, quiet time.Duration) (RollupStats, e
 			if day.Before(r.firstDay(now)) {
 				continue // its rows would expire at once; readers do not look there
 			}
+			// flows_1h sums the day's flows_1m rows when there are some.
+			minutes := r.name == rollup1h.name && !day.Before(rollup1m.firstDay(now)) && !s.hoursFromRaw
 			for _, slice := range slices {
-				if err := s.eng.Exec(ctx, s.rollupInsertSQL(r, d.Day, gen, slice)+s.rollupSettings); err != nil {
+				q := s.rollupInsertSQL(r, d.Day, gen, slice)
+				if minutes {
+					q = s.hoursOfMinutesSQL(d.Day, gen, slice)
+				}
+				if err := s.eng.Exec(ctx, q+s.rollupSettings); err != nil {
 					return st, fmt.Errorf("recomputing %s for %s: %w", r.name, d.Day, err)
 				}
 			}
@@ -379,7 +387,8 @@ func (s *Store) writeRollupDay(ctx context.Context, day string, gen, covers int6
 // writing one key would collapse into one row: ReplacingMergeTree(gen)).
 // The addresses have no host, so addrs_1h and addrs_1d are summed from
 // each slice's sums (grains.go). A slice's ingress rows are still matched
-// against the egress rows of every host.
+// against the egress rows of every host. flows_1h is summed from flows_1m
+// (hoursOfMinutesSQL), so a pass reads the raw flows twice, not three times.
 //
 // The slices read at different moments, where one statement read one
 // snapshot; the exactness argument is unchanged: a mark <= covers names
@@ -421,21 +430,18 @@ func (s *Store) hostSlices(ctx context.Context, day string) ([][]string, error) 
 		total += r.N
 	}
 	limit := max(s.sliceRows, (total+rollupMaxSlices-1)/rollupMaxSlices)
-	var slices [][]string
+	var out [][]string
 	var lo []string // the current slice's lower bound
 	n := int64(0)
 	for _, r := range rows {
 		if n > 0 && n+r.N > limit {
-			slices = append(slices, append(slices0(lo), "host_id < "+quote(r.Host)))
+			out = append(out, append(slices.Clone(lo), "host_id < "+quote(r.Host)))
 			lo, n = []string{"host_id >= " + quote(r.Host)}, 0
 		}
 		n += r.N
 	}
-	return append(slices, lo), nil
+	return append(out, lo), nil
 }
-
-// slices0 copies c (appending to it then never writes into c's array).
-func slices0(c []string) []string { return append([]string(nil), c...) }
 
 // dayAndBefore returns the partitions a day's flows_1m and flows_1h rows
 // are computed from: the day and, for the bytes of flows running into it,
@@ -466,6 +472,28 @@ func (s *Store) rollupInsertSQL(r rollupTable, day string, gen int64, slice []st
 		FROM (%[6]s)
 		GROUP BY bucket_r, %[3]s, shadowed_r`,
 		s.db, r.name, rollupDims, gen, maxUInt64, spread)
+}
+
+// hoursOfMinutesSQL recomputes one day of flows_1h for the hosts of slice
+// as the sums of its flows_1m rows of generation gen, without reading the
+// raw flows again. They are the rows rollupInsertSQL computes: the
+// counters by start add up (a flow starts in one minute of its hour), and
+// so do the spread shares, since a bucket's share is floor(total·c/d) at
+// its end less that at its start (spreadSQL) and the minutes' shares of
+// an hour telescope to the hour's; sums saturate the same (a minute at the
+// bound puts its hour there too).
+func (s *Store) hoursOfMinutesSQL(day string, gen int64, slice []string) string {
+	d, _ := time.Parse(dayLayout, day)
+	sum := func(c string) string { return fmt.Sprintf("toUInt64(least(sum(toUInt128(%s)), %s))", c, maxUInt64) }
+	read := append([]string{
+		fmt.Sprintf("bucket >= toDateTime('%s 00:00:00', 'UTC')", day),
+		fmt.Sprintf("bucket < toDateTime('%s 00:00:00', 'UTC')", d.Add(24*time.Hour).Format(dayLayout)),
+		fmt.Sprintf("gen = %d", gen)}, slice...)
+	return fmt.Sprintf(`INSERT INTO %[1]s.flows_1h (bucket, gen, %[2]s, shadowed, bytes, packets, flows, spread_bytes, spread_packets)
+		SELECT toStartOfHour(bucket) AS bucket_r, gen, %[2]s, shadowed, %[3]s, %[4]s, %[5]s, %[6]s, %[7]s
+		FROM %[1]s.flows_1m %[8]s
+		GROUP BY bucket_r, gen, %[2]s, shadowed`,
+		s.db, rollupDims, sum("bytes"), sum("packets"), sum("flows"), sum("spread_bytes"), sum("spread_packets"), whereOf(read))
 }
 
 // cleanDay is a rolled-up day: the generation to read, whether it includes

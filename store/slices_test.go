@@ -11,8 +11,9 @@ import (
 	"github.com/flowlog/flowlog/store"
 )
 
-// A day recomputed host slice by host slice (rollup.go, "Slices") writes
-// exactly the rows the day in one statement writes, in every rollup table:
+// A day recomputed host slice by host slice (rollup.go, "Slices"), with
+// flows_1h summed from flows_1m, writes exactly the rows the day in one
+// statement of raw flows per table writes, in every rollup table:
 // connections whose two ends are on hosts of different slices (within
 // PeerSkew, at its edge and beyond it, across an hour and across
 // midnight), flows whose bytes run into the next hour and the next day,
@@ -87,6 +88,7 @@ func TestRollupSlicesAddUp(t *testing.T) {
 	sliced := snapshot()
 	insert(t, s, evs...) // a retry: the same rows, every day dirty again
 	store.SliceRollups(s, 1<<40)
+	store.HoursFromRaw(s, true) // and flows_1h from the raw flows, not by summing flows_1m
 	if st, err := s.Rollup(ctx); err != nil || st.Days < 4 {
 		t.Fatalf("pass in one slice: %+v %v, want every day", st, err)
 	}

@@ -109,9 +109,12 @@ type Store struct {
 	slack    time.Duration // rollupClockSlack; tests set 0
 	// sliceRows: rollupSliceRows; tests set less (rollup.go, "Slices")
 	sliceRows int64
-	stop      chan struct{} // closed by Close: ends the rollup job
-	jobs      sync.WaitGroup
-	closing   sync.Once
+	// hoursFromRaw: flows_1h read from the raw flows even when flows_1m
+	// was written (rollup.go, hoursOfMinutesSQL); tests set it, to compare
+	hoursFromRaw bool
+	stop         chan struct{} // closed by Close: ends the rollup job
+	jobs         sync.WaitGroup
+	closing      sync.Once
 
 	// Test and benchmark switches (export_test.go): force the raw or the
 	// rollup path of the aggregates, and the merged read (FINAL or argMax).
