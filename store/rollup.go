@@ -481,7 +481,8 @@ func (s *Store) rollupInsertSQL(r rollupTable, day string, gen int64, slice []st
 // so do the spread shares, since a bucket's share is floor(total·c/d) at
 // its end less that at its start (spreadSQL) and the minutes' shares of
 // an hour telescope to the hour's; sums saturate the same (a minute at the
-// bound puts its hour there too).
+// bound puts its hour there too). The flows_1m rows were written by this
+// pass, and a day gets them only while its TTL is rollupTTLMargin away.
 func (s *Store) hoursOfMinutesSQL(day string, gen int64, slice []string) string {
 	d, _ := time.Parse(dayLayout, day)
 	sum := func(c string) string { return fmt.Sprintf("toUInt64(least(sum(toUInt128(%s)), %s))", c, maxUInt64) }
