@@ -61,6 +61,7 @@ var shardKeys = map[string]string{
 	"rollup_marks":      "toYYYYMMDD(day)",
 	"talkers_1h":        "toYYYYMMDD(hour)",
 	"addrs_1h":          "toYYYYMMDD(hour)",
+	"addrs_slices":      "toYYYYMMDD(hour)", // a day's slices on one shard (of addrs_1h's day), summed there
 	"rollup_days":       "toYYYYMMDD(day)",
 	"rollup_claims":     "toYYYYMMDD(day)",
 	"agents":            "cityHash64(network_id, host_id)", // a host's sightings on one shard, where they collapse

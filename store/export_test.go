@@ -218,3 +218,12 @@ func Lookup(ctx context.Context, s *Store, evs []flowlog.Event) (int, error) {
 func LimitRollupMemory(s *Store, bytes int64) {
 	s.rollupSettings = Options{MaxQueryMemory: bytes}.rollupLimits()
 }
+
+// SliceRollups sets how many raw rows a rollup pass's slice of hosts may
+// have (rollup.go, "Slices"): 1 gives every host its own slice, as long as
+// the day has more than rollupMaxSlices rows per host.
+func SliceRollups(s *Store, rows int64) { s.sliceRows = rows }
+
+// HoursFromRaw makes a rollup pass compute flows_1h from the raw flows
+// (true), as it does for days without flows_1m, or from flows_1m (false).
+func HoursFromRaw(s *Store, on bool) { s.hoursFromRaw = on }

@@ -29,7 +29,7 @@ import (
 // handful of milliseconds; identical to summing the merged flows, which
 // flows_1h is); addrs_1d needs the addresses, so it is summed from the
 // merged flows of the day, each row's shadowing decided as for the
-// rollups.
+// rollups, slice of hosts by slice into addrs_slices, then those sums.
 
 // The tables, cheapest first within each aggregate's candidates
 // (aggregate.go plan). dims are the filter columns a table can answer
@@ -97,11 +97,13 @@ func (r *rollupTable) serves(conds []string) bool {
 
 // grainsInsertSQL recomputes one day of the page's rollups under
 // generation gen, after flows_1h got the day's rows of gen, with those by
-// hour when hours is set.
-func (s *Store) grainsInsertSQL(day string, gen int64, hours bool) []string {
+// hour when hours is set; the addresses slice by slice (rollup.go,
+// "Slices").
+func (s *Store) grainsInsertSQL(day string, gen int64, hours bool, slices [][]string) []string {
 	d, _ := time.Parse(dayLayout, day)
+	next := d.Add(24 * time.Hour).Format(dayLayout)
 	hour := fmt.Sprintf("%s.flows_1h WHERE bucket >= toDateTime('%s 00:00:00', 'UTC') AND bucket < toDateTime('%s 00:00:00', 'UTC') AND gen = %d",
-		s.db, day, d.Add(24*time.Hour).Format(dayLayout), gen)
+		s.db, day, next, gen)
 	sum := func(c string) string { return fmt.Sprintf("toUInt64(least(sum(toUInt128(%s)), %s))", c, maxUInt64) }
 	totals := sum("bytes") + ", " + sum("packets") + ", " + sum("flows")
 	pair := "network_id, shadowed, src_type, src_entity_id, src_entity_name, dst_type, dst_entity_id, dst_entity_name"
@@ -118,33 +120,42 @@ func (s *Store) grainsInsertSQL(day string, gen int64, hours bool) []string {
 		SELECT bucket, gen, network_id, protocol, direction, shadowed, %[2]s, %[3]s, %[4]s
 		FROM %[5]s GROUP BY bucket, gen, network_id, protocol, direction, shadowed`,
 		s.db, sum("flows"), sum("spread_bytes"), sum("spread_packets"), hour)
-	// The addresses, from the merged flows of the day, shadowing decided
-	// against the egress rows of the day and its neighbours (dedupe.go):
-	// by hour of start, and the day's as their sums, or by day directly.
-	part := []string{d.Format(partitionLayout)}
-	shadowed := s.shadowedExpr(s.egressBounds(time.Time{}, time.Time{}, part, nil), []string{partitionIn(part)}, false, true)
-	table, t := "addrs_1d (day", "toDate('"+day+"')"
+	out := []string{pairs, talkers, series}
 	if hours {
-		table, t = "addrs_1h (hour", "toStartOfHour(start_ts)"
-	}
-	addrs := fmt.Sprintf(`INSERT INTO %[1]s.%[9]s, gen, network_id, shadowed, side, ip, bytes, packets, flows)
-		SELECT t_r, toInt64(%[3]d) AS gen_r, network_id, shadowed_r, a.1 AS side_r, a.2 AS ip_r,
-			toUInt64(least(sum(nb), %[4]s)), toUInt64(least(sum(np), %[4]s)), count()
-		FROM (SELECT %[10]s AS t_r, network_id, src_ip, dst_ip, toUInt8(%[5]s) AS shadowed_r, %[6]s AS nb, %[7]s AS np FROM %[8]s)
-		ARRAY JOIN [(toUInt8(0), src_ip), (toUInt8(1), dst_ip)] AS a
-		GROUP BY t_r, network_id, shadowed_r, side_r, ip_r`,
-		s.db, day, gen, maxUInt64, shadowed, sumBytes, sumPackets, s.rawFrom([]string{partitionIn(part)}), table, t)
-	if !hours {
-		return []string{pairs, talkers, series, addrs}
-	}
-	talkersH := fmt.Sprintf(`INSERT INTO %[1]s.talkers_1h (hour, gen, network_id, shadowed, side, ptype, pid, pname, bytes, packets, flows)
+		out = append(out, fmt.Sprintf(`INSERT INTO %[1]s.talkers_1h (hour, gen, network_id, shadowed, side, ptype, pid, pname, bytes, packets, flows)
 		SELECT bucket, gen, network_id, shadowed, p.1 AS side_r, p.2 AS ptype_r, p.3 AS pid_r, p.4 AS pname_r, %[2]s
 		FROM (SELECT * FROM %[3]s AND flows > 0)
 		ARRAY JOIN [(toUInt8(0), src_type, src_entity_id, src_entity_name), (toUInt8(1), dst_type, dst_entity_id, dst_entity_name)] AS p
-		GROUP BY bucket, gen, network_id, shadowed, side_r, ptype_r, pid_r, pname_r`, s.db, totals, hour)
+		GROUP BY bucket, gen, network_id, shadowed, side_r, ptype_r, pid_r, pname_r`, s.db, totals, hour))
+	}
+	// The addresses, from the merged flows of the day, shadowing decided
+	// against the egress rows of the day and its neighbours (dedupe.go),
+	// each slice's sums by hour of start in addrs_slices, then their sums
+	// by hour, and the day's as the sums of those, or by day directly.
+	part := []string{d.Format(partitionLayout)}
+	for i, slice := range slices {
+		read := append([]string{partitionIn(part)}, slice...)
+		shadowed := s.shadowedExpr(s.egressBounds(time.Time{}, time.Time{}, part, nil), read, false, true)
+		out = append(out, fmt.Sprintf(`INSERT INTO %[1]s.addrs_slices (gen, slice, hour, network_id, shadowed, side, ip, bytes, packets, flows)
+		SELECT toInt64(%[2]d) AS gen_r, toUInt32(%[3]d) AS slice_r, t_r, network_id, shadowed_r, a.1 AS side_r, a.2 AS ip_r,
+			toUInt64(least(sum(nb), %[4]s)), toUInt64(least(sum(np), %[4]s)), count()
+		FROM (SELECT toStartOfHour(start_ts) AS t_r, network_id, src_ip, dst_ip, toUInt8(%[5]s) AS shadowed_r, %[6]s AS nb, %[7]s AS np FROM %[8]s)
+		ARRAY JOIN [(toUInt8(0), src_ip), (toUInt8(1), dst_ip)] AS a
+		GROUP BY t_r, network_id, shadowed_r, side_r, ip_r`,
+			s.db, gen, i, maxUInt64, shadowed, sumBytes, sumPackets, s.rawFrom(read)))
+	}
+	slicesOf := fmt.Sprintf("%s.addrs_slices WHERE gen = %d", s.db, gen)
+	if !hours {
+		return append(out, fmt.Sprintf(`INSERT INTO %[1]s.addrs_1d (day, gen, network_id, shadowed, side, ip, bytes, packets, flows)
+		SELECT toDate('%[2]s') AS day_r, gen, network_id, shadowed, side, ip, %[3]s
+		FROM %[4]s GROUP BY gen, network_id, shadowed, side, ip`, s.db, day, totals, slicesOf))
+	}
+	addrsH := fmt.Sprintf(`INSERT INTO %[1]s.addrs_1h (hour, gen, network_id, shadowed, side, ip, bytes, packets, flows)
+		SELECT hour, gen, network_id, shadowed, side, ip, %[2]s
+		FROM %[3]s GROUP BY hour, gen, network_id, shadowed, side, ip`, s.db, totals, slicesOf)
 	addrsD := fmt.Sprintf(`INSERT INTO %[1]s.addrs_1d (day, gen, network_id, shadowed, side, ip, bytes, packets, flows)
 		SELECT toDate('%[2]s') AS day_r, gen, network_id, shadowed, side, ip, %[3]s
 		FROM %[1]s.addrs_1h WHERE hour >= toDateTime('%[2]s 00:00:00', 'UTC') AND hour < toDateTime('%[4]s 00:00:00', 'UTC') AND gen = %[5]d
-		GROUP BY gen, network_id, shadowed, side, ip`, s.db, day, totals, d.Add(24*time.Hour).Format(dayLayout), gen)
-	return []string{pairs, talkers, series, talkersH, addrs, addrsD}
+		GROUP BY gen, network_id, shadowed, side, ip`, s.db, day, totals, next, gen)
+	return append(out, addrsH, addrsD)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -69,9 +70,10 @@ import (
 // generation is never named in rollup_days, so never read.
 //
 // Cost: a day is recomputed whole (at 10M flows over 30 days, about 0.7 s a
-// day, BENCHMARKS.md). The background job leaves a day alone while inserts
-// keep touching every hour of it that is dirty (the current hour, normally),
-// and recomputes it once one of them pauses, or hourly.
+// day, BENCHMARKS.md), in slices of hosts ("Slices" below). The background
+// job leaves a day alone while inserts keep touching every hour of it that
+// is dirty (the current hour, normally), and recomputes it once one of them
+// pauses, or hourly.
 //
 // Hours (migration 12). Marks name the hour of each start (and of its
 // neighbours within twice PeerSkew, and of where its bytes run to), in
@@ -323,17 +325,29 @@ func (s *Store) rollup(ctx context.Context, quiet time.Duration) (RollupStats, e
 			st.Closed++
 			continue
 		}
+		slices, err := s.hostSlices(ctx, d.Day)
+		if err != nil {
+			return st, err
+		}
 		var grains, hours uint8
 		for _, r := range []rollupTable{rollup1m, rollup1h} {
 			if day.Before(r.firstDay(now)) {
 				continue // its rows would expire at once; readers do not look there
 			}
-			if err := s.eng.Exec(ctx, s.rollupInsertSQL(r, d.Day, gen)+s.rollupSettings); err != nil {
-				return st, fmt.Errorf("recomputing %s for %s: %w", r.name, d.Day, err)
+			// flows_1h sums the day's flows_1m rows when there are some.
+			minutes := r.name == rollup1h.name && !day.Before(rollup1m.firstDay(now)) && !s.hoursFromRaw
+			for _, slice := range slices {
+				q := s.rollupInsertSQL(r, d.Day, gen, slice)
+				if minutes {
+					q = s.hoursOfMinutesSQL(d.Day, gen, slice)
+				}
+				if err := s.eng.Exec(ctx, q+s.rollupSettings); err != nil {
+					return st, fmt.Errorf("recomputing %s for %s: %w", r.name, d.Day, err)
+				}
 			}
 			if r.name == rollup1h.name { // the page's rollups are sums of it (grains.go)
 				withHours := !day.Before(talkers1h.firstDay(now))
-				for _, q := range s.grainsInsertSQL(d.Day, gen, withHours) {
+				for _, q := range s.grainsInsertSQL(d.Day, gen, withHours, slices) {
 					if err := s.eng.Exec(ctx, q+s.rollupSettings); err != nil {
 						return st, fmt.Errorf("recomputing the page's rollups for %s: %w", d.Day, err)
 					}
@@ -363,17 +377,96 @@ func (s *Store) writeRollupDay(ctx context.Context, day string, gen, covers int6
 	return nil
 }
 
-// rollupInsertSQL recomputes one day of one rollup from the merged flows,
-// each row's shadowing decided against the egress rows of the days read and
-// their neighbours (dedupe.go); sums saturate (aggregate.go). A bucket row
-// holds the bytes, packets and count of the flows started in it, and the
-// bytes and packets that flowed in it (spread_*: spreadSQL), of flows
-// started that day or, running into it, the day before (spreadHorizon).
-func (s *Store) rollupInsertSQL(r rollupTable, day string, gen int64) string {
+// Slices. A day is recomputed in slices of hosts (host_id ranges), each
+// statement reading the merged flows of its slice's hosts only, so that
+// what a statement holds at once is bounded by the slice, not the day: the
+// merge of FINAL, the groups, and above all the one-count-per-connection
+// sets (dedupe.go), which hold a key for every ingress row read (a day of
+// 9.7M flows in one statement took the engine 0.75 GiB; BENCHMARKS.md
+// "Rollup pass memory"). Why hosts: host_id is in the flows' sorting key
+// (after the hour and the network: a slice's read skips the other hosts'
+// granules), every row of a flow has its host, and so does every row of
+// flows_1m and flows_1h, so their slices write disjoint keys (slices
+// writing one key would collapse into one row: ReplacingMergeTree(gen)).
+// The addresses have no host, so addrs_1h and addrs_1d are summed from
+// each slice's sums (grains.go). A slice's ingress rows are still matched
+// against the egress rows of every host. flows_1h is summed from flows_1m
+// (hoursOfMinutesSQL), so a pass reads the raw flows twice, not three times.
+//
+// The slices read at different moments, where one statement read one
+// snapshot; the exactness argument is unchanged: a mark <= covers names
+// rows committed before the pass began, which every slice reads, and any
+// insert between two slices marks the hours it changes (> covers), which
+// readers then read raw.
+
+// rollupSliceRows is the most raw rows (of the day and the day before, as
+// stored: unmerged) a slice has, unless one host has more, or the day more
+// than rollupMaxSlices slices of it.
+//
+// rollupMaxSlices: each slice's statement also scans the egress rows of
+// every host of three days (conn_key, for the slice's sets: 0.1-0.2 s of
+// the ~0.6 s of a slice at 10M flows a day), so a pass with slices of a
+// fixed size would cost the square of the day; beyond 16 slices they grow
+// with the day instead, 16 times slower than one statement did.
+const (
+	rollupSliceRows = 1 << 20
+	rollupMaxSlices = 16
+)
+
+// hostSlices cuts the hosts of day's flows (and of the day before's, which
+// the statements read too) into ranges of about sliceRows rows each,
+// returned as conditions on host_id. The first range is open below and the
+// last open above, so hosts that write meanwhile are in one too.
+func (s *Store) hostSlices(ctx context.Context, day string) ([][]string, error) {
+	var rows []struct {
+		Host string `json:"host"`
+		N    int64  `json:"n"`
+	}
+	q := fmt.Sprintf("SELECT host_id AS host, count() AS n FROM %s.flows WHERE %s GROUP BY host_id",
+		s.db, partitionIn(dayAndBefore(day)))
+	if err := s.queryRows(ctx, q, &rows); err != nil {
+		return nil, fmt.Errorf("counting the rows of %s by host: %w", day, err)
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].Host < rows[j].Host }) // the engine's order: bytes
+	total := int64(0)
+	for _, r := range rows {
+		total += r.N
+	}
+	limit := max(s.sliceRows, (total+rollupMaxSlices-1)/rollupMaxSlices)
+	var out [][]string
+	var lo []string // the current slice's lower bound
+	n := int64(0)
+	for _, r := range rows {
+		if n > 0 && n+r.N > limit {
+			out = append(out, append(slices.Clone(lo), "host_id < "+quote(r.Host)))
+			lo, n = []string{"host_id >= " + quote(r.Host)}, 0
+		}
+		n += r.N
+	}
+	return append(out, lo), nil
+}
+
+// dayAndBefore returns the partitions a day's flows_1m and flows_1h rows
+// are computed from: the day and, for the bytes of flows running into it,
+// the day before (spreadHorizon).
+func dayAndBefore(day string) []string {
 	d, _ := time.Parse(dayLayout, day)
-	parts := []string{d.Add(-24 * time.Hour).Format(partitionLayout), d.Format(partitionLayout)}
-	shadowed := s.shadowedExpr(s.egressBounds(time.Time{}, time.Time{}, parts, nil), []string{partitionIn(parts)}, false, true)
-	spread := spreadSQL(s.db+".flows FINAL WHERE "+partitionIn(parts), rollupDims+", toUInt8("+shadowed+") AS shadowed_r, ",
+	return []string{d.Add(-24 * time.Hour).Format(partitionLayout), d.Format(partitionLayout)}
+}
+
+// rollupInsertSQL recomputes one day of one rollup from the merged flows
+// of the hosts of slice (hostSlices), each row's shadowing decided against
+// the egress rows of the days read and their neighbours (dedupe.go); sums
+// saturate (aggregate.go). A bucket row holds the bytes, packets and count
+// of the flows started in it, and the bytes and packets that flowed in it
+// (spread_*: spreadSQL), of flows started that day or, running into it,
+// the day before (spreadHorizon).
+func (s *Store) rollupInsertSQL(r rollupTable, day string, gen int64, slice []string) string {
+	d, _ := time.Parse(dayLayout, day)
+	parts := dayAndBefore(day)
+	read := append([]string{partitionIn(parts)}, slice...)
+	shadowed := s.shadowedExpr(s.egressBounds(time.Time{}, time.Time{}, parts, nil), read, false, true)
+	spread := spreadSQL(s.db+".flows FINAL "+whereOf(read), rollupDims+", toUInt8("+shadowed+") AS shadowed_r, ",
 		rollupDims+", shadowed_r, ", r.grain.Milliseconds(), d.UnixMilli(), d.Add(24*time.Hour).UnixMilli())
 	return fmt.Sprintf(`INSERT INTO %[1]s.%[2]s (bucket, gen, %[3]s, shadowed, bytes, packets, flows, spread_bytes, spread_packets)
 		SELECT toDateTime(t, 'UTC') AS bucket_r, toInt64(%[4]d) AS gen_r, %[3]s, shadowed_r,
@@ -382,6 +475,29 @@ func (s *Store) rollupInsertSQL(r rollupTable, day string, gen int64) string {
 		FROM (%[6]s)
 		GROUP BY bucket_r, %[3]s, shadowed_r`,
 		s.db, r.name, rollupDims, gen, maxUInt64, spread)
+}
+
+// hoursOfMinutesSQL recomputes one day of flows_1h for the hosts of slice
+// as the sums of its flows_1m rows of generation gen, without reading the
+// raw flows again. They are the rows rollupInsertSQL computes: the
+// counters by start add up (a flow starts in one minute of its hour), and
+// so do the spread shares, since a bucket's share is floor(total·c/d) at
+// its end less that at its start (spreadSQL) and the minutes' shares of
+// an hour telescope to the hour's; sums saturate the same (a minute at the
+// bound puts its hour there too). The flows_1m rows were written by this
+// pass, and a day gets them only while its TTL is rollupTTLMargin away.
+func (s *Store) hoursOfMinutesSQL(day string, gen int64, slice []string) string {
+	d, _ := time.Parse(dayLayout, day)
+	sum := func(c string) string { return fmt.Sprintf("toUInt64(least(sum(toUInt128(%s)), %s))", c, maxUInt64) }
+	read := append([]string{
+		fmt.Sprintf("bucket >= toDateTime('%s 00:00:00', 'UTC')", day),
+		fmt.Sprintf("bucket < toDateTime('%s 00:00:00', 'UTC')", d.Add(24*time.Hour).Format(dayLayout)),
+		fmt.Sprintf("gen = %d", gen)}, slice...)
+	return fmt.Sprintf(`INSERT INTO %[1]s.flows_1h (bucket, gen, %[2]s, shadowed, bytes, packets, flows, spread_bytes, spread_packets)
+		SELECT toStartOfHour(bucket) AS bucket_r, gen, %[2]s, shadowed, %[3]s, %[4]s, %[5]s, %[6]s, %[7]s
+		FROM %[1]s.flows_1m %[8]s
+		GROUP BY bucket_r, gen, %[2]s, shadowed`,
+		s.db, rollupDims, sum("bytes"), sum("packets"), sum("flows"), sum("spread_bytes"), sum("spread_packets"), whereOf(read))
 }
 
 // cleanDay is a rolled-up day: the generation to read, whether it includes

@@ -414,6 +414,32 @@ var migrations = []migration{
 		SELECT day, arrayJoin(range(24)), toUnixTimestamp64Nano(now64(9)) FROM (SELECT DISTINCT toDate(start_ts) AS day FROM {db}.flows)`,
 	}, nil},
 	{13, "flows stored in time order", nil, migrateV13},
+	{14, "the rollup pass's addresses by host slice", []string{
+		// A day's recomputation reads the raw flows in slices of hosts
+		// (rollup.go, "Slices"). flows_1m and flows_1h keep the host, so
+		// its slices write disjoint rows; addrs_1h and addrs_1d do not (an
+		// address is seen by many hosts), so each slice's sums land here
+		// and the pass's last statement adds them up (grains.go). Read by
+		// that statement only, by generation; nothing here needs to
+		// survive a crash (the day stays dirty, the next pass uses a new
+		// generation), so no fsync, and rows expire an hour after their
+		// generation's stamp (whole parts: the pass that wrote them is over).
+		`CREATE TABLE IF NOT EXISTS {db}.addrs_slices (
+			gen Int64,
+			slice UInt32 COMMENT 'the host slice that summed the row: two slices never send the same block (a replicated table drops a repeated one)',
+			hour DateTime('UTC'),
+			network_id LowCardinality(String),
+			shadowed UInt8,
+			side UInt8 COMMENT '0: as source, 1: as destination',
+			ip IPv6,
+			bytes UInt64,
+			packets UInt64,
+			flows UInt64
+		) ENGINE = MergeTree
+		ORDER BY (gen, hour, network_id, shadowed, side, ip)
+		TTL toDateTime(intDiv(gen, 1000000000)) + toIntervalHour(1)
+		SETTINGS ttl_only_drop_parts = 1, merge_with_ttl_timeout = 3600`,
+	}, nil},
 }
 
 // flowsV3 is the flows table from migration 3 on ({table}: its name).

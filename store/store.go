@@ -107,9 +107,14 @@ type Store struct {
 	}
 	rollupMu sync.Mutex    // one Rollup pass at a time
 	slack    time.Duration // rollupClockSlack; tests set 0
-	stop     chan struct{} // closed by Close: ends the rollup job
-	jobs     sync.WaitGroup
-	closing  sync.Once
+	// sliceRows: rollupSliceRows; tests set less (rollup.go, "Slices")
+	sliceRows int64
+	// hoursFromRaw: flows_1h read from the raw flows even when flows_1m
+	// was written (rollup.go, hoursOfMinutesSQL); tests set it, to compare
+	hoursFromRaw bool
+	stop         chan struct{} // closed by Close: ends the rollup job
+	jobs         sync.WaitGroup
+	closing      sync.Once
 
 	// Test and benchmark switches (export_test.go): force the raw or the
 	// rollup path of the aggregates, and the merged read (FINAL or argMax).
@@ -151,7 +156,7 @@ func OpenEngine(ctx context.Context, eng Engine, o Options) (*Store, error) {
 		o.Now = time.Now
 	}
 	s := &Store{eng: eng, db: ident(o.Database), retention: o.Retention, cluster: o.Cluster, owner: newOwner(), now: o.Now,
-		slack: rollupClockSlack, stop: make(chan struct{}), staleAfter: o.StaleAfter, peerSkew: o.PeerSkew.Truncate(time.Millisecond)}
+		slack: rollupClockSlack, sliceRows: rollupSliceRows, stop: make(chan struct{}), staleAfter: o.StaleAfter, peerSkew: o.PeerSkew.Truncate(time.Millisecond)}
 	if s.peerSkew <= 0 {
 		s.peerSkew = time.Millisecond
 	}
@@ -284,11 +289,12 @@ func (o Options) limits() (settings string, maxOffset int) {
 
 // rollupLimits renders the memory bound of the rollup job's statements:
 // the API's per-query bound, with aggregation state spilled to disk past
-// half of it. A recomputation reads a whole day; its first pass over a day
-// of 10M flows right after the 60 s bench took the embedded engine 0.6-0.9
-// GiB above its ingest share (BENCHMARKS.md "Ingest, round 4"), and a
-// larger day would take the collector's process with it. A statement over
-// the bound fails, the day stays dirty, and readers read it raw: exact,
+// half of it. A recomputation reads a day in slices of hosts (rollup.go,
+// "Slices": a pass over a day of 10M flows takes the collector ~0.2 GiB
+// above where it was, where one statement a day took 0.6-0.8 GiB,
+// BENCHMARKS.md "Rollup pass memory"), but one host's flows are one slice,
+// and past rollupMaxSlices slices grow with the day. A statement over the
+// bound fails, the day stays dirty, and readers read it raw: exact,
 // slower, and the collector keeps running.
 func (o Options) rollupLimits() string {
 	m := pick(o.MaxQueryMemory, DefaultMaxQueryMemory)

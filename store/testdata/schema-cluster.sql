@@ -523,6 +523,26 @@ DROP TABLE IF EXISTS `flowlog`.flows_v13_local ON CLUSTER `flows_cluster` SYNC;
 
 INSERT INTO `flowlog`.schema_migrations (version, name) VALUES (13, 'flows stored in time order');
 
+CREATE TABLE IF NOT EXISTS `flowlog`.addrs_slices_local ON CLUSTER `flows_cluster` (
+			gen Int64,
+			slice UInt32 COMMENT 'the host slice that summed the row: two slices never send the same block (a replicated table drops a repeated one)',
+			hour DateTime('UTC'),
+			network_id LowCardinality(String),
+			shadowed UInt8,
+			side UInt8 COMMENT '0: as source, 1: as destination',
+			ip IPv6,
+			bytes UInt64,
+			packets UInt64,
+			flows UInt64
+		) ENGINE = ReplicatedMergeTree
+		ORDER BY (gen, hour, network_id, shadowed, side, ip)
+		TTL toDateTime(intDiv(gen, 1000000000)) + toIntervalHour(1)
+		SETTINGS ttl_only_drop_parts = 1, merge_with_ttl_timeout = 3600;
+
+CREATE TABLE IF NOT EXISTS `flowlog`.addrs_slices ON CLUSTER `flows_cluster` AS `flowlog`.addrs_slices_local ENGINE = Distributed(`flows_cluster`, `flowlog`, addrs_slices_local, toYYYYMMDD(hour));
+
+INSERT INTO `flowlog`.schema_migrations (version, name) VALUES (14, 'the rollup pass\'s addresses by host slice');
+
 ALTER TABLE `flowlog`.flows_local ON CLUSTER `flows_cluster` MODIFY TTL toDateTime(start_ts) + toIntervalSecond(2592000) SETTINGS materialize_ttl_after_modify = 0;
 
 ALTER TABLE `flowlog`.rejected_events_local ON CLUSTER `flows_cluster` MODIFY TTL toDateTime(received_at) + toIntervalSecond(2592000) SETTINGS materialize_ttl_after_modify = 0;
