@@ -42,10 +42,9 @@ func (w *wireEnvelope) decodeFast(b []byte, in *interner) bool {
 	env := &pb.FlowEnvelope{}
 	var events []wireEvent
 	if n > 0 {
-		evs := make([]pb.FlowEvent, n)
-		ps := make([]pb.FlowParticipant, 2*n)
-		env.Events = make([]*pb.FlowEvent, n)
-		events = make([]wireEvent, n)
+		var evs []pb.FlowEvent
+		var ps []pb.FlowParticipant
+		evs, ps, env.Events, events = w.scratch.decoding(n)
 		for i := range n {
 			_, _, tn := protowire.ConsumeTag(b)
 			raw, vn := protowire.ConsumeBytes(b[tn:])

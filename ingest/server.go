@@ -163,8 +163,9 @@ type Server struct {
 	// speaking counts open streams that sent events of each generation
 	// (flowlog_streams_wire_generation).
 	speaking [3]atomic.Int64
-	release  *releaser // memory back to the OS after a burst of closes (memory.go)
-	agents   *agentLog // nil without Options.Agents
+	release  *releaser   // memory back to the OS after a burst of closes (memory.go)
+	scratch  scratchPool // the preparations' memory (scratch.go)
+	agents   *agentLog   // nil without Options.Agents
 }
 
 // Inserter is all ingest needs of a store (flowlog.Store is one): Insert
@@ -479,6 +480,8 @@ func (s *Server) ticket(st *inStream, w *wireEnvelope) (*ticket, error) {
 
 // decodeAndPrepare is ticket's work, in a slot.
 func (s *Server) decodeAndPrepare(st *inStream, w *wireEnvelope) (*ticket, error) {
+	w.scratch = s.scratch.get()
+	defer s.scratch.put(w.scratch) // prepare left nothing in it: the commit copied its events
 	w.decodeReceived()
 	if w.err != nil {
 		return nil, s.malformed(st, w.err)
@@ -624,7 +627,7 @@ func (s *Server) prepare(w *wireEnvelope, view *agentView, id *auth.Identity) *t
 	m := s.opts.Metrics
 	m.EnvelopesReceived.Inc()
 	m.EventsReceived.Add(float64(len(events)))
-	t.events = make([]flowlog.Event, 0, len(events))
+	t.events = w.scratch.converted(len(events))
 	var byGen [3]int
 	for i, ev := range events {
 		byGen[w.events[i].gen]++
@@ -663,10 +666,12 @@ func (s *Server) prepare(w *wireEnvelope, view *agentView, id *auth.Identity) *t
 	t.note = rejectNote(t.rejected, len(events))
 	view.saw(w, t) // before submit: the writer clears the ticket once committed
 	if t.rows() == 0 {
+		t.events = nil // the scratch's (decodeAndPrepare)
 		close(t.done)
 		return t
 	}
-	if err := s.commit.submit(t); err != nil {
+	if err := s.commit.submit(t); err != nil { // on success it copied the events and let them go
+		t.events = nil
 		t.err = err
 		close(t.done)
 	}

@@ -220,6 +220,9 @@ type wireEnvelope struct {
 	// one contiguous buffer of the pool would be its next size up, 1 MiB
 	// for an envelope of 40 kB.
 	received mem.BufferSlice
+	// scratch, if set, holds the decoded events (the fast path's arrays):
+	// the preparation's (Server.decodeAndPrepare), reused once it is done.
+	scratch *scratch
 }
 
 // decodeReceived decodes the message the codec kept, and lets it go.

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"hash/maphash"
@@ -96,7 +97,16 @@ type registry struct {
 	next     uint64
 	inflight map[uint64]*batchFlows
 	recent   recent // committed lately
+	// spare are released batches' flows for the next resolves: a batch's
+	// map and arrays (~145 bytes an event, 8 MB at 50,000) were a tenth of
+	// the collector's allocations under the bench, made anew at every
+	// insert (BENCHMARKS.md "Go heap under load"). At most spareFlows.
+	spare []*batchFlows
 }
+
+// spareFlows: released batches kept for reuse, one per insert writer (the
+// default two) runs at once.
+const spareFlows = 2
 
 // pending is a registered batch: release it once its insert has returned.
 type pending struct{ id uint64 }
@@ -144,7 +154,7 @@ func (s *Store) resolve(ctx context.Context, evs []flowlog.Event, now time.Time)
 	r := &s.ident
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	b := newBatchFlows(len(evs))
+	b := r.batchFlows(len(evs))
 	state := func(k flowFP) *keyFlows {
 		if i, ok := b.idx[k]; ok {
 			return &b.keys[i]
@@ -205,7 +215,8 @@ func (s *Store) resolve(ctx context.Context, evs []flowlog.Event, now time.Time)
 type batchFlows struct {
 	idx   map[flowFP]int32
 	keys  []keyFlows
-	arena []instance // one instance per key, in one array
+	arena []instance // one instance per key, in one array (what own has not taken of all)
+	all   []instance // the whole arena
 	known []instance // the recent cache's instances of the batch's keys
 }
 
@@ -219,8 +230,40 @@ type keyFlows struct {
 }
 
 func newBatchFlows(n int) *batchFlows {
-	return &batchFlows{idx: make(map[flowFP]int32, n), keys: make([]keyFlows, 0, n), arena: make([]instance, n),
+	all := make([]instance, n)
+	return &batchFlows{idx: make(map[flowFP]int32, n), keys: make([]keyFlows, 0, n), arena: all, all: all,
 		known: make([]instance, 0, n)}
+}
+
+// batchFlows returns an empty batchFlows for n events: a spare one large
+// enough, else a new one. r.mu is held.
+func (r *registry) batchFlows(n int) *batchFlows {
+	for i, b := range r.spare {
+		if cap(b.keys) >= n && len(b.all) >= n {
+			r.spare = slices.Delete(r.spare, i, i+1)
+			b.arena = b.all[:n]
+			return b
+		}
+	}
+	return newBatchFlows(n)
+}
+
+// keep makes a released batch's flows a spare, emptied: another batch's
+// keys may still point into its arena, but only their own resolve reads
+// them, and that ran under r.mu, as this does. The smallest spare gives
+// way to a larger one. r.mu is held.
+func (r *registry) keep(b *batchFlows) {
+	clear(b.idx)
+	clear(b.keys) // their slices
+	b.keys, b.known = b.keys[:0], b.known[:0]
+	if len(r.spare) < spareFlows {
+		r.spare = append(r.spare, b)
+		return
+	}
+	small := slices.MinFunc(r.spare, func(x, y *batchFlows) int { return cmp.Compare(cap(x.keys), cap(y.keys)) })
+	if cap(small.keys) < cap(b.keys) {
+		r.spare[slices.Index(r.spare, small)] = b
+	}
 }
 
 func (b *batchFlows) own(st *keyFlows, inst instance) {
@@ -246,7 +289,8 @@ func (s *Store) release(p pending, committed bool) {
 	r := &s.ident
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if b := r.inflight[p.id]; b != nil && committed {
+	b := r.inflight[p.id]
+	if b != nil && committed {
 		ks := make([]flowFP, 0, prefetchAhead)
 		for i := range b.keys {
 			if i%prefetchAhead == 0 {
@@ -262,6 +306,9 @@ func (s *Store) release(p pending, committed bool) {
 		}
 	}
 	delete(r.inflight, p.id)
+	if b != nil {
+		r.keep(b)
+	}
 }
 
 // upsert adds inst to a key's instances, merging it into the one with its

@@ -95,7 +95,7 @@ type Store struct {
 	eng       Engine
 	db        string    // quoted database name, ready for SQL
 	buf       sync.Pool // *rowBinary, for rejected events
-	blocks    sync.Pool // *flowBlock, for flow events
+	blocks    blockPool // flow events' columns, kept for the next inserts
 	retention time.Duration
 	cluster   string           // Options.Cluster
 	owner     string           // this store among collectors sharing a server (claim.go)
@@ -164,7 +164,6 @@ func OpenEngine(ctx context.Context, eng Engine, o Options) (*Store, error) {
 	s.rollupSettings = o.rollupLimits()
 	s.marks = newMarks(eng, o.Cluster)
 	s.buf.New = func() any { return &rowBinary{} }
-	s.blocks.New = func() any { return newFlowBlock() }
 	if err := s.migrate(ctx); err != nil {
 		return nil, err
 	}
@@ -200,12 +199,12 @@ func (s *Store) Insert(ctx context.Context, b *flowlog.Batch) error {
 		if err != nil {
 			return err
 		}
-		blk := s.blocks.Get().(*flowBlock)
+		blk := s.blocks.get()
 		data, err := blk.encode(b.Events, now)
 		if err == nil {
 			err = s.eng.Insert(ctx, s.db+".flows", flowColumns, "Native", data)
 		}
-		s.blocks.Put(blk)
+		s.blocks.put(blk)
 		s.release(p, err == nil)
 		if err != nil {
 			return fmt.Errorf("inserting %d flow events: %w", len(b.Events), err)

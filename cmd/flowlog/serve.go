@@ -24,6 +24,7 @@ type serveCmd struct {
 	Retention         cli.Duration  `help:"How long flows are kept (TTL), e.g. 30d or 720h." default:"${serve_retention}" env:"FLOWLOG_RETENTION"`
 	Database          string        `help:"ClickHouse database name." default:"${serve_database}" env:"FLOWLOG_DATABASE"`
 	GoMemoryLimit     int64         `help:"Soft limit of the Go heap in bytes (GC works harder near it); the engine's memory comes on top. GOMEMLIMIT, if set, wins. 0 = none." default:"${serve_go_memory_limit}" env:"FLOWLOG_GO_MEMORY_LIMIT"`
+	GoGCPercent       int           `name:"go-gc-percent" help:"The Go heap grows this many percent over its live size before a collection. GOGC, if set, wins. 0 = Go's default (100)." default:"${serve_go_gc_percent}" env:"FLOWLOG_GO_GC_PERCENT"`
 	EngineCacheSize   int64         `name:"engine-cache-size" help:"Memory the embedded engine's caches (marks, indexes, query conditions, compiled expressions) may hold together, bytes; more only helps queries over billions of flows. 0 = the engine's defaults (half the RAM for marks alone)." default:"${serve_engine_cache_size}" env:"FLOWLOG_ENGINE_CACHE_SIZE"`
 	StaleAfter        cli.Duration  `name:"stale-after" help:"An open flow with no event for this long is stale: listed as such, not counted as active (its agent is gone or lost its DESTROY); e.g. 6d." default:"${serve_stale_after}" env:"FLOWLOG_STALE_AFTER"`
 	PeerSkew          time.Duration `name:"peer-skew" help:"Two hosts' observations of one connection match when their starts are at most this far apart (their clocks differ)." default:"${serve_peer_skew}" env:"FLOWLOG_PEER_SKEW"`
@@ -94,7 +95,7 @@ func serveVars() kong.Vars {
 	return kong.Vars{
 		"serve_data": d.Store.DataDir, "serve_grpc_addr": d.GRPCAddr, "serve_http_addr": d.HTTPAddr,
 		"serve_retention": days(d.Store.Retention), "serve_stale_after": days(d.Store.StaleAfter), "serve_peer_skew": dur(d.Store.PeerSkew), "serve_database": d.Store.Database,
-		"serve_go_memory_limit": itoa(d.GoMemoryLimit), "serve_engine_cache_size": itoa(d.Store.EngineCacheBytes), "serve_rollup_every": dur(d.Store.RollupEvery),
+		"serve_go_memory_limit": itoa(d.GoMemoryLimit), "serve_go_gc_percent": itoa(d.GoGCPercent), "serve_engine_cache_size": itoa(d.Store.EngineCacheBytes), "serve_rollup_every": dur(d.Store.RollupEvery),
 		"serve_flush_rows": itoa(d.FlushRows), "serve_flush_interval": dur(d.FlushInterval),
 		"serve_max_pending_rows": itoa(d.MaxPendingRows), "serve_insert_writers": itoa(d.InsertWriters),
 		"serve_max_events": itoa(d.MaxEvents), "serve_max_message_bytes": itoa(d.MaxMessageBytes),
@@ -124,7 +125,7 @@ func (c *serveCmd) config(log *slog.Logger) collector.Config {
 				MaxQueryRows: c.QueryMaxRows, MaxOffset: c.MaxOffset,
 				StaleAfter: time.Duration(c.StaleAfter), PeerSkew: c.PeerSkew}},
 		NetmakerDatabase: c.NetmakerDatabase,
-		GRPCAddr:         c.GRPCAddr, HTTPAddr: c.HTTPAddr, DebugAddr: c.DebugAddr, AddrFile: c.AddrFile, GoMemoryLimit: c.GoMemoryLimit,
+		GRPCAddr:         c.GRPCAddr, HTTPAddr: c.HTTPAddr, DebugAddr: c.DebugAddr, AddrFile: c.AddrFile, GoMemoryLimit: c.GoMemoryLimit, GoGCPercent: c.GoGCPercent,
 		TLSCert: c.TLSCert, TLSKey: c.TLSKey, TLSClientCA: c.TLSClientCA, Identities: c.Identities,
 		AllowUnauthenticated: c.AllowUnauthenticated, GRPCPlaintext: c.GRPCPlaintext,
 		FlushRows: c.FlushRows, FlushInterval: c.FlushInterval, MaxPendingRows: c.MaxPendingRows, InsertWriters: c.InsertWriters,
