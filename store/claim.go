@@ -48,8 +48,17 @@ func (s *Store) claim(ctx context.Context, day string, marked int64) (bool, erro
 	var rows []struct {
 		Winner string `json:"winner"`
 	}
+	// Live claims: within the lease, and for the embedded engine made since
+	// this store opened. Its directory is one process's, so an older claim
+	// is a process's that is gone (stopped mid-pass, or crashed): a
+	// restarted collector would otherwise leave the day to it, read raw,
+	// for up to the lease.
+	since := now - int64(rollupLease)
+	if s.marks.sole {
+		since = max(since, s.opened)
+	}
 	q := fmt.Sprintf(`SELECT argMin(owner, (claimed, owner)) AS winner FROM %s.rollup_claims
-		WHERE day = '%s' AND marked = %d AND claimed > %d`, s.db, day, marked, now-int64(rollupLease))
+		WHERE day = '%s' AND marked = %d AND claimed > %d`, s.db, day, marked, since)
 	if err := s.queryRows(ctx, q, &rows); err != nil {
 		return false, fmt.Errorf("reading the rollup claims of %s: %w", day, err)
 	}

@@ -227,3 +227,7 @@ func SliceRollups(s *Store, rows int64) { s.sliceRows = rows }
 // HoursFromRaw makes a rollup pass compute flows_1h from the raw flows
 // (true), as it does for days without flows_1m, or from flows_1m (false).
 func HoursFromRaw(s *Store, on bool) { s.hoursFromRaw = on }
+
+// Stopping says whether Close has begun (a rollup pass stops before its
+// next statement).
+func Stopping(s *Store) bool { return s.stopping() }

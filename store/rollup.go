@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -329,6 +330,15 @@ func (s *Store) rollup(ctx context.Context, quiet time.Duration) (RollupStats, e
 		if err != nil {
 			return st, err
 		}
+		// Each statement of the day, unless the store is closing: the day
+		// is then left dirty, its generation unnamed (so never read), for
+		// the next pass (a claim's lease frees it for the others).
+		exec := func(q string) error {
+			if s.stopping() {
+				return errPassStopped
+			}
+			return s.eng.Exec(ctx, q+s.rollupSettings)
+		}
 		var grains, hours uint8
 		for _, r := range []rollupTable{rollup1m, rollup1h} {
 			if day.Before(r.firstDay(now)) {
@@ -341,14 +351,14 @@ func (s *Store) rollup(ctx context.Context, quiet time.Duration) (RollupStats, e
 				if minutes {
 					q = s.hoursOfMinutesSQL(d.Day, gen, slice)
 				}
-				if err := s.eng.Exec(ctx, q+s.rollupSettings); err != nil {
+				if err := exec(q); err != nil {
 					return st, fmt.Errorf("recomputing %s for %s: %w", r.name, d.Day, err)
 				}
 			}
 			if r.name == rollup1h.name { // the page's rollups are sums of it (grains.go)
 				withHours := !day.Before(talkers1h.firstDay(now))
 				for _, q := range s.grainsInsertSQL(d.Day, gen, withHours, slices) {
-					if err := s.eng.Exec(ctx, q+s.rollupSettings); err != nil {
+					if err := exec(q); err != nil {
 						return st, fmt.Errorf("recomputing the page's rollups for %s: %w", d.Day, err)
 					}
 				}
@@ -365,6 +375,22 @@ func (s *Store) rollup(ctx context.Context, quiet time.Duration) (RollupStats, e
 	}
 	st.Duration = time.Since(began)
 	return st, nil
+}
+
+// errPassStopped ends a pass the store's Close interrupted (between two
+// statements: the engine cannot interrupt one).
+var errPassStopped = errors.New("rollup pass stopped: the store is closing")
+
+// stopping says whether Close has begun. A pass over a big day is dozens
+// of statements (slices of hosts) and takes seconds to minutes; Close,
+// which waits for the job, then waits for one statement at most.
+func (s *Store) stopping() bool {
+	select {
+	case <-s.stop:
+		return true
+	default:
+		return false
+	}
 }
 
 func (s *Store) writeRollupDay(ctx context.Context, day string, gen, covers int64, grains, hours uint8) error {
@@ -556,8 +582,9 @@ func (s *Store) cleanDays(ctx context.Context, from, to time.Time) (map[string]c
 // rollupLoop runs Rollup every interval until stop is closed.
 func (s *Store) rollupLoop(every time.Duration, log *slog.Logger, stop <-chan struct{}, done *sync.WaitGroup) {
 	defer done.Done()
-	// A pass is not cancelled midway: an engine statement cannot be
-	// interrupted, and Close must not close the engine under one.
+	// A pass is not cancelled midway through a statement: an engine
+	// statement cannot be interrupted, and Close must not close the engine
+	// under one. It stops between two (stopping).
 	ctx := context.Background()
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -569,6 +596,9 @@ func (s *Store) rollupLoop(every time.Duration, log *slog.Logger, stop <-chan st
 		}
 		st, err := s.rollup(ctx, every)
 		switch {
+		case errors.Is(err, errPassStopped):
+			log.Debug("rollup pass stopped by shutdown; the days left stay dirty for the next run")
+			return
 		case err != nil:
 			log.Warn("rollup pass failed; aggregates read those days raw until a later pass succeeds", "err", err)
 		case st.Days+st.Closed > 0:

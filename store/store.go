@@ -99,6 +99,7 @@ type Store struct {
 	retention time.Duration
 	cluster   string           // Options.Cluster
 	owner     string           // this store among collectors sharing a server (claim.go)
+	opened    int64            // when it opened (now, Unix ns): claims older are a gone process's (claim.go)
 	now       func() time.Time // Options.Now: staleness, inserted_at, rollup claims
 
 	clock struct { // see stamp
@@ -155,7 +156,7 @@ func OpenEngine(ctx context.Context, eng Engine, o Options) (*Store, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	s := &Store{eng: eng, db: ident(o.Database), retention: o.Retention, cluster: o.Cluster, owner: newOwner(), now: o.Now,
+	s := &Store{eng: eng, db: ident(o.Database), retention: o.Retention, cluster: o.Cluster, owner: newOwner(), now: o.Now, opened: o.Now().UnixNano(),
 		slack: rollupClockSlack, sliceRows: rollupSliceRows, stop: make(chan struct{}), staleAfter: o.StaleAfter, peerSkew: o.PeerSkew.Truncate(time.Millisecond)}
 	if s.peerSkew <= 0 {
 		s.peerSkew = time.Millisecond
