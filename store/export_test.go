@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/flowlog/flowlog"
@@ -127,15 +126,8 @@ func OldSchema(ctx context.Context, eng Engine, db, cluster string, v int) error
 		return err
 	}
 	for _, m := range migrations[:v] {
-		for _, stmt := range m.stmts {
-			if err := s.execDDL(ctx, strings.ReplaceAll(stmt, "{db}", s.db)); err != nil {
-				return err
-			}
-		}
-		if m.fn != nil {
-			if err := m.fn(ctx, s); err != nil {
-				return err
-			}
+		if err := s.migrateStep(ctx, m); err != nil {
+			return err
 		}
 		if err := eng.Exec(ctx, fmt.Sprintf("INSERT INTO %s.schema_migrations (version, name) VALUES (%d, %s)", s.db, m.version, quote(m.name))); err != nil {
 			return err

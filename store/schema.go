@@ -811,29 +811,40 @@ func (s *Store) migrate(ctx context.Context) error {
 			return fmt.Errorf("creating schema_migrations: %w", err)
 		}
 	}
-	var rows []struct {
-		V uint32 `json:"v"`
-	}
-	if err := s.queryRows(ctx, "SELECT max(version) AS v FROM "+s.db+".schema_migrations", &rows); err != nil {
+	current, err := s.schemaVersion(ctx)
+	if err != nil {
 		return err
-	}
-	current := 0
-	if len(rows) == 1 {
-		current = int(rows[0].V)
 	}
 	for _, m := range migrations {
 		if m.version <= current {
 			continue
 		}
-		for _, stmt := range m.stmts {
-			if err := s.execDDL(ctx, strings.ReplaceAll(stmt, "{db}", s.db)); err != nil {
-				return fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
+		// Collectors that start together each run the steps they find
+		// missing, and one's later step can break another's earlier one
+		// (migration 13's swap leaves no flows table for a moment, while a
+		// slower collector copies flows in migration 3). Every step is
+		// idempotent, so a failed one is retried, unless another collector
+		// recorded it meanwhile: then it is done, and so is every step
+		// before the version recorded.
+		for attempt := 1; ; attempt++ {
+			err := s.migrateStep(ctx, m)
+			if err == nil {
+				break
+			}
+			if v, verr := s.schemaVersion(ctx); verr == nil && v >= m.version {
+				current = v
+				break
+			}
+			if attempt == migrateAttempts || ctx.Err() != nil {
+				return err
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
 			}
 		}
-		if m.fn != nil {
-			if err := m.fn(ctx, s); err != nil {
-				return fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
-			}
+		if m.version <= current {
+			continue
 		}
 		if err := s.eng.Exec(ctx, fmt.Sprintf("INSERT INTO %s.schema_migrations (version, name) VALUES (%d, %s)",
 			s.db, m.version, quote(m.name))); err != nil {
@@ -841,6 +852,38 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// migrateAttempts bounds the tries of a migration step (migrate).
+const migrateAttempts = 5
+
+// migrateStep runs one migration's statements and function.
+func (s *Store) migrateStep(ctx context.Context, m migration) error {
+	for _, stmt := range m.stmts {
+		if err := s.execDDL(ctx, strings.ReplaceAll(stmt, "{db}", s.db)); err != nil {
+			return fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
+		}
+	}
+	if m.fn != nil {
+		if err := m.fn(ctx, s); err != nil {
+			return fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
+		}
+	}
+	return nil
+}
+
+// schemaVersion is the latest migration recorded.
+func (s *Store) schemaVersion(ctx context.Context) (int, error) {
+	var rows []struct {
+		V uint32 `json:"v"`
+	}
+	if err := s.queryRows(ctx, "SELECT max(version) AS v FROM "+s.db+".schema_migrations", &rows); err != nil {
+		return 0, err
+	}
+	if len(rows) == 1 {
+		return int(rows[0].V), nil
+	}
+	return 0, nil
 }
 
 // SchemaVersion is the latest migration this build knows.
