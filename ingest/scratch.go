@@ -1,9 +1,8 @@
 package ingest
 
 import (
-	"sync"
-
 	"github.com/flowlog/flowlog"
+	"github.com/flowlog/flowlog/internal/freelist"
 	pb "github.com/flowlog/flowlog/proto/flow"
 )
 
@@ -59,22 +58,9 @@ func (sc *scratch) converted(n int) []flowlog.Event {
 }
 
 // scratchPool keeps the scratches of finished preparations.
-type scratchPool struct {
-	mu   sync.Mutex
-	free []*scratch
-}
+type scratchPool struct{ list freelist.List[*scratch] }
 
-func (p *scratchPool) get() *scratch {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if n := len(p.free); n > 0 {
-		sc := p.free[n-1]
-		p.free[n-1] = nil
-		p.free = p.free[:n-1]
-		return sc
-	}
-	return &scratch{}
-}
+func (p *scratchPool) get() *scratch { return p.list.Get(func() *scratch { return &scratch{} }) }
 
 // put takes back a scratch nothing refers to any more, emptied so that
 // it keeps no strings alive.
@@ -88,7 +74,5 @@ func (p *scratchPool) put(sc *scratch) {
 	clear(sc.wire[:sc.n])
 	clear(sc.events[:cap(sc.events)])
 	sc.n = 0
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.free = append(p.free, sc)
+	p.list.Put(sc)
 }

@@ -248,16 +248,7 @@ func TestMigrationFinishesAClaimOfACrashedCollector(t *testing.T) {
 	}
 	s := open(t, store.Options{Database: db})
 	flowsRebuilt(t, s)
-	var rows []struct {
-		ID string `json:"flow_id"`
-		T  string `json:"event_type"`
-	}
-	if err := s.QueryRows(ctx, "SELECT flow_id, event_type FROM "+s.Database()+".flows FINAL ORDER BY flow_id", &rows); err != nil {
-		t.Fatal(err)
-	}
-	if len(rows) != 2 || rows[0].ID != "a" || rows[0].T != "destroy" || rows[1].ID != "b" || rows[1].T != "start" {
-		t.Fatalf("flows after finishing the crashed claim: %+v, want a (destroy), b (start)", rows)
-	}
+	flowsAAndB(t, s, "after finishing the crashed claim")
 }
 
 // Migration 13 stores the flows in time order and keeps every row: those
@@ -296,16 +287,7 @@ func TestMigrationSortsFlowsByHourAndKeepsThem(t *testing.T) {
 		if len(keys) != 1 || keys[0].T != want || keys[0].K != "toStartOfHour(start_ts), network_id, host_id, flow_id, start_ts" {
 			t.Fatalf("crashed %v: flows tables after migration 13: %+v, want %s sorted by the hour first, spares dropped", crashed, keys, want)
 		}
-		var rows []struct {
-			ID string `json:"flow_id"`
-			T  string `json:"event_type"`
-		}
-		if err := s.QueryRows(ctx, "SELECT flow_id, event_type FROM "+s.Database()+".flows FINAL ORDER BY flow_id", &rows); err != nil {
-			t.Fatal(err)
-		}
-		if len(rows) != 2 || rows[0].ID != "a" || rows[0].T != "destroy" || rows[1].ID != "b" || rows[1].T != "start" {
-			t.Fatalf("crashed %v: flows after migration 13: %+v, want a (destroy), b (start)", crashed, rows)
-		}
+		flowsAAndB(t, s, fmt.Sprintf("crashed %v: after migration 13", crashed))
 	}
 }
 
@@ -355,7 +337,7 @@ func TestReopenSendsNoDDL(t *testing.T) {
 // started at the same time and got there first would), or every time
 // when always is set.
 type failFirstExec struct {
-	store.Engine
+	sharedEngine
 	db             string
 	record, always bool
 	failed         atomic.Int32
@@ -375,8 +357,6 @@ func (e *failFirstExec) Exec(ctx context.Context, sql string) error {
 	return e.Engine.Exec(ctx, sql)
 }
 
-func (e *failFirstExec) Close() error { return nil } // the engine is shared by every test
-
 // A migration step that fails while a collector started at the same time
 // is further on (migration 13's swap leaves no flows table for a moment)
 // is done once that collector recorded it; a step that keeps failing is
@@ -393,7 +373,7 @@ func TestAMigrationStepAnotherCollectorRecordedIsDone(t *testing.T) {
 			if err := store.OldSchema(ctx, engine, db, cluster, store.SchemaSteps-1); err != nil {
 				t.Fatal(err)
 			}
-			e := &failFirstExec{Engine: engine, db: db, record: c.record, always: c.always}
+			e := &failFirstExec{sharedEngine: sharedEngine{engine}, db: db, record: c.record, always: c.always}
 			s, err := store.OpenEngine(ctx, e, store.Options{Database: db, Cluster: cluster})
 			if c.always {
 				if err == nil || e.failed.Load() < 2 {
@@ -406,5 +386,21 @@ func TestAMigrationStepAnotherCollectorRecordedIsDone(t *testing.T) {
 			}
 			store.StopJobs(s)
 		})
+	}
+}
+
+// flowsAAndB fails unless the merged flows are the two a migration test
+// wrote: a (ended) and b (open).
+func flowsAAndB(t *testing.T, s *store.Store, when string) {
+	t.Helper()
+	var rows []struct {
+		ID string `json:"flow_id"`
+		T  string `json:"event_type"`
+	}
+	if err := s.QueryRows(context.Background(), "SELECT flow_id, event_type FROM "+s.Database()+".flows FINAL ORDER BY flow_id", &rows); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2 || rows[0].ID != "a" || rows[0].T != "destroy" || rows[1].ID != "b" || rows[1].T != "start" {
+		t.Fatalf("flows %s: %+v, want a (destroy), b (start)", when, rows)
 	}
 }

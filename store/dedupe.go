@@ -62,16 +62,16 @@ func dedupes(f flowlog.Filter) bool {
 // candidates' set only leaves out egress rows no candidate probes for.
 func (s *Store) shadowedExpr(bounds, cand []string, candFinal, prefilter bool) string {
 	b := fmt.Sprintf("intDiv(toUnixTimestamp64Milli(start_ts), %d)", s.peerSkew.Milliseconds())
-	egress := append([]string{"direction = 'egress'"}, bounds...)
+	egress := []string{"direction = 'egress'"}
 	if prefilter {
 		from := s.db + ".flows"
 		if candFinal {
 			from += " FINAL"
 		}
 		ingress := fmt.Sprintf("SELECT conn_key FROM %s %s", from, whereOf(append([]string{"direction = 'ingress'"}, cand...)))
-		egress = append([]string{"direction = 'egress'", "conn_key IN (" + ingress + ")"}, bounds...)
+		egress = append(egress, "conn_key IN ("+ingress+")")
 	}
-	set := fmt.Sprintf("SELECT conn_key, %s + arrayJoin([-1, 0, 1]) FROM %s.flows %s", b, s.db, whereOf(egress))
+	set := fmt.Sprintf("SELECT conn_key, %s + arrayJoin([-1, 0, 1]) FROM %s.flows %s", b, s.db, whereOf(append(egress, bounds...)))
 	return fmt.Sprintf("if(direction = 'ingress', (conn_key, %s) IN (%s), 0)", b, set)
 }
 

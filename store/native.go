@@ -2,12 +2,12 @@ package store
 
 import (
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/ClickHouse/ch-go/proto"
 
 	"github.com/flowlog/flowlog"
+	"github.com/flowlog/flowlog/internal/freelist"
 )
 
 // Inserts are encoded in ClickHouse's Native format: one block of columns,
@@ -99,34 +99,11 @@ func newFlowBlock() *flowBlock {
 
 // blockPool keeps the flow blocks of finished inserts for the next ones:
 // a block's columns and encoded bytes are a batch's size (~15 MB at 50,000
-// rows), allocated once instead of at every insert. Not a sync.Pool: with an
-// insert writer per core, a block put on one P sits in that P's private
-// slot, which the other writer's Get cannot take, and every collection
-// empties the pool; under the bench nearly every insert built its columns
-// anew, a fifth of the collector's allocations (BENCHMARKS.md "Go heap
-// under load"). It holds at most as many blocks as inserts ever ran at once.
-type blockPool struct {
-	mu   sync.Mutex
-	free []*flowBlock
-}
+// rows), allocated once instead of at every insert.
+type blockPool struct{ list freelist.List[*flowBlock] }
 
-func (p *blockPool) get() *flowBlock {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if n := len(p.free); n > 0 {
-		b := p.free[n-1]
-		p.free[n-1] = nil
-		p.free = p.free[:n-1]
-		return b
-	}
-	return newFlowBlock()
-}
-
-func (p *blockPool) put(b *flowBlock) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.free = append(p.free, b)
-}
+func (p *blockPool) get() *flowBlock  { return p.list.Get(newFlowBlock) }
+func (p *blockPool) put(b *flowBlock) { p.list.Put(b) }
 
 // millis is DateTime64(3); the zero time is the epoch (an active flow's end).
 func millis(t time.Time) proto.DateTime64 {

@@ -16,7 +16,7 @@ import (
 // gatedEngine holds the first statement of a day's recomputation until
 // released, and counts the statements that begin after that.
 type gatedEngine struct {
-	store.Engine
+	sharedEngine
 	once    sync.Once
 	inPass  chan struct{} // closed once the first one is held
 	release chan struct{}
@@ -35,8 +35,6 @@ func (g *gatedEngine) Exec(ctx context.Context, sql string) error {
 	return g.Engine.Exec(ctx, sql)
 }
 
-func (g *gatedEngine) Close() error { return nil } // the engine is shared by every test
-
 // Closing the store stops the rollup job between two statements instead
 // of waiting for its pass to end (a big day is dozens of statements, and
 // a collector's shutdown has a deadline): the day it was recomputing stays
@@ -44,7 +42,7 @@ func (g *gatedEngine) Close() error { return nil } // the engine is shared by ev
 func TestCloseStopsARollupPassBetweenStatements(t *testing.T) {
 	testutil.NeedEngine(t)
 	ctx := context.Background()
-	g := &gatedEngine{Engine: engine, inPass: make(chan struct{}), release: make(chan struct{})}
+	g := &gatedEngine{sharedEngine: sharedEngine{engine}, inPass: make(chan struct{}), release: make(chan struct{})}
 	db := strings.ReplaceAll(t.Name(), "/", "_")
 	s, err := store.OpenEngine(ctx, g, store.Options{Database: db, Cluster: cluster, RollupEvery: 10 * time.Millisecond})
 	if err != nil {

@@ -43,6 +43,13 @@ func open(t testing.TB, o store.Options) *store.Store {
 	return s
 }
 
+// sharedEngine is the tests' engine behind a wrapper (a fault or a gate):
+// the store a test opens on it may close, the engine shared by every test
+// may not.
+type sharedEngine struct{ store.Engine }
+
+func (sharedEngine) Close() error { return nil }
+
 var t0 = time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
 
 func ev(id string, typ flowlog.EventType, start time.Time, version int64) flowlog.Event {
