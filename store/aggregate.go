@@ -461,6 +461,12 @@ const (
 		"toUInt64(least(sum(nf), " + maxUInt64 + ")) AS flows"
 )
 
+// saturatingSum sums a UInt64 column of rollup rows, saturating at the
+// largest UInt64 as every sum of the rollups does.
+func saturatingSum(col string) string {
+	return fmt.Sprintf("toUInt64(least(sum(toUInt128(%s)), %s))", col, maxUInt64)
+}
+
 // endpointColumns are the raw flows' columns about endpoints that rollups
 // do not keep: addresses and their networks. (The engine reads only those
 // an aggregate uses.)

@@ -104,7 +104,7 @@ func (s *Store) grainsInsertSQL(day string, gen int64, hours bool, slices [][]st
 	next := d.Add(24 * time.Hour).Format(dayLayout)
 	hour := fmt.Sprintf("%s.flows_1h WHERE bucket >= toDateTime('%s 00:00:00', 'UTC') AND bucket < toDateTime('%s 00:00:00', 'UTC') AND gen = %d",
 		s.db, day, next, gen)
-	sum := func(c string) string { return fmt.Sprintf("toUInt64(least(sum(toUInt128(%s)), %s))", c, maxUInt64) }
+	sum := saturatingSum
 	totals := sum("bytes") + ", " + sum("packets") + ", " + sum("flows")
 	pair := "network_id, shadowed, src_type, src_entity_id, src_entity_name, dst_type, dst_entity_id, dst_entity_name"
 	pairs := fmt.Sprintf(`INSERT INTO %[1]s.pairs_1d (day, gen, %[2]s, bytes, packets, flows)

@@ -514,7 +514,7 @@ func (s *Store) rollupInsertSQL(r rollupTable, day string, gen int64, slice []st
 // pass, and a day gets them only while its TTL is rollupTTLMargin away.
 func (s *Store) hoursOfMinutesSQL(day string, gen int64, slice []string) string {
 	d, _ := time.Parse(dayLayout, day)
-	sum := func(c string) string { return fmt.Sprintf("toUInt64(least(sum(toUInt128(%s)), %s))", c, maxUInt64) }
+	sum := saturatingSum
 	read := append([]string{
 		fmt.Sprintf("bucket >= toDateTime('%s 00:00:00', 'UTC')", day),
 		fmt.Sprintf("bucket < toDateTime('%s 00:00:00', 'UTC')", d.Add(24*time.Hour).Format(dayLayout)),
