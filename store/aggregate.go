@@ -26,6 +26,9 @@ import (
 //     filter's dimensions and the aggregate's groups (plan): talkers_1d,
 //     pairs_1d, addrs_1d, series_1h (grains.go), else flows_1h, or flows_1m
 //     when a series' step is a whole number of minutes but not of hours;
+//     a series of whole hours from the hour reads series_sh instead, for
+//     every clean start hour from a day before its range (startsPlan), and
+//     raw only the flows of the others;
 //   - except for series, its rollup by hour of start (hourTwin) for the
 //     whole, clean hours of the other days (rollup.go, "Hours"): the
 //     range's partial first and last days, and dirty days but for their
@@ -188,12 +191,15 @@ func minTime(a, b time.Time) time.Time {
 // the bytes and packets that flowed in it (spreadSQL); otherwise t is a
 // flow's start and nb, np all of its bytes and packets.
 func (s *Store) sources(f flowlog.Filter, p plan, cols string, withIPs bool, step time.Duration) string {
+	if p.h == &seriesSH {
+		return s.startsSources(f, p, step)
+	}
 	var parts []string
 	if len(p.days) > 0 {
 		parts = append(parts, s.rollupPart(f, p, cols, step))
 	}
 	if len(p.hours) > 0 {
-		parts = append(parts, s.flowRows(p.h, hourConds(f, p), cols, 0))
+		parts = append(parts, s.flowRows(p.h, hourConds(f, p, 0), cols, 0))
 	}
 	if raw := s.rawPart(f, p, cols, withIPs, step); raw != "" {
 		parts = append(parts, raw)
@@ -239,24 +245,29 @@ func rollupConds(f flowlog.Filter, p plan, step time.Duration) []string {
 }
 
 // hourConds select the rows of p's hour rollup for the hours it serves,
-// each at its day's generation, meeting f.
-func hourConds(f flowlog.Filter, p plan) []string {
+// each at its day's generation, meeting f (for a series (step > 0), with
+// the rows holding only bytes).
+func hourConds(f flowlog.Filter, p plan, step time.Duration) []string {
 	hs := make([]int64, 0, len(p.hours))
 	for h := range p.hours {
 		hs = append(hs, h)
 	}
 	sort.Slice(hs, func(i, j int) bool { return hs[i] < hs[j] })
-	set := make([]string, len(hs))
+	// Each hour is at its day's generation: the set names the days (a set
+	// of a month's 720 hours cost more than reading their rows).
+	var set []string
 	for i, h := range hs {
-		set[i] = fmt.Sprintf("(%d, %d)", h*3600, p.hours[h])
+		if i == 0 || h/24 != hs[i-1]/24 {
+			set = append(set, fmt.Sprintf("('%s', %d)", time.Unix(h*3600, 0).UTC().Format(dayLayout), p.hours[h]))
+		}
 	}
 	rc := dimConds(f)
 	if dedupes(f) {
 		rc = append(rc, "shadowed = 0")
 	}
 	// The runs of consecutive hours prune parts and granules (the first
-	// and last day of a long range are weeks apart); the set picks each
-	// hour and its generation.
+	// and last day of a long range are weeks apart) and pick the hours;
+	// the set picks each one's generation.
 	c := p.h.timeCol
 	var runs []string
 	for i := 0; i < len(hs); {
@@ -267,7 +278,11 @@ func hourConds(f flowlog.Filter, p plan) []string {
 		runs = append(runs, fmt.Sprintf("%[1]s >= toDateTime(%[2]d, 'UTC') AND %[1]s < toDateTime(%[3]d, 'UTC')", c, hs[i]*3600, (hs[j-1]+1)*3600))
 		i = j
 	}
-	return append(rc, "("+strings.Join(runs, " OR ")+")", "(toUnixTimestamp("+c+"), gen) IN ("+strings.Join(set, ", ")+")", "flows > 0")
+	rc = append(rc, "("+strings.Join(runs, " OR ")+")", "(toDate("+c+"), gen) IN ("+strings.Join(set, ", ")+")")
+	if step == 0 {
+		rc = append(rc, "flows > 0")
+	}
+	return rc
 }
 
 // rollupPart reads the days p serves from its (flow-shaped) rollup.
@@ -294,7 +309,7 @@ func (s *Store) sidePart(f flowlog.Filter, p plan, g string, sides []string) str
 		parts = append(parts, s.sideRows(p.r, rollupConds(f, p, 0), g, sides))
 	}
 	if len(p.hours) > 0 {
-		parts = append(parts, s.sideRows(p.h, hourConds(f, p), g, sides))
+		parts = append(parts, s.sideRows(p.h, hourConds(f, p, 0), g, sides))
 	}
 	return strings.Join(parts, " UNION ALL ")
 }
@@ -353,6 +368,104 @@ func (s *Store) rawSpread(f flowlog.Filter, p plan, cols string, step time.Durat
 		q += fmt.Sprintf(" WHERE intDiv(toUnixTimestamp64Milli(t), %d) NOT IN (%s)", dayMS, strings.Join(served, ", "))
 	}
 	return q
+}
+
+// startsPlan is a series' plan by hour of start (grains.go, "By hour of
+// start"): p.h is series_sh and p.hours the start hours it serves, from
+// spreadHorizon before the range to its end. No plan (p.h nil) when it
+// cannot answer: a step not a whole number of hours; a range without a
+// start or whose start is not on the hour (its partial first bucket needs
+// the share before the start of every flow running then, which only the
+// raw flows have); a filter on more than its dimensions; a day of the
+// range whose generation did not write it (rolled up before migration 15:
+// only series_1h has it, and its raw flows may be gone). Those are left
+// to plan. A range may end within an hour (the page's ranges end now): a
+// start hour some of whose flows ran past the end is read raw
+// (endsWithin).
+func (s *Store) startsPlan(ctx context.Context, f flowlog.Filter, step time.Duration) (plan, error) {
+	if step <= 0 || step%time.Hour != 0 || s.path == pathRaw || !rollupable(f) || !seriesSH.serves(dimConds(f)) ||
+		f.From.IsZero() || !onHour(f.From) {
+		return plan{}, nil
+	}
+	back, _, _ := spreadRange(f)
+	now := time.Now()
+	clean, err := s.cleanDays(ctx, back.From, f.To)
+	if err != nil {
+		return plan{}, err
+	}
+	first := seriesSH.firstDay(now)
+	hours := map[int64]int64{}
+	for d, c := range clean {
+		day, err := time.Parse(dayLayout, d)
+		if err != nil {
+			return plan{}, fmt.Errorf("rollup day %q: %w", d, err)
+		}
+		if !c.starts {
+			return plan{}, nil
+		}
+		if day.Before(first) {
+			continue
+		}
+		for hr := range 24 {
+			t := day.Add(time.Duration(hr) * time.Hour)
+			if c.dirty&(1<<hr) != 0 || t.Before(back.From) || (!f.To.IsZero() && !t.Before(f.To)) {
+				continue
+			}
+			hours[t.UnixMilli()/hourMS] = c.gen
+		}
+	}
+	p := plan{h: &seriesSH, hours: hours}
+	if !f.To.IsZero() && !onHour(f.To) && len(hours) > 0 {
+		if err := s.endsWithin(ctx, f, p); err != nil {
+			return plan{}, err
+		}
+	}
+	if len(hours) == 0 {
+		return plan{}, nil
+	}
+	return p, nil
+}
+
+// endsWithin leaves to the raw read the start hours p serves that have a
+// flow whose lifetime runs past f.To (within the hour: the range's last
+// bucket would get bytes of after its end). Those are rare when the range
+// ends now: a lifetime ends at the flow's end or its latest report.
+func (s *Store) endsWithin(ctx context.Context, f flowlog.Filter, p plan) error {
+	last := f.To.Truncate(time.Hour)
+	var rows []struct {
+		H int64 `json:"h"`
+	}
+	c := append(hourConds(f, p, time.Hour), "bucket = toDateTime("+strconv.FormatInt(last.Unix(), 10)+", 'UTC')")
+	q := fmt.Sprintf("SELECT toUnixTimestamp(hour) AS h FROM %s.%s %s GROUP BY hour HAVING max(last_end) >= %d",
+		s.db, seriesSH.name, whereOf(c), f.To.UnixMilli())
+	if err := s.queryRows(ctx, q, &rows); err != nil {
+		return fmt.Errorf("reading the time series' last hour: %w", err)
+	}
+	for _, r := range rows {
+		delete(p.hours, r.H/3600)
+	}
+	return nil
+}
+
+func onHour(t time.Time) bool { return t.Equal(t.Truncate(time.Hour)) }
+
+// startsSources is the union a series by hour of start reads (startsPlan):
+// the served start hours' rows of series_sh whose buckets are in the
+// range, and the flows started in the other hours since spreadHorizon
+// before the range, spread over its buckets. Columns as sources'.
+func (s *Store) startsSources(f flowlog.Filter, p plan, step time.Duration) string {
+	c := append(hourConds(f, p, step), "bucket >= toDateTime("+strconv.FormatInt(f.From.Unix(), 10)+", 'UTC')")
+	if !f.To.IsZero() {
+		c = append(c, "bucket < toDateTime("+strconv.FormatInt(f.To.Unix(), 10)+", 'UTC')")
+	}
+	parts := []string{fmt.Sprintf("SELECT toDateTime64(bucket, 3, 'UTC') AS t, toUInt128(spread_bytes) AS nb, toUInt128(spread_packets) AS np, toUInt128(flows) AS nf FROM %s.%s %s",
+		s.db, seriesSH.name, whereOf(c))}
+	back, lo, hi := spreadRange(f)
+	if skip, spans, all := rawSkip(back, p); !all {
+		q := spreadSQL(s.rawFrom(s.condsExcept(back, s.staleCutoff(), skip, spans)), "", "", spreadWidth(step), lo, hi)
+		parts = append(parts, "SELECT t, nb, np, nf FROM ("+q+")")
+	}
+	return "(" + strings.Join(parts, " UNION ALL ") + ")"
 }
 
 // rawSkip says what of f's range a raw read leaves to p's rollups: the day
@@ -441,7 +554,10 @@ const participantCols = "src_type, src_entity_id, src_entity_name, dst_type, dst
 // aggregateSQL plans and renders one flow-shaped aggregate: SELECT sel FROM
 // <sources> tail.
 func (s *Store) aggregateSQL(ctx context.Context, f flowlog.Filter, step time.Duration, cands []*rollupTable, cols string, sel, tail string) (string, error) {
-	p, err := s.plan(ctx, f, cands, step == 0)
+	p, err := s.startsPlan(ctx, f, step)
+	if err == nil && p.h == nil {
+		p, err = s.plan(ctx, f, cands, step == 0)
+	}
 	if err != nil {
 		return "", err
 	}
@@ -641,7 +757,7 @@ func (s *Store) topSQL(ctx context.Context, q flowlog.TopQuery, raw bool, sides 
 		flowParts = append(flowParts, s.rollupPart(q.Filter, p, cols, 0))
 	}
 	if len(p.hours) > 0 && !p.h.sides {
-		flowParts = append(flowParts, s.flowRows(p.h, hourConds(q.Filter, p), cols, 0))
+		flowParts = append(flowParts, s.flowRows(p.h, hourConds(q.Filter, p, 0), cols, 0))
 	}
 	if r := s.rawPart(q.Filter, p, cols, raw, 0); r != "" {
 		flowParts = append(flowParts, r)

@@ -57,6 +57,7 @@ var shardKeys = map[string]string{
 	"talkers_1d":        "toYYYYMMDD(day)",
 	"addrs_1d":          "toYYYYMMDD(day)",
 	"series_1h":         "toYYYYMMDD(bucket)",
+	"series_sh":         "toYYYYMMDD(hour)",
 	"rollup_dirty":      "toYYYYMMDD(day)",
 	"rollup_marks":      "toYYYYMMDD(day)",
 	"talkers_1h":        "toYYYYMMDD(hour)",

@@ -52,6 +52,11 @@ var (
 		dims: []string{"network_id"}}
 )
 
+// By hour of start (migration 15): the time series ("By hour of start"
+// below).
+var seriesSH = rollupTable{name: "series_sh", grain: time.Hour, ttl: Rollup1hTTL, timeCol: "hour",
+	dims: []string{"network_id", "protocol", "direction"}}
+
 // RollupHourTTL is how long talkers_1h and addrs_1h keep their rows: the
 // raw flows' default retention and a few days, as they serve the first
 // day of a range reaching that far back.
@@ -158,4 +163,37 @@ func (s *Store) grainsInsertSQL(day string, gen int64, hours bool, slices [][]st
 		FROM %[1]s.addrs_1h WHERE hour >= toDateTime('%[2]s 00:00:00', 'UTC') AND hour < toDateTime('%[4]s 00:00:00', 'UTC') AND gen = %[5]d
 		GROUP BY gen, network_id, shadowed, side, ip`, s.db, day, totals, next, gen)
 	return append(out, addrsH, addrsD)
+}
+
+// By hour of start. series_1h holds the bytes that flowed in each hour,
+// whenever their flows started, so it is exact for a bucket only when the
+// day is clean and the day before too (a flow reaches up to spreadHorizon
+// past its start), and a bucket of a dirty day is read raw with every flow
+// started up to a day before it: the partial first day of a "last 30
+// days" and today cost two day partitions each under FINAL. series_sh
+// keeps the same sums apart by the hour their flows started in. Every
+// insert that changes what a start hour's flows spread (a DESTROY, a
+// retry, an egress row shadowing an ingress one) marks that start hour,
+// so a clean start hour's rows are exact for every bucket they reach, and
+// a series reads raw only the flows of the start hours that are dirty
+// (the hour being written) or not rolled up (aggregate.go seriesByStart).
+// A day's pass writes the start hours of its own flows, slice of hosts by
+// slice, with every bucket they reach (the day and the next).
+
+// startsInsertSQL recomputes the series_sh rows of the flows of the hosts
+// of slice (the i-th) started on day, under generation gen.
+func (s *Store) startsInsertSQL(day string, gen int64, i int, slice []string) string {
+	d, _ := time.Parse(dayLayout, day)
+	part := []string{d.Format(partitionLayout)}
+	read := append([]string{partitionIn(part)}, slice...)
+	shadowed := s.shadowedExpr(s.egressBounds(time.Time{}, time.Time{}, part, nil), read, false, true)
+	dims := "network_id, protocol, direction, "
+	spread := spreadSQL(s.db+".flows FINAL "+whereOf(read), "toStartOfHour(start_ts) AS hour_r, "+dims+"toUInt8("+shadowed+") AS shadowed_r, ",
+		"hour_r, "+dims+"shadowed_r, e0, ", hourMS, d.UnixMilli(), 1<<62)
+	return fmt.Sprintf(`INSERT INTO %[1]s.series_sh (hour, bucket, gen, slice, %[2]sshadowed, flows, spread_bytes, spread_packets, last_end)
+		SELECT hour_r, toDateTime(t, 'UTC') AS bucket_r, toInt64(%[3]d) AS gen_r, toUInt32(%[4]d) AS slice_r, %[2]sshadowed_r,
+			toUInt64(sum(nf)), toUInt64(least(sum(nb), %[5]s)), toUInt64(least(sum(np), %[5]s)), max(e0)
+		FROM (%[6]s)
+		GROUP BY hour_r, bucket_r, %[2]sshadowed_r`,
+		s.db, dims, gen, i, maxUInt64, spread)
 }

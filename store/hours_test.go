@@ -75,6 +75,10 @@ func TestRollupHoursEqualRaw(t *testing.T) {
 		{Participant: "alice", From: day0.Add(time.Hour)},       // pairs_1d, hours from flows_1h
 		{HostID: "h1", From: day0.Add(time.Hour + time.Minute)}, // flows_1h both ways
 		{From: day0.Add(90 * time.Minute), Observations: flowlog.ObserveAll},
+		{From: day0.Add(3 * time.Hour)},                                                   // on the hour: series by hour of start
+		{From: day0.Add(26 * time.Hour), To: day0.Add(29 * time.Hour), NetworkID: "net1"}, // its lookback: dirty hours of day0
+		{From: day0.Add(3 * time.Hour), To: day0.Add(4*time.Hour + 30*time.Minute)},       // ends while the long flow runs
+		{From: day0.Add(24 * time.Hour), To: time.Now()},                                  // ends now, as the page's
 	}
 	compare := func(label string) {
 		t.Helper()
@@ -98,6 +102,13 @@ func TestRollupHoursEqualRaw(t *testing.T) {
 					t.Fatal(err)
 				}
 				got[j] = append(got[j], m)
+				for _, step := range []time.Duration{time.Hour, 6 * time.Hour, 24 * time.Hour, 5 * time.Minute} {
+					p, err := s.Series(ctx, f, step)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got[j] = append(got[j], p)
+				}
 			}
 			store.ForceRaw(s, false)
 			for k := range got[0] {
@@ -125,6 +136,10 @@ func TestRollupHoursEqualRaw(t *testing.T) {
 	if table, hours, _ := store.HourPlan(s, flowlog.Filter{HostID: "h1", From: day0.Add(time.Hour)}, true); table != "flows_1h" || hours == 0 {
 		t.Errorf("top with a host filter: %d hours of %q, want flows_1h's", hours, table)
 	}
+	// A series on the hour reads the clean start hours by hour of start.
+	if table, _, err := store.Plan(s, filters[10], time.Hour); err != nil || table != "series_sh" {
+		t.Errorf("series from 03:00 with dirty hours: read from %q (%v), want series_sh", table, err)
+	}
 	compare("hours dirty")
 	rollupOn(t, s)
 	if _, hours, _ := store.HourPlan(s, filters[0], true); hours != 28 {
@@ -133,14 +148,18 @@ func TestRollupHoursEqualRaw(t *testing.T) {
 	compare("recomputed")
 	// Whole hours and days the rollups serve are not read raw.
 	for _, f := range []flowlog.Filter{{From: day0.Add(24 * time.Hour), To: day0.Add(48 * time.Hour)}, {From: day0.Add(3 * time.Hour), To: day0.Add(29 * time.Hour)}} {
-		q, err := store.MatrixSQL(s, f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		est := estimate(t, s, q)
-		for _, e := range est {
-			if e.Table == "flows" && e.Parts != 0 {
-				t.Errorf("%v to %v: reads %d parts of flows, want none (%+v)", f.From, f.To, e.Parts, est)
+		for _, sql := range []func(*store.Store, flowlog.Filter) (string, error){
+			store.MatrixSQL, func(s *store.Store, f flowlog.Filter) (string, error) { return store.SeriesSQL(s, f, time.Hour) },
+		} {
+			q, err := sql(s, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			est := estimate(t, s, q)
+			for _, e := range est {
+				if e.Table == "flows" && e.Parts != 0 {
+					t.Errorf("%v to %v: reads %d parts of flows, want none (%+v)", f.From, f.To, e.Parts, est)
+				}
 			}
 		}
 	}

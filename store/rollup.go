@@ -85,9 +85,11 @@ import (
 // hour. So the clean hours of a dirty day (today's, but the one being
 // written) and the whole hours of the range's partial first and last days
 // are read from the rollups of start hours (talkers_1h, addrs_1h; flows_1h
-// holds its flows by start hour too), and only the other hours raw. Time
-// series are not served by hours: a bucket's bytes come from flows started
-// up to spreadHorizon before it, which no mark of the bucket's hour names.
+// holds its flows by start hour too), and only the other hours raw. A time
+// series' bucket gets bytes from flows started up to spreadHorizon before
+// it, which no mark of the bucket's hour names, so series_1h serves clean
+// days only; series_sh keeps those bytes by start hour, which the marks do
+// name (grains.go, "By hour of start").
 
 // Rollup retention, fixed (the raw flows' retention is --retention, 30 days
 // by default): 1-minute rows for a week, 1-hour rows for a year, so long
@@ -283,15 +285,14 @@ func (s *Store) rollup(ctx context.Context, quiet time.Duration) (RollupStats, e
 		Marked int64  `json:"marked"`
 		Oldest int64  `json:"oldest"` // the earliest latest mark among its dirty hours
 		Gen    int64  `json:"gen"`
-		Grains uint8  `json:"grains"`
-		Hours  uint8  `json:"hours"`
-		Last   int64  `json:"last"`
+		dayTables
+		Last int64 `json:"last"`
 	}
 	q := fmt.Sprintf(`SELECT toString(d.day) AS day, max(d.marked) AS marked, minIf(d.marked, d.marked > m.covers) AS oldest,
-			any(m.gen) AS gen, any(m.grains) AS grains, any(m.hours) AS hours, any(m.last) AS last
+			any(m.gen) AS gen, any(m.grains) AS grains, any(m.hours) AS hours, any(m.starts) AS starts, any(m.last) AS last
 		FROM (SELECT day, hour, max(marked) AS marked FROM %[1]s.rollup_marks GROUP BY day, hour) AS d
 		LEFT JOIN (SELECT day, argMax(gen, stamp) AS gen, argMax(grains, stamp) AS grains, argMax(hours, stamp) AS hours,
-				argMax(covers, stamp) AS covers, max(stamp) AS last
+				argMax(starts, stamp) AS starts, argMax(covers, stamp) AS covers, max(stamp) AS last
 			FROM %[1]s.rollup_days GROUP BY day) AS m USING (day)
 		GROUP BY d.day HAVING max(d.marked) > any(m.covers) ORDER BY day DESC`, s.db)
 	if err := s.queryRows(ctx, q, &dirty); err != nil {
@@ -320,7 +321,7 @@ func (s *Store) rollup(ctx context.Context, quiet time.Duration) (RollupStats, e
 		if !day.After(now.Add(-s.retention + rollupTTLMargin)) {
 			// The raw day is (being) deleted by its TTL: recomputing it would
 			// replace good rollup rows by a partial day. Keep the rows.
-			if err := s.writeRollupDay(ctx, d.Day, d.Gen, d.Marked, d.Grains, d.Hours); err != nil {
+			if err := s.writeRollupDay(ctx, d.Day, d.Gen, d.Marked, d.dayTables); err != nil {
 				return st, err
 			}
 			st.Closed++
@@ -339,7 +340,7 @@ func (s *Store) rollup(ctx context.Context, quiet time.Duration) (RollupStats, e
 			}
 			return s.eng.Exec(ctx, q+s.rollupSettings)
 		}
-		var grains, hours uint8
+		var wrote dayTables
 		for _, r := range []rollupTable{rollup1m, rollup1h} {
 			if day.Before(r.firstDay(now)) {
 				continue // its rows would expire at once; readers do not look there
@@ -362,13 +363,21 @@ func (s *Store) rollup(ctx context.Context, quiet time.Duration) (RollupStats, e
 						return st, fmt.Errorf("recomputing the page's rollups for %s: %w", d.Day, err)
 					}
 				}
-				grains = 1
+				wrote.Grains = 1
 				if withHours {
-					hours = 1
+					wrote.Hours = 1
 				}
 			}
 		}
-		if err := s.writeRollupDay(ctx, d.Day, gen, covers, grains, hours); err != nil {
+		if !day.Before(seriesSH.firstDay(now)) { // the time series by hour of start (grains.go)
+			for i, slice := range slices {
+				if err := exec(s.startsInsertSQL(d.Day, gen, i, slice)); err != nil {
+					return st, fmt.Errorf("recomputing %s for %s: %w", seriesSH.name, d.Day, err)
+				}
+			}
+			wrote.Starts = 1
+		}
+		if err := s.writeRollupDay(ctx, d.Day, gen, covers, wrote); err != nil {
 			return st, err
 		}
 		st.Days++
@@ -393,9 +402,17 @@ func (s *Store) stopping() bool {
 	}
 }
 
-func (s *Store) writeRollupDay(ctx context.Context, day string, gen, covers int64, grains, hours uint8) error {
-	err := s.eng.Exec(ctx, fmt.Sprintf("INSERT INTO %s.rollup_days (day, gen, covers, stamp, grains, hours) VALUES ('%s', %d, %d, %d, %d, %d)",
-		s.db, day, gen, covers, s.stamp(), grains, hours))
+// dayTables says which tables a day's generation wrote besides flows_1m
+// and flows_1h (rollup_days' flags; 1: it did).
+type dayTables struct {
+	Grains uint8 `json:"grains"` // the page's rollups by day (migration 10)
+	Hours  uint8 `json:"hours"`  // talkers_1h, addrs_1h (migration 12)
+	Starts uint8 `json:"starts"` // series_sh (migration 15)
+}
+
+func (s *Store) writeRollupDay(ctx context.Context, day string, gen, covers int64, w dayTables) error {
+	err := s.eng.Exec(ctx, fmt.Sprintf("INSERT INTO %s.rollup_days (day, gen, covers, stamp, grains, hours, starts) VALUES ('%s', %d, %d, %d, %d, %d, %d)",
+		s.db, day, gen, covers, s.stamp(), w.Grains, w.Hours, w.Starts))
 	s.marks.wroteState()
 	if err != nil {
 		return fmt.Errorf("recording the rollup of %s: %w", day, err)
@@ -527,12 +544,14 @@ func (s *Store) hoursOfMinutesSQL(day string, gen int64, slice []string) string 
 }
 
 // cleanDay is a rolled-up day: the generation to read, whether it includes
-// the page's rollups (grains.go) and those by hour, and which of its hours
-// are dirty (bit h: hour h), none when the whole day is clean.
+// the page's rollups (grains.go), those by hour and the series by hour of
+// start, and which of its hours are dirty (bit h: hour h), none when the
+// whole day is clean.
 type cleanDay struct {
 	gen    int64
 	grains bool
 	hours  bool
+	starts bool
 	dirty  uint32
 }
 
@@ -552,20 +571,19 @@ func (s *Store) cleanDays(ctx context.Context, from, to time.Time) (map[string]c
 		w = " WHERE " + strings.Join(cond, " AND ")
 	}
 	var rows []struct {
-		Day    string `json:"day"`
-		Gen    int64  `json:"gen"`
-		Grains uint8  `json:"grains"`
-		Hours  uint8  `json:"hours"`
-		Dirty  uint32 `json:"dirty"`
+		Day string `json:"day"`
+		Gen int64  `json:"gen"`
+		dayTables
+		Dirty uint32 `json:"dirty"`
 	}
 	days, at, ok := s.marks.cached(w) // a sole writer's last answer (dirty.go); read-only
 	if ok {
 		return days, nil
 	}
-	q := fmt.Sprintf(`SELECT toString(m.day) AS day, any(m.gen) AS gen, any(m.grains) AS grains, any(m.hours) AS hours,
+	q := fmt.Sprintf(`SELECT toString(m.day) AS day, any(m.gen) AS gen, any(m.grains) AS grains, any(m.hours) AS hours, any(m.starts) AS starts,
 			groupBitOr(if(d.marked > m.covers, bitShiftLeft(toUInt32(1), d.hour), toUInt32(0))) AS dirty
-		FROM (SELECT day, argMax(gen, stamp) AS gen, argMax(grains, stamp) AS grains, argMax(hours, stamp) AS hours, argMax(covers, stamp) AS covers
-			FROM %[1]s.rollup_days%[2]s GROUP BY day) AS m
+		FROM (SELECT day, argMax(gen, stamp) AS gen, argMax(grains, stamp) AS grains, argMax(hours, stamp) AS hours, argMax(starts, stamp) AS starts,
+			argMax(covers, stamp) AS covers FROM %[1]s.rollup_days%[2]s GROUP BY day) AS m
 		LEFT JOIN (SELECT day, hour, max(marked) AS marked FROM %[1]s.rollup_marks%[2]s GROUP BY day, hour) AS d USING (day)
 		GROUP BY m.day`, s.db, w)
 	if err := s.queryRows(ctx, q, &rows); err != nil {
@@ -573,7 +591,7 @@ func (s *Store) cleanDays(ctx context.Context, from, to time.Time) (map[string]c
 	}
 	out := make(map[string]cleanDay, len(rows))
 	for _, r := range rows {
-		out[r.Day] = cleanDay{gen: r.Gen, grains: r.Grains == 1, hours: r.Hours == 1, dirty: r.Dirty}
+		out[r.Day] = cleanDay{gen: r.Gen, grains: r.Grains == 1, hours: r.Hours == 1, starts: r.Starts == 1, dirty: r.Dirty}
 	}
 	s.marks.keep(w, out, at)
 	return out, nil

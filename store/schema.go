@@ -440,6 +440,40 @@ var migrations = []migration{
 		TTL toDateTime(intDiv(gen, 1000000000)) + toIntervalHour(1)
 		SETTINGS ttl_only_drop_parts = 1, merge_with_ttl_timeout = 3600`,
 	}, nil},
+	{15, "the time series by hour of start", []string{
+		// The bytes that flowed in each hour (bucket), by the hour their
+		// flows started in (hour): a bucket's total is the sum over the
+		// start hours up to spreadHorizon before it, and each start hour
+		// is exact under its own marks, so a series reads raw only the
+		// flows of its dirty start hours, not every flow started up to a
+		// day before a dirty bucket (grains.go, "By hour of start"). A day's
+		// pass writes its start hours slice by slice (slice: two slices
+		// write disjoint rows); readers sum the slices. Kept as long as
+		// series_1h.
+		`CREATE TABLE IF NOT EXISTS {db}.series_sh (
+			hour DateTime('UTC') COMMENT 'the hour the flows started in',
+			bucket DateTime('UTC') COMMENT 'the hour their bytes flowed in',
+			gen Int64,
+			slice UInt32 COMMENT 'the host slice that summed the row',
+			network_id LowCardinality(String),
+			protocol UInt8,
+			direction Enum8('unspecified' = 0, 'ingress' = 1, 'egress' = 2),
+			shadowed UInt8,
+			flows UInt64 COMMENT 'flows started in the hour, in the row of its own bucket (else 0)',
+			spread_bytes UInt64 COMMENT 'their bytes that flowed in the bucket, spread evenly over the lifetime of each flow',
+			spread_packets UInt64,
+			last_end Int64 COMMENT 'the latest end of their lifetimes (Unix ms, spreadSQL): a range ending within the bucket gets all of the row when it ends after it'
+		) ENGINE = ReplacingMergeTree(gen)
+		PARTITION BY toYYYYMM(hour)
+		ORDER BY (hour, network_id, protocol, direction, shadowed, bucket, slice)
+		TTL hour + toIntervalSecond(31536000)
+		SETTINGS fsync_after_insert = 1, fsync_part_directory = 1`,
+		// Which days' generations include it.
+		`ALTER TABLE {db}.rollup_days ADD COLUMN IF NOT EXISTS starts UInt8 COMMENT '1: the generation also wrote series_sh'`,
+		// Every day still in the raw flows is recomputed once.
+		`INSERT INTO {db}.rollup_marks (day, hour, marked)
+		SELECT day, arrayJoin(range(24)), toUnixTimestamp64Nano(now64(9)) FROM (SELECT DISTINCT toDate(start_ts) AS day FROM {db}.flows)`,
+	}, nil},
 }
 
 // flowsV3 is the flows table from migration 3 on ({table}: its name).

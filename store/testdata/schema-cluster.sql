@@ -543,6 +543,36 @@ CREATE TABLE IF NOT EXISTS `flowlog`.addrs_slices ON CLUSTER `flows_cluster` AS 
 
 INSERT INTO `flowlog`.schema_migrations (version, name) VALUES (14, 'the rollup pass\'s addresses by host slice');
 
+CREATE TABLE IF NOT EXISTS `flowlog`.series_sh_local ON CLUSTER `flows_cluster` (
+			hour DateTime('UTC') COMMENT 'the hour the flows started in',
+			bucket DateTime('UTC') COMMENT 'the hour their bytes flowed in',
+			gen Int64,
+			slice UInt32 COMMENT 'the host slice that summed the row',
+			network_id LowCardinality(String),
+			protocol UInt8,
+			direction Enum8('unspecified' = 0, 'ingress' = 1, 'egress' = 2),
+			shadowed UInt8,
+			flows UInt64 COMMENT 'flows started in the hour, in the row of its own bucket (else 0)',
+			spread_bytes UInt64 COMMENT 'their bytes that flowed in the bucket, spread evenly over the lifetime of each flow',
+			spread_packets UInt64,
+			last_end Int64 COMMENT 'the latest end of their lifetimes (Unix ms, spreadSQL): a range ending within the bucket gets all of the row when it ends after it'
+		) ENGINE = ReplicatedReplacingMergeTree(gen)
+		PARTITION BY toYYYYMM(hour)
+		ORDER BY (hour, network_id, protocol, direction, shadowed, bucket, slice)
+		TTL hour + toIntervalSecond(31536000)
+		SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+
+CREATE TABLE IF NOT EXISTS `flowlog`.series_sh ON CLUSTER `flows_cluster` AS `flowlog`.series_sh_local ENGINE = Distributed(`flows_cluster`, `flowlog`, series_sh_local, toYYYYMMDD(hour));
+
+ALTER TABLE `flowlog`.rollup_days_local ON CLUSTER `flows_cluster` ADD COLUMN IF NOT EXISTS starts UInt8 COMMENT '1: the generation also wrote series_sh';
+
+ALTER TABLE `flowlog`.rollup_days ON CLUSTER `flows_cluster` ADD COLUMN IF NOT EXISTS starts UInt8 COMMENT '1: the generation also wrote series_sh';
+
+INSERT INTO `flowlog`.rollup_marks (day, hour, marked)
+		SELECT day, arrayJoin(range(24)), toUnixTimestamp64Nano(now64(9)) FROM (SELECT DISTINCT toDate(start_ts) AS day FROM `flowlog`.flows);
+
+INSERT INTO `flowlog`.schema_migrations (version, name) VALUES (15, 'the time series by hour of start');
+
 ALTER TABLE `flowlog`.flows_local ON CLUSTER `flows_cluster` MODIFY TTL toDateTime(start_ts) + toIntervalSecond(2592000) SETTINGS materialize_ttl_after_modify = 0;
 
 ALTER TABLE `flowlog`.rejected_events_local ON CLUSTER `flows_cluster` MODIFY TTL toDateTime(received_at) + toIntervalSecond(2592000) SETTINGS materialize_ttl_after_modify = 0;

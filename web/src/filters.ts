@@ -138,6 +138,24 @@ export function apiQuery(f: Filters, now: Date, time: "open" | "closed" | "none"
   return p;
 }
 
+// seriesQuery is apiQuery(f, now, "closed") for the time series. A window
+// of more than seriesOnHour gets a step of at least an hour from the API
+// (300 points at most), so its from goes down to the hour: the chart's
+// first bucket is whole like the others, and the store answers from its
+// rollups by hour of start instead of reading every flow of the day before
+// the window (store/grains.go, "By hour of start").
+export function seriesQuery(f: Filters, now: Date): URLSearchParams {
+  const p = apiQuery(f, now, "closed");
+  const w = timeWindow(f, now);
+  if ((w.to ?? now).getTime() - w.from.getTime() > seriesOnHour) {
+    p.set("from", rfc3339(new Date(Math.floor(w.from.getTime() / 3600_000) * 3600_000)));
+  }
+  return p;
+}
+
+// seriesOnHour: 300 buckets of 15 minutes, and a day of margin.
+const seriesOnHour = (75 + 24) * 3600_000;
+
 // setSort adds the flows order to a query (the page URL, the listing and
 // its export; not the aggregates, which have no order): nothing for the
 // default.

@@ -518,8 +518,8 @@ async function refreshAggregates(now = new Date()) {
       })
       .catch(() => {}),
     Promise.all([
-      api.timeseries(F.apiQuery(filters, now, "closed"), signal),
-      stackEl.value ? api.stacked(F.apiQuery(filters, now, "closed"), stackEl.value, stackLimit, signal) : null,
+      api.timeseries(F.seriesQuery(filters, now), signal),
+      stackEl.value ? api.stacked(F.seriesQuery(filters, now), stackEl.value, stackLimit, signal) : null,
     ])
       .then(([s, st]) => {
         if (signal.aborted) return;

@@ -246,6 +246,23 @@ async function run() {
   await page.click('[data-testid="range-back"]');
   await panels(`network_id=${net}`);
   same(await rowIds(), expect.all.rows, "rows after Back from the zoom");
+  // A window of 30 days: the time series is asked from the hour (whole
+  // buckets, read from the rollups by hour of start), the rest from 30
+  // days ago to the second; the flows are the same.
+  const asked = [];
+  const onAsk = (r) => r.url().includes("/aggregates/") && asked.push(new URL(r.url()));
+  page.on("request", onAsk);
+  await page.goto(`${base}/?network_id=${encodeURIComponent(net)}&range=30d`);
+  await panels("range=30d");
+  page.off("request", onAsk);
+  const askedFrom = (name) => asked.find((u) => u.pathname.endsWith(`/aggregates/${name}`))?.searchParams.get("from") ?? "";
+  const [seriesFrom, topFrom] = [askedFrom("timeseries"), askedFrom("top")];
+  check(/T\d\d:00:00Z$/.test(seriesFrom), `time series of 30 days asked from ${seriesFrom}, not on the hour`);
+  const ahead = new Date(topFrom).getTime() - new Date(seriesFrom).getTime();
+  check(ahead >= 0 && ahead < 3600_000, `top talkers from ${topFrom}, time series from ${seriesFrom}: want the hour the window starts in`);
+  same((await chartSummary()).flows, expect.all.rows.length, "chart flows of 30 days");
+  await page.goto(`${base}/?network_id=${encodeURIComponent(net)}`);
+  await panels(`network_id=${net}`);
   log("time range ok");
 
   // The external address is named by its network (AS and country, from the
