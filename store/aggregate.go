@@ -199,7 +199,7 @@ func (s *Store) sources(f flowlog.Filter, p plan, cols string, withIPs bool, ste
 		parts = append(parts, s.rollupPart(f, p, cols, step))
 	}
 	if len(p.hours) > 0 {
-		parts = append(parts, s.flowRows(p.h, hourConds(f, p, 0), cols, 0))
+		parts = append(parts, s.flowRows(p.h, true, hourConds(f, p, 0), cols, 0))
 	}
 	if raw := s.rawPart(f, p, cols, withIPs, step); raw != "" {
 		parts = append(parts, raw)
@@ -253,12 +253,19 @@ func hourConds(f flowlog.Filter, p plan, step time.Duration) []string {
 		hs = append(hs, h)
 	}
 	sort.Slice(hs, func(i, j int) bool { return hs[i] < hs[j] })
-	// Each hour is at its day's generation: the set names the days (a set
-	// of a month's 720 hours cost more than reading their rows).
-	var set []string
+	// Each hour is at its day's generation or a later one, key by key,
+	// read FINAL (hourFrom): a pass recomputing the day writes a later
+	// generation's rows before it names it, the same ones for the hours
+	// still clean, and the engine may merge the named generation's rows
+	// into them meanwhile (ReplacingMergeTree(gen) keeps the later), or
+	// after a pass that stopped before naming it. Each key's row of any
+	// generation is whole (one statement writes it), so the newest one is
+	// as exact as the named one's; rows of keys a later generation no
+	// longer has are of its dirty hours, which are not read here.
+	var gens []string
 	for i, h := range hs {
 		if i == 0 || h/24 != hs[i-1]/24 {
-			set = append(set, fmt.Sprintf("('%s', %d)", time.Unix(h*3600, 0).UTC().Format(dayLayout), p.hours[h]))
+			gens = append(gens, fmt.Sprintf("toDate(%s) = '%s' AND gen >= %d", p.h.timeCol, time.Unix(h*3600, 0).UTC().Format(dayLayout), p.hours[h]))
 		}
 	}
 	rc := dimConds(f)
@@ -266,8 +273,7 @@ func hourConds(f flowlog.Filter, p plan, step time.Duration) []string {
 		rc = append(rc, "shadowed = 0")
 	}
 	// The runs of consecutive hours prune parts and granules (the first
-	// and last day of a long range are weeks apart) and pick the hours;
-	// the set picks each one's generation.
+	// and last day of a long range are weeks apart) and pick the hours.
 	c := p.h.timeCol
 	var runs []string
 	for i := 0; i < len(hs); {
@@ -278,7 +284,7 @@ func hourConds(f flowlog.Filter, p plan, step time.Duration) []string {
 		runs = append(runs, fmt.Sprintf("%[1]s >= toDateTime(%[2]d, 'UTC') AND %[1]s < toDateTime(%[3]d, 'UTC')", c, hs[i]*3600, (hs[j-1]+1)*3600))
 		i = j
 	}
-	rc = append(rc, "("+strings.Join(runs, " OR ")+")", "(toDate("+c+"), gen) IN ("+strings.Join(set, ", ")+")")
+	rc = append(rc, "("+strings.Join(runs, " OR ")+")", "("+strings.Join(gens, " OR ")+")")
 	if step == 0 {
 		rc = append(rc, "flows > 0")
 	}
@@ -287,17 +293,27 @@ func hourConds(f flowlog.Filter, p plan, step time.Duration) []string {
 
 // rollupPart reads the days p serves from its (flow-shaped) rollup.
 func (s *Store) rollupPart(f flowlog.Filter, p plan, cols string, step time.Duration) string {
-	return s.flowRows(p.r, rollupConds(f, p, step), cols, step)
+	return s.flowRows(p.r, false, rollupConds(f, p, step), cols, step)
 }
 
-// flowRows reads the rows meeting c of a flow-shaped rollup.
-func (s *Store) flowRows(r *rollupTable, c []string, cols string, step time.Duration) string {
+// flowRows reads the rows meeting c of a flow-shaped rollup, by hour
+// (hourConds) when byHour.
+func (s *Store) flowRows(r *rollupTable, byHour bool, c []string, cols string, step time.Duration) string {
 	nb, np := "bytes", "packets"
 	if step > 0 {
 		nb, np = "spread_bytes", "spread_packets"
 	}
-	return fmt.Sprintf("SELECT toDateTime64(%s, 3, 'UTC') AS t, %stoUInt128(%s) AS nb, toUInt128(%s) AS np, toUInt128(flows) AS nf FROM %s.%s %s",
-		r.timeCol, cols, nb, np, s.db, r.name, whereOf(c))
+	return fmt.Sprintf("SELECT toDateTime64(%s, 3, 'UTC') AS t, %stoUInt128(%s) AS nb, toUInt128(%s) AS np, toUInt128(flows) AS nf FROM %s %s",
+		r.timeCol, cols, nb, np, s.tableOf(r, byHour), whereOf(c))
+}
+
+// tableOf is the FROM of a rollup's rows: by hour (hourConds), FINAL, so
+// that each key's newest generation is read.
+func (s *Store) tableOf(r *rollupTable, byHour bool) string {
+	if byHour {
+		return s.db + "." + r.name + " FINAL"
+	}
+	return s.db + "." + r.name
 }
 
 // sidePart reads the days p serves from its rollup of one row per side
@@ -306,20 +322,20 @@ func (s *Store) flowRows(r *rollupTable, c []string, cols string, step time.Dura
 func (s *Store) sidePart(f flowlog.Filter, p plan, g string, sides []string) string {
 	var parts []string
 	if len(p.days) > 0 {
-		parts = append(parts, s.sideRows(p.r, rollupConds(f, p, 0), g, sides))
+		parts = append(parts, s.sideRows(p.r, false, rollupConds(f, p, 0), g, sides))
 	}
 	if len(p.hours) > 0 {
-		parts = append(parts, s.sideRows(p.h, hourConds(f, p, 0), g, sides))
+		parts = append(parts, s.sideRows(p.h, true, hourConds(f, p, 0), g, sides))
 	}
 	return strings.Join(parts, " UNION ALL ")
 }
 
-func (s *Store) sideRows(r *rollupTable, c []string, g string, sides []string) string {
+func (s *Store) sideRows(r *rollupTable, byHour bool, c []string, g string, sides []string) string {
 	if len(sides) == 1 {
 		c = append(c, "side = "+map[string]string{"src": "0", "dst": "1"}[sides[0]])
 	}
-	return fmt.Sprintf("SELECT %s AS g, toUInt128(bytes) AS nb, toUInt128(packets) AS np, toUInt128(flows) AS nf FROM %s.%s %s",
-		g, s.db, r.name, whereOf(c))
+	return fmt.Sprintf("SELECT %s AS g, toUInt128(bytes) AS nb, toUInt128(packets) AS np, toUInt128(flows) AS nf FROM %s %s",
+		g, s.tableOf(r, byHour), whereOf(c))
 }
 
 // rawPart reads raw flows for the days of the range p's rollup does not
@@ -436,8 +452,8 @@ func (s *Store) endsWithin(ctx context.Context, f flowlog.Filter, p plan) error 
 		H int64 `json:"h"`
 	}
 	c := append(hourConds(f, p, time.Hour), "bucket = toDateTime("+strconv.FormatInt(last.Unix(), 10)+", 'UTC')")
-	q := fmt.Sprintf("SELECT toUnixTimestamp(hour) AS h FROM %s.%s %s GROUP BY hour HAVING max(last_end) >= %d",
-		s.db, seriesSH.name, whereOf(c), f.To.UnixMilli())
+	q := fmt.Sprintf("SELECT toUnixTimestamp(hour) AS h FROM %s %s GROUP BY hour HAVING max(last_end) >= %d",
+		s.tableOf(&seriesSH, true), whereOf(c), f.To.UnixMilli())
 	if err := s.queryRows(ctx, q, &rows); err != nil {
 		return fmt.Errorf("reading the time series' last hour: %w", err)
 	}
@@ -458,8 +474,8 @@ func (s *Store) startsSources(f flowlog.Filter, p plan, step time.Duration) stri
 	if !f.To.IsZero() {
 		c = append(c, "bucket < toDateTime("+strconv.FormatInt(f.To.Unix(), 10)+", 'UTC')")
 	}
-	parts := []string{fmt.Sprintf("SELECT toDateTime64(bucket, 3, 'UTC') AS t, toUInt128(spread_bytes) AS nb, toUInt128(spread_packets) AS np, toUInt128(flows) AS nf FROM %s.%s %s",
-		s.db, seriesSH.name, whereOf(c))}
+	parts := []string{fmt.Sprintf("SELECT toDateTime64(bucket, 3, 'UTC') AS t, toUInt128(spread_bytes) AS nb, toUInt128(spread_packets) AS np, toUInt128(flows) AS nf FROM %s %s",
+		s.tableOf(&seriesSH, true), whereOf(c))}
 	back, lo, hi := spreadRange(f)
 	if skip, spans, all := rawSkip(back, p); !all {
 		q := spreadSQL(s.rawFrom(s.condsExcept(back, s.staleCutoff(), skip, spans)), "", "", spreadWidth(step), lo, hi)
@@ -757,7 +773,7 @@ func (s *Store) topSQL(ctx context.Context, q flowlog.TopQuery, raw bool, sides 
 		flowParts = append(flowParts, s.rollupPart(q.Filter, p, cols, 0))
 	}
 	if len(p.hours) > 0 && !p.h.sides {
-		flowParts = append(flowParts, s.flowRows(p.h, hourConds(q.Filter, p, 0), cols, 0))
+		flowParts = append(flowParts, s.flowRows(p.h, true, hourConds(q.Filter, p, 0), cols, 0))
 	}
 	if r := s.rawPart(q.Filter, p, cols, raw, 0); r != "" {
 		flowParts = append(flowParts, r)

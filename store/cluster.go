@@ -58,6 +58,7 @@ var shardKeys = map[string]string{
 	"addrs_1d":          "toYYYYMMDD(day)",
 	"series_1h":         "toYYYYMMDD(bucket)",
 	"series_sh":         "toYYYYMMDD(hour)",
+	"series_slices":     "toYYYYMMDD(hour)", // a day's slices on one shard (of series_sh's day), summed there
 	"rollup_dirty":      "toYYYYMMDD(day)",
 	"rollup_marks":      "toYYYYMMDD(day)",
 	"talkers_1h":        "toYYYYMMDD(hour)",

@@ -177,23 +177,34 @@ func (s *Store) grainsInsertSQL(day string, gen int64, hours bool, slices [][]st
 // so a clean start hour's rows are exact for every bucket they reach, and
 // a series reads raw only the flows of the start hours that are dirty
 // (the hour being written) or not rolled up (aggregate.go seriesByStart).
-// A day's pass writes the start hours of its own flows, slice of hosts by
-// slice, with every bucket they reach (the day and the next).
+// A day's pass writes the start hours of its own flows, with every bucket
+// they reach (the day and the next), slice of hosts by slice into
+// series_slices, then their sums.
 
-// startsInsertSQL recomputes the series_sh rows of the flows of the hosts
-// of slice (the i-th) started on day, under generation gen.
-func (s *Store) startsInsertSQL(day string, gen int64, i int, slice []string) string {
+// startsInsertSQL recomputes the series_sh rows of the flows started on
+// day, under generation gen: each slice of hosts (hostSlices) sums its
+// flows into series_slices, and the last statement adds the slices up.
+func (s *Store) startsInsertSQL(day string, gen int64, slices [][]string) []string {
 	d, _ := time.Parse(dayLayout, day)
 	part := []string{d.Format(partitionLayout)}
-	read := append([]string{partitionIn(part)}, slice...)
-	shadowed := s.shadowedExpr(s.egressBounds(time.Time{}, time.Time{}, part, nil), read, false, true)
 	dims := "network_id, protocol, direction, "
-	spread := spreadSQL(s.db+".flows FINAL "+whereOf(read), "toStartOfHour(start_ts) AS hour_r, "+dims+"toUInt8("+shadowed+") AS shadowed_r, ",
-		"hour_r, "+dims+"shadowed_r, e0, ", hourMS, d.UnixMilli(), 1<<62)
-	return fmt.Sprintf(`INSERT INTO %[1]s.series_sh (hour, bucket, gen, slice, %[2]sshadowed, flows, spread_bytes, spread_packets, last_end)
-		SELECT hour_r, toDateTime(t, 'UTC') AS bucket_r, toInt64(%[3]d) AS gen_r, toUInt32(%[4]d) AS slice_r, %[2]sshadowed_r,
+	var out []string
+	for i, slice := range slices {
+		read := append([]string{partitionIn(part)}, slice...)
+		shadowed := s.shadowedExpr(s.egressBounds(time.Time{}, time.Time{}, part, nil), read, false, true)
+		spread := spreadSQL(s.db+".flows FINAL "+whereOf(read), "toStartOfHour(start_ts) AS hour_r, "+dims+"toUInt8("+shadowed+") AS shadowed_r, ",
+			"hour_r, "+dims+"shadowed_r, e0, ", hourMS, d.UnixMilli(), 1<<62)
+		out = append(out, fmt.Sprintf(`INSERT INTO %[1]s.series_slices (gen, slice, hour, bucket, %[2]sshadowed, flows, spread_bytes, spread_packets, last_end)
+		SELECT toInt64(%[3]d) AS gen_r, toUInt32(%[4]d) AS slice_r, hour_r, toDateTime(t, 'UTC') AS bucket_r, %[2]sshadowed_r,
 			toUInt64(sum(nf)), toUInt64(least(sum(nb), %[5]s)), toUInt64(least(sum(np), %[5]s)), max(e0)
 		FROM (%[6]s)
 		GROUP BY hour_r, bucket_r, %[2]sshadowed_r`,
-		s.db, dims, gen, i, maxUInt64, spread)
+			s.db, dims, gen, i, maxUInt64, spread))
+	}
+	sum := saturatingSum
+	return append(out, fmt.Sprintf(`INSERT INTO %[1]s.series_sh (hour, bucket, gen, %[2]sshadowed, flows, spread_bytes, spread_packets, last_end)
+		SELECT hour, bucket, gen, %[2]sshadowed, %[3]s, %[4]s, %[5]s, max(last_end)
+		FROM %[1]s.series_slices WHERE gen = %[6]d
+		GROUP BY hour, bucket, gen, %[2]sshadowed`,
+		s.db, dims, sum("flows"), sum("spread_bytes"), sum("spread_packets"), gen))
 }

@@ -68,7 +68,14 @@ import (
 // as their clocks agree within that slack. A crash between the flows insert
 // and its mark loses the mark, but then Insert did not return, the envelope
 // was not acked, and the agent's retry marks it. A partially written
-// generation is never named in rollup_days, so never read.
+// generation is never named in rollup_days, so never read as such. But
+// the tables are ReplacingMergeTree(gen), keyed without gen, so the engine
+// may merge the named generation's rows into a later one's of the same
+// key, written by a pass under way (or stopped) on the day: a day being
+// recomputed is dirty, so its day rows are not read, but its clean hours
+// are, by hour of start. Those are read key by key at the named
+// generation or a later one (aggregate.go hourConds), which for a clean
+// hour holds the same sums.
 //
 // Cost: a day is recomputed whole (at 10M flows over 30 days, about 0.7 s a
 // day, BENCHMARKS.md), in slices of hosts ("Slices" below). The background
@@ -370,8 +377,8 @@ func (s *Store) rollup(ctx context.Context, quiet time.Duration) (RollupStats, e
 			}
 		}
 		if !day.Before(seriesSH.firstDay(now)) { // the time series by hour of start (grains.go)
-			for i, slice := range slices {
-				if err := exec(s.startsInsertSQL(d.Day, gen, i, slice)); err != nil {
+			for _, q := range s.startsInsertSQL(d.Day, gen, slices) {
+				if err := exec(q); err != nil {
 					return st, fmt.Errorf("recomputing %s for %s: %w", seriesSH.name, d.Day, err)
 				}
 			}

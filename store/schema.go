@@ -446,15 +446,12 @@ var migrations = []migration{
 		// start hours up to spreadHorizon before it, and each start hour
 		// is exact under its own marks, so a series reads raw only the
 		// flows of its dirty start hours, not every flow started up to a
-		// day before a dirty bucket (grains.go, "By hour of start"). A day's
-		// pass writes its start hours slice by slice (slice: two slices
-		// write disjoint rows); readers sum the slices. Kept as long as
-		// series_1h.
+		// day before a dirty bucket (grains.go, "By hour of start").
+		// Kept as long as series_1h.
 		`CREATE TABLE IF NOT EXISTS {db}.series_sh (
 			hour DateTime('UTC') COMMENT 'the hour the flows started in',
 			bucket DateTime('UTC') COMMENT 'the hour their bytes flowed in',
 			gen Int64,
-			slice UInt32 COMMENT 'the host slice that summed the row',
 			network_id LowCardinality(String),
 			protocol UInt8,
 			direction Enum8('unspecified' = 0, 'ingress' = 1, 'egress' = 2),
@@ -465,9 +462,30 @@ var migrations = []migration{
 			last_end Int64 COMMENT 'the latest end of their lifetimes (Unix ms, spreadSQL): a range ending within the bucket gets all of the row when it ends after it'
 		) ENGINE = ReplacingMergeTree(gen)
 		PARTITION BY toYYYYMM(hour)
-		ORDER BY (hour, network_id, protocol, direction, shadowed, bucket, slice)
+		ORDER BY (hour, network_id, protocol, direction, shadowed, bucket)
 		TTL hour + toIntervalSecond(31536000)
 		SETTINGS fsync_after_insert = 1, fsync_part_directory = 1`,
+		// A day's pass sums its slices of hosts here first, as the
+		// addresses' (addrs_slices), so that series_sh has one row per key
+		// and generation: a reader of a generation takes, key by key, the
+		// newest row of it or a later one (aggregate.go hourConds).
+		`CREATE TABLE IF NOT EXISTS {db}.series_slices (
+			gen Int64,
+			slice UInt32 COMMENT 'the host slice that summed the row: two slices never send the same block (a replicated table drops a repeated one)',
+			hour DateTime('UTC'),
+			bucket DateTime('UTC'),
+			network_id LowCardinality(String),
+			protocol UInt8,
+			direction Enum8('unspecified' = 0, 'ingress' = 1, 'egress' = 2),
+			shadowed UInt8,
+			flows UInt64,
+			spread_bytes UInt64,
+			spread_packets UInt64,
+			last_end Int64
+		) ENGINE = MergeTree
+		ORDER BY (gen, hour, network_id, protocol, direction, shadowed, bucket)
+		TTL toDateTime(intDiv(gen, 1000000000)) + toIntervalHour(1)
+		SETTINGS ttl_only_drop_parts = 1, merge_with_ttl_timeout = 3600`,
 		// Which days' generations include it.
 		`ALTER TABLE {db}.rollup_days ADD COLUMN IF NOT EXISTS starts UInt8 COMMENT '1: the generation also wrote series_sh'`,
 		// Every day still in the raw flows is recomputed once.

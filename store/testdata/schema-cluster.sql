@@ -547,7 +547,6 @@ CREATE TABLE IF NOT EXISTS `flowlog`.series_sh_local ON CLUSTER `flows_cluster` 
 			hour DateTime('UTC') COMMENT 'the hour the flows started in',
 			bucket DateTime('UTC') COMMENT 'the hour their bytes flowed in',
 			gen Int64,
-			slice UInt32 COMMENT 'the host slice that summed the row',
 			network_id LowCardinality(String),
 			protocol UInt8,
 			direction Enum8('unspecified' = 0, 'ingress' = 1, 'egress' = 2),
@@ -558,11 +557,31 @@ CREATE TABLE IF NOT EXISTS `flowlog`.series_sh_local ON CLUSTER `flows_cluster` 
 			last_end Int64 COMMENT 'the latest end of their lifetimes (Unix ms, spreadSQL): a range ending within the bucket gets all of the row when it ends after it'
 		) ENGINE = ReplicatedReplacingMergeTree(gen)
 		PARTITION BY toYYYYMM(hour)
-		ORDER BY (hour, network_id, protocol, direction, shadowed, bucket, slice)
+		ORDER BY (hour, network_id, protocol, direction, shadowed, bucket)
 		TTL hour + toIntervalSecond(31536000)
 		SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
 
 CREATE TABLE IF NOT EXISTS `flowlog`.series_sh ON CLUSTER `flows_cluster` AS `flowlog`.series_sh_local ENGINE = Distributed(`flows_cluster`, `flowlog`, series_sh_local, toYYYYMMDD(hour));
+
+CREATE TABLE IF NOT EXISTS `flowlog`.series_slices_local ON CLUSTER `flows_cluster` (
+			gen Int64,
+			slice UInt32 COMMENT 'the host slice that summed the row: two slices never send the same block (a replicated table drops a repeated one)',
+			hour DateTime('UTC'),
+			bucket DateTime('UTC'),
+			network_id LowCardinality(String),
+			protocol UInt8,
+			direction Enum8('unspecified' = 0, 'ingress' = 1, 'egress' = 2),
+			shadowed UInt8,
+			flows UInt64,
+			spread_bytes UInt64,
+			spread_packets UInt64,
+			last_end Int64
+		) ENGINE = ReplicatedMergeTree
+		ORDER BY (gen, hour, network_id, protocol, direction, shadowed, bucket)
+		TTL toDateTime(intDiv(gen, 1000000000)) + toIntervalHour(1)
+		SETTINGS ttl_only_drop_parts = 1, merge_with_ttl_timeout = 3600;
+
+CREATE TABLE IF NOT EXISTS `flowlog`.series_slices ON CLUSTER `flows_cluster` AS `flowlog`.series_slices_local ENGINE = Distributed(`flows_cluster`, `flowlog`, series_slices_local, toYYYYMMDD(hour));
 
 ALTER TABLE `flowlog`.rollup_days_local ON CLUSTER `flows_cluster` ADD COLUMN IF NOT EXISTS starts UInt8 COMMENT '1: the generation also wrote series_sh';
 
