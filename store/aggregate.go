@@ -61,6 +61,7 @@ type plan struct {
 	days  map[string]cleanDay // the days (2006-01-02) r serves, each at its generation
 	h     *rollupTable        // by hour of start: serves hours (nil: none)
 	hours map[int64]int64     // the hours (since the epoch) h serves, each at its day's generation
+	dirty map[int64]bool      // the days (since the epoch) of those hours that are dirty (hourConds)
 }
 
 // The rollups each aggregate may read, cheapest first (plan takes the
@@ -131,7 +132,7 @@ func (s *Store) plan(ctx context.Context, f flowlog.Filter, cands []*rollupTable
 			continue // a day rolled up before r existed: a table that has it
 		}
 		if h != nil {
-			p.h, p.hours = h, servedHours(f, h, clean, p.days, now)
+			p.h, p.hours, p.dirty = h, servedHours(f, h, clean, p.days, now), dirtyDays(clean)
 		}
 		if len(p.days) == 0 && len(p.hours) == 0 {
 			return plan{}, nil
@@ -169,6 +170,17 @@ func servedHours(f flowlog.Filter, h *rollupTable, clean, days map[string]cleanD
 	return out
 }
 
+// dirtyDays are the days (since the epoch) of clean that have dirty hours.
+func dirtyDays(clean map[string]cleanDay) map[int64]bool {
+	out := map[int64]bool{}
+	for d, c := range clean {
+		if day, err := time.Parse(dayLayout, d); err == nil && c.dirty != 0 {
+			out[day.Unix()/86400] = true
+		}
+	}
+	return out
+}
+
 func maxTime(a, b time.Time) time.Time {
 	if a.After(b) {
 		return a
@@ -199,7 +211,7 @@ func (s *Store) sources(f flowlog.Filter, p plan, cols string, withIPs bool, ste
 		parts = append(parts, s.rollupPart(f, p, cols, step))
 	}
 	if len(p.hours) > 0 {
-		parts = append(parts, s.flowRows(p.h, true, hourConds(f, p, 0), cols, 0))
+		parts = append(parts, hourReads(f, p, 0, func(c []string, final bool) string { return s.flowRows(p.h, final, c, cols, 0) })...)
 	}
 	if raw := s.rawPart(f, p, cols, withIPs, step); raw != "" {
 		parts = append(parts, raw)
@@ -244,28 +256,45 @@ func rollupConds(f flowlog.Filter, p plan, step time.Duration) []string {
 	return rc
 }
 
-// hourConds select the rows of p's hour rollup for the hours it serves,
-// each at its day's generation, meeting f (for a series (step > 0), with
-// the rows holding only bytes).
-func hourConds(f flowlog.Filter, p plan, step time.Duration) []string {
+// hourConds select the rows of p's hour rollup for the hours it serves of
+// the clean days, or with dirty of the dirty days, each at its day's
+// generation, meeting f (for a series (step > 0), with the rows holding
+// only bytes); nil for no such hour.
+//
+// A dirty day is one a pass may be recomputing, or one a pass stopped
+// recomputing: it writes a later generation's rows before it names it,
+// the same as the named one's for the hours still clean, and the engine
+// may merge the named generation's rows into them meanwhile (the tables
+// are ReplacingMergeTree(gen), keyed without it), so a dirty day's hours
+// are read key by key at the named generation or a later one, FINAL
+// (hourReads). Each key's row of any generation is whole (one statement
+// writes it), so the newest is as exact as the named one's; the keys a
+// later generation no longer has are of its dirty hours, not read here.
+// A clean day is not being recomputed, and reads its generation's rows.
+func hourConds(f flowlog.Filter, p plan, step time.Duration, dirty bool) []string {
 	hs := make([]int64, 0, len(p.hours))
 	for h := range p.hours {
-		hs = append(hs, h)
+		if p.dirty[h/24] == dirty {
+			hs = append(hs, h)
+		}
+	}
+	if len(hs) == 0 {
+		return nil
 	}
 	sort.Slice(hs, func(i, j int) bool { return hs[i] < hs[j] })
-	// Each hour is at its day's generation or a later one, key by key,
-	// read FINAL (hourFrom): a pass recomputing the day writes a later
-	// generation's rows before it names it, the same ones for the hours
-	// still clean, and the engine may merge the named generation's rows
-	// into them meanwhile (ReplacingMergeTree(gen) keeps the later), or
-	// after a pass that stopped before naming it. Each key's row of any
-	// generation is whole (one statement writes it), so the newest one is
-	// as exact as the named one's; rows of keys a later generation no
-	// longer has are of its dirty hours, which are not read here.
+	c := p.h.timeCol
+	// Each hour is at its day's generation: the set names the days (a set
+	// of a month's 720 hours cost more than reading their rows).
 	var gens []string
 	for i, h := range hs {
-		if i == 0 || h/24 != hs[i-1]/24 {
-			gens = append(gens, fmt.Sprintf("toDate(%s) = '%s' AND gen >= %d", p.h.timeCol, time.Unix(h*3600, 0).UTC().Format(dayLayout), p.hours[h]))
+		if i > 0 && h/24 == hs[i-1]/24 {
+			continue
+		}
+		day := time.Unix(h*3600, 0).UTC().Format(dayLayout)
+		if dirty {
+			gens = append(gens, fmt.Sprintf("toDate(%s) = '%s' AND gen >= %d", c, day, p.hours[h]))
+		} else {
+			gens = append(gens, fmt.Sprintf("('%s', %d)", day, p.hours[h]))
 		}
 	}
 	rc := dimConds(f)
@@ -274,7 +303,6 @@ func hourConds(f flowlog.Filter, p plan, step time.Duration) []string {
 	}
 	// The runs of consecutive hours prune parts and granules (the first
 	// and last day of a long range are weeks apart) and pick the hours.
-	c := p.h.timeCol
 	var runs []string
 	for i := 0; i < len(hs); {
 		j := i + 1
@@ -284,11 +312,28 @@ func hourConds(f flowlog.Filter, p plan, step time.Duration) []string {
 		runs = append(runs, fmt.Sprintf("%[1]s >= toDateTime(%[2]d, 'UTC') AND %[1]s < toDateTime(%[3]d, 'UTC')", c, hs[i]*3600, (hs[j-1]+1)*3600))
 		i = j
 	}
-	rc = append(rc, "("+strings.Join(runs, " OR ")+")", "("+strings.Join(gens, " OR ")+")")
+	rc = append(rc, "("+strings.Join(runs, " OR ")+")")
+	if dirty {
+		rc = append(rc, "("+strings.Join(gens, " OR ")+")")
+	} else {
+		rc = append(rc, "(toDate("+c+"), gen) IN ("+strings.Join(gens, ", ")+")")
+	}
 	if step == 0 {
 		rc = append(rc, "flows > 0")
 	}
 	return rc
+}
+
+// hourReads renders read for p's hours, in up to two parts: the hours of
+// clean days, and FINAL those of dirty days (hourConds).
+func hourReads(f flowlog.Filter, p plan, step time.Duration, read func(c []string, final bool) string) []string {
+	var out []string
+	for _, dirty := range []bool{false, true} {
+		if c := hourConds(f, p, step, dirty); c != nil {
+			out = append(out, read(c, dirty))
+		}
+	}
+	return out
 }
 
 // rollupPart reads the days p serves from its (flow-shaped) rollup.
@@ -296,21 +341,21 @@ func (s *Store) rollupPart(f flowlog.Filter, p plan, cols string, step time.Dura
 	return s.flowRows(p.r, false, rollupConds(f, p, step), cols, step)
 }
 
-// flowRows reads the rows meeting c of a flow-shaped rollup, by hour
-// (hourConds) when byHour.
-func (s *Store) flowRows(r *rollupTable, byHour bool, c []string, cols string, step time.Duration) string {
+// flowRows reads the rows meeting c of a flow-shaped rollup (FINAL: see
+// hourConds).
+func (s *Store) flowRows(r *rollupTable, final bool, c []string, cols string, step time.Duration) string {
 	nb, np := "bytes", "packets"
 	if step > 0 {
 		nb, np = "spread_bytes", "spread_packets"
 	}
 	return fmt.Sprintf("SELECT toDateTime64(%s, 3, 'UTC') AS t, %stoUInt128(%s) AS nb, toUInt128(%s) AS np, toUInt128(flows) AS nf FROM %s %s",
-		r.timeCol, cols, nb, np, s.tableOf(r, byHour), whereOf(c))
+		r.timeCol, cols, nb, np, s.tableOf(r, final), whereOf(c))
 }
 
-// tableOf is the FROM of a rollup's rows: by hour (hourConds), FINAL, so
-// that each key's newest generation is read.
-func (s *Store) tableOf(r *rollupTable, byHour bool) string {
-	if byHour {
+// tableOf is the FROM of a rollup's rows, FINAL to read each key's newest
+// generation (hourConds).
+func (s *Store) tableOf(r *rollupTable, final bool) string {
+	if final {
 		return s.db + "." + r.name + " FINAL"
 	}
 	return s.db + "." + r.name
@@ -325,17 +370,17 @@ func (s *Store) sidePart(f flowlog.Filter, p plan, g string, sides []string) str
 		parts = append(parts, s.sideRows(p.r, false, rollupConds(f, p, 0), g, sides))
 	}
 	if len(p.hours) > 0 {
-		parts = append(parts, s.sideRows(p.h, true, hourConds(f, p, 0), g, sides))
+		parts = append(parts, hourReads(f, p, 0, func(c []string, final bool) string { return s.sideRows(p.h, final, c, g, sides) })...)
 	}
 	return strings.Join(parts, " UNION ALL ")
 }
 
-func (s *Store) sideRows(r *rollupTable, byHour bool, c []string, g string, sides []string) string {
+func (s *Store) sideRows(r *rollupTable, final bool, c []string, g string, sides []string) string {
 	if len(sides) == 1 {
 		c = append(c, "side = "+map[string]string{"src": "0", "dst": "1"}[sides[0]])
 	}
 	return fmt.Sprintf("SELECT %s AS g, toUInt128(bytes) AS nb, toUInt128(packets) AS np, toUInt128(flows) AS nf FROM %s %s",
-		g, s.tableOf(r, byHour), whereOf(c))
+		g, s.tableOf(r, final), whereOf(c))
 }
 
 // rawPart reads raw flows for the days of the range p's rollup does not
@@ -430,7 +475,7 @@ func (s *Store) startsPlan(ctx context.Context, f flowlog.Filter, step time.Dura
 			hours[t.UnixMilli()/hourMS] = c.gen
 		}
 	}
-	p := plan{h: &seriesSH, hours: hours}
+	p := plan{h: &seriesSH, hours: hours, dirty: dirtyDays(clean)}
 	if !f.To.IsZero() && !onHour(f.To) && len(hours) > 0 {
 		if err := s.endsWithin(ctx, f, p); err != nil {
 			return plan{}, err
@@ -451,9 +496,12 @@ func (s *Store) endsWithin(ctx context.Context, f flowlog.Filter, p plan) error 
 	var rows []struct {
 		H int64 `json:"h"`
 	}
-	c := append(hourConds(f, p, time.Hour), "bucket = toDateTime("+strconv.FormatInt(last.Unix(), 10)+", 'UTC')")
-	q := fmt.Sprintf("SELECT toUnixTimestamp(hour) AS h FROM %s %s GROUP BY hour HAVING max(last_end) >= %d",
-		s.tableOf(&seriesSH, true), whereOf(c), f.To.UnixMilli())
+	reads := hourReads(f, p, time.Hour, func(c []string, final bool) string {
+		c = append(c, "bucket = toDateTime("+strconv.FormatInt(last.Unix(), 10)+", 'UTC')")
+		return "SELECT hour, last_end FROM " + s.tableOf(&seriesSH, final) + " " + whereOf(c)
+	})
+	q := fmt.Sprintf("SELECT toUnixTimestamp(hour) AS h FROM (%s) GROUP BY hour HAVING max(last_end) >= %d",
+		strings.Join(reads, " UNION ALL "), f.To.UnixMilli())
 	if err := s.queryRows(ctx, q, &rows); err != nil {
 		return fmt.Errorf("reading the time series' last hour: %w", err)
 	}
@@ -470,12 +518,14 @@ func onHour(t time.Time) bool { return t.Equal(t.Truncate(time.Hour)) }
 // range, and the flows started in the other hours since spreadHorizon
 // before the range, spread over its buckets. Columns as sources'.
 func (s *Store) startsSources(f flowlog.Filter, p plan, step time.Duration) string {
-	c := append(hourConds(f, p, step), "bucket >= toDateTime("+strconv.FormatInt(f.From.Unix(), 10)+", 'UTC')")
-	if !f.To.IsZero() {
-		c = append(c, "bucket < toDateTime("+strconv.FormatInt(f.To.Unix(), 10)+", 'UTC')")
-	}
-	parts := []string{fmt.Sprintf("SELECT toDateTime64(bucket, 3, 'UTC') AS t, toUInt128(spread_bytes) AS nb, toUInt128(spread_packets) AS np, toUInt128(flows) AS nf FROM %s %s",
-		s.tableOf(&seriesSH, true), whereOf(c))}
+	parts := hourReads(f, p, step, func(c []string, final bool) string {
+		c = append(c, "bucket >= toDateTime("+strconv.FormatInt(f.From.Unix(), 10)+", 'UTC')")
+		if !f.To.IsZero() {
+			c = append(c, "bucket < toDateTime("+strconv.FormatInt(f.To.Unix(), 10)+", 'UTC')")
+		}
+		return fmt.Sprintf("SELECT toDateTime64(bucket, 3, 'UTC') AS t, toUInt128(spread_bytes) AS nb, toUInt128(spread_packets) AS np, toUInt128(flows) AS nf FROM %s %s",
+			s.tableOf(&seriesSH, final), whereOf(c))
+	})
 	back, lo, hi := spreadRange(f)
 	if skip, spans, all := rawSkip(back, p); !all {
 		q := spreadSQL(s.rawFrom(s.condsExcept(back, s.staleCutoff(), skip, spans)), "", "", spreadWidth(step), lo, hi)
@@ -773,7 +823,7 @@ func (s *Store) topSQL(ctx context.Context, q flowlog.TopQuery, raw bool, sides 
 		flowParts = append(flowParts, s.rollupPart(q.Filter, p, cols, 0))
 	}
 	if len(p.hours) > 0 && !p.h.sides {
-		flowParts = append(flowParts, s.flowRows(p.h, true, hourConds(q.Filter, p, 0), cols, 0))
+		flowParts = append(flowParts, hourReads(q.Filter, p, 0, func(c []string, final bool) string { return s.flowRows(p.h, final, c, cols, 0) })...)
 	}
 	if r := s.rawPart(q.Filter, p, cols, raw, 0); r != "" {
 		flowParts = append(flowParts, r)

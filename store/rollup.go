@@ -73,9 +73,9 @@ import (
 // may merge the named generation's rows into a later one's of the same
 // key, written by a pass under way (or stopped) on the day: a day being
 // recomputed is dirty, so its day rows are not read, but its clean hours
-// are, by hour of start. Those are read key by key at the named
-// generation or a later one (aggregate.go hourConds), which for a clean
-// hour holds the same sums.
+// are, by hour of start. A dirty day's hours are read key by key at the
+// named generation or a later one (aggregate.go hourConds), which for a
+// clean hour holds the same sums.
 //
 // Cost: a day is recomputed whole (at 10M flows over 30 days, about 0.7 s a
 // day, BENCHMARKS.md), in slices of hosts ("Slices" below). The background
