@@ -211,7 +211,7 @@ func (s *Store) sources(f flowlog.Filter, p plan, cols string, withIPs bool, ste
 		parts = append(parts, s.rollupPart(f, p, cols, step))
 	}
 	if len(p.hours) > 0 {
-		parts = append(parts, hourReads(f, p, 0, func(c []string, final bool) string { return s.flowRows(p.h, final, c, cols, 0) })...)
+		parts = append(parts, hourReads(f, p, 0, func(c []string, newest bool) string { return s.flowRows(p.h, newest, c, cols, 0) })...)
 	}
 	if raw := s.rawPart(f, p, cols, withIPs, step); raw != "" {
 		parts = append(parts, raw)
@@ -266,8 +266,8 @@ func rollupConds(f flowlog.Filter, p plan, step time.Duration) []string {
 // the same as the named one's for the hours still clean, and the engine
 // may merge the named generation's rows into them meanwhile (the tables
 // are ReplacingMergeTree(gen), keyed without it), so a dirty day's hours
-// are read key by key at the named generation or a later one, FINAL
-// (hourReads). Each key's row of any generation is whole (one statement
+// are read key by key at the named generation or a later one, the newest
+// (hourReads, rowsOf). Each key's row of any generation is whole (one statement
 // writes it), so the newest is as exact as the named one's; the keys a
 // later generation no longer has are of its dirty hours, not read here.
 // A clean day is not being recomputed, and reads its generation's rows.
@@ -325,8 +325,8 @@ func hourConds(f flowlog.Filter, p plan, step time.Duration, dirty bool) []strin
 }
 
 // hourReads renders read for p's hours, in up to two parts: the hours of
-// clean days, and FINAL those of dirty days (hourConds).
-func hourReads(f flowlog.Filter, p plan, step time.Duration, read func(c []string, final bool) string) []string {
+// clean days, and those of dirty days, each key's newest row (hourConds).
+func hourReads(f flowlog.Filter, p plan, step time.Duration, read func(c []string, newest bool) string) []string {
 	var out []string
 	for _, dirty := range []bool{false, true} {
 		if c := hourConds(f, p, step, dirty); c != nil {
@@ -341,24 +341,25 @@ func (s *Store) rollupPart(f flowlog.Filter, p plan, cols string, step time.Dura
 	return s.flowRows(p.r, false, rollupConds(f, p, step), cols, step)
 }
 
-// flowRows reads the rows meeting c of a flow-shaped rollup (FINAL: see
-// hourConds).
-func (s *Store) flowRows(r *rollupTable, final bool, c []string, cols string, step time.Duration) string {
+// flowRows reads the rows meeting c of a flow-shaped rollup (newest: see
+// rowsOf).
+func (s *Store) flowRows(r *rollupTable, newest bool, c []string, cols string, step time.Duration) string {
 	nb, np := "bytes", "packets"
 	if step > 0 {
 		nb, np = "spread_bytes", "spread_packets"
 	}
-	return fmt.Sprintf("SELECT toDateTime64(%s, 3, 'UTC') AS t, %stoUInt128(%s) AS nb, toUInt128(%s) AS np, toUInt128(flows) AS nf FROM %s %s",
-		r.timeCol, cols, nb, np, s.tableOf(r, final), whereOf(c))
+	return fmt.Sprintf("SELECT toDateTime64(%s, 3, 'UTC') AS t, %stoUInt128(%s) AS nb, toUInt128(%s) AS np, toUInt128(flows) AS nf FROM %s",
+		r.timeCol, cols, nb, np, s.rowsOf(r, c, newest))
 }
 
-// tableOf is the FROM of a rollup's rows, FINAL to read each key's newest
-// generation (hourConds).
-func (s *Store) tableOf(r *rollupTable, final bool) string {
-	if final {
-		return s.db + "." + r.name + " FINAL"
+// rowsOf is the FROM of a rollup's rows meeting c, with newest only each
+// key's row of the newest generation among them (hourConds). Not FINAL:
+// on flows_1h (month partitions) it cost seven times the read.
+func (s *Store) rowsOf(r *rollupTable, c []string, newest bool) string {
+	if newest {
+		return fmt.Sprintf("(SELECT * FROM %s.%s %s ORDER BY gen DESC LIMIT 1 BY %s)", s.db, r.name, whereOf(c), r.key)
 	}
-	return s.db + "." + r.name
+	return s.db + "." + r.name + " " + whereOf(c)
 }
 
 // sidePart reads the days p serves from its rollup of one row per side
@@ -370,17 +371,17 @@ func (s *Store) sidePart(f flowlog.Filter, p plan, g string, sides []string) str
 		parts = append(parts, s.sideRows(p.r, false, rollupConds(f, p, 0), g, sides))
 	}
 	if len(p.hours) > 0 {
-		parts = append(parts, hourReads(f, p, 0, func(c []string, final bool) string { return s.sideRows(p.h, final, c, g, sides) })...)
+		parts = append(parts, hourReads(f, p, 0, func(c []string, newest bool) string { return s.sideRows(p.h, newest, c, g, sides) })...)
 	}
 	return strings.Join(parts, " UNION ALL ")
 }
 
-func (s *Store) sideRows(r *rollupTable, final bool, c []string, g string, sides []string) string {
+func (s *Store) sideRows(r *rollupTable, newest bool, c []string, g string, sides []string) string {
 	if len(sides) == 1 {
 		c = append(c, "side = "+map[string]string{"src": "0", "dst": "1"}[sides[0]])
 	}
-	return fmt.Sprintf("SELECT %s AS g, toUInt128(bytes) AS nb, toUInt128(packets) AS np, toUInt128(flows) AS nf FROM %s %s",
-		g, s.tableOf(r, final), whereOf(c))
+	return fmt.Sprintf("SELECT %s AS g, toUInt128(bytes) AS nb, toUInt128(packets) AS np, toUInt128(flows) AS nf FROM %s",
+		g, s.rowsOf(r, c, newest))
 }
 
 // rawPart reads raw flows for the days of the range p's rollup does not
@@ -496,9 +497,9 @@ func (s *Store) endsWithin(ctx context.Context, f flowlog.Filter, p plan) error 
 	var rows []struct {
 		H int64 `json:"h"`
 	}
-	reads := hourReads(f, p, time.Hour, func(c []string, final bool) string {
+	reads := hourReads(f, p, time.Hour, func(c []string, newest bool) string {
 		c = append(c, "bucket = toDateTime("+strconv.FormatInt(last.Unix(), 10)+", 'UTC')")
-		return "SELECT hour, last_end FROM " + s.tableOf(&seriesSH, final) + " " + whereOf(c)
+		return "SELECT hour, last_end FROM " + s.rowsOf(&seriesSH, c, newest)
 	})
 	q := fmt.Sprintf("SELECT toUnixTimestamp(hour) AS h FROM (%s) GROUP BY hour HAVING max(last_end) >= %d",
 		strings.Join(reads, " UNION ALL "), f.To.UnixMilli())
@@ -518,13 +519,13 @@ func onHour(t time.Time) bool { return t.Equal(t.Truncate(time.Hour)) }
 // range, and the flows started in the other hours since spreadHorizon
 // before the range, spread over its buckets. Columns as sources'.
 func (s *Store) startsSources(f flowlog.Filter, p plan, step time.Duration) string {
-	parts := hourReads(f, p, step, func(c []string, final bool) string {
+	parts := hourReads(f, p, step, func(c []string, newest bool) string {
 		c = append(c, "bucket >= toDateTime("+strconv.FormatInt(f.From.Unix(), 10)+", 'UTC')")
 		if !f.To.IsZero() {
 			c = append(c, "bucket < toDateTime("+strconv.FormatInt(f.To.Unix(), 10)+", 'UTC')")
 		}
-		return fmt.Sprintf("SELECT toDateTime64(bucket, 3, 'UTC') AS t, toUInt128(spread_bytes) AS nb, toUInt128(spread_packets) AS np, toUInt128(flows) AS nf FROM %s %s",
-			s.tableOf(&seriesSH, final), whereOf(c))
+		return fmt.Sprintf("SELECT toDateTime64(bucket, 3, 'UTC') AS t, toUInt128(spread_bytes) AS nb, toUInt128(spread_packets) AS np, toUInt128(flows) AS nf FROM %s",
+			s.rowsOf(&seriesSH, c, newest))
 	})
 	back, lo, hi := spreadRange(f)
 	if skip, spans, all := rawSkip(back, p); !all {
@@ -823,7 +824,7 @@ func (s *Store) topSQL(ctx context.Context, q flowlog.TopQuery, raw bool, sides 
 		flowParts = append(flowParts, s.rollupPart(q.Filter, p, cols, 0))
 	}
 	if len(p.hours) > 0 && !p.h.sides {
-		flowParts = append(flowParts, hourReads(q.Filter, p, 0, func(c []string, final bool) string { return s.flowRows(p.h, final, c, cols, 0) })...)
+		flowParts = append(flowParts, hourReads(q.Filter, p, 0, func(c []string, newest bool) string { return s.flowRows(p.h, newest, c, cols, 0) })...)
 	}
 	if r := s.rawPart(q.Filter, p, cols, raw, 0); r != "" {
 		flowParts = append(flowParts, r)

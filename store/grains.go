@@ -47,14 +47,17 @@ var (
 	// By hour of start (migration 12): the hours of the days the day
 	// tables above do not serve (rollup.go, "Hours").
 	talkers1h = rollupTable{name: "talkers_1h", grain: time.Hour, ttl: RollupHourTTL, timeCol: "hour", hourly: true, sides: true,
+		key:  "hour, network_id, shadowed, side, ptype, pid, pname",
 		dims: []string{"network_id"}}
 	addrs1h = rollupTable{name: "addrs_1h", grain: time.Hour, ttl: RollupHourTTL, timeCol: "hour", hourly: true, sides: true,
+		key:  "hour, network_id, shadowed, side, ip",
 		dims: []string{"network_id"}}
 )
 
 // By hour of start (migration 15): the time series ("By hour of start"
 // below).
 var seriesSH = rollupTable{name: "series_sh", grain: time.Hour, ttl: Rollup1hTTL, timeCol: "hour",
+	key:  "hour, network_id, protocol, direction, shadowed, bucket",
 	dims: []string{"network_id", "protocol", "direction"}}
 
 // RollupHourTTL is how long talkers_1h and addrs_1h keep their rows: the

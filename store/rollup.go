@@ -74,8 +74,8 @@ import (
 // key, written by a pass under way (or stopped) on the day: a day being
 // recomputed is dirty, so its day rows are not read, but its clean hours
 // are, by hour of start. A dirty day's hours are read key by key at the
-// named generation or a later one (aggregate.go hourConds), which for a
-// clean hour holds the same sums.
+// named generation or a later one, the newest (aggregate.go hourConds),
+// which for a clean hour holds the same sums.
 //
 // Cost: a day is recomputed whole (at 10M flows over 30 days, about 0.7 s a
 // day, BENCHMARKS.md), in slices of hosts ("Slices" below). The background
@@ -136,11 +136,12 @@ type rollupTable struct {
 	grains  bool     // written since migration 9 (grains.go): serves days whose rollup_days.grains = 1
 	hourly  bool     // written since migration 12 (grains.go): serves hours of days whose rollup_days.hours = 1
 	sides   bool     // one row per participant (or address) and side, not per flow's pair
+	key     string   // of a table read by hour: its sorting key, one row per key and generation (hourConds)
 }
 
 var (
 	rollup1m = rollupTable{name: "flows_1m", grain: time.Minute, ttl: Rollup1mTTL, timeCol: "bucket"}
-	rollup1h = rollupTable{name: "flows_1h", grain: time.Hour, ttl: Rollup1hTTL, timeCol: "bucket"}
+	rollup1h = rollupTable{name: "flows_1h", grain: time.Hour, ttl: Rollup1hTTL, timeCol: "bucket", key: "bucket, " + rollupDims + ", shadowed"}
 )
 
 // firstDay is the first whole day (UTC midnight) this rollup still holds
