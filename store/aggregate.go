@@ -267,9 +267,10 @@ func rollupConds(f flowlog.Filter, p plan, step time.Duration) []string {
 // may merge the named generation's rows into them meanwhile (the tables
 // are ReplacingMergeTree(gen), keyed without it), so a dirty day's hours
 // are read key by key at the named generation or a later one, the newest
-// (hourReads, rowsOf). Each key's row of any generation is whole (one statement
-// writes it), so the newest is as exact as the named one's; the keys a
-// later generation no longer has are of its dirty hours, not read here.
+// (hourReads, rowsOf). Each key's row of any generation is whole (one
+// statement writes it), so the newest is as exact as the named one's; the
+// keys a later generation no longer has are of its dirty hours, not read
+// here.
 // A clean day is not being recomputed, and reads its generation's rows.
 func hourConds(f flowlog.Filter, p plan, step time.Duration, dirty bool) []string {
 	hs := make([]int64, 0, len(p.hours))
