@@ -164,6 +164,7 @@ type Report struct {
 	MachineBusyCPU     float64 `json:"machine_busy_cores"`  // every process on the machine, from /proc/stat
 	MachineStealCPU    float64 `json:"machine_steal_cores"` // taken by the hypervisor: noise if not ~0
 	CollectorStopSec   float64 `json:"collector_stop_s,omitempty"`
+	CollectorStopRSS   int64   `json:"collector_stop_peak_rss_bytes,omitempty"` // highest VmRSS polled every 200ms from SIGTERM to exit
 	LoadgenProfileFile string  `json:"loadgen_cpuprofile,omitempty"`
 
 	Verify  *verifyResult  `json:"verify,omitempty"`
@@ -354,7 +355,12 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 	if col != nil {
 		log.Info("stopping collector (SIGTERM): it answers and commits what it received")
 		t0 := time.Now()
-		if err := col.stop(90 * time.Second); err != nil {
+		// The stop is polled too: it waits for the statement a rollup
+		// pass is running, and the pass's first begins as the load ends.
+		stopRSS := pollRSS(col.cmd.Process.Pid, 200*time.Millisecond)
+		err := col.stop(90 * time.Second)
+		rep.CollectorStopRSS, _ = stopRSS.stop()
+		if err != nil {
 			return fmt.Errorf("collector did not stop cleanly: %w\n%s", err, col.tail())
 		}
 		rep.CollectorStopSec = time.Since(t0).Seconds()
@@ -909,6 +915,7 @@ func (r *Report) print(out io.Writer) {
 	}
 	if r.CollectorStopSec > 0 {
 		row("collector stop", fmt.Sprintf("%.1fs", r.CollectorStopSec), "SIGTERM → exit")
+		row("collector peak RSS, stopping", mib(r.CollectorStopRSS), "VmRSS polled every 200ms from SIGTERM to exit")
 	}
 	if cl := r.Ceiling; cl != nil {
 		row("store ceiling (direct insert)", thousands(int64(cl.RowsPerSec))+" rows/s",
