@@ -622,14 +622,20 @@ const participantCols = "src_type, src_entity_id, src_entity_name, dst_type, dst
 // aggregateSQL plans and renders one flow-shaped aggregate: SELECT sel FROM
 // <sources> tail.
 func (s *Store) aggregateSQL(ctx context.Context, f flowlog.Filter, step time.Duration, cands []*rollupTable, cols string, sel, tail string) (string, error) {
-	p, err := s.startsPlan(ctx, f, step)
-	if err == nil && p.h == nil {
-		p, err = s.plan(ctx, f, cands, step == 0)
-	}
+	p, err := s.aggregatePlan(ctx, f, step, cands)
 	if err != nil {
 		return "", err
 	}
 	return "SELECT " + sel + " FROM " + s.sources(f, p, cols, false, step) + " " + tail, nil
+}
+
+// aggregatePlan is how a flow-shaped aggregate reads f's range: a series
+// by hour of start when it can (startsPlan), else from cands (plan).
+func (s *Store) aggregatePlan(ctx context.Context, f flowlog.Filter, step time.Duration, cands []*rollupTable) (plan, error) {
+	if p, err := s.startsPlan(ctx, f, step); err != nil || p.h != nil {
+		return p, err
+	}
+	return s.plan(ctx, f, cands, step == 0)
 }
 
 // Sums never wrap. ClickHouse's sum of UInt64 is a UInt64 that wraps

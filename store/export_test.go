@@ -55,10 +55,10 @@ func TopPlan(s *Store, q flowlog.TopQuery) (table string, days int, err error) {
 }
 
 func planOf(s *Store, f flowlog.Filter, cands []*rollupTable, step time.Duration) (table string, days int, err error) {
-	if p, err := s.startsPlan(context.Background(), f, step); err != nil || p.h != nil {
-		return p.h.name, len(p.hours) / 24, err // series_sh: whole days of start hours
+	p, err := s.aggregatePlan(context.Background(), f, step, cands)
+	if p.h == &seriesSH {
+		return p.h.name, len(p.hours) / 24, err // whole days of start hours
 	}
-	p, err := s.plan(context.Background(), f, cands, step == 0)
 	if p.r == nil || len(p.days) == 0 {
 		return "", 0, err
 	}

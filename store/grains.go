@@ -142,8 +142,7 @@ func (s *Store) grainsInsertSQL(day string, gen int64, hours bool, slices [][]st
 	// by hour, and the day's as the sums of those, or by day directly.
 	part := []string{d.Format(partitionLayout)}
 	for i, slice := range slices {
-		read := append([]string{partitionIn(part)}, slice...)
-		shadowed := s.shadowedExpr(s.egressBounds(time.Time{}, time.Time{}, part, nil), read, false, true)
+		read, shadowed := s.sliceRead(part, slice)
 		out = append(out, fmt.Sprintf(`INSERT INTO %[1]s.addrs_slices (gen, slice, hour, network_id, shadowed, side, ip, bytes, packets, flows)
 		SELECT toInt64(%[2]d) AS gen_r, toUInt32(%[3]d) AS slice_r, t_r, network_id, shadowed_r, a.1 AS side_r, a.2 AS ip_r,
 			toUInt64(least(sum(nb), %[4]s)), toUInt64(least(sum(np), %[4]s)), count()
@@ -179,7 +178,7 @@ func (s *Store) grainsInsertSQL(day string, gen int64, hours bool, slices [][]st
 // retry, an egress row shadowing an ingress one) marks that start hour,
 // so a clean start hour's rows are exact for every bucket they reach, and
 // a series reads raw only the flows of the start hours that are dirty
-// (the hour being written) or not rolled up (aggregate.go seriesByStart).
+// (the hour being written) or not rolled up (aggregate.go startsPlan).
 // A day's pass writes the start hours of its own flows, with every bucket
 // they reach (the day and the next), slice of hosts by slice into
 // series_slices, then their sums.
@@ -193,8 +192,7 @@ func (s *Store) startsInsertSQL(day string, gen int64, slices [][]string) []stri
 	dims := "network_id, protocol, direction, "
 	var out []string
 	for i, slice := range slices {
-		read := append([]string{partitionIn(part)}, slice...)
-		shadowed := s.shadowedExpr(s.egressBounds(time.Time{}, time.Time{}, part, nil), read, false, true)
+		read, shadowed := s.sliceRead(part, slice)
 		spread := spreadSQL(s.db+".flows FINAL "+whereOf(read), "toStartOfHour(start_ts) AS hour_r, "+dims+"toUInt8("+shadowed+") AS shadowed_r, ",
 			"hour_r, "+dims+"shadowed_r, e0, ", hourMS, d.UnixMilli(), 1<<62)
 		out = append(out, fmt.Sprintf(`INSERT INTO %[1]s.series_slices (gen, slice, hour, bucket, %[2]sshadowed, flows, spread_bytes, spread_packets, last_end)

@@ -497,6 +497,15 @@ func (s *Store) hostSlices(ctx context.Context, day string) ([][]string, error) 
 	return append(out, lo), nil
 }
 
+// sliceRead is what a pass's statement reads of the day partitions parts
+// (YYYYMMDD) for the hosts of slice (hostSlices): its conditions on the
+// flows, and the expression saying whether a row is shadowed (dedupe.go),
+// against the egress rows of those days and their neighbours, every host's.
+func (s *Store) sliceRead(parts, slice []string) (read []string, shadowed string) {
+	read = append([]string{partitionIn(parts)}, slice...)
+	return read, s.shadowedExpr(s.egressBounds(time.Time{}, time.Time{}, parts, nil), read, false, true)
+}
+
 // dayAndBefore returns the partitions a day's flows_1m and flows_1h rows
 // are computed from: the day and, for the bytes of flows running into it,
 // the day before (spreadHorizon).
@@ -514,9 +523,7 @@ func dayAndBefore(day string) []string {
 // the day before (spreadHorizon).
 func (s *Store) rollupInsertSQL(r rollupTable, day string, gen int64, slice []string) string {
 	d, _ := time.Parse(dayLayout, day)
-	parts := dayAndBefore(day)
-	read := append([]string{partitionIn(parts)}, slice...)
-	shadowed := s.shadowedExpr(s.egressBounds(time.Time{}, time.Time{}, parts, nil), read, false, true)
+	read, shadowed := s.sliceRead(dayAndBefore(day), slice)
 	spread := spreadSQL(s.db+".flows FINAL "+whereOf(read), rollupDims+", toUInt8("+shadowed+") AS shadowed_r, ",
 		rollupDims+", shadowed_r, ", r.grain.Milliseconds(), d.UnixMilli(), d.Add(24*time.Hour).UnixMilli())
 	return fmt.Sprintf(`INSERT INTO %[1]s.%[2]s (bucket, gen, %[3]s, shadowed, bytes, packets, flows, spread_bytes, spread_packets)
